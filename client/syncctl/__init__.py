@@ -1,0 +1,1 @@
+"""syncctl: the operator client."""

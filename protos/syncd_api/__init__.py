@@ -1,0 +1,1 @@
+"""Generated gRPC and protobuf code for the syncd management plane (see protos/)."""

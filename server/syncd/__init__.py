@@ -1,0 +1,1 @@
+"""syncd: the management daemon."""
