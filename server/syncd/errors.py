@@ -147,3 +147,12 @@ class RunCancelled(BaseException):  # noqa: N818 - a control-flow signal, not an
     It derives from BaseException on purpose so that a job's `except Exception` cannot
     swallow a cancellation.
     """
+
+
+class BeanDisabledError(SyncdError):
+    """Raised when a run is asked of a job that cannot run here (no broker configured, …)."""
+
+    def __init__(self, bean: str, reason: str) -> None:
+        self.bean = bean
+        self.reason = reason
+        super().__init__(f"{bean} is disabled: {reason}")

@@ -55,6 +55,10 @@ class RunContext(Protocol):
         """Raises `syncd.errors.RunCancelled` once cancellation was asked for."""
         ...
 
+    def wait_cancelled(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds (a retry back-off, say); True as soon as cancelled."""
+        ...
+
     def report_progress(self, done: int, total: int | None = None) -> None: ...
     def add_rows(self, *, read: int = 0, written: int = 0) -> None: ...
 
@@ -95,3 +99,6 @@ class JobPack:
     description: str = ""
     # Called by `syncd serve --seed-demo` (and `make run`): create demo data if none exists yet.
     seed_demo: Callable[[PackContext], None] | None = None
+    # Adds the pack's own `syncd` subcommands to an argparse subparsers object; each subcommand
+    # sets `func(args, ctx: PackContext) -> int` as its default.
+    commands: Callable[[Any], None] | None = None

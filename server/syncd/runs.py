@@ -113,6 +113,9 @@ class _Context:
         if self._run.cancel_requested.is_set():
             raise RunCancelled
 
+    def wait_cancelled(self, timeout: float) -> bool:
+        return self._run.cancel_requested.wait(timeout)
+
     def report_progress(self, done: int, total: int | None = None) -> None:
         self._update(progress_done=done, progress_total=total or 0)
 

@@ -1,0 +1,245 @@
+"""Configuration: one TOML file into frozen, validated dataclasses.
+
+Unknown keys and bad values are rejected with their key path (`daemon.shutdown_grace: …`).
+Environment overrides: SYNCD_STATE_DIR (daemon.state_dir), SYNCD_ADDRESS (daemon.address),
+SYNCD_TCP_ADDRESS (daemon.tcp_address).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from syncd.errors import ConfigError
+
+T = TypeVar("T")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number of seconds or text like "1500ms", "30s", "15m", "2h", "1d"."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f'expected a duration such as 30, "30s", "15m" or "2h", got {value!r}')
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative, got {value!r}")
+    return seconds
+
+
+def duration(default: float, *, minimum: float = 0.0) -> Any:
+    """A dataclass field holding seconds, written in TOML as a number or "30s"/"15m"."""
+    return field(default=default, metadata={"duration": True, "minimum": minimum})
+
+
+def default_state_dir() -> Path:
+    """$SYNCD_STATE_DIR, else $XDG_STATE_HOME/syncd, else ~/.local/state/syncd."""
+    if env := os.environ.get("SYNCD_STATE_DIR"):
+        return Path(env).expanduser()
+    if xdg := os.environ.get("XDG_STATE_HOME"):
+        return Path(xdg).expanduser() / "syncd"
+    return Path.home() / ".local" / "state" / "syncd"
+
+
+def socket_path(state_dir: Path) -> Path:
+    """The control socket: in a 0700 directory under the state directory."""
+    return state_dir / "run" / "syncd.sock"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DaemonConfig:
+    """The `[daemon]` table."""
+
+    state_dir: Path = field(default_factory=default_state_dir)
+    # A gRPC address to listen on; empty means unix:<state_dir>/run/syncd.sock.
+    address: str = ""
+    # Optional TCP listener, loopback only until TLS arrives (e.g. "127.0.0.1:7601").
+    tcp_address: str = ""
+    shutdown_grace: float = duration(30.0)
+    cancel_grace: float = duration(10.0)
+    log_level: str = "info"
+    # Extra job packs as "module:attr" references to JobPack objects.
+    packs: tuple[str, ...] = ()
+    # Load every pack installed under the `syncd.jobs` entry-point group.
+    entry_points: bool = True
+
+    def __post_init__(self) -> None:
+        if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
+            raise ConfigError(
+                "daemon.log_level", "expected debug, info, warning, error or critical"
+            )
+        if self.tcp_address:
+            try:
+                host, _ = split_host_port(self.tcp_address)
+            except ValueError as exc:
+                raise ConfigError("daemon.tcp_address", str(exc)) from None
+            if not _is_loopback(host):
+                raise ConfigError(
+                    "daemon.tcp_address",
+                    f"{host} is not a loopback address; listening beyond loopback needs TLS,"
+                    " which this version does not offer",
+                )
+        for ref in self.packs:
+            if ":" not in ref:
+                raise ConfigError("daemon.packs", f"expected 'module:attr', got {ref!r}")
+
+    @property
+    def listen_address(self) -> str:
+        return self.address or f"unix:{socket_path(self.state_dir)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole file. `packs` holds each job pack's raw table, validated by the pack loader."""
+
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    packs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+
+def load_dataclass(cls: type[T], table: Mapping[str, Any], path: str) -> T:
+    """An instance of the frozen dataclass `cls` from a TOML table, or ConfigError with the path.
+
+    Supports str, int, float, bool, Path, `X | None`, tuple[str, ...], nested dataclasses and
+    duration fields (see `duration`).
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls!r} is not a dataclass")
+    if not isinstance(table, Mapping):
+        raise ConfigError(path or "(top level)", f"expected a table, got {type(table).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs: dict[str, Any] = {}
+    for key, raw in table.items():
+        key_path = f"{path}.{key}" if path else key
+        if key not in fields:
+            known = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(key_path, f"unknown key (known keys here: {known})")
+        fld = fields[key]
+        try:
+            if fld.metadata.get("duration"):
+                value: Any = parse_duration(raw)
+                if value < fld.metadata.get("minimum", 0.0):
+                    raise ValueError(f"must be at least {fld.metadata['minimum']} s")
+            else:
+                value = _convert(hints[key], raw, key_path)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(key_path, str(exc)) from None
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        if path and not exc.key_path.startswith(path):
+            raise ConfigError(f"{path}.{exc.key_path}", exc.problem) from None
+        raise
+
+
+def _convert(hint: Any, raw: Any, key_path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(options) == 1:
+            return _convert(options[0], raw, key_path)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return load_dataclass(hint, raw, key_path)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(raw, list):
+            raise ValueError(f"expected a list, got {type(raw).__name__}")
+        return tuple(_convert(args[0], item, key_path) for item in raw)
+    if origin is Mapping or origin is dict:
+        if not isinstance(raw, dict):
+            raise ValueError(f"expected a table, got {type(raw).__name__}")
+        return dict(raw)
+    if hint is bool:
+        if not isinstance(raw, bool):
+            raise ValueError(f"expected true or false, got {raw!r}")
+        return raw
+    if hint is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ValueError(f"expected a whole number, got {raw!r}")
+        return raw
+    if hint is float:
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise ValueError(f"expected a number, got {raw!r}")
+        return float(raw)
+    if hint is str:
+        if not isinstance(raw, str):
+            raise ValueError(f"expected a string, got {raw!r}")
+        return raw
+    if hint is Path:
+        if not isinstance(raw, str) or not raw:
+            raise ValueError(f"expected a path, got {raw!r}")
+        return Path(raw).expanduser()
+    raise ValueError(f"unsupported setting type {hint!r}")  # a programming error in a pack
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration from `path` (or defaults), with environment overrides applied."""
+    env = os.environ if env is None else env
+    document: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                document = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(str(path), "no such file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    unknown = set(document) - {"daemon", "packs"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(key, "unknown table (known: daemon, packs)")
+    daemon_table = dict(document.get("daemon", {}))
+    for var, key in (
+        ("SYNCD_STATE_DIR", "state_dir"),
+        ("SYNCD_ADDRESS", "address"),
+        ("SYNCD_TCP_ADDRESS", "tcp_address"),
+    ):
+        if env.get(var):
+            daemon_table[key] = env[var]
+    daemon = load_dataclass(DaemonConfig, daemon_table, "daemon")
+    packs = document.get("packs", {})
+    if not isinstance(packs, dict) or not all(isinstance(v, dict) for v in packs.values()):
+        raise ConfigError("packs", "expected tables named after job packs ([packs.<name>])")
+    return Config(daemon=daemon, packs=packs)
+
+
+def with_overrides(config: Config, **daemon_changes: Any) -> Config:
+    """The config with some `[daemon]` keys replaced (command-line flags), re-validated."""
+    changes = {k: v for k, v in daemon_changes.items() if v is not None}
+    if not changes:
+        return config
+    return dataclasses.replace(config, daemon=dataclasses.replace(config.daemon, **changes))

@@ -1,0 +1,163 @@
+"""The daemon: the composition root that owns the event loop's server, runs and shutdown.
+
+Shutdown is a staged protocol: health NOT_SERVING → new runs refused → running jobs get
+`shutdown_grace` to finish → the rest are cancelled (and, after `cancel_grace`, abandoned) and
+recorded → the server stops. A second signal forces an immediate exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from syncd import __version__
+from syncd.clock import Clock, SystemClock
+from syncd.config import Config
+from syncd.daemonbean import daemon_bean
+from syncd.enums import RunOutcome
+from syncd.instance import InstanceLock, prepare_socket, private_dir
+from syncd.job import JobSpec
+from syncd.jobbeans import JobBeans
+from syncd.ledger import MemoryLedger, RunLedger
+from syncd.registry import BeanRegistry
+from syncd.rpc.server import ControlServer
+from syncd.rpc.servicer import ControlPlane
+from syncd.runs import RunCoordinator
+
+log = structlog.get_logger("syncd.daemon")
+
+
+@dataclass(slots=True)
+class Listening:
+    """Where the daemon listens, once it does."""
+
+    addresses: list[str] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Daemon:
+    """One syncd instance over one state directory."""
+
+    def __init__(
+        self,
+        config: Config,
+        jobs: Sequence[JobSpec] = (),
+        *,
+        clock: Clock | None = None,
+        ledger: RunLedger | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.ledger = ledger or MemoryLedger()
+        self.coordinator = RunCoordinator(self.ledger, self.clock)
+        self.jobs = JobBeans(self.coordinator, self.ledger)
+        self.registry = BeanRegistry()
+        self.started_at = self.clock.now()
+        self.registry.register(
+            daemon_bean(
+                clock=self.clock,
+                started_at=self.started_at,
+                state_dir=config.daemon.state_dir,
+                coordinator=self.coordinator,
+                bean_count=lambda: len(self.registry),
+            )
+        )
+        for spec in jobs:
+            self.registry.register(self.jobs.build(spec))
+        self.listening = Listening()
+        self._stop = asyncio.Event()
+        self._stop_signals = 0
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.daemon.state_dir
+
+    def request_stop(self) -> None:
+        """Begin the shutdown protocol; safe to call at any time and more than once."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int) -> None:
+        self._stop_signals += 1
+        if self._stop_signals == 1:
+            log.info("daemon.signal", signal=signal.Signals(signum).name)
+            self.request_stop()
+            return
+        self._force_exit(signum)
+
+    def _force_exit(self, signum: int) -> None:
+        """Second signal: record what is still running and leave now."""
+        for run in self.coordinator.active_runs():
+            record = run.update(
+                outcome=RunOutcome.CANCELLED,
+                ended_at=self.clock.now(),
+                error_type="ForcedExit",
+                error_message="the daemon was stopped by a second signal",
+            )
+            self.ledger.record_end(record)
+        log.warning("daemon.forced_exit", signal=signal.Signals(signum).name)
+        os._exit(128 + signum)
+
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        """Run until asked to stop; returns the process exit status (0 on a clean stop)."""
+        daemon_cfg = self.config.daemon
+        private_dir(self.state_dir)
+        lock = InstanceLock(self.state_dir)
+        lock.acquire()
+        socket_file: Path | None = None
+        control = ControlServer(
+            ControlPlane(
+                registry=self.registry,
+                jobs=self.jobs,
+                coordinator=self.coordinator,
+                started_at=self.started_at,
+                pid=os.getpid(),
+            )
+        )
+        loop = asyncio.get_running_loop()
+        try:
+            address = daemon_cfg.listen_address
+            if address.startswith("unix:"):
+                socket_file = Path(address.removeprefix("unix:"))
+                prepare_socket(socket_file)
+                self.listening.addresses.append(control.bind_unix(socket_file))
+            else:
+                self.listening.addresses.append(control.bind_tcp(address))
+            if daemon_cfg.tcp_address:
+                self.listening.addresses.append(control.bind_tcp(daemon_cfg.tcp_address))
+            await control.server.start()
+            await control.set_serving(True)
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, self._on_signal, signum)
+            log.info(
+                "daemon.started",
+                version=__version__,
+                pid=os.getpid(),
+                addresses=self.listening.addresses,
+                state_dir=str(self.state_dir),
+                beans=[b.name for b in self.registry.beans()],
+            )
+            self.listening.ready.set()
+            await self._stop.wait()
+
+            log.info("daemon.draining", running=[r.run_id for r in self.coordinator.active_runs()])
+            await control.set_serving(False)
+            self.coordinator.refuse_new_runs()
+            await self.coordinator.drain(daemon_cfg.shutdown_grace, daemon_cfg.cancel_grace)
+            await control.server.stop(grace=1.0)
+            log.info("daemon.stopped")
+            return 0
+        finally:
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+            await control.server.stop(grace=None)
+            if socket_file is not None and socket_file.is_socket():
+                socket_file.unlink()
+            lock.release()

@@ -1,0 +1,3 @@
+"""The gRPC edge: the only part of the daemon that imports grpc and syncd_api."""
+
+from __future__ import annotations

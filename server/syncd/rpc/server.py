@@ -1,0 +1,63 @@
+"""The gRPC server: Management, standard health and reflection on the control socket."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from syncd.rpc.servicer import ControlPlane, ManagementServicer
+from syncd_api.v1 import management_pb2 as pb
+from syncd_api.v1 import management_pb2_grpc as pb_grpc
+
+MANAGEMENT_SERVICE = pb.DESCRIPTOR.services_by_name["Management"].full_name
+
+
+class ControlServer:
+    """The server and its health servicer, so the daemon can flip health on drain."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.server = grpc.aio.server(
+            options=[
+                # Followers of long runs keep their stream open; allow their keepalive pings.
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ]
+        )
+        self.health = health.aio.HealthServicer()
+        pb_grpc.add_ManagementServicer_to_server(ManagementServicer(plane), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (
+                MANAGEMENT_SERVICE,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
+
+    def bind_unix(self, path: Path) -> str:
+        """Bind the control socket; its directory must already be private (0700)."""
+        old = os.umask(0o077)  # the socket file itself is created owner-only too
+        try:
+            self.server.add_insecure_port(f"unix:{path}")
+        finally:
+            os.umask(old)
+        return f"unix:{path}"
+
+    def bind_tcp(self, address: str) -> str:
+        port = self.server.add_insecure_port(address)
+        host = address.rpartition(":")[0]
+        return f"{host}:{port}"
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for service in ("", MANAGEMENT_SERVICE):
+            await self.health.set(service, status)

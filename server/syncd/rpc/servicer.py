@@ -1,0 +1,197 @@
+"""The syncd.v1.Management servicer: decode, ask the domain, encode. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import grpc
+import structlog
+
+from syncd import __version__
+from syncd.beans import Invocation, Result
+from syncd.enums import RunState
+from syncd.errors import SyncdError
+from syncd.jobbeans import JobBeans
+from syncd.ledger import RunRecord
+from syncd.registry import BeanRegistry
+from syncd.rpc import convert
+from syncd.rpc.errors import status_code, trailing_metadata
+from syncd.runs import Run, RunCoordinator
+from syncd_api.v1 import management_pb2 as pb
+from syncd_api.v1 import management_pb2_grpc as pb_grpc
+
+log = structlog.get_logger("syncd.rpc")
+
+ACTOR_KEY = "syncd-actor"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlPlane:
+    """What the servicer reaches of the daemon."""
+
+    registry: BeanRegistry
+    jobs: JobBeans
+    coordinator: RunCoordinator
+    started_at: datetime
+    pid: int
+
+
+def actor_of(context: grpc.aio.ServicerContext[object, object]) -> str:
+    """Who is asking: the client's own account of itself, else the transport peer."""
+    for key, value in context.invocation_metadata() or ():
+        if key == ACTOR_KEY and isinstance(value, str) and value.strip():
+            return value.strip()[:200]
+    return context.peer() or "unknown"
+
+
+@asynccontextmanager
+async def _mapped_errors(
+    context: grpc.aio.ServicerContext[object, object], method: str
+) -> AsyncIterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    except SyncdError as exc:
+        code = status_code(exc)
+        log.info("rpc.refused", method=method, code=code.name, error=str(exc))
+        context.set_trailing_metadata(trailing_metadata(exc))
+        await context.abort(code, str(exc))
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception as exc:
+        log.exception("rpc.failed", method=method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+    else:
+        log.debug("rpc.ok", method=method, ms=round((time.perf_counter() - started) * 1e3, 3))
+
+
+class ManagementServicer(pb_grpc.ManagementServicer):
+    """Thin adapter from syncd.v1.Management to the bean registry and run coordinator."""
+
+    def __init__(self, plane: ControlPlane, watch_heartbeat: float = 5.0) -> None:
+        self._plane = plane
+        # A following client gets the run at least this often, so elapsed time stays fresh.
+        self._watch_heartbeat = watch_heartbeat
+
+    async def ListBeans(
+        self, request: pb.ListBeansRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListBeansResponse:
+        return pb.ListBeansResponse(
+            beans=[convert.bean_ref(b) for b in self._plane.registry.beans()]
+        )
+
+    async def DescribeBean(
+        self, request: pb.DescribeBeanRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.BeanInfo:
+        async with _mapped_errors(context, "DescribeBean"):
+            return convert.bean_info(self._plane.registry.get(request.bean))
+        raise AssertionError("unreachable")  # abort raises
+
+    async def Invoke(
+        self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.InvokeResponse:
+        async with _mapped_errors(context, "Invoke"):
+            bean = self._plane.registry.get(request.bean)
+            op = bean.operation(request.operation)
+            arguments = op.bind(
+                [convert.value_from_proto(v) for v in request.arguments],
+                {k: convert.value_from_proto(v) for k, v in request.named_arguments.items()},
+            )
+            invocation = Invocation(arguments=arguments, actor=actor_of(context))
+            if op.blocking:
+                outcome = await asyncio.to_thread(op.handler, invocation)
+            else:
+                outcome = op.handler(invocation)
+            if inspect.isawaitable(outcome):
+                outcome = await outcome
+            assert isinstance(outcome, Result)
+            response = pb.InvokeResponse(
+                result=convert.value_to_proto(outcome.value), message=outcome.message
+            )
+            if isinstance(outcome.run, Run):
+                run: Run = outcome.run
+                response.run.CopyFrom(
+                    convert.run_info(run.record, self._plane.coordinator.elapsed(run))
+                )
+            if op.impact.value != "info":
+                log.info(
+                    "rpc.invoked",
+                    bean=bean.name,
+                    operation=op.name,
+                    actor=invocation.actor,
+                    run_id=outcome.run.run_id if isinstance(outcome.run, Run) else None,
+                )
+            return response
+        raise AssertionError("unreachable")
+
+    async def GetAttributes(
+        self, request: pb.GetAttributesRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.GetAttributesResponse:
+        async with _mapped_errors(context, "GetAttributes"):
+            bean = self._plane.registry.get(request.bean)
+            wanted = (
+                [bean.attribute(n) for n in request.names]
+                if request.names
+                else list(bean.attributes.values())
+            )
+            return pb.GetAttributesResponse(
+                ref=convert.bean_ref(bean),
+                attributes=[
+                    pb.Attribute(name=a.name, value=convert.value_to_proto(a.read()))
+                    for a in wanted
+                ],
+            )
+        raise AssertionError("unreachable")
+
+    async def GetStatus(
+        self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.GetStatusResponse:
+        plane = self._plane
+        beans = []
+        for bean in plane.registry.beans():
+            if plane.jobs.spec(bean.name) is not None:
+                beans.append(convert.bean_status(bean, plane.jobs.status(bean.name)))
+        return pb.GetStatusResponse(
+            beans=beans,
+            daemon=pb.DaemonInfo(
+                version=__version__,
+                started_at=convert.timestamp(plane.started_at),
+                draining=plane.coordinator.draining,
+                pid=plane.pid,
+            ),
+        )
+
+    def _info(self, target: Run | RunRecord) -> pb.RunInfo:
+        if isinstance(target, Run):
+            return convert.run_info(target.record, self._plane.coordinator.elapsed(target))
+        return convert.run_info(target)
+
+    async def GetRun(
+        self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.RunInfo:
+        async with _mapped_errors(context, "GetRun"):
+            return self._info(self._plane.coordinator.get(request.run_id))
+        raise AssertionError("unreachable")
+
+    async def WatchRun(  # type: ignore[override]  # mypy-protobuf types streams as iterators
+        self, request: pb.WatchRunRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.RunInfo]:
+        target: Run | RunRecord | None = None
+        async with _mapped_errors(context, "WatchRun"):
+            target = self._plane.coordinator.get(request.run_id)
+        assert target is not None
+        if not isinstance(target, Run):
+            yield self._info(target)
+            return
+        while True:
+            seen = target.version
+            yield self._info(target)
+            if target.record.state is RunState.FINISHED:
+                return
+            await target.changed(seen, self._watch_heartbeat)

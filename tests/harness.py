@@ -1,0 +1,59 @@
+"""Runs a real Daemon in the test's event loop and hands the test a real gRPC stub."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from syncd.config import Config, DaemonConfig
+from syncd.daemon import Daemon
+from syncd.job import JobSpec
+from syncd_api.v1 import management_pb2_grpc as pb_grpc
+
+BOUND = 10.0
+
+
+@dataclass
+class Running:
+    daemon: Daemon
+    channel: grpc.aio.Channel
+    stub: pb_grpc.ManagementStub
+    address: str
+
+
+@asynccontextmanager
+async def running_daemon(
+    state_dir: Path,
+    jobs: Sequence[JobSpec] = (),
+    *,
+    shutdown_grace: float = 5.0,
+    cancel_grace: float = 2.0,
+) -> AsyncIterator[Running]:
+    config = Config(
+        daemon=DaemonConfig(
+            state_dir=state_dir, shutdown_grace=shutdown_grace, cancel_grace=cancel_grace
+        )
+    )
+    daemon = Daemon(config, jobs)
+    serving = asyncio.create_task(daemon.serve(handle_signals=False))
+    ready = asyncio.create_task(daemon.listening.ready.wait())
+    done, _ = await asyncio.wait({serving, ready}, timeout=BOUND, return_when="FIRST_COMPLETED")
+    if serving in done:
+        ready.cancel()
+        serving.result()  # raises the start-up error
+        raise AssertionError("daemon stopped before it was ready")
+    assert ready in done, "daemon did not become ready in time"
+    address = daemon.listening.addresses[0]
+    channel = grpc.aio.insecure_channel(address)
+    try:
+        yield Running(daemon, channel, pb_grpc.ManagementStub(channel), address)
+    finally:
+        await channel.close()
+        daemon.request_stop()
+        async with asyncio.timeout(BOUND + shutdown_grace + cancel_grace):
+            await serving

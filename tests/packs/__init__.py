@@ -1,0 +1,1 @@
+"""Small, real job packs that tests load into the daemon."""

@@ -1,0 +1,151 @@
+"""Jobs for tests. Their bodies do real (small) work and synchronise on events, never sleeps.
+
+In-process tests hold a `Gates` object to release or observe a body. Subprocess tests use the
+`e2e` pack, whose bodies block on a FIFO in a directory named by the pack's settings.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syncd.beans import Parameter
+from syncd.job import JobPack, JobSpec, PackContext, RunContext
+from syncd.values import ValueType
+
+BOUND = 30.0  # every wait in a body is bounded, so a broken test cannot hang the run
+
+
+@dataclass
+class Gates:
+    """Events shared between a test and the bodies it starts."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    body_threads: list[str] = field(default_factory=list)
+
+
+def gated_body(ctx: RunContext) -> None:
+    """Counts to `rows`, then waits for the test to release it (or for cancellation)."""
+    gates: Gates = ctx.settings
+    gates.body_threads.append(threading.current_thread().name)
+    rows = int(ctx.args.get("rows") or 0)
+    for done in range(1, rows + 1):
+        ctx.add_rows(read=1, written=1)
+        ctx.report_progress(done, rows)
+    gates.started.set()
+    while not gates.release.is_set():
+        if ctx.wait_cancelled(0.05):
+            ctx.raise_if_cancelled()
+    ctx.log.info("test.gated.released")
+
+
+def stubborn_body(ctx: RunContext) -> None:
+    """Ignores cancellation: only the test's release ends it."""
+    gates: Gates = ctx.settings
+    gates.started.set()
+    gates.release.wait(BOUND)
+
+
+def failing_body(ctx: RunContext) -> None:
+    raise ValueError(f"bad input row {ctx.args.get('row')}")
+
+
+def quick_body(ctx: RunContext) -> None:
+    total = int(ctx.args.get("rows") or 3)
+    for done in range(1, total + 1):
+        ctx.add_rows(read=1)
+        ctx.report_progress(done, total)
+
+
+def _positive(value: object) -> object:
+    if isinstance(value, int) and value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+ROWS = Parameter(
+    name="rows", type=ValueType.INT, description="rows to process", default=0, validate=_positive
+)
+
+
+def gated_job(gates: Gates, name: str = "GatedJob") -> JobSpec:
+    return JobSpec(
+        name=name,
+        trigger_operation="gatedJob",
+        body=gated_body,
+        description="Waits for the test.",
+        parameters=(ROWS,),
+        job_key="gatedJob",
+        settings=gates,
+    )
+
+
+def stubborn_job(gates: Gates) -> JobSpec:
+    return JobSpec(
+        name="StubbornJob",
+        trigger_operation="stubbornJob",
+        body=stubborn_body,
+        description="Ignores cancellation.",
+        settings=gates,
+    )
+
+
+FAILING = JobSpec(
+    name="FailingJob",
+    trigger_operation="failingJob",
+    body=failing_body,
+    description="Always fails.",
+    parameters=(Parameter(name="row", type=ValueType.INT, default=7),),
+)
+QUICK = JobSpec(
+    name="QuickJob",
+    trigger_operation="quickJob",
+    body=quick_body,
+    description="Counts a few rows.",
+    parameters=(ROWS,),
+)
+
+
+# --- the subprocess pack -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class E2ESettings:
+    gate_dir: str = ""
+
+
+def fifo_body(ctx: RunContext) -> None:
+    """Blocks until the test writes to `<gate_dir>/<bean>.fifo` (a FIFO), then succeeds."""
+    settings: E2ESettings = ctx.settings
+    fifo = Path(settings.gate_dir) / f"{ctx.bean}.fifo"
+    ctx.report_progress(0, 1)
+    with fifo.open("rb") as gate:  # open blocks until the test opens it for writing
+        gate.read()
+    ctx.add_rows(read=1, written=1)
+    ctx.report_progress(1, 1)
+
+
+def _e2e_jobs(pctx: PackContext) -> list[JobSpec]:
+    settings: E2ESettings = pctx.settings
+    if settings.gate_dir:
+        for name in ("FifoJob", "OtherFifoJob"):
+            fifo = Path(settings.gate_dir) / f"{name}.fifo"
+            if not fifo.exists():
+                os.mkfifo(fifo)
+    jobs = [
+        JobSpec(
+            name=name,
+            trigger_operation=name[0].lower() + name[1:],
+            body=fifo_body,
+            description="Waits on its FIFO.",
+            settings=settings,
+        )
+        for name in ("FifoJob", "OtherFifoJob")
+    ]
+    return [*jobs, FAILING, QUICK]
+
+
+E2E = JobPack(name="e2e", build=_e2e_jobs, settings_type=E2ESettings, description="Test jobs.")
