@@ -22,7 +22,7 @@ BOUND = 10.0
 class Running:
     daemon: Daemon
     channel: grpc.aio.Channel
-    stub: pb_grpc.ManagementStub
+    stub: pb_grpc.ManagementAsyncStub
     address: str
 
 
@@ -51,9 +51,10 @@ async def running_daemon(
     address = daemon.listening.addresses[0]
     channel = grpc.aio.insecure_channel(address)
     try:
-        yield Running(daemon, channel, pb_grpc.ManagementStub(channel), address)
+        stub: pb_grpc.ManagementAsyncStub = pb_grpc.ManagementStub(channel)
+        yield Running(daemon, channel, stub, address)
     finally:
-        await channel.close()
+        await channel.close(grace=None)
         daemon.request_stop()
         async with asyncio.timeout(BOUND + shutdown_grace + cancel_grace):
             await serving

@@ -14,7 +14,9 @@ from contextlib import contextmanager
 
 import pytest
 
-POSTGRES_URL = os.environ.get("SYNCD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "SYNCD_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 MARIADB_URL = os.environ.get("SYNCD_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 RABBITMQ_URL = os.environ.get("SYNCD_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 REDIS_ADDRESS = ("127.0.0.1", 6379)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from syncd.beans import Bean, Invocation, Operation, Parameter, Result, object_name, short_name
 from syncd.clock import stopwatch_text
 from syncd.errors import InvalidArgumentError, OperationNotFoundError
-from syncd.values import ValueType, coerce, render
+from syncd.values import Value, ValueType, coerce, render
 
 
 def _noop(_inv: Invocation) -> Result:
@@ -101,7 +101,7 @@ class TestBinding:
     def test_validators_reject_with_their_reason(self) -> None:
         """A parameter's validator's ValueError becomes the argument error."""
 
-        def even(value: object) -> object:
+        def even(value: Value) -> Value:
             if isinstance(value, int) and value % 2:
                 raise ValueError("must be even")
             return value

@@ -25,7 +25,7 @@ class TestDaemonTable:
         assert config.daemon.shutdown_grace == 30.0
 
     def test_durations_accept_numbers_and_units(self, tmp_path: Path) -> None:
-        """"90s", "2m" and 1.5 are all durations in seconds."""
+        """ "90s", "2m" and 1.5 are all durations in seconds."""
         config = load_config(
             _write(tmp_path, '[daemon]\nshutdown_grace = "2m"\ncancel_grace = 1.5\n'), env={}
         )
@@ -120,8 +120,8 @@ class TestLoadDataclass:
         assert info.value.key_path == "packs.p.inner.ulr"
 
     def test_integers_refuse_text(self) -> None:
-        """"5000" is not a number in TOML terms."""
-        with pytest.raises(ConfigError, match="packs.p.page_size: expected a whole number"):
+        """Text such as "5000" is not a number in TOML terms."""
+        with pytest.raises(ConfigError, match=r"packs\.p\.page_size: expected a whole number"):
             load_dataclass(_PackSettings, {"page_size": "5000"}, "packs.p")
 
 

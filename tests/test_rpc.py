@@ -12,13 +12,18 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from syncd.job import JobSpec
 from syncd_api.v1 import management_pb2 as pb
 from tests.harness import BOUND, Running, running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job, stubborn_job
 
 
 def _run(coro: Awaitable[None]) -> None:
-    asyncio.run(asyncio.wait_for(coro, timeout=60))  # type: ignore[arg-type]
+    async def bounded() -> None:
+        async with asyncio.timeout(60):
+            await coro
+
+    asyncio.run(bounded())
 
 
 def _text(*values: str) -> list[pb.Value]:
@@ -34,6 +39,11 @@ async def _wait_finished(rt: Running, run_id: str) -> pb.RunInfo:
     return last
 
 
+def _metadata(err: grpc.aio.AioRpcError) -> list[tuple[str, str | bytes]]:
+    pairs: list[tuple[str, str | bytes]] = list(err.trailing_metadata() or ())  # type: ignore[arg-type]
+    return pairs
+
+
 async def _error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await call
@@ -41,7 +51,10 @@ async def _error(call: Awaitable[object]) -> grpc.aio.AioRpcError:
 
 
 def _with_daemon(
-    short_tmp: Path, jobs: list, scenario: Callable[[Running], Awaitable[None]], **kw: float
+    short_tmp: Path,
+    jobs: list[JobSpec],
+    scenario: Callable[[Running], Awaitable[None]],
+    **kw: float,
 ) -> None:
     async def main() -> None:
         async with running_daemon(short_tmp / "state", jobs, **kw) as rt:
@@ -87,9 +100,7 @@ class TestDescribing:
 
         async def scenario(rt: Running) -> None:
             a = await rt.stub.DescribeBean(pb.DescribeBeanRequest(bean="QuickJob"))
-            b = await rt.stub.DescribeBean(
-                pb.DescribeBeanRequest(bean="sync.mbean:name=QuickJob")
-            )
+            b = await rt.stub.DescribeBean(pb.DescribeBeanRequest(bean="sync.mbean:name=QuickJob"))
             assert a == b
 
         _with_daemon(short_tmp, [QUICK], scenario)
@@ -137,7 +148,7 @@ class TestBadInput:
             )
             assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "'rows'" in (err.details() or "")
-            assert ("syncd-parameter", "rows") in tuple(err.trailing_metadata() or ())
+            assert ("syncd-parameter", "rows") in _metadata(err)
             err = await _error(
                 rt.stub.Invoke(
                     pb.InvokeRequest(bean="QuickJob", operation="run", arguments=_text("1", "2"))
@@ -214,7 +225,7 @@ class TestRuns:
             for err in refused:
                 assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
                 assert run_id in (err.details() or "")
-                assert ("syncd-run-id", run_id) in tuple(err.trailing_metadata() or ())
+                assert ("syncd-run-id", run_id) in _metadata(err)
             assert len(rt.daemon.ledger.history()) == 1
             gates.release.set()
             await _wait_finished(rt, run_id)
@@ -243,7 +254,9 @@ class TestRuns:
         async def scenario(rt: Running) -> None:
             reply = await rt.stub.Invoke(
                 pb.InvokeRequest(
-                    bean="QuickJob", operation="quickJob", named_arguments={"rows": pb.Value(int_value=5)}
+                    bean="QuickJob",
+                    operation="quickJob",
+                    named_arguments={"rows": pb.Value(int_value=5)},
                 )
             )
             final = await _wait_finished(rt, reply.run.run_id)

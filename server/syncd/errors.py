@@ -51,9 +51,7 @@ class OperationNotFoundError(SyncdError, LookupError):
         self.bean = bean
         self.operation = operation
         self.suggestions = suggestions
-        super().__init__(
-            f"bean {bean} has no operation {operation!r}{_did_you_mean(suggestions)}"
-        )
+        super().__init__(f"bean {bean} has no operation {operation!r}{_did_you_mean(suggestions)}")
 
 
 class AttributeNotFoundError(SyncdError, LookupError):
@@ -63,9 +61,7 @@ class AttributeNotFoundError(SyncdError, LookupError):
         self.bean = bean
         self.attribute = attribute
         self.suggestions = suggestions
-        super().__init__(
-            f"bean {bean} has no attribute {attribute!r}{_did_you_mean(suggestions)}"
-        )
+        super().__init__(f"bean {bean} has no attribute {attribute!r}{_did_you_mean(suggestions)}")
 
 
 class RunNotFoundError(SyncdError, LookupError):
@@ -141,7 +137,7 @@ class InstanceLockedError(SyncdError):
         )
 
 
-class RunCancelled(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class RunCancelled(BaseException):
     """Raised inside a job body by `RunContext.raise_if_cancelled()`.
 
     It derives from BaseException on purpose so that a job's `except Exception` cannot

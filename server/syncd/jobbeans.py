@@ -182,13 +182,13 @@ class JobBeans:
             Attribute(
                 name="CurrentRunId",
                 type=ValueType.STRING,
-                read=lambda: (c.run_id if (c := current()) else None),
+                read=lambda: c.run_id if (c := current()) else None,
                 description="The id of the run under way.",
             ),
             Attribute(
                 name="StartedAt",
                 type=ValueType.TIMESTAMP,
-                read=lambda: (c.started_at if (c := current()) else None),
+                read=lambda: c.started_at if (c := current()) else None,
                 description="When the run under way started (UTC).",
             ),
             Attribute(

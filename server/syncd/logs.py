@@ -44,7 +44,9 @@ def add_logger_name(logger: Any, method_name: str, event_dict: Any) -> Any:
     return event_dict
 
 
-def configure_logging(level: str = "info", *, stream: TextIO | None = None, json: bool | None = None) -> None:
+def configure_logging(
+    level: str = "info", *, stream: TextIO | None = None, json: bool | None = None
+) -> None:
     """Configure structlog (and route stdlib logging from libraries through the same output)."""
     stream = stream or sys.stdout
     if json is None:

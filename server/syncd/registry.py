@@ -13,9 +13,7 @@ class BeanRegistry:
         self._beans: dict[str, Bean] = {}
 
     def register(self, bean: Bean) -> None:
-        if bean.name in self._beans or any(
-            n.lower() == bean.name.lower() for n in self._beans
-        ):
+        if bean.name in self._beans or any(n.lower() == bean.name.lower() for n in self._beans):
             raise DuplicateBeanError(bean.name)
         self._beans[bean.name] = bean
 

@@ -8,7 +8,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
-Value: TypeAlias = None | bool | int | float | str | datetime | list[Any] | dict[str, Any]
+Value: TypeAlias = bool | int | float | str | datetime | list[Any] | dict[str, Any] | None
 
 
 class ValueType(enum.StrEnum):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from syncd.beans import Parameter
 from syncd.job import JobPack, JobSpec, PackContext, RunContext
-from syncd.values import ValueType
+from syncd.values import Value, ValueType
 
 BOUND = 30.0  # every wait in a body is bounded, so a broken test cannot hang the run
 
@@ -31,7 +31,7 @@ def gated_body(ctx: RunContext) -> None:
     """Counts to `rows`, then waits for the test to release it (or for cancellation)."""
     gates: Gates = ctx.settings
     gates.body_threads.append(threading.current_thread().name)
-    rows = int(ctx.args.get("rows") or 0)
+    rows = _count(ctx, "rows", 0)
     for done in range(1, rows + 1):
         ctx.add_rows(read=1, written=1)
         ctx.report_progress(done, rows)
@@ -54,13 +54,18 @@ def failing_body(ctx: RunContext) -> None:
 
 
 def quick_body(ctx: RunContext) -> None:
-    total = int(ctx.args.get("rows") or 3)
+    total = _count(ctx, "rows", 0) or 3
     for done in range(1, total + 1):
         ctx.add_rows(read=1)
         ctx.report_progress(done, total)
 
 
-def _positive(value: object) -> object:
+def _count(ctx: RunContext, name: str, default: int) -> int:
+    value = ctx.args.get(name)
+    return value if isinstance(value, int) else default
+
+
+def _positive(value: Value) -> Value:
     if isinstance(value, int) and value < 0:
         raise ValueError("must not be negative")
     return value

@@ -153,10 +153,11 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetStatusResponse:
         plane = self._plane
-        beans = []
-        for bean in plane.registry.beans():
-            if plane.jobs.spec(bean.name) is not None:
-                beans.append(convert.bean_status(bean, plane.jobs.status(bean.name)))
+        beans = [
+            convert.bean_status(bean, plane.jobs.status(bean.name))
+            for bean in plane.registry.beans()
+            if plane.jobs.spec(bean.name) is not None
+        ]
         return pb.GetStatusResponse(
             beans=beans,
             daemon=pb.DaemonInfo(
@@ -179,7 +180,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             return self._info(self._plane.coordinator.get(request.run_id))
         raise AssertionError("unreachable")
 
-    async def WatchRun(  # type: ignore[override]  # mypy-protobuf types streams as iterators
+    async def WatchRun(
         self, request: pb.WatchRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.RunInfo]:
         target: Run | RunRecord | None = None

@@ -1,0 +1,115 @@
+"""Start `python -m syncd` as a real subprocess and read its JSON log lines with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BOUND = 20.0
+
+
+@dataclass
+class DaemonProcess:
+    proc: subprocess.Popen[bytes]
+    state_dir: Path
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    _buffer: bytes = b""
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.state_dir}/run/syncd.sock"
+
+    def wait_for_event(self, event: str, timeout: float = BOUND, **match: Any) -> dict[str, Any]:
+        """The first log line with this event (and fields), reading stdout until the deadline."""
+        for line in self.lines:
+            if line.get("event") == event and all(line.get(k) == v for k, v in match.items()):
+                return line
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if not sel.select(left):
+                    break
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                self._buffer += chunk
+                *complete, self._buffer = self._buffer.split(b"\n")
+                for raw in complete:
+                    try:
+                        parsed: dict[str, Any] = json.loads(raw)
+                    except json.JSONDecodeError:
+                        continue
+                    self.lines.append(parsed)
+                    if parsed.get("event") == event and all(
+                        parsed.get(k) == v for k, v in match.items()
+                    ):
+                        return parsed
+        finally:
+            sel.close()
+        raise AssertionError(f"no {event} {match} within {timeout}s; saw {self.lines[-5:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = BOUND) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def daemon_env(state_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["SYNCD_STATE_DIR"] = str(state_dir)
+    env.pop("SYNCD_ADDRESS", None)
+    return env
+
+
+@contextmanager
+def daemon_process(
+    state_dir: Path, config_text: str = "", *args: str, wait_ready: bool = True
+) -> Iterator[DaemonProcess]:
+    config = state_dir.parent / "syncd.toml"
+    config.write_text(config_text)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "syncd", "--config", str(config), *args, "serve"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=daemon_env(state_dir),
+        cwd=ROOT,
+    )
+    handle = DaemonProcess(proc, state_dir)
+    try:
+        if wait_ready:
+            handle.wait_for_event("daemon.started")
+        yield handle
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(BOUND)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def e2e_config(gate_dir: Path, **daemon: str) -> str:
+    extra = "".join(f"{k} = {v}\n" for k, v in daemon.items())
+    return (
+        "[daemon]\n"
+        'packs = ["tests.packs.sample:E2E"]\n'
+        "entry_points = false\n"
+        f"{extra}"
+        "[packs.e2e]\n"
+        f'gate_dir = "{gate_dir}"\n'
+    )
