@@ -36,7 +36,10 @@ async def running_daemon(
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
-            state_dir=state_dir, shutdown_grace=shutdown_grace, cancel_grace=cancel_grace
+            state_dir=state_dir,
+            shutdown_grace=shutdown_grace,
+            cancel_grace=cancel_grace,
+            execution="thread",
         )
     )
     daemon = Daemon(config, jobs)

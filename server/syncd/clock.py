@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -16,6 +17,10 @@ class Clock(Protocol):
         """Seconds on a clock that never jumps, for durations."""
         ...
 
+    async def wait(self, event: asyncio.Event, timeout: float | None) -> bool:
+        """Wait until `event` is set or `timeout` seconds of this clock pass; True if set."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -25,6 +30,9 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    async def wait(self, event: asyncio.Event, timeout: float | None) -> bool:
+        return await wait_event(event, timeout)
 
 
 _UNITS = (
@@ -50,3 +58,16 @@ def stopwatch_text(seconds: float) -> str:
             text = format(seconds / size, "#.4g").rstrip(".")
             return f"{text} {unit}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def wait_event(event: asyncio.Event, timeout: float | None) -> bool:
+    """Wait for `event` at most `timeout` seconds (None: forever); True if it was set."""
+    if timeout is None:
+        await event.wait()
+        return True
+    try:
+        async with asyncio.timeout(max(0.0, timeout)):
+            await event.wait()
+    except TimeoutError:
+        return event.is_set()
+    return True

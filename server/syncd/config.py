@@ -93,6 +93,8 @@ class DaemonConfig:
     packs: tuple[str, ...] = ()
     # Load every pack installed under the `syncd.jobs` entry-point group.
     entry_points: bool = True
+    # Where job bodies run: "process" (a child process: killable, no shared GIL) or "thread".
+    execution: str = "process"
 
     def __post_init__(self) -> None:
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
@@ -110,6 +112,8 @@ class DaemonConfig:
                     f"{host} is not a loopback address; listening beyond loopback needs TLS,"
                     " which this version does not offer",
                 )
+        if self.execution not in ("process", "thread"):
+            raise ConfigError("daemon.execution", f'expected "process" or "thread", got {self.execution!r}')
         for ref in self.packs:
             if ":" not in ref:
                 raise ConfigError("daemon.packs", f"expected 'module:attr', got {ref!r}")
@@ -119,12 +123,97 @@ class DaemonConfig:
         return self.address or f"unix:{socket_path(self.state_dir)}"
 
 
+_WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_window(text: str) -> tuple[int, int]:
+    """Minutes of the UTC day [start, end) from "HH:MM-HH:MM"."""
+    match = _WINDOW.match(text)
+    if not match:
+        raise ValueError(f'expected "HH:MM-HH:MM" (UTC), got {text!r}')
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
+        raise ValueError(f"not a time of day in {text!r}")
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start >= end:
+        raise ValueError(f"the window must end after it starts, got {text!r}")
+    return start, end
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchedulerConfig:
+    """The `[scheduler]` table."""
+
+    enabled: bool = True
+    # On start-up inside this UTC window, tonight's unfinished jobs run in timetable order.
+    catch_up_window: str = "00:00-07:00"
+    catch_up: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            parse_window(self.catch_up_window)
+        except ValueError as exc:
+            raise ConfigError("catch_up_window", str(exc)) from None
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return parse_window(self.catch_up_window)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerConfig:
+    """The `[ledger]` table: where runs are kept and for how long."""
+
+    # Empty: SQLite at <state_dir>/ledger.sqlite3. Or e.g. postgresql+psycopg://host/db.
+    url: str = ""
+    keep_days: float = 90.0
+    keep_runs: int = 1000  # per bean
+
+    def __post_init__(self) -> None:
+        if self.url and not self.url.startswith(("sqlite", "postgresql")):
+            raise ConfigError("url", "the ledger supports sqlite:// and postgresql:// URLs")
+        if self.keep_days <= 0 or self.keep_runs < 1:
+            raise ConfigError("keep_days", "retention must keep at least one day and one run")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobConfig:
+    """One `[jobs.<Name>]` table. At most one of at / every / cron."""
+
+    at: str | None = None  # "HH:MM", daily, UTC
+    every: str | None = None  # "15m"
+    cron: str | None = None  # 6-field, UTC
+    enabled: bool = True
+    timeout: float = duration(0.0)  # 0: no limit
+    cancel_grace: float | None = None
+    after: tuple[str, ...] | None = None  # None: the job's default dependencies
+    on_missed: str = "skip"  # or "run_once"
+    execution: str | None = None  # None: daemon.execution
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("at", "every", "cron") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ConfigError(given[1], f"give only one of at, every and cron (got {', '.join(given)})")
+        if self.on_missed not in ("skip", "run_once"):
+            raise ConfigError("on_missed", f'expected "skip" or "run_once", got {self.on_missed!r}')
+        if self.execution not in (None, "process", "thread"):
+            raise ConfigError("execution", f'expected "process" or "thread", got {self.execution!r}')
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """The whole file. `packs` holds each job pack's raw table, validated by the pack loader."""
+    """The whole file. `packs` holds each job pack's raw table, validated by the pack loader;
+    `jobs` the per-job tables, validated once the jobs are known."""
 
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     packs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def ledger_url(self) -> str:
+        return self.ledger.url or f"sqlite:///{self.daemon.state_dir / 'ledger.sqlite3'}"
 
 
 def load_dataclass(cls: type[T], table: Mapping[str, Any], path: str) -> T:
@@ -218,10 +307,10 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
             raise ConfigError(str(path), "no such file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    unknown = set(document) - {"daemon", "packs"}
+    unknown = set(document) - {"daemon", "scheduler", "ledger", "jobs", "packs"}
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(key, "unknown table (known: daemon, packs)")
+        raise ConfigError(key, "unknown table (known: daemon, scheduler, ledger, jobs, packs)")
     daemon_table = dict(document.get("daemon", {}))
     for var, key in (
         ("SYNCD_STATE_DIR", "state_dir"),
@@ -231,10 +320,16 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         if env.get(var):
             daemon_table[key] = env[var]
     daemon = load_dataclass(DaemonConfig, daemon_table, "daemon")
+    scheduler = load_dataclass(SchedulerConfig, document.get("scheduler", {}), "scheduler")
+    ledger = load_dataclass(LedgerConfig, document.get("ledger", {}), "ledger")
+    jobs_table = document.get("jobs", {})
+    if not isinstance(jobs_table, dict):
+        raise ConfigError("jobs", "expected tables named after jobs ([jobs.<Name>])")
+    jobs = {name: load_dataclass(JobConfig, t, f"jobs.{name}") for name, t in jobs_table.items()}
     packs = document.get("packs", {})
     if not isinstance(packs, dict) or not all(isinstance(v, dict) for v in packs.values()):
         raise ConfigError("packs", "expected tables named after job packs ([packs.<name>])")
-    return Config(daemon=daemon, packs=packs)
+    return Config(daemon=daemon, scheduler=scheduler, ledger=ledger, jobs=jobs, packs=packs)
 
 
 def with_overrides(config: Config, **daemon_changes: Any) -> Config:

@@ -20,15 +20,19 @@ from syncd import __version__
 from syncd.clock import Clock, SystemClock
 from syncd.config import Config
 from syncd.daemonbean import daemon_bean
-from syncd.enums import RunOutcome
+from syncd.enums import RunOutcome, RunState
+from syncd.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.instance import InstanceLock, prepare_socket, private_dir
 from syncd.job import JobSpec
 from syncd.jobbeans import JobBeans
-from syncd.ledger import MemoryLedger, RunLedger
+from syncd.ledger import RunLedger
+from syncd.orchestrator import Orchestrator
+from syncd.plan import plan_jobs
 from syncd.registry import BeanRegistry
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
-from syncd.runs import RunCoordinator
+from syncd.runs import JobOptions, RunCoordinator
+from syncd.sqlledger import SqlLedger
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -54,7 +58,9 @@ class Daemon:
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
-        self.ledger = ledger or MemoryLedger()
+        self.plans = plan_jobs(jobs, config, os.environ)  # bad timetable: ConfigError, early
+        private_dir(config.daemon.state_dir)
+        self.ledger = ledger or SqlLedger(config.ledger_url)
         self.coordinator = RunCoordinator(self.ledger, self.clock)
         self.jobs = JobBeans(self.coordinator, self.ledger)
         self.registry = BeanRegistry()
@@ -68,8 +74,31 @@ class Daemon:
                 bean_count=lambda: len(self.registry),
             )
         )
+        executors: dict[str, Executor] = {"thread": ThreadExecutor()}
+        if any(p.execution == "process" for p in self.plans.values()):
+            modules = sorted({s.body.__module__ for s in jobs})
+            executors["process"] = ProcessExecutor(preload=modules)
         for spec in jobs:
             self.registry.register(self.jobs.build(spec))
+            plan = self.plans[spec.name]
+            self.coordinator.set_options(
+                spec.name,
+                JobOptions(
+                    timeout=plan.timeout,
+                    cancel_grace=plan.cancel_grace,
+                    executor=executors[plan.execution],
+                ),
+            )
+            if not plan.enabled:
+                self.jobs.disable(
+                    spec.name, f"disabled in the configuration (jobs.{spec.name}.enabled = false)"
+                )
+        self.orchestrator = Orchestrator(
+            self.plans, self.jobs, self.coordinator, self.ledger, self.clock, config.scheduler
+        )
+        self.jobs.attach_schedule(
+            self.orchestrator.scheduler.next_run, self.orchestrator.paused
+        )
         self.listening = Listening()
         self._stop = asyncio.Event()
         self._stop_signals = 0
@@ -94,6 +123,7 @@ class Daemon:
         """Second signal: record what is still running and leave now."""
         for run in self.coordinator.active_runs():
             record = run.update(
+                state=RunState.FINISHED,
                 outcome=RunOutcome.CANCELLED,
                 ended_at=self.clock.now(),
                 error_type="ForcedExit",
@@ -115,6 +145,7 @@ class Daemon:
                 registry=self.registry,
                 jobs=self.jobs,
                 coordinator=self.coordinator,
+                orchestrator=self.orchestrator,
                 started_at=self.started_at,
                 pid=os.getpid(),
             )
@@ -143,13 +174,20 @@ class Daemon:
                 state_dir=str(self.state_dir),
                 beans=[b.name for b in self.registry.beans()],
             )
+            removed = self.ledger.prune(
+                self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
+            )
+            if removed:
+                log.info("ledger.pruned", runs=removed)
+            self.orchestrator.start()
             self.listening.ready.set()
             await self._stop.wait()
 
             log.info("daemon.draining", running=[r.run_id for r in self.coordinator.active_runs()])
             await control.set_serving(False)
             self.coordinator.refuse_new_runs()
-            await self.coordinator.drain(daemon_cfg.shutdown_grace, daemon_cfg.cancel_grace)
+            await self.orchestrator.stop()
+            await self.coordinator.drain(daemon_cfg.shutdown_grace)
             await control.server.stop(grace=1.0)
             log.info("daemon.stopped")
             return 0
@@ -160,4 +198,5 @@ class Daemon:
             await control.server.stop(grace=None)
             if socket_file is not None and socket_file.is_socket():
                 socket_file.unlink()
+            self.ledger.close()
             lock.release()

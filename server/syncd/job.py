@@ -79,6 +79,11 @@ class JobSpec:
     job_key: str | None = None  # the key of the old REST API (`GET /api/jobs/status`)
     settings: Any = None  # handed to the body as ctx.settings
     disabled_reason: str | None = None  # set when the job cannot run here (no broker, …)
+    # The default timetable entry and dependencies; `[jobs.<name>]` overrides them.
+    default_at: str | None = None  # "HH:MM", daily, UTC
+    default_after: tuple[str, ...] = ()
+    # The old service's environment variable holding a 6-field cron for this job.
+    cron_env: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from syncd.runs import Run, RunCoordinator
 from syncd.values import ValueType
 
 NextRun = Callable[[str], datetime | None]
+Paused = Callable[[str], bool]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,7 +43,22 @@ class JobBeans:
         self._coordinator = coordinator
         self._ledger = ledger
         self._next_run: NextRun = next_run or (lambda _name: None)
+        self._paused: Paused = lambda _name: False
+        self._disabled: dict[str, str] = {}
         self._specs: dict[str, JobSpec] = {}
+
+    def attach_schedule(self, next_run: NextRun, paused: Paused) -> None:
+        """Status answers next run and pause from the scheduler once it exists."""
+        self._next_run = next_run
+        self._paused = paused
+
+    def disable(self, name: str, reason: str) -> None:
+        """Refuse runs of `name` (e.g. `enabled = false` in its config table)."""
+        self._disabled[name] = reason
+
+    def disabled_reason(self, name: str) -> str | None:
+        spec = self._specs.get(name)
+        return self._disabled.get(name) or (spec.disabled_reason if spec else None)
 
     def spec(self, name: str) -> JobSpec | None:
         return self._specs.get(name)
@@ -50,25 +66,31 @@ class JobBeans:
     def specs(self) -> list[JobSpec]:
         return list(self._specs.values())
 
-    def trigger(self, spec: JobSpec, invocation: Invocation, trigger: Trigger) -> Run:
+    def trigger(
+        self,
+        spec: JobSpec,
+        invocation: Invocation,
+        trigger: Trigger,
+        slot_time: datetime | None = None,
+    ) -> Run:
         """Start a run of `spec`: the one path every caller (RPC, scheduler, web) takes."""
-        if spec.disabled_reason:
-            raise BeanDisabledError(spec.name, spec.disabled_reason)
+        if reason := self.disabled_reason(spec.name):
+            raise BeanDisabledError(spec.name, reason)
         return self._coordinator.start(
-            spec, invocation.arguments, trigger=trigger, actor=invocation.actor
+            spec, invocation.arguments, trigger=trigger, actor=invocation.actor, slot_time=slot_time
         )
 
     def status(self, name: str) -> JobStatus:
-        spec = self._specs[name]
         run = self._coordinator.active(name)
-        if spec.disabled_reason:
+        disabled = self.disabled_reason(name)
+        if run is not None:
+            state = BeanState.CANCELLING if run.cancel_requested.is_set() else BeanState.RUNNING
+        elif disabled:
             state = BeanState.DISABLED
-        elif run is None:
-            state = BeanState.IDLE
-        elif run.cancel_requested.is_set():
-            state = BeanState.CANCELLING
+        elif self._paused(name):
+            state = BeanState.PAUSED
         else:
-            state = BeanState.RUNNING
+            state = BeanState.IDLE
         return JobStatus(
             name=name,
             state=state,
@@ -77,7 +99,7 @@ class JobBeans:
             last_finished=self._ledger.last_finished(name),
             last_success=self._ledger.last_success(name),
             next_run_at=self._next_run(name),
-            disabled_reason=spec.disabled_reason,
+            disabled_reason=disabled,
         )
 
     def build(self, spec: JobSpec) -> Bean:
@@ -224,7 +246,7 @@ class JobBeans:
             Attribute(
                 name="NextRunAt",
                 type=ValueType.TIMESTAMP,
-                read=lambda: self._next_run(name),
+                read=lambda: self._next_run(name),  # late-bound: the scheduler attaches later
                 description="The next scheduled run (UTC); empty when the job has no timetable.",
             ),
         ]

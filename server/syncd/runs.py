@@ -1,15 +1,13 @@
-"""Runs: the one code path that starts, follows, cancels and records a job's run.
+"""Runs: the one code path that starts, follows, cancels, times out and records a job's run.
 
 The coordinator lives on the daemon's event loop. `start()` is synchronous and never awaits
 between checking for an active run and claiming the bean, so concurrent requests on the loop
-cannot both win. Job bodies run on their own (daemon) threads: a body that ignores cancellation
-can delay neither the control plane nor the daemon's exit.
+cannot both win. Bodies execute off the loop, in a child process or a thread (`executors`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import secrets
 import threading
 from collections.abc import Mapping
@@ -21,7 +19,8 @@ import structlog
 
 from syncd.clock import Clock
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.errors import AlreadyRunningError, DrainingError, RunCancelled, RunNotFoundError
+from syncd.errors import AlreadyRunningError, DrainingError, RunNotFoundError
+from syncd.executors import Ending, Execution, Executor, ThreadExecutor
 from syncd.job import JobSpec
 from syncd.ledger import RunLedger, RunRecord
 from syncd.values import Value
@@ -41,7 +40,9 @@ class Run:
     record: RunRecord
     started_monotonic: float
     cancel_requested: threading.Event = field(default_factory=threading.Event)
+    cancel_signal: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_reason: str = ""  # "", "request", "timeout" or "shutdown"
     version: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,52 +75,27 @@ class Run:
         return True
 
 
-class _Context:
-    """The RunContext a job body gets. Called from the worker thread."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOptions:
+    """How one job executes: its time limit, its cancel grace and where its body runs."""
 
-    def __init__(self, run: Run, spec: JobSpec, notify: Any) -> None:
+    timeout: float = 0.0  # seconds; 0 means no limit
+    cancel_grace: float = 10.0
+    executor: Executor = field(default_factory=ThreadExecutor)
+
+
+class _Reporter:
+    """Progress from the executor's threads into the run, coalesced per loop turn."""
+
+    def __init__(self, run: Run, notify: Any) -> None:
         self._run = run
-        self._spec = spec
-        self._notify = notify  # thread-safe "this run changed"
-        rec = run.record
-        self.log = structlog.get_logger("syncd.job").bind(
-            job=rec.bean, run_id=rec.run_id, trigger=rec.trigger.value
-        )
+        self._notify = notify
 
-    @property
-    def run_id(self) -> str:
-        return self._run.record.run_id
+    def progress(self, done: int, total: int) -> None:
+        self._run.update(progress_done=done, progress_total=total)
+        self._notify(self._run)
 
-    @property
-    def bean(self) -> str:
-        return self._run.record.bean
-
-    @property
-    def trigger(self) -> Trigger:
-        return self._run.record.trigger
-
-    @property
-    def args(self) -> Mapping[str, Value]:
-        return self._run.record.arguments
-
-    @property
-    def settings(self) -> Any:
-        return self._spec.settings
-
-    def is_cancelled(self) -> bool:
-        return self._run.cancel_requested.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._run.cancel_requested.is_set():
-            raise RunCancelled
-
-    def wait_cancelled(self, timeout: float) -> bool:
-        return self._run.cancel_requested.wait(timeout)
-
-    def report_progress(self, done: int, total: int | None = None) -> None:
-        self._update(progress_done=done, progress_total=total or 0)
-
-    def add_rows(self, *, read: int = 0, written: int = 0) -> None:
+    def rows(self, read: int, written: int) -> None:
         with self._run._lock:
             rec = self._run.record
             self._run.record = replace(
@@ -127,17 +103,23 @@ class _Context:
             )
         self._notify(self._run)
 
-    def _update(self, **changes: Any) -> None:
-        self._run.update(**changes)
-        self._notify(self._run)
+
+_ENDING_ERRORS = {
+    "timeout": ("TimedOut", "the run exceeded its timeout of {timeout:g}s"),
+    "shutdown": ("ShutdownCancelled", "the daemon stopped; the job did not finish within shutdown_grace"),
+}
 
 
 class RunCoordinator:
     """Starts runs (one per bean at a time), follows them and writes them to the ledger."""
 
-    def __init__(self, ledger: RunLedger, clock: Clock) -> None:
+    def __init__(
+        self, ledger: RunLedger, clock: Clock, default_options: JobOptions | None = None
+    ) -> None:
         self._ledger = ledger
         self._clock = clock
+        self._default_options = default_options or JobOptions()
+        self._options: dict[str, JobOptions] = {}
         self._active: dict[str, Run] = {}
         self._recent: dict[str, Run] = {}  # finished runs still followed by id
         self._tasks: set[asyncio.Task[None]] = set()
@@ -145,6 +127,12 @@ class RunCoordinator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending_notify: set[Run] = set()
         self._notify_lock = threading.Lock()
+
+    def set_options(self, bean: str, options: JobOptions) -> None:
+        self._options[bean] = options
+
+    def options(self, bean: str) -> JobOptions:
+        return self._options.get(bean, self._default_options)
 
     @property
     def draining(self) -> bool:
@@ -213,55 +201,65 @@ class RunCoordinator:
             raise RunNotFoundError(run_id)
         return record
 
-    def cancel(self, bean: str) -> Run | None:
-        """Ask the bean's active run to stop at its next check; None when nothing runs."""
+    def cancel(self, bean: str, reason: str = "request") -> Run | None:
+        """Ask the bean's active run to stop at its next check; None when nothing runs.
+
+        A body that ignores the request is force-stopped after the job's cancel_grace.
+        """
         run = self._active.get(bean)
         if run is None:
             return None
         if not run.cancel_requested.is_set():
+            run.cancel_reason = reason
             run.cancel_requested.set()
+            run.cancel_signal.set()
             run.update(state=RunState.CANCELLING)
             run.touch()
-            log.info("run.cancel_requested", job=bean, run_id=run.run_id)
+            log.info("run.cancel_requested", job=bean, run_id=run.run_id, reason=reason)
         return run
 
     def elapsed(self, run: Run) -> timedelta:
         return timedelta(seconds=max(0.0, self._clock.monotonic() - run.started_monotonic))
 
     async def _execute(self, spec: JobSpec, run: Run) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[BaseException | None] = loop.create_future()
-        ctx = _Context(run, spec, self._notify_threadsafe)
-
-        def settle(result: BaseException | None) -> None:
-            if not done.done():
-                done.set_result(result)
-
-        def work() -> None:
-            try:
-                spec.body(ctx)
-            except BaseException as exc:  # the body's failure is the run's outcome
-                loop.call_soon_threadsafe(settle, exc)
-            else:
-                loop.call_soon_threadsafe(settle, None)
-
-        # A fresh copy of the caller's context, so the body's logs carry its bindings.
-        thread = threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(work,),
-            name=f"job:{spec.name}",
-            daemon=True,
+        options = self.options(spec.name)
+        execution = Execution(
+            spec=spec,
+            run_id=run.run_id,
+            trigger=run.record.trigger,
+            arguments=run.record.arguments,
+            cancel_requested=run.cancel_requested,
+            cancel_signal=run.cancel_signal,
+            cancel_grace=options.cancel_grace,
+            reporter=_Reporter(run, self._notify_threadsafe),
         )
-        thread.start()
-        error = await done
+        executing = asyncio.ensure_future(options.executor.execute(execution))
+        if options.timeout > 0:
+            done, _ = await asyncio.wait({executing}, timeout=options.timeout)
+            if not done:
+                log.warning("run.timed_out", job=spec.name, run_id=run.run_id, timeout_s=options.timeout)
+                self.cancel(spec.name, reason="timeout")
+        try:
+            result = await executing
+        except Exception as exc:  # the executor itself failed (e.g. could not start a process)
+            log.exception("run.executor_failed", job=spec.name, run_id=run.run_id)
+            self._finish(run, RunOutcome.FAILED, type(exc).__name__, str(exc))
+            return
         if run.record.state is RunState.FINISHED:
-            return  # already recorded by a forced stop while the body was still going
-        if error is None:
+            return  # already recorded by a forced stop
+        if result.ending is Ending.SUCCEEDED:
             self._finish(run, RunOutcome.SUCCESS)
-        elif isinstance(error, RunCancelled):
-            self._finish(run, RunOutcome.CANCELLED, "RunCancelled", "cancelled on request")
+        elif result.ending is Ending.FAILED:
+            self._finish(run, RunOutcome.FAILED, result.error_type, result.error_message)
         else:
-            self._finish(run, RunOutcome.FAILED, type(error).__name__, str(error) or repr(error))
+            outcome = RunOutcome.TIMED_OUT if run.cancel_reason == "timeout" else RunOutcome.CANCELLED
+            error_type, message = result.error_type, result.error_message
+            if run.cancel_reason in _ENDING_ERRORS:
+                error_type, template = _ENDING_ERRORS[run.cancel_reason]
+                message = template.format(timeout=options.timeout)
+                if result.ending in (Ending.KILLED, Ending.ABANDONED):
+                    message += f"; {result.error_message}"
+            self._finish(run, outcome, error_type, message)
 
     def _finish(
         self, run: Run, outcome: RunOutcome, error_type: str = "", error_message: str = ""
@@ -311,27 +309,23 @@ class RunCoordinator:
         """First step of shutdown: from now on `start()` raises DrainingError."""
         self._draining = True
 
-    async def drain(self, grace: float, cancel_grace: float) -> None:
-        """Let running jobs finish for `grace` seconds, then cancel and record the rest.
+    async def drain(self, grace: float) -> None:
+        """Let running jobs finish for `grace` seconds, then cancel the rest and record them.
 
-        A body that ignores cancellation for `cancel_grace` more seconds is abandoned (its
-        daemon thread dies with the process) and its run is recorded as cancelled.
+        Executors end a cancelled run within its cancel_grace (killing a child process, or
+        abandoning a thread that ignores cancellation), so this returns in bounded time.
         """
         self.refuse_new_runs()
         if await self._wait_all(grace):
             return
         for bean in list(self._active):
-            self.cancel(bean)
-        if await self._wait_all(cancel_grace):
+            self.cancel(bean, reason="shutdown")
+        longest = max((self.options(b).cancel_grace for b in self._active), default=0.0)
+        if await self._wait_all(longest + 5.0):
             return
-        for run in list(self._active.values()):
+        for run in list(self._active.values()):  # an executor that overran its own bound
             log.warning("run.abandoned", job=run.record.bean, run_id=run.run_id)
-            self._finish(
-                run,
-                RunOutcome.CANCELLED,
-                "ShutdownCancelled",
-                "the daemon stopped; the job did not finish within shutdown_grace",
-            )
+            self._finish(run, RunOutcome.CANCELLED, *_ENDING_ERRORS["shutdown"])
 
     async def _wait_all(self, timeout: float) -> bool:
         waits = [asyncio.ensure_future(run.finished.wait()) for run in self._active.values()]

@@ -19,6 +19,7 @@ from syncd.enums import RunState
 from syncd.errors import SyncdError
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunRecord
+from syncd.orchestrator import Orchestrator
 from syncd.registry import BeanRegistry
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
@@ -38,6 +39,7 @@ class ControlPlane:
     registry: BeanRegistry
     jobs: JobBeans
     coordinator: RunCoordinator
+    orchestrator: Orchestrator
     started_at: datetime
     pid: int
 

@@ -1,0 +1,336 @@
+"""Where job bodies execute: a child process (the default: killable, no shared GIL) or a thread.
+
+Both watch the run's cancellation: cooperative first (the body sees `ctx.is_cancelled()`), then,
+after `cancel_grace`, a child process is killed with its whole process group; a thread cannot
+be killed and is abandoned (it is a daemon thread, so it cannot hold the process open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import enum
+import multiprocessing
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import structlog
+
+from syncd.enums import Trigger
+from syncd.errors import RunCancelled
+from syncd.job import JobSpec, RunContext
+from syncd.values import Value
+
+
+class Ending(enum.Enum):
+    """How a body's execution ended, before the coordinator maps it to an outcome."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the body stopped cooperatively
+    KILLED = "killed"  # a child process ignored cancellation and was killed
+    ABANDONED = "abandoned"  # a thread ignored cancellation and was left behind
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    ending: Ending
+    error_type: str = ""
+    error_message: str = ""
+
+
+class Reporter(Protocol):
+    """What an executor tells the coordinator while a body runs (from any thread)."""
+
+    def progress(self, done: int, total: int) -> None: ...
+    def rows(self, read: int, written: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Execution:
+    """One body to execute and the signals around it."""
+
+    spec: JobSpec
+    run_id: str
+    trigger: Trigger
+    arguments: Mapping[str, Value]
+    cancel_requested: threading.Event  # seen by the body
+    cancel_signal: asyncio.Event  # wakes the executor on the loop
+    cancel_grace: float
+    reporter: Reporter
+
+
+class Executor(Protocol):
+    async def execute(self, job: Execution) -> Result: ...
+
+
+def _failure(exc: BaseException) -> Result:
+    if isinstance(exc, RunCancelled):
+        return Result(Ending.CANCELLED, "RunCancelled", "cancelled on request")
+    return Result(Ending.FAILED, type(exc).__name__, str(exc) or repr(exc))
+
+
+class _ThreadContext:
+    """RunContext for a body on a thread of the daemon."""
+
+    def __init__(self, job: Execution) -> None:
+        self._job = job
+        self.log = structlog.get_logger("syncd.job").bind(
+            job=job.spec.name, run_id=job.run_id, trigger=job.trigger.value
+        )
+
+    run_id = property(lambda self: self._job.run_id)
+    bean = property(lambda self: self._job.spec.name)
+    trigger = property(lambda self: self._job.trigger)
+    args = property(lambda self: self._job.arguments)
+    settings = property(lambda self: self._job.spec.settings)
+
+    def is_cancelled(self) -> bool:
+        return self._job.cancel_requested.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._job.cancel_requested.is_set():
+            raise RunCancelled
+
+    def wait_cancelled(self, timeout: float) -> bool:
+        return self._job.cancel_requested.wait(timeout)
+
+    def report_progress(self, done: int, total: int | None = None) -> None:
+        self._job.reporter.progress(done, total or 0)
+
+    def add_rows(self, *, read: int = 0, written: int = 0) -> None:
+        self._job.reporter.rows(read, written)
+
+
+class ThreadExecutor:
+    """Runs the body on a fresh daemon thread; cannot force-stop it."""
+
+    async def execute(self, job: Execution) -> Result:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Result] = loop.create_future()
+        ctx: RunContext = _ThreadContext(job)
+
+        def settle(result: Result) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        def work() -> None:
+            try:
+                job.spec.body(ctx)
+            except BaseException as exc:  # the body's failure is the run's outcome
+                loop.call_soon_threadsafe(settle, _failure(exc))
+            else:
+                loop.call_soon_threadsafe(settle, Result(Ending.SUCCEEDED))
+
+        thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(work,),
+            name=f"job:{job.spec.name}",
+            daemon=True,
+        )
+        thread.start()
+        cancelled = asyncio.ensure_future(job.cancel_signal.wait())
+        try:
+            await asyncio.wait({done, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            if done.done():
+                return done.result()
+            try:
+                async with asyncio.timeout(job.cancel_grace):
+                    return await asyncio.shield(done)
+            except TimeoutError:
+                return Result(
+                    Ending.ABANDONED,
+                    "Abandoned",
+                    f"the job ignored cancellation for {job.cancel_grace:g}s; its thread was left",
+                )
+        finally:
+            cancelled.cancel()
+
+
+# --- child processes -----------------------------------------------------------------------
+
+
+class _ChildContext:
+    """RunContext inside the child process: everything goes to the parent over the pipe."""
+
+    def __init__(self, conn: Connection, payload: dict[str, Any], cancel: threading.Event) -> None:
+        self._conn = conn
+        self._payload = payload
+        self._cancel = cancel
+        self._lock = threading.Lock()
+        self.log = structlog.get_logger("syncd.job").bind(
+            job=payload["bean"], run_id=payload["run_id"], trigger=payload["trigger"]
+        )
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._conn.send(message)
+
+    run_id = property(lambda self: self._payload["run_id"])
+    bean = property(lambda self: self._payload["bean"])
+    trigger = property(lambda self: Trigger(self._payload["trigger"]))
+    args = property(lambda self: self._payload["args"])
+    settings = property(lambda self: self._payload["settings"])
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise RunCancelled
+
+    def wait_cancelled(self, timeout: float) -> bool:
+        return self._cancel.wait(timeout)
+
+    def report_progress(self, done: int, total: int | None = None) -> None:
+        self.send(("progress", done, total or 0))
+
+    def add_rows(self, *, read: int = 0, written: int = 0) -> None:
+        self.send(("rows", read, written))
+
+
+def _child_main(conn: Connection, body: Callable[[RunContext], None], payload: dict[str, Any]) -> None:
+    """Entry point of the job's child process."""
+    os.setpgrp()  # its own process group, so a kill reaches whatever the body started
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
+    cancel = threading.Event()
+    ctx = _ChildContext(conn, payload, cancel)
+
+    def forward(_logger: Any, method: str, event_dict: dict[str, Any]) -> Any:
+        ctx.send(("log", method, dict(event_dict)))
+        raise structlog.DropEvent
+
+    structlog.configure(
+        processors=[structlog.contextvars.merge_contextvars, structlog.processors.format_exc_info, forward],
+        cache_logger_on_first_use=True,
+    )
+
+    def listen() -> None:
+        try:
+            while True:
+                if conn.recv() == ("cancel",):
+                    cancel.set()
+        except (EOFError, OSError):
+            os._exit(70)  # the daemon is gone: never outlive it
+
+    threading.Thread(target=listen, name="syncd-control", daemon=True).start()
+    try:
+        body(ctx)
+    except RunCancelled:
+        ctx.send(("ended", Ending.CANCELLED.value, "RunCancelled", "cancelled on request"))
+    except BaseException as exc:
+        ctx.log.error("job.crashed", error=str(exc), traceback=traceback.format_exc())
+        result = _failure(exc)
+        ctx.send(("ended", result.ending.value, result.error_type, result.error_message))
+    else:
+        ctx.send(("ended", Ending.SUCCEEDED.value, "", ""))
+
+
+_LOG = structlog.get_logger("syncd.job")
+
+
+def _relay_log(method: str, event_dict: dict[str, Any]) -> None:
+    event = event_dict.pop("event", "job.log")
+    event_dict.pop("timestamp", None)
+    getattr(_LOG, method if method in {"debug", "info", "warning", "error", "critical"} else "info")(
+        event, **event_dict
+    )
+
+
+class ProcessExecutor:
+    """Runs the body in a child process from a fork server; kills it if it ignores cancel."""
+
+    def __init__(self, preload: list[str] | None = None) -> None:
+        self._mp = multiprocessing.get_context("forkserver")
+        self._mp.set_forkserver_preload(["syncd.executors", *(preload or [])])
+
+    async def execute(self, job: Execution) -> Result:
+        loop = asyncio.get_running_loop()
+        parent, child = self._mp.Pipe(duplex=True)
+        payload = {
+            "run_id": job.run_id,
+            "bean": job.spec.name,
+            "trigger": job.trigger.value,
+            "args": dict(job.arguments),
+            "settings": job.spec.settings,
+        }
+        proc = self._mp.Process(
+            target=_child_main,
+            args=(child, job.spec.body, payload),
+            name=f"syncd-job:{job.spec.name}",
+        )
+        await asyncio.to_thread(proc.start)  # the first start also starts the fork server
+        child.close()
+        ended: asyncio.Future[Result] = loop.create_future()
+
+        def settle(result: Result) -> None:
+            if not ended.done():
+                ended.set_result(result)
+
+        def read() -> None:
+            """Relays the child's messages until its end of the pipe closes."""
+            final: Result | None = None
+            try:
+                while True:
+                    message = parent.recv()
+                    kind = message[0]
+                    if kind == "progress":
+                        job.reporter.progress(message[1], message[2])
+                    elif kind == "rows":
+                        job.reporter.rows(message[1], message[2])
+                    elif kind == "log":
+                        loop.call_soon_threadsafe(_relay_log, message[1], message[2])
+                    elif kind == "ended":
+                        final = Result(Ending(message[1]), message[2], message[3])
+            except (EOFError, OSError):
+                pass
+            proc.join()
+            if final is None:
+                code = proc.exitcode
+                final = Result(
+                    Ending.FAILED, "ChildDied", f"the job's process exited with status {code}"
+                )
+            loop.call_soon_threadsafe(settle, final)
+
+        reader = threading.Thread(target=read, name=f"job-relay:{job.spec.name}", daemon=True)
+        reader.start()
+        cancelled = asyncio.ensure_future(job.cancel_signal.wait())
+        try:
+            await asyncio.wait({ended, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            if ended.done():
+                return ended.result()
+            try:
+                parent.send(("cancel",))
+            except OSError:
+                pass  # the child is already gone; its reader settles the result
+            try:
+                async with asyncio.timeout(job.cancel_grace):
+                    return await asyncio.shield(ended)
+            except TimeoutError:
+                self._kill(proc.pid)
+                await asyncio.shield(ended)
+                return Result(
+                    Ending.KILLED,
+                    "Killed",
+                    f"the job ignored cancellation for {job.cancel_grace:g}s and was killed",
+                )
+        finally:
+            cancelled.cancel()
+            if not ended.done():  # our own task was cancelled: do not leave the child behind
+                self._kill(proc.pid)
+            parent.close()
+
+    @staticmethod
+    def _kill(pid: int | None) -> None:
+        if pid is None:
+            return
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -1,0 +1,160 @@
+"""The job bodies: thin adapters from a run's context to the job modules.
+
+Bodies are module-level functions and take everything from `ctx` (settings included), so the
+daemon can run them on a thread or in a child process alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine, inspect, make_url
+
+from syncd.job import RunContext
+from syncd.tis import _funding, _owner, _record_status, _trusts
+from syncd.tis._db import RetryPolicy, TisError, job_engine, retrying
+from syncd.tis._schema import TCS
+from syncd.tis._settings import TisSettings
+
+
+def utc_today() -> date:
+    """Today in UTC, the daemon's only zone (the old service ran its containers in UTC)."""
+    return datetime.now(UTC).date()
+
+
+def settings_of(ctx: RunContext) -> TisSettings:
+    settings = ctx.settings
+    if not isinstance(settings, TisSettings) or settings.source_url is None:
+        raise TisError("the TIS jobs need resolved TisSettings (built by the tis pack)")
+    return settings
+
+
+def require_tables(engine: Engine, *names: str) -> None:
+    """Fail early, and plainly, when the database lacks a table the job needs."""
+    present = set(inspect(engine).get_table_names())
+    missing = [n for n in names if n not in present]
+    if missing:
+        where = make_url(str(engine.url)).render_as_string(hide_password=True)
+        raise TisError(
+            f"database {where} has no table {', '.join(missing)}; "
+            "point [packs.tis] source_url at the TCS schema, or run `syncd db init` for a new one"
+        )
+
+
+def _tables(*names: str) -> tuple[str, ...]:
+    assert all(n in TCS.tables for n in names)
+    return names
+
+
+OWNER_TABLES = _tables(
+    "Person", "ProgrammeMembership", "Programme", "Placement", "Post", "PersonOwner"
+)
+PERSON_TRUST_TABLES = _tables("Person", "Placement", "Post", "PersonTrust")
+POST_TRUST_TABLES = _tables("Post", "PostTrust")
+RECORD_STATUS_TABLES = _tables("Person", "ProgrammeMembership")
+FUNDING_TABLES = _tables("Post", "PostFunding")
+
+
+def person_owner_rebuild(ctx: RunContext) -> None:
+    """PersonOwnerRebuildJob."""
+    settings = settings_of(ctx)
+    with job_engine(settings) as engine:
+        require_tables(engine, *OWNER_TABLES)
+        retrying(
+            lambda: _owner.rebuild(
+                engine,
+                ctx,
+                today=utc_today(),
+                chunk_size=settings.chunk_size,
+                lock_timeout=settings.lock_timeout,
+            ),
+            policy=RetryPolicy.of(settings),
+            log=ctx.log,
+            what="PersonOwner rebuild",
+            before_attempt=ctx.raise_if_cancelled,
+        )
+
+
+def _person_trusts(ctx: RunContext) -> None:
+    settings = settings_of(ctx)
+    with job_engine(settings) as engine:
+        require_tables(engine, *PERSON_TRUST_TABLES)
+        retrying(
+            lambda: _trusts.rebuild_person_trusts(
+                engine, ctx, chunk_size=settings.chunk_size, lock_timeout=settings.lock_timeout
+            ),
+            policy=RetryPolicy.of(settings),
+            log=ctx.log,
+            what="PersonTrust rebuild",
+            before_attempt=ctx.raise_if_cancelled,
+        )
+
+
+def _post_trusts(ctx: RunContext) -> None:
+    settings = settings_of(ctx)
+    with job_engine(settings) as engine:
+        require_tables(engine, *POST_TRUST_TABLES)
+        retrying(
+            lambda: _trusts.rebuild_post_trusts(
+                engine, ctx, chunk_size=settings.chunk_size, lock_timeout=settings.lock_timeout
+            ),
+            policy=RetryPolicy.of(settings),
+            log=ctx.log,
+            what="PostTrust rebuild",
+            before_attempt=ctx.raise_if_cancelled,
+        )
+
+
+def person_trust_employing_body(ctx: RunContext) -> None:
+    """PersonPlacementEmployingBodyTrustJob: the complete PersonTrust set (see _trusts)."""
+    _person_trusts(ctx)
+
+
+def person_trust_training_body(ctx: RunContext) -> None:
+    """PersonPlacementTrainingBodyTrustJob: the complete PersonTrust set (see _trusts)."""
+    _person_trusts(ctx)
+
+
+def post_trust_employing_body(ctx: RunContext) -> None:
+    """PostEmployingBodyTrustJob: the complete PostTrust set (see _trusts)."""
+    _post_trusts(ctx)
+
+
+def post_trust_training_body(ctx: RunContext) -> None:
+    """PostTrainingBodyTrustJob: the complete PostTrust set (see _trusts)."""
+    _post_trusts(ctx)
+
+
+def person_record_status(ctx: RunContext) -> None:
+    """PersonRecordStatusJob; the argument is checked before the database is touched."""
+    settings = settings_of(ctx)
+    today = utc_today()
+    sel = _record_status.selection(
+        ctx.args.get(_record_status.PARAMETER),
+        configured=settings.record_status_date_override,
+        today=today,
+    )
+    with job_engine(settings) as engine:
+        require_tables(engine, *RECORD_STATUS_TABLES)
+        _record_status.recompute(
+            engine,
+            ctx,
+            sel=sel,
+            today=today,
+            page_size=settings.page_size,
+            policy=RetryPolicy.of(settings),
+        )
+
+
+def post_funding_status(ctx: RunContext) -> None:
+    """PostFundingStatusSyncJob."""
+    settings = settings_of(ctx)
+    with job_engine(settings) as engine:
+        require_tables(engine, *FUNDING_TABLES)
+        _funding.recompute(
+            engine,
+            ctx,
+            today=utc_today(),
+            page_size=settings.page_size,
+            policy=RetryPolicy.of(settings),
+        )

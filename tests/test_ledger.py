@@ -1,0 +1,172 @@
+"""The run ledger contract, run against every backend: memory, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.ledger import MemoryLedger, RunLedger, RunRecord
+from syncd.sqlledger import LedgerError, SqlLedger
+from tests.services import fresh_postgres_database
+
+T0 = datetime(2026, 11, 22, 0, 5, tzinfo=UTC)
+
+
+def _run(run_id: str, bean: str = "A", at: datetime = T0, **kw: object) -> RunRecord:
+    return RunRecord(
+        run_id=run_id,
+        bean=bean,
+        operation="run",
+        arguments={"date": "ANY", "n": 3},
+        trigger=Trigger.SCHEDULE,
+        actor="scheduler",
+        slot_time=at,
+        started_at=at,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def _finish(record: RunRecord, outcome: RunOutcome, after: float = 60) -> RunRecord:
+    return replace(
+        record,
+        state=RunState.FINISHED,
+        outcome=outcome,
+        ended_at=record.started_at + timedelta(seconds=after),
+        rows_read=10,
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunLedger]:
+    if request.param == "memory":
+        yield MemoryLedger()
+        return
+    if request.param == "sqlite":
+        sql = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+        yield sql
+        sql.close()
+        return
+    with fresh_postgres_database() as url:
+        sql = SqlLedger(url)
+        yield sql
+        sql.close()
+
+
+class TestContract:
+    def test_a_run_is_written_at_start_and_updated_at_end(self, ledger: RunLedger) -> None:
+        """The row exists while running and carries the outcome afterwards."""
+        start = _run("r1")
+        ledger.record_start(start)
+        got = ledger.get("r1")
+        assert got is not None and got.state is RunState.RUNNING
+        assert got.arguments == {"date": "ANY", "n": 3}
+        assert got.started_at == T0 and got.started_at.tzinfo is not None
+        end = _finish(start, RunOutcome.FAILED)
+        ledger.record_end(replace(end, error_type="ValueError", error_message="boom"))
+        got = ledger.get("r1")
+        assert got is not None
+        assert (got.outcome, got.error_type, got.rows_read) == (RunOutcome.FAILED, "ValueError", 10)
+        assert got.ended_at == T0 + timedelta(seconds=60)
+
+    def test_last_outcome_and_last_success_per_bean(self, ledger: RunLedger) -> None:
+        """Last finished counts executed runs only; a skip does not hide a failure."""
+        ok = _run("r1")
+        ledger.record_start(ok)
+        ledger.record_end(_finish(ok, RunOutcome.SUCCESS))
+        bad = _run("r2", at=T0 + timedelta(days=1))
+        ledger.record_start(bad)
+        ledger.record_end(_finish(bad, RunOutcome.FAILED))
+        ledger.record(
+            _finish(_run("r3", at=T0 + timedelta(days=2)), RunOutcome.SKIPPED_ALREADY_RUNNING)
+        )
+        last = ledger.last_finished("A")
+        success = ledger.last_success("A")
+        assert last is not None and last.run_id == "r2"
+        assert success is not None and success.run_id == "r1"
+        assert ledger.last_finished("B") is None
+
+    def test_history_is_newest_first_and_filtered(self, ledger: RunLedger) -> None:
+        """History lists newest first, by bean, up to the limit."""
+        for i in range(5):
+            rec = _run(f"r{i}", bean="A" if i % 2 else "B", at=T0 + timedelta(minutes=i))
+            ledger.record(_finish(rec, RunOutcome.SUCCESS))
+        assert [r.run_id for r in ledger.history(limit=3)] == ["r4", "r3", "r2"]
+        assert [r.run_id for r in ledger.history("A")] == ["r3", "r1"]
+
+    def test_running_rows_become_interrupted(self, ledger: RunLedger) -> None:
+        """Runs left running by a crash are finished as interrupted (persistent backends)."""
+        ledger.record_start(_run("r1"))
+        done = ledger.mark_interrupted(T0 + timedelta(hours=1))
+        if isinstance(ledger, MemoryLedger):
+            assert done == []
+            return
+        assert [r.run_id for r in done] == ["r1"]
+        got = ledger.get("r1")
+        assert got is not None
+        assert (got.state, got.outcome) == (RunState.FINISHED, RunOutcome.INTERRUPTED)
+        assert ledger.mark_interrupted(T0 + timedelta(hours=2)) == []
+
+    def test_retention_by_age_and_count(self, ledger: RunLedger) -> None:
+        """Prune drops runs older than keep_days and beyond keep_per_bean, newest kept."""
+        for i in range(6):
+            ledger.record(_finish(_run(f"r{i}", at=T0 + timedelta(days=i)), RunOutcome.SUCCESS))
+        removed = ledger.prune(T0 + timedelta(days=30), keep_days=28, keep_per_bean=3)
+        assert removed == 3
+        assert [r.run_id for r in ledger.history()] == ["r5", "r4", "r3"]
+
+    def test_holds_and_meta_persist(self, ledger: RunLedger) -> None:
+        """Pauses and scheduler bookkeeping are kept, the first pause time wins."""
+        ledger.set_hold("A", T0)
+        ledger.set_hold("A", T0 + timedelta(hours=1))
+        ledger.set_hold("*", T0)
+        assert ledger.holds() == {"A": T0, "*": T0}
+        ledger.clear_hold("A")
+        assert ledger.holds() == {"*": T0}
+        ledger.set_meta("k", "1")
+        ledger.set_meta("k", "2")
+        assert ledger.get_meta("k") == "2"
+        assert ledger.get_meta("absent") is None
+
+    def test_runs_since_covers_slot_times(self, ledger: RunLedger) -> None:
+        """runs_since finds runs whose slot or start is at or after the instant."""
+        ledger.record(_finish(_run("old", at=T0 - timedelta(days=1)), RunOutcome.SUCCESS))
+        ledger.record(_finish(_run("new", at=T0), RunOutcome.SUCCESS))
+        assert [r.run_id for r in ledger.runs_since(T0)] == ["new"]
+
+
+def test_sqlite_ledger_survives_a_reopen(tmp_path: Path) -> None:
+    """What one ledger object wrote, the next one (a restarted daemon) reads, caches too."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    first = SqlLedger(url)
+    rec = _run("r1")
+    first.record_start(rec)
+    first.record_end(_finish(rec, RunOutcome.SUCCESS))
+    first.close()
+    second = SqlLedger(url)
+    last = second.last_success("A")
+    assert last is not None and last.run_id == "r1"
+    second.close()
+
+
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A ledger written by a newer syncd is refused with both versions named."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    SqlLedger(url).close()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE syncd_meta SET value = '99' WHERE key = 'schema_version'"))
+    engine.dispose()
+    with pytest.raises(LedgerError, match="schema version 99; this syncd knows up to 1"):
+        SqlLedger(url)
+
+
+def test_an_unreachable_ledger_is_a_clear_error(tmp_path: Path) -> None:
+    """A ledger URL that cannot be opened names itself, without the password."""
+    with pytest.raises(LedgerError, match=r"cannot open the run ledger at .*\*\*\*"):
+        SqlLedger("postgresql+psycopg://u:secret@127.0.0.1:1/x")
