@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 from syncd.timetable import Cron, Every, ScheduleError, fires_between, parse_at, parse_every
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 class TestDailyAt:
@@ -100,7 +103,9 @@ class TestCron:
 
 
 @given(
-    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
     st.sampled_from(["0 05 0 * * *", "0 */15 * * * *", "30 9 1 * * MON", "0 0 12 1 1 *"]),
 )
 def test_next_fire_is_strictly_later_and_matches(moment: datetime, expr: str) -> None:
@@ -149,11 +154,13 @@ def host_zone(request: pytest.FixtureRequest) -> Iterator[str]:
         (utc(2026, 10, 31, 12), utc(2026, 11, 1, 0, 5)),
     ],
 )
-def test_fires_are_utc_whatever_the_host_zone(host_zone: str, after: datetime, expected: datetime) -> None:
+def test_fires_are_utc_whatever_the_host_zone(
+    host_zone: str, after: datetime, expected: datetime
+) -> None:
     """With TZ set to a DST zone, across its changes, 00:05 is still 00:05 UTC each day."""
     assert time.tzname[0] != "UTC"
     assert parse_at("00:05").next_after(after) == expected
     assert Cron.parse("0 5 0 * * *").next_after(after) == expected
     # 24 fires over a DST change are exactly one day apart.
     fires = fires_between(parse_at("00:05"), after, after + timedelta(days=24))
-    assert all(b - a == timedelta(days=1) for a, b in zip(fires, fires[1:], strict=False))
+    assert all(b - a == timedelta(days=1) for a, b in itertools.pairwise(fires))

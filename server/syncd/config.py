@@ -113,7 +113,9 @@ class DaemonConfig:
                     " which this version does not offer",
                 )
         if self.execution not in ("process", "thread"):
-            raise ConfigError("daemon.execution", f'expected "process" or "thread", got {self.execution!r}')
+            raise ConfigError(
+                "daemon.execution", f'expected "process" or "thread", got {self.execution!r}'
+            )
         for ref in self.packs:
             if ":" not in ref:
                 raise ConfigError("daemon.packs", f"expected 'module:attr', got {ref!r}")
@@ -193,11 +195,15 @@ class JobConfig:
     def __post_init__(self) -> None:
         given = [k for k in ("at", "every", "cron") if getattr(self, k) is not None]
         if len(given) > 1:
-            raise ConfigError(given[1], f"give only one of at, every and cron (got {', '.join(given)})")
+            raise ConfigError(
+                given[1], f"give only one of at, every and cron (got {', '.join(given)})"
+            )
         if self.on_missed not in ("skip", "run_once"):
             raise ConfigError("on_missed", f'expected "skip" or "run_once", got {self.on_missed!r}')
         if self.execution not in (None, "process", "thread"):
-            raise ConfigError("execution", f'expected "process" or "thread", got {self.execution!r}')
+            raise ConfigError(
+                "execution", f'expected "process" or "thread", got {self.execution!r}'
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

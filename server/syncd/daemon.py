@@ -96,9 +96,7 @@ class Daemon:
         self.orchestrator = Orchestrator(
             self.plans, self.jobs, self.coordinator, self.ledger, self.clock, config.scheduler
         )
-        self.jobs.attach_schedule(
-            self.orchestrator.scheduler.next_run, self.orchestrator.paused
-        )
+        self.jobs.attach_schedule(self.orchestrator.scheduler.next_run, self.orchestrator.paused)
         self.listening = Listening()
         self._stop = asyncio.Event()
         self._stop_signals = 0

@@ -8,6 +8,7 @@ be killed and is abandoned (it is a daemon thread, so it cannot hold the process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import enum
 import multiprocessing
@@ -15,7 +16,7 @@ import os
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -137,7 +138,8 @@ class ThreadExecutor:
         thread.start()
         cancelled = asyncio.ensure_future(job.cancel_signal.wait())
         try:
-            await asyncio.wait({done, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            pending: set[asyncio.Future[Any]] = {done, cancelled}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if done.done():
                 return done.result()
             try:
@@ -195,19 +197,27 @@ class _ChildContext:
         self.send(("rows", read, written))
 
 
-def _child_main(conn: Connection, body: Callable[[RunContext], None], payload: dict[str, Any]) -> None:
+def _child_main(
+    conn: Connection, body: Callable[[RunContext], None], payload: dict[str, Any]
+) -> None:
     """Entry point of the job's child process."""
     os.setpgrp()  # its own process group, so a kill reaches whatever the body started
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
     cancel = threading.Event()
     ctx = _ChildContext(conn, payload, cancel)
 
-    def forward(_logger: Any, method: str, event_dict: dict[str, Any]) -> Any:
+    def forward(
+        _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> Mapping[str, Any]:
         ctx.send(("log", method, dict(event_dict)))
         raise structlog.DropEvent
 
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.processors.format_exc_info, forward],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.format_exc_info,
+            forward,
+        ],
         cache_logger_on_first_use=True,
     )
 
@@ -238,9 +248,9 @@ _LOG = structlog.get_logger("syncd.job")
 def _relay_log(method: str, event_dict: dict[str, Any]) -> None:
     event = event_dict.pop("event", "job.log")
     event_dict.pop("timestamp", None)
-    getattr(_LOG, method if method in {"debug", "info", "warning", "error", "critical"} else "info")(
-        event, **event_dict
-    )
+    getattr(
+        _LOG, method if method in {"debug", "info", "warning", "error", "critical"} else "info"
+    )(event, **event_dict)
 
 
 class ProcessExecutor:
@@ -302,13 +312,12 @@ class ProcessExecutor:
         reader.start()
         cancelled = asyncio.ensure_future(job.cancel_signal.wait())
         try:
-            await asyncio.wait({ended, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            pending: set[asyncio.Future[Any]] = {ended, cancelled}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if ended.done():
                 return ended.result()
-            try:
+            with contextlib.suppress(OSError):  # a child already gone: its reader settles it
                 parent.send(("cancel",))
-            except OSError:
-                pass  # the child is already gone; its reader settles the result
             try:
                 async with asyncio.timeout(job.cancel_grace):
                     return await asyncio.shield(ended)
@@ -330,7 +339,5 @@ class ProcessExecutor:
     def _kill(pid: int | None) -> None:
         if pid is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

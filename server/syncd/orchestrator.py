@@ -103,7 +103,13 @@ class Orchestrator:
             recorded_missed=recorded,
         )
         for miss in missed:
-            self.record_outcome(miss.name, RunOutcome.MISSED, Trigger.SCHEDULE, miss.slot, "the daemon was not running at this slot")
+            self.record_outcome(
+                miss.name,
+                RunOutcome.MISSED,
+                Trigger.SCHEDULE,
+                miss.slot,
+                "the daemon was not running at this slot",
+            )
         if runs:
             log.info(
                 "scheduler.catch_up",
@@ -113,9 +119,7 @@ class Orchestrator:
             slots = {r.name: r.slot for r in runs}
             triggers = {r.name: r.trigger for r in runs}
             order = run_order(self.plans, slots)
-            self._spawn(
-                self._chain(order, triggers, "scheduler", slots=slots), "catch-up"
-            )
+            self._spawn(self._chain(order, triggers, "scheduler", slots=slots), "catch-up")
 
     async def stop(self) -> None:
         """Stop firing; end chains (runs already started are left to the coordinator's drain)."""
@@ -164,7 +168,13 @@ class Orchestrator:
         self._spawn(self._scheduled(name, slot, Trigger.SCHEDULE), f"fire:{name}")
 
     def _on_miss(self, name: str, slot: datetime, run_once: bool) -> None:
-        self.record_outcome(name, RunOutcome.MISSED, Trigger.SCHEDULE, slot, "the slot passed while the daemon could not fire it")
+        self.record_outcome(
+            name,
+            RunOutcome.MISSED,
+            Trigger.SCHEDULE,
+            slot,
+            "the slot passed while the daemon could not fire it",
+        )
         if run_once:
             self._spawn(self._scheduled(name, slot, Trigger.CATCH_UP), f"catch-up:{name}")
 
@@ -184,7 +194,12 @@ class Orchestrator:
         for dep in self.plans[name].after:
             run = self._coordinator.active(dep)
             if run is not None:
-                log.info("scheduler.waiting_for_prerequisite", job=name, prerequisite=dep, run_id=run.run_id)
+                log.info(
+                    "scheduler.waiting_for_prerequisite",
+                    job=name,
+                    prerequisite=dep,
+                    run_id=run.run_id,
+                )
                 await run.finished.wait()
 
     async def _scheduled(self, name: str, slot: datetime, trigger: Trigger) -> None:
@@ -199,7 +214,13 @@ class Orchestrator:
                 spec, Invocation(arguments=self._defaults(name), actor="scheduler"), trigger, slot
             )
         except AlreadyRunningError as exc:
-            self.record_outcome(name, RunOutcome.SKIPPED_ALREADY_RUNNING, trigger, slot, f"run {exc.run_id} was under way")
+            self.record_outcome(
+                name,
+                RunOutcome.SKIPPED_ALREADY_RUNNING,
+                trigger,
+                slot,
+                f"run {exc.run_id} was under way",
+            )
         except (DrainingError, BeanDisabledError) as exc:
             log.info("scheduler.not_started", job=name, reason=str(exc))
 
@@ -228,7 +249,11 @@ class Orchestrator:
         for name in names:
             trigger = triggers if isinstance(triggers, Trigger) else triggers[name]
             slot = slots.get(name) if slots else None
-            failed = [d for d in self.plans[name].after if outcomes.get(d, RunOutcome.SUCCESS) is not RunOutcome.SUCCESS]
+            failed = [
+                d
+                for d in self.plans[name].after
+                if outcomes.get(d, RunOutcome.SUCCESS) is not RunOutcome.SUCCESS
+            ]
             if failed:
                 self.record_outcome(
                     name,
@@ -257,7 +282,9 @@ class Orchestrator:
                 log.info("chain.stopped", reason="draining", remaining=names[names.index(name) :])
                 break
             except BeanDisabledError as exc:
-                self.record_outcome(name, RunOutcome.SKIPPED_PREREQUISITE_FAILED, trigger, slot, str(exc))
+                self.record_outcome(
+                    name, RunOutcome.SKIPPED_PREREQUISITE_FAILED, trigger, slot, str(exc)
+                )
                 outcomes[name] = RunOutcome.SKIPPED_PREREQUISITE_FAILED
                 continue
             await run.finished.wait()
@@ -309,4 +336,3 @@ class Orchestrator:
 
     def paused(self, name: str) -> bool:
         return self.scheduler.paused(name)
-

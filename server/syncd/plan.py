@@ -112,10 +112,8 @@ def _refuse_cycles(plans: Mapping[str, JobPlan]) -> None:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            cycle = path[path.index(name) :] + [name]
-            raise ConfigError(
-                f"jobs.{cycle[0]}.after", "dependency cycle: " + " → ".join(cycle)
-            )
+            cycle = [*path[path.index(name) :], name]
+            raise ConfigError(f"jobs.{cycle[0]}.after", "dependency cycle: " + " → ".join(cycle))
         state[name] = 1
         for dep in plans[name].after:
             visit(dep, [*path, name])

@@ -106,7 +106,10 @@ class _Reporter:
 
 _ENDING_ERRORS = {
     "timeout": ("TimedOut", "the run exceeded its timeout of {timeout:g}s"),
-    "shutdown": ("ShutdownCancelled", "the daemon stopped; the job did not finish within shutdown_grace"),
+    "shutdown": (
+        "ShutdownCancelled",
+        "the daemon stopped; the job did not finish within shutdown_grace",
+    ),
 }
 
 
@@ -218,6 +221,12 @@ class RunCoordinator:
             log.info("run.cancel_requested", job=bean, run_id=run.run_id, reason=reason)
         return run
 
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def history(self, bean: str | None, limit: int) -> list[RunRecord]:
+        return self._ledger.history(bean, limit)
+
     def elapsed(self, run: Run) -> timedelta:
         return timedelta(seconds=max(0.0, self._clock.monotonic() - run.started_monotonic))
 
@@ -237,7 +246,9 @@ class RunCoordinator:
         if options.timeout > 0:
             done, _ = await asyncio.wait({executing}, timeout=options.timeout)
             if not done:
-                log.warning("run.timed_out", job=spec.name, run_id=run.run_id, timeout_s=options.timeout)
+                log.warning(
+                    "run.timed_out", job=spec.name, run_id=run.run_id, timeout_s=options.timeout
+                )
                 self.cancel(spec.name, reason="timeout")
         try:
             result = await executing
@@ -252,7 +263,9 @@ class RunCoordinator:
         elif result.ending is Ending.FAILED:
             self._finish(run, RunOutcome.FAILED, result.error_type, result.error_message)
         else:
-            outcome = RunOutcome.TIMED_OUT if run.cancel_reason == "timeout" else RunOutcome.CANCELLED
+            outcome = (
+                RunOutcome.TIMED_OUT if run.cancel_reason == "timeout" else RunOutcome.CANCELLED
+            )
             error_type, message = result.error_type, result.error_message
             if run.cancel_reason in _ENDING_ERRORS:
                 error_type, template = _ENDING_ERRORS[run.cancel_reason]

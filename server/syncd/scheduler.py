@@ -75,7 +75,7 @@ class Scheduler:
     def upcoming(self, now: datetime, days: float) -> list[tuple[datetime, str]]:
         """Every fire in the next `days` days, of jobs that are not paused."""
         end = now + timedelta(days=days)
-        fires = []
+        fires: list[tuple[datetime, str]] = []
         for name, plan in self._plans.items():
             if self.paused(name):
                 continue
@@ -126,7 +126,12 @@ class Scheduler:
             late = now - newest
             self._last_fired[name] = newest
             if late > MISFIRE_GRACE:
-                log.warning("scheduler.misfire", job=name, slot=newest.isoformat(), late_s=late.total_seconds())
+                log.warning(
+                    "scheduler.misfire",
+                    job=name,
+                    slot=newest.isoformat(),
+                    late_s=late.total_seconds(),
+                )
                 self._miss(name, newest, plan.on_missed == "run_once")
                 continue
             self.lateness_ms.append(late.total_seconds() * 1000)
@@ -135,7 +140,9 @@ class Scheduler:
     async def run(self) -> None:
         log.info(
             "scheduler.started",
-            jobs={n: self._next[n].isoformat() for n in sorted(self._next, key=self._next.__getitem__)},
+            jobs={
+                n: self._next[n].isoformat() for n in sorted(self._next, key=self._next.__getitem__)
+            },
         )
         while not self._stopped:
             now = self._clock.now()

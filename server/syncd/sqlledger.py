@@ -39,9 +39,7 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(
-        self, value: datetime | None, dialect: sa.Dialect
-    ) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -167,7 +165,9 @@ class SqlLedger:
             sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
         ).first()
         if row is None:
-            conn.execute(meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            conn.execute(
+                meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+            )
             return
         found = int(row[0])
         if found > SCHEMA_VERSION:
@@ -189,13 +189,15 @@ class SqlLedger:
                     .subquery()
                 )
                 rows = conn.execute(
-                    sa.select(runs_table).join(
+                    sa.select(runs_table)
+                    .join(
                         newest,
                         sa.and_(
                             runs_table.c.bean == newest.c.bean,
                             runs_table.c.ended_at == newest.c.at,
                         ),
-                    ).where(outcome_filter)
+                    )
+                    .where(outcome_filter)
                 )
                 for row in rows:
                     record = _record(row)

@@ -57,9 +57,14 @@ class Every:
         return f"every {self.seconds:g}s"
 
 
-_MONTHS = {m: i for i, m in enumerate("JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split(), 1)}
-_DAYS = {d: i for i, d in enumerate("SUN MON TUE WED THU FRI SAT".split())}
-_CRON_FIELDS = (
+_MONTHS = {
+    m: i
+    for i, m in enumerate(
+        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
+    )
+}
+_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("second", 0, 59, {}),
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
@@ -69,7 +74,9 @@ _CRON_FIELDS = (
 )
 
 
-def _parse_cron_field(text: str, name: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
+def _parse_cron_field(
+    text: str, name: str, low: int, high: int, names: dict[str, int]
+) -> frozenset[int]:
     values: set[int] = set()
     for part in text.upper().split(","):
         if part in ("*", "?"):
@@ -134,8 +141,16 @@ class Cron:
             _parse_cron_field(text, name, low, high, names)
             for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True)
         ]
-        weekdays = frozenset(d % 7 for d in parsed[5])
-        return cls(expression, *parsed[:5], weekdays)
+        seconds, minutes, hours, days, months, weekdays = parsed
+        return cls(
+            expression=expression,
+            seconds=seconds,
+            minutes=minutes,
+            hours=hours,
+            days=days,
+            months=months,
+            weekdays=frozenset(d % 7 for d in weekdays),
+        )
 
     def _day_matches(self, day: date) -> bool:
         weekday = (day.weekday() + 1) % 7  # Python: Monday = 0; cron: Sunday = 0
@@ -143,9 +158,11 @@ class Cron:
 
     def next_after(self, moment: datetime) -> datetime:
         start = moment.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
-        times = sorted(
-            time(h, m, s) for h in self.hours for m in self.minutes for s in self.seconds
-        ) if len(self.hours) * len(self.minutes) * len(self.seconds) <= 5000 else None
+        times = (
+            sorted(time(h, m, s) for h in self.hours for m in self.minutes for s in self.seconds)
+            if len(self.hours) * len(self.minutes) * len(self.seconds) <= 5000
+            else None
+        )
         for offset in range(_SEARCH_DAYS):
             day = start.date() + timedelta(days=offset)
             if not self._day_matches(day):

@@ -69,6 +69,36 @@ class ManagementStub:
                 request_serializer=syncd__api_dot_v1_dot_management__pb2.WatchRunRequest.SerializeToString,
                 response_deserializer=syncd__api_dot_v1_dot_management__pb2.RunInfo.FromString,
                 _registered_method=True)
+        self.Cancel = channel.unary_unary(
+                '/syncd.v1.Management/Cancel',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.CancelRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.CancelResponse.FromString,
+                _registered_method=True)
+        self.RunAll = channel.unary_unary(
+                '/syncd.v1.Management/RunAll',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.RunAllRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.RunAllResponse.FromString,
+                _registered_method=True)
+        self.History = channel.unary_unary(
+                '/syncd.v1.Management/History',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.HistoryRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.HistoryResponse.FromString,
+                _registered_method=True)
+        self.Pause = channel.unary_unary(
+                '/syncd.v1.Management/Pause',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.PauseRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.PauseResponse.FromString,
+                _registered_method=True)
+        self.Resume = channel.unary_unary(
+                '/syncd.v1.Management/Resume',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.PauseRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.PauseResponse.FromString,
+                _registered_method=True)
+        self.ListFires = channel.unary_unary(
+                '/syncd.v1.Management/ListFires',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.ListFiresRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.ListFiresResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -123,6 +153,47 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Cancel(self, request, context):
+        """Asks a bean's run to stop; a job that ignores it is stopped after its cancel_grace.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunAll(self, request, context):
+        """The old "Run All Jobs": every enabled job, one after another, in dependency order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def History(self, request, context):
+        """Recent runs, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pause(self, request, context):
+        """Stops scheduled runs of a bean (or of every bean); persisted across restarts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Resume(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFires(self, request, context):
+        """Upcoming scheduled fires, in UTC.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -160,6 +231,36 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.WatchRun,
                     request_deserializer=syncd__api_dot_v1_dot_management__pb2.WatchRunRequest.FromString,
                     response_serializer=syncd__api_dot_v1_dot_management__pb2.RunInfo.SerializeToString,
+            ),
+            'Cancel': grpc.unary_unary_rpc_method_handler(
+                    servicer.Cancel,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.CancelRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.CancelResponse.SerializeToString,
+            ),
+            'RunAll': grpc.unary_unary_rpc_method_handler(
+                    servicer.RunAll,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.RunAllRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.RunAllResponse.SerializeToString,
+            ),
+            'History': grpc.unary_unary_rpc_method_handler(
+                    servicer.History,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.HistoryRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.HistoryResponse.SerializeToString,
+            ),
+            'Pause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pause,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.PauseRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.PauseResponse.SerializeToString,
+            ),
+            'Resume': grpc.unary_unary_rpc_method_handler(
+                    servicer.Resume,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.PauseRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.PauseResponse.SerializeToString,
+            ),
+            'ListFires': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFires,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.ListFiresRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.ListFiresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -351,6 +452,168 @@ class Management:
             '/syncd.v1.Management/WatchRun',
             syncd__api_dot_v1_dot_management__pb2.WatchRunRequest.SerializeToString,
             syncd__api_dot_v1_dot_management__pb2.RunInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Cancel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/Cancel',
+            syncd__api_dot_v1_dot_management__pb2.CancelRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunAll(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/RunAll',
+            syncd__api_dot_v1_dot_management__pb2.RunAllRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.RunAllResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def History(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/History',
+            syncd__api_dot_v1_dot_management__pb2.HistoryRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.HistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/Pause',
+            syncd__api_dot_v1_dot_management__pb2.PauseRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.PauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Resume(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/Resume',
+            syncd__api_dot_v1_dot_management__pb2.PauseRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.PauseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFires(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/ListFires',
+            syncd__api_dot_v1_dot_management__pb2.ListFiresRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.ListFiresResponse.FromString,
             options,
             channel_credentials,
             insecure,

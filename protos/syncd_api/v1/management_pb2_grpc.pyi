@@ -49,6 +49,17 @@ class ManagementStub:
     """One run, by id."""
     WatchRun: _grpc.UnaryStreamMultiCallable[_management_pb2.WatchRunRequest, _management_pb2.RunInfo]
     """The run now, then each change (progress, state) until it has finished."""
+    Cancel: _grpc.UnaryUnaryMultiCallable[_management_pb2.CancelRequest, _management_pb2.CancelResponse]
+    """Asks a bean's run to stop; a job that ignores it is stopped after its cancel_grace."""
+    RunAll: _grpc.UnaryUnaryMultiCallable[_management_pb2.RunAllRequest, _management_pb2.RunAllResponse]
+    """The old "Run All Jobs": every enabled job, one after another, in dependency order."""
+    History: _grpc.UnaryUnaryMultiCallable[_management_pb2.HistoryRequest, _management_pb2.HistoryResponse]
+    """Recent runs, newest first."""
+    Pause: _grpc.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]
+    """Stops scheduled runs of a bean (or of every bean); persisted across restarts."""
+    Resume: _grpc.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]
+    ListFires: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListFiresRequest, _management_pb2.ListFiresResponse]
+    """Upcoming scheduled fires, in UTC."""
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -67,6 +78,17 @@ class ManagementAsyncStub(ManagementStub):
     """One run, by id."""
     WatchRun: _aio.UnaryStreamMultiCallable[_management_pb2.WatchRunRequest, _management_pb2.RunInfo]  # type: ignore[assignment]
     """The run now, then each change (progress, state) until it has finished."""
+    Cancel: _aio.UnaryUnaryMultiCallable[_management_pb2.CancelRequest, _management_pb2.CancelResponse]  # type: ignore[assignment]
+    """Asks a bean's run to stop; a job that ignores it is stopped after its cancel_grace."""
+    RunAll: _aio.UnaryUnaryMultiCallable[_management_pb2.RunAllRequest, _management_pb2.RunAllResponse]  # type: ignore[assignment]
+    """The old "Run All Jobs": every enabled job, one after another, in dependency order."""
+    History: _aio.UnaryUnaryMultiCallable[_management_pb2.HistoryRequest, _management_pb2.HistoryResponse]  # type: ignore[assignment]
+    """Recent runs, newest first."""
+    Pause: _aio.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]  # type: ignore[assignment]
+    """Stops scheduled runs of a bean (or of every bean); persisted across restarts."""
+    Resume: _aio.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]  # type: ignore[assignment]
+    ListFires: _aio.UnaryUnaryMultiCallable[_management_pb2.ListFiresRequest, _management_pb2.ListFiresResponse]  # type: ignore[assignment]
+    """Upcoming scheduled fires, in UTC."""
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -124,5 +146,52 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_management_pb2.RunInfo], _abc.AsyncIterator[_management_pb2.RunInfo]]:
         """The run now, then each change (progress, state) until it has finished."""
+
+    @_abc_1.abstractmethod
+    def Cancel(
+        self,
+        request: _management_pb2.CancelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.CancelResponse, _abc.Awaitable[_management_pb2.CancelResponse]]:
+        """Asks a bean's run to stop; a job that ignores it is stopped after its cancel_grace."""
+
+    @_abc_1.abstractmethod
+    def RunAll(
+        self,
+        request: _management_pb2.RunAllRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.RunAllResponse, _abc.Awaitable[_management_pb2.RunAllResponse]]:
+        """The old "Run All Jobs": every enabled job, one after another, in dependency order."""
+
+    @_abc_1.abstractmethod
+    def History(
+        self,
+        request: _management_pb2.HistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.HistoryResponse, _abc.Awaitable[_management_pb2.HistoryResponse]]:
+        """Recent runs, newest first."""
+
+    @_abc_1.abstractmethod
+    def Pause(
+        self,
+        request: _management_pb2.PauseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.PauseResponse, _abc.Awaitable[_management_pb2.PauseResponse]]:
+        """Stops scheduled runs of a bean (or of every bean); persisted across restarts."""
+
+    @_abc_1.abstractmethod
+    def Resume(
+        self,
+        request: _management_pb2.PauseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.PauseResponse, _abc.Awaitable[_management_pb2.PauseResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListFires(
+        self,
+        request: _management_pb2.ListFiresRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.ListFiresResponse, _abc.Awaitable[_management_pb2.ListFiresResponse]]:
+        """Upcoming scheduled fires, in UTC."""
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

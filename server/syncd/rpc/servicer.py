@@ -14,9 +14,9 @@ import grpc
 import structlog
 
 from syncd import __version__
-from syncd.beans import Invocation, Result
+from syncd.beans import Invocation, Operation, Result
 from syncd.enums import RunState
-from syncd.errors import SyncdError
+from syncd.errors import InvalidArgumentError, SyncdError
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunRecord
 from syncd.orchestrator import Orchestrator
@@ -24,6 +24,7 @@ from syncd.registry import BeanRegistry
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
 from syncd.runs import Run, RunCoordinator
+from syncd.values import ValueType
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
@@ -106,6 +107,8 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 {k: convert.value_from_proto(v) for k, v in request.named_arguments.items()},
             )
             invocation = Invocation(arguments=arguments, actor=actor_of(context))
+            if request.with_dependants:
+                return self._with_dependants(bean.name, op, invocation)
             if op.blocking:
                 outcome = await asyncio.to_thread(op.handler, invocation)
             else:
@@ -131,6 +134,31 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 )
             return response
         raise AssertionError("unreachable")
+
+    def _with_dependants(
+        self, bean: str, op: Operation, invocation: Invocation
+    ) -> pb.InvokeResponse:
+        if op.returns is not ValueType.RUN:
+            raise InvalidArgumentError(
+                op.name, "with_dependants applies only to an operation that starts a run"
+            )
+        run, chain = self._plane.orchestrator.run_with_dependants(
+            bean, invocation.arguments, invocation.actor
+        )
+        log.info(
+            "rpc.invoked",
+            bean=bean,
+            operation=op.name,
+            actor=invocation.actor,
+            run_id=run.run_id,
+            chain=chain,
+        )
+        return pb.InvokeResponse(
+            result=convert.value_to_proto(run.run_id),
+            run=convert.run_info(run.record, self._plane.coordinator.elapsed(run)),
+            message="Just started",
+            chain=chain,
+        )
 
     async def GetAttributes(
         self, request: pb.GetAttributesRequest, context: grpc.aio.ServicerContext[object, object]
@@ -198,3 +226,86 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             if target.record.state is RunState.FINISHED:
                 return
             await target.changed(seen, self._watch_heartbeat)
+
+    async def Cancel(
+        self, request: pb.CancelRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.CancelResponse:
+        async with _mapped_errors(context, "Cancel"):
+            bean = self._plane.registry.get(request.bean)
+            run = self._plane.coordinator.cancel(bean.name)
+            if run is None:
+                if self._plane.jobs.spec(bean.name) is None:
+                    raise InvalidArgumentError("Cancel", f"{bean.name} is not a job", "bean")
+                return pb.CancelResponse(cancelling=False)
+            log.info("rpc.cancel", bean=bean.name, run_id=run.run_id, actor=actor_of(context))
+            return pb.CancelResponse(cancelling=True, run=self._info(run))
+        raise AssertionError("unreachable")
+
+    async def RunAll(
+        self, request: pb.RunAllRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.RunAllResponse:
+        async with _mapped_errors(context, "RunAll"):
+            jobs = self._plane.orchestrator.run_all(actor_of(context))
+            log.info("rpc.run_all", jobs=jobs, actor=actor_of(context))
+            return pb.RunAllResponse(jobs=jobs)
+        raise AssertionError("unreachable")
+
+    async def History(
+        self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.HistoryResponse:
+        async with _mapped_errors(context, "History"):
+            bean = self._plane.registry.get(request.bean).name if request.bean else None
+            if request.limit < 0 or request.limit > 10_000:
+                raise InvalidArgumentError("History", "must be 1-10000", "limit")
+            limit = request.limit or 20
+            records = await asyncio.to_thread(self._plane.coordinator.history, bean, limit)
+            return pb.HistoryResponse(runs=[self._info(r) for r in records])
+        raise AssertionError("unreachable")
+
+    def _holds(self) -> pb.PauseResponse:
+        return pb.PauseResponse(
+            holds={
+                k: convert.timestamp(v)
+                for k, v in self._plane.orchestrator.scheduler.holds().items()
+            }
+        )
+
+    async def Pause(
+        self, request: pb.PauseRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.PauseResponse:
+        async with _mapped_errors(context, "Pause"):
+            self._plane.orchestrator.pause(self._job_or_all(request.bean), actor_of(context))
+            return self._holds()
+        raise AssertionError("unreachable")
+
+    async def Resume(
+        self, request: pb.PauseRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.PauseResponse:
+        async with _mapped_errors(context, "Resume"):
+            self._plane.orchestrator.resume(self._job_or_all(request.bean), actor_of(context))
+            return self._holds()
+        raise AssertionError("unreachable")
+
+    def _job_or_all(self, ref: str) -> str | None:
+        if not ref or ref == "*":
+            return None
+        bean = self._plane.registry.get(ref)
+        if self._plane.jobs.spec(bean.name) is None:
+            raise InvalidArgumentError("Pause", f"{bean.name} is not a job", "bean")
+        return bean.name
+
+    async def ListFires(
+        self, request: pb.ListFiresRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListFiresResponse:
+        async with _mapped_errors(context, "ListFires"):
+            days = request.days or 1.0
+            if not 0 < days <= 366:
+                raise InvalidArgumentError(
+                    "ListFires", "must be more than 0 and at most 366", "days"
+                )
+            scheduler = self._plane.orchestrator.scheduler
+            fires = scheduler.upcoming(self._plane.coordinator.now(), days)
+            return pb.ListFiresResponse(
+                fires=[pb.Fire(bean=name, at=convert.timestamp(at)) for at, name in fires]
+            )
+        raise AssertionError("unreachable")
