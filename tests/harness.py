@@ -10,7 +10,8 @@ from pathlib import Path
 
 import grpc
 
-from syncd.config import Config, DaemonConfig
+from syncd.clock import Clock
+from syncd.config import Config, DaemonConfig, JobConfig, SchedulerConfig
 from syncd.daemon import Daemon
 from syncd.job import JobSpec
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
@@ -33,16 +34,22 @@ async def running_daemon(
     *,
     shutdown_grace: float = 5.0,
     cancel_grace: float = 2.0,
+    execution: str = "thread",
+    clock: Clock | None = None,
+    job_tables: dict[str, JobConfig] | None = None,
+    scheduler: SchedulerConfig | None = None,
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
             state_dir=state_dir,
             shutdown_grace=shutdown_grace,
             cancel_grace=cancel_grace,
-            execution="thread",
-        )
+            execution=execution,
+        ),
+        jobs=job_tables or {},
+        scheduler=scheduler or SchedulerConfig(catch_up=False),
     )
-    daemon = Daemon(config, jobs)
+    daemon = Daemon(config, jobs, clock=clock)
     serving = asyncio.create_task(daemon.serve(handle_signals=False))
     ready = asyncio.create_task(daemon.listening.ready.wait())
     done, _ = await asyncio.wait({serving, ready}, timeout=BOUND, return_when="FIRST_COMPLETED")

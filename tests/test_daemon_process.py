@@ -146,3 +146,29 @@ def test_check_config_lists_the_jobs(short_tmp: Path) -> None:
         check=True,
     )
     assert "FifoJob, OtherFifoJob, FailingJob, QuickJob" in done.stdout.decode()
+
+
+def test_a_killed_daemon_leaves_no_run_running(short_tmp: Path) -> None:
+    """SIGKILL mid-run; on restart the run is `interrupted` and tonight's job is caught up."""
+    config = e2e_config(short_tmp) + (
+        '[scheduler]\ncatch_up_window = "00:00-24:00"\n[jobs.FifoJob]\nat = "00:00"\n'
+    )
+    with daemon_process(short_tmp / "state", config) as first:
+        started = first.wait_for_event("run.started", job="FifoJob")
+        assert started["trigger"] == "startup"
+        first.proc.send_signal(signal.SIGKILL)
+        assert first.proc.wait(BOUND) == -signal.SIGKILL
+    with daemon_process(short_tmp / "state", config) as second:
+        interrupted = second.wait_for_event("run.interrupted", run_id=started["run_id"])
+        assert interrupted["job"] == "FifoJob"
+        again = second.wait_for_event("run.started", job="FifoJob")
+        assert again["run_id"] != started["run_id"]
+        _release(short_tmp, "FifoJob")
+        finished = second.wait_for_event("run.finished", run_id=again["run_id"])
+        assert finished["outcome"] == "success"
+        channel, stub = _stub(second.address)
+        with channel:
+            old = stub.GetRun(pb.GetRunRequest(run_id=started["run_id"]), timeout=BOUND)
+        assert old.outcome == pb.RUN_OUTCOME_INTERRUPTED
+        assert old.HasField("ended_at")
+        assert second.stop() == 0

@@ -21,6 +21,7 @@ from syncd.clock import Clock, SystemClock
 from syncd.config import Config
 from syncd.daemonbean import daemon_bean
 from syncd.enums import RunOutcome, RunState
+from syncd.events import Event, EventKind
 from syncd.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.instance import InstanceLock, prepare_socket, private_dir
 from syncd.job import JobSpec
@@ -184,6 +185,9 @@ class Daemon:
             log.info("daemon.draining", running=[r.run_id for r in self.coordinator.active_runs()])
             await control.set_serving(False)
             self.coordinator.refuse_new_runs()
+            self.coordinator.events.publish(
+                Event(kind=EventKind.DAEMON_DRAINING, at=self.clock.now(), message="shutting down")
+            )
             await self.orchestrator.stop()
             await self.coordinator.drain(daemon_cfg.shutdown_grace)
             await control.server.stop(grace=1.0)

@@ -16,6 +16,7 @@ from syncd.catchup import catch_up
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.events import Event, EventKind
 from syncd.errors import AlreadyRunningError, BeanDisabledError, BeanNotFoundError, DrainingError
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunLedger, RunRecord
@@ -152,6 +153,17 @@ class Orchestrator:
             error_message=why,
         )
         self._ledger.record(record)
+        kind = EventKind.RUN_MISSED if outcome is RunOutcome.MISSED else EventKind.RUN_SKIPPED
+        self._coordinator.events.publish(
+            Event(
+                kind=kind,
+                at=now,
+                bean=name,
+                run_id=record.run_id,
+                outcome=outcome.value,
+                message=why,
+            )
+        )
         log.info(
             f"run.{outcome.value}",
             job=name,
@@ -319,12 +331,18 @@ class Orchestrator:
         now = self._clock.now()
         self._ledger.set_hold(target, now)
         self.scheduler.pause(target, now)
+        self._coordinator.events.publish(
+            Event(kind=EventKind.BEAN_PAUSED, at=now, bean=target, message=actor)
+        )
         log.info("bean.paused", job=target, actor=actor)
 
     def resume(self, name: str | None, actor: str) -> None:
         target = self._target(name)
         self._ledger.clear_hold(target)
         self.scheduler.resume(target, self._clock.now())
+        self._coordinator.events.publish(
+            Event(kind=EventKind.BEAN_RESUMED, at=self._clock.now(), bean=target, message=actor)
+        )
         log.info("bean.resumed", job=target, actor=actor)
 
     def _target(self, name: str | None) -> str:

@@ -19,6 +19,7 @@ import structlog
 
 from syncd.clock import Clock
 from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.events import Event, EventHub, EventKind
 from syncd.errors import AlreadyRunningError, DrainingError, RunNotFoundError
 from syncd.executors import Ending, Execution, Executor, ThreadExecutor
 from syncd.job import JobSpec
@@ -117,10 +118,15 @@ class RunCoordinator:
     """Starts runs (one per bean at a time), follows them and writes them to the ledger."""
 
     def __init__(
-        self, ledger: RunLedger, clock: Clock, default_options: JobOptions | None = None
+        self,
+        ledger: RunLedger,
+        clock: Clock,
+        default_options: JobOptions | None = None,
+        events: EventHub | None = None,
     ) -> None:
         self._ledger = ledger
         self._clock = clock
+        self.events = events or EventHub()
         self._default_options = default_options or JobOptions()
         self._options: dict[str, JobOptions] = {}
         self._active: dict[str, Run] = {}
@@ -188,6 +194,15 @@ class RunCoordinator:
             trigger=trigger.value,
             actor=actor,
             operation=spec.trigger_operation,
+        )
+        self.events.publish(
+            Event(
+                kind=EventKind.RUN_STARTED,
+                at=started,
+                bean=spec.name,
+                run_id=record.run_id,
+                message=trigger.value,
+            )
         )
         task = asyncio.create_task(self._execute(spec, run), name=f"run:{record.run_id}")
         self._tasks.add(task)
@@ -303,6 +318,16 @@ class RunCoordinator:
         )
         run.touch()
         run.finished.set()
+        self.events.publish(
+            Event(
+                kind=EventKind.RUN_FINISHED,
+                at=rec.ended_at or self._clock.now(),
+                bean=rec.bean,
+                run_id=rec.run_id,
+                outcome=outcome.value,
+                message=error_message,
+            )
+        )
 
     def _notify_threadsafe(self, run: Run) -> None:
         # Coalesce bursts of progress reports into one wake-up per loop turn.
@@ -317,6 +342,18 @@ class RunCoordinator:
         with self._notify_lock:
             self._pending_notify.discard(run)
         run.touch()
+        rec = run.record
+        if rec.state is not RunState.FINISHED:
+            self.events.publish(
+                Event(
+                    kind=EventKind.RUN_PROGRESS,
+                    at=self._clock.now(),
+                    bean=rec.bean,
+                    run_id=rec.run_id,
+                    progress_done=rec.progress_done,
+                    progress_total=rec.progress_total,
+                )
+            )
 
     def refuse_new_runs(self) -> None:
         """First step of shutdown: from now on `start()` raises DrainingError."""

@@ -114,6 +114,58 @@ QUICK = JobSpec(
 )
 
 
+def ignoring_body(ctx: RunContext) -> None:
+    """Ignores cancellation entirely (module-level, so it can run in a child process)."""
+    ctx.report_progress(0, 1)
+    threading.Event().wait(BOUND)
+
+
+def spinning_body(ctx: RunContext) -> None:
+    """Burns CPU until cancelled, checking at each step (a cooperative CPU-bound job)."""
+    total = 0
+    while not ctx.is_cancelled():
+        total += sum(i * i for i in range(10_000))
+        ctx.add_rows(read=1)
+    ctx.raise_if_cancelled()
+
+
+IGNORING = JobSpec(
+    name="IgnoringJob",
+    trigger_operation="ignoringJob",
+    body=ignoring_body,
+    description="Ignores cancel.",
+)
+SPINNING = JobSpec(
+    name="SpinningJob",
+    trigger_operation="spinningJob",
+    body=spinning_body,
+    description="Burns CPU.",
+)
+
+
+def chain_jobs(gates: Gates) -> list[JobSpec]:
+    """A small dependency graph: Owner, Emp → Train → Index; Failing → Index too."""
+
+    def spec(name: str, at: str, after: tuple[str, ...] = (), body: object = quick_body) -> JobSpec:
+        return JobSpec(
+            name=name,
+            trigger_operation=name[0].lower() + name[1:],
+            body=body,  # type: ignore[arg-type]
+            description=name,
+            parameters=(ROWS,),
+            default_at=at,
+            default_after=after,
+            settings=gates,
+        )
+
+    return [
+        spec("Owner", "00:05"),
+        spec("Emp", "00:09"),
+        spec("Train", "00:29", ("Emp",)),
+        spec("Index", "01:29", ("Owner", "Train")),
+    ]
+
+
 # --- the subprocess pack -------------------------------------------------------------------
 
 

@@ -15,7 +15,6 @@ import structlog
 
 from syncd import __version__
 from syncd.beans import Invocation, Operation, Result
-from syncd.enums import RunState
 from syncd.errors import InvalidArgumentError, SyncdError
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunRecord
@@ -222,8 +221,9 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             return
         while True:
             seen = target.version
-            yield self._info(target)
-            if target.record.state is RunState.FINISHED:
+            info = self._info(target)
+            yield info
+            if info.state == pb.RUN_STATE_FINISHED:  # decide on what was sent, not on now
                 return
             await target.changed(seen, self._watch_heartbeat)
 
