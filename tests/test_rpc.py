@@ -54,10 +54,9 @@ def _with_daemon(
     short_tmp: Path,
     jobs: list[JobSpec],
     scenario: Callable[[Running], Awaitable[None]],
-    **kw: float,
 ) -> None:
     async def main() -> None:
-        async with running_daemon(short_tmp / "state", jobs, **kw) as rt:
+        async with running_daemon(short_tmp / "state", jobs) as rt:
             await scenario(rt)
 
     _run(main())

@@ -16,8 +16,8 @@ from syncd.catchup import catch_up
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.events import Event, EventKind
 from syncd.errors import AlreadyRunningError, BeanDisabledError, BeanNotFoundError, DrainingError
+from syncd.events import Event, EventKind
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunLedger, RunRecord
 from syncd.plan import JobPlan, dependants, run_order

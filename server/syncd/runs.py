@@ -19,8 +19,8 @@ import structlog
 
 from syncd.clock import Clock
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.events import Event, EventHub, EventKind
 from syncd.errors import AlreadyRunningError, DrainingError, RunNotFoundError
+from syncd.events import Event, EventHub, EventKind
 from syncd.executors import Ending, Execution, Executor, ThreadExecutor
 from syncd.job import JobSpec
 from syncd.ledger import RunLedger, RunRecord
