@@ -1,0 +1,72 @@
+"""Start a real syncd daemon for a benchmark and stop it afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def daemon(
+    config_text: str = "", timeout: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A daemon in a fresh state dir; yields (process, address) once it is ready."""
+    with tempfile.TemporaryDirectory(prefix="sd-bench-") as tmp:
+        state = Path(tmp) / "state"
+        config = Path(tmp) / "syncd.toml"
+        config.write_text(config_text)
+        env = dict(os.environ, SYNCD_STATE_DIR=str(state), PYTHONPATH=str(ROOT))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "--config", str(config), "serve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            sel = selectors.DefaultSelector()
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            buffer = b""
+            address = None
+            while address is None and time.monotonic() < deadline:
+                if not sel.select(deadline - time.monotonic()):
+                    break
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                buffer += chunk
+                for line in buffer.split(b"\n")[:-1]:
+                    try:
+                        event = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if event.get("event") == "daemon.started":
+                        address = event["addresses"][0]
+                buffer = buffer.rsplit(b"\n", 1)[-1]
+            sel.close()
+            if address is None:
+                raise RuntimeError("the daemon did not start")
+            # Keep draining stdout so the daemon never blocks on a full pipe.
+            drain = subprocess.Popen(["cat"], stdin=proc.stdout, stdout=subprocess.DEVNULL)
+            try:
+                yield proc, address
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+                drain.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
