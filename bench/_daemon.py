@@ -26,7 +26,12 @@ def daemon(
         state = Path(tmp) / "state"
         config = Path(tmp) / "syncd.toml"
         config.write_text(config_text)
-        env = dict(os.environ, SYNCD_STATE_DIR=str(state), PYTHONPATH=str(ROOT))
+        env = dict(
+            os.environ,
+            SYNCD_STATE_DIR=str(state),
+            PYTHONPATH=str(ROOT),
+            SYNCD_HTTP_ADDRESS="127.0.0.1:0",
+        )
         proc = subprocess.Popen(
             [sys.executable, "-m", "syncd", "--config", str(config), "serve"],
             stdout=subprocess.PIPE,

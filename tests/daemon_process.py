@@ -72,6 +72,7 @@ def daemon_env(state_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["SYNCD_STATE_DIR"] = str(state_dir)
+    env["SYNCD_HTTP_ADDRESS"] = "127.0.0.1:0"  # never collide with a running daemon's 8101
     env.pop("SYNCD_ADDRESS", None)
     return env
 

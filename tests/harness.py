@@ -11,9 +11,17 @@ from pathlib import Path
 import grpc
 
 from syncd.clock import Clock
-from syncd.config import Config, DaemonConfig, JobConfig, SchedulerConfig
+from syncd.config import (
+    Config,
+    DaemonConfig,
+    HttpConfig,
+    JobConfig,
+    NotifyConfig,
+    SchedulerConfig,
+)
 from syncd.daemon import Daemon
 from syncd.job import JobSpec
+from syncd.loghub import LogHub
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 BOUND = 10.0
@@ -38,6 +46,9 @@ async def running_daemon(
     clock: Clock | None = None,
     job_tables: dict[str, JobConfig] | None = None,
     scheduler: SchedulerConfig | None = None,
+    http_address: str = "",
+    notify: NotifyConfig | None = None,
+    log_hub: LogHub | None = None,
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
@@ -48,8 +59,10 @@ async def running_daemon(
         ),
         jobs=job_tables or {},
         scheduler=scheduler or SchedulerConfig(catch_up=False),
+        http=HttpConfig(address=http_address),
+        notify=notify or NotifyConfig(),
     )
-    daemon = Daemon(config, jobs, clock=clock)
+    daemon = Daemon(config, jobs, clock=clock, log_hub=log_hub)
     serving = asyncio.create_task(daemon.serve(handle_signals=False))
     ready = asyncio.create_task(daemon.listening.ready.wait())
     done, _ = await asyncio.wait({serving, ready}, timeout=BOUND, return_when="FIRST_COMPLETED")

@@ -19,6 +19,7 @@ from syncd.config import Config, load_config, with_overrides
 from syncd.daemon import Daemon
 from syncd.errors import ConfigError, InstanceLockedError, PackLoadError, SyncdError
 from syncd.job import JobPack
+from syncd.loghub import LogHub
 from syncd.logs import LEVELS, configure_logging
 from syncd.packs import build_jobs, discover, pack_context, seed_demo_data
 
@@ -72,14 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         config = _load(early)
         packs = discover(config)
     except (ConfigError, PackLoadError) as exc:
-        configure_logging("info", stream=sys.stderr)
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     args = _full_parser(packs).parse_args(argv)
-    configure_logging(config.daemon.log_level)
+    command = args.command or "serve"
+    hub = LogHub()
+    fmt = config.logging.format
+    writer = configure_logging(
+        config.daemon.log_level,
+        json_output=None if fmt == "auto" else fmt == "json",
+        file=config.log_file if command == "serve" else None,
+        max_bytes=config.logging.max_bytes,
+        backups=config.logging.backups,
+        hub=hub,
+    )
     log = structlog.get_logger("syncd.main")
     try:
-        command = args.command or "serve"
         if hasattr(args, "func"):
             owner = next(p for p in packs if p.commands is not None and _owns(p, args))
             result: int = args.func(args, pack_context(owner, config, config.daemon.state_dir))
@@ -91,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if getattr(args, "seed_demo", False):
             seed_demo_data(built, log.info)
-        daemon = Daemon(config, [spec for _, _, specs in built for spec in specs])
+        daemon = Daemon(config, [spec for _, _, specs in built for spec in specs], log_hub=hub)
         return asyncio.run(daemon.serve())
     except InstanceLockedError as exc:
         print(f"syncd: {exc}", file=sys.stderr)
@@ -103,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("daemon.failed", error=str(exc))
         print(f"syncd: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def _owns(pack: JobPack, args: Any) -> bool:

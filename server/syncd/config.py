@@ -2,7 +2,8 @@
 
 Unknown keys and bad values are rejected with their key path (`daemon.shutdown_grace: …`).
 Environment overrides: SYNCD_STATE_DIR (daemon.state_dir), SYNCD_ADDRESS (daemon.address),
-SYNCD_TCP_ADDRESS (daemon.tcp_address).
+SYNCD_TCP_ADDRESS (daemon.tcp_address), SYNCD_HTTP_ADDRESS (http.address),
+SYNCD_WEBHOOK_URL (notify.webhook_url).
 """
 
 from __future__ import annotations
@@ -207,6 +208,85 @@ class JobConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LoggingConfig:
+    """The `[logging]` table."""
+
+    # Empty: <state_dir>/logs/syncd.log. "-": no log file (stdout only).
+    file: str = ""
+    max_bytes: int = 50 * 1024 * 1024
+    backups: int = 5
+    # stdout rendering: "auto" (console on a terminal, JSON otherwise), "json" or "console".
+    format: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1024:
+            raise ConfigError("max_bytes", f"must be at least 1024, got {self.max_bytes}")
+        if self.backups < 0:
+            raise ConfigError("backups", f"must not be negative, got {self.backups}")
+        if self.format not in ("auto", "json", "console"):
+            raise ConfigError(
+                "format", f'expected "auto", "json" or "console", got {self.format!r}'
+            )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpConfig:
+    """The `[http]` table: the listener for metrics, health and the web console."""
+
+    # HOST:PORT, loopback only (no TLS yet); empty disables the listener.
+    address: str = "127.0.0.1:8101"
+    context_path: str = "/sync/"
+
+    def __post_init__(self) -> None:
+        if self.address:
+            try:
+                host, _ = split_host_port(self.address)
+            except ValueError as exc:
+                raise ConfigError("address", str(exc)) from None
+            if not _is_loopback(host):
+                raise ConfigError(
+                    "address",
+                    f"{host} is not a loopback address; listening beyond loopback needs TLS,"
+                    " which this version does not offer",
+                )
+        if not (self.context_path.startswith("/") and self.context_path.endswith("/")):
+            raise ConfigError(
+                "context_path", f"must start and end with '/', got {self.context_path!r}"
+            )
+
+
+NOTIFY_OUTCOMES = (
+    "started",
+    "success",
+    "failed",
+    "cancelled",
+    "timed_out",
+    "interrupted",
+    "skipped",
+    "missed",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyConfig:
+    """The `[notify]` table: a Slack-compatible webhook (env SYNCD_WEBHOOK_URL overrides)."""
+
+    webhook_url: str = ""
+    on: tuple[str, ...] = ("failed", "timed_out", "interrupted")
+    timeout: float = duration(5.0)
+    channel: str = ""
+    # Prefix failure messages with <!channel>, as the old service did (it paged people at night).
+    mention_on_failure: bool = False
+
+    def __post_init__(self) -> None:
+        for item in self.on:
+            if item not in NOTIFY_OUTCOMES:
+                raise ConfigError("on", f"unknown {item!r} (known: {', '.join(NOTIFY_OUTCOMES)})")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ConfigError("webhook_url", "expected an http:// or https:// URL")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole file. `packs` holds each job pack's raw table, validated by the pack loader;
     `jobs` the per-job tables, validated once the jobs are known."""
@@ -214,8 +294,21 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     ledger: LedgerConfig = field(default_factory=LedgerConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     packs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def log_file(self) -> Path | None:
+        if self.logging.file == "-":
+            return None
+        return (
+            Path(self.logging.file).expanduser()
+            if self.logging.file
+            else (self.daemon.state_dir / "logs" / "syncd.log")
+        )
 
     @property
     def ledger_url(self) -> str:
@@ -313,10 +406,11 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
             raise ConfigError(str(path), "no such file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    unknown = set(document) - {"daemon", "scheduler", "ledger", "jobs", "packs"}
+    tables = ("daemon", "scheduler", "ledger", "logging", "http", "notify", "jobs", "packs")
+    unknown = set(document) - set(tables)
     if unknown:
         key = sorted(unknown)[0]
-        raise ConfigError(key, "unknown table (known: daemon, scheduler, ledger, jobs, packs)")
+        raise ConfigError(key, f"unknown table (known: {', '.join(tables)})")
     daemon_table = dict(document.get("daemon", {}))
     for var, key in (
         ("SYNCD_STATE_DIR", "state_dir"),
@@ -328,6 +422,15 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
     daemon = load_dataclass(DaemonConfig, daemon_table, "daemon")
     scheduler = load_dataclass(SchedulerConfig, document.get("scheduler", {}), "scheduler")
     ledger = load_dataclass(LedgerConfig, document.get("ledger", {}), "ledger")
+    logging_cfg = load_dataclass(LoggingConfig, document.get("logging", {}), "logging")
+    http_table = dict(document.get("http", {}))
+    if "SYNCD_HTTP_ADDRESS" in env:
+        http_table["address"] = env["SYNCD_HTTP_ADDRESS"]
+    http = load_dataclass(HttpConfig, http_table, "http")
+    notify_table = dict(document.get("notify", {}))
+    if env.get("SYNCD_WEBHOOK_URL"):
+        notify_table["webhook_url"] = env["SYNCD_WEBHOOK_URL"]
+    notify = load_dataclass(NotifyConfig, notify_table, "notify")
     jobs_table = document.get("jobs", {})
     if not isinstance(jobs_table, dict):
         raise ConfigError("jobs", "expected tables named after jobs ([jobs.<Name>])")
@@ -335,7 +438,16 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
     packs = document.get("packs", {})
     if not isinstance(packs, dict) or not all(isinstance(v, dict) for v in packs.values()):
         raise ConfigError("packs", "expected tables named after job packs ([packs.<name>])")
-    return Config(daemon=daemon, scheduler=scheduler, ledger=ledger, jobs=jobs, packs=packs)
+    return Config(
+        daemon=daemon,
+        scheduler=scheduler,
+        ledger=ledger,
+        logging=logging_cfg,
+        http=http,
+        notify=notify,
+        jobs=jobs,
+        packs=packs,
+    )
 
 
 def with_overrides(config: Config, **daemon_changes: Any) -> Config:

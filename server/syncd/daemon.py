@@ -27,6 +27,9 @@ from syncd.instance import InstanceLock, prepare_socket, private_dir
 from syncd.job import JobSpec
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunLedger
+from syncd.loghub import LogHub
+from syncd.metrics import Metrics
+from syncd.notify import WebhookNotifier
 from syncd.orchestrator import Orchestrator
 from syncd.plan import plan_jobs
 from syncd.registry import BeanRegistry
@@ -34,6 +37,7 @@ from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.runs import JobOptions, RunCoordinator
 from syncd.sqlledger import SqlLedger
+from syncd.web.server import HttpServer
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -43,6 +47,7 @@ class Listening:
     """Where the daemon listens, once it does."""
 
     addresses: list[str] = field(default_factory=list)
+    http: str = ""
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -56,8 +61,10 @@ class Daemon:
         *,
         clock: Clock | None = None,
         ledger: RunLedger | None = None,
+        log_hub: LogHub | None = None,
     ) -> None:
         self.config = config
+        self.log_hub = log_hub or LogHub()
         self.clock = clock or SystemClock()
         self.plans = plan_jobs(jobs, config, os.environ)  # bad timetable: ConfigError, early
         private_dir(config.daemon.state_dir)
@@ -94,8 +101,22 @@ class Daemon:
                 self.jobs.disable(
                     spec.name, f"disabled in the configuration (jobs.{spec.name}.enabled = false)"
                 )
+        self.metrics = Metrics(
+            self.jobs, self.ledger, self.coordinator, lambda: self.coordinator.draining
+        )
+        self.coordinator.events.listen(self.metrics.on_event)
+        self.notifier: WebhookNotifier | None = None
+        if config.notify.webhook_url:
+            self.notifier = WebhookNotifier(config.notify, self.ledger)
+            self.coordinator.events.listen(self.notifier.on_event)
         self.orchestrator = Orchestrator(
-            self.plans, self.jobs, self.coordinator, self.ledger, self.clock, config.scheduler
+            self.plans,
+            self.jobs,
+            self.coordinator,
+            self.ledger,
+            self.clock,
+            config.scheduler,
+            observe_lateness=self.metrics.lateness.observe,
         )
         self.jobs.attach_schedule(self.orchestrator.scheduler.next_run, self.orchestrator.paused)
         self.listening = Listening()
@@ -145,11 +166,14 @@ class Daemon:
                 jobs=self.jobs,
                 coordinator=self.coordinator,
                 orchestrator=self.orchestrator,
+                log_hub=self.log_hub,
                 started_at=self.started_at,
                 pid=os.getpid(),
             )
         )
         loop = asyncio.get_running_loop()
+        self.log_hub.bind_loop(loop)
+        http: HttpServer | None = None
         try:
             address = daemon_cfg.listen_address
             if address.startswith("unix:"):
@@ -162,6 +186,11 @@ class Daemon:
                 self.listening.addresses.append(control.bind_tcp(daemon_cfg.tcp_address))
             await control.server.start()
             await control.set_serving(True)
+            if self.config.http.address:
+                http = HttpServer(
+                    self.config.http, self.metrics, lambda: not self.coordinator.draining
+                )
+                self.listening.http = await http.start()
             if handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, self._on_signal, signum)
@@ -170,6 +199,7 @@ class Daemon:
                 version=__version__,
                 pid=os.getpid(),
                 addresses=self.listening.addresses,
+                http=self.listening.http or None,
                 state_dir=str(self.state_dir),
                 beans=[b.name for b in self.registry.beans()],
             )
@@ -190,6 +220,8 @@ class Daemon:
             )
             await self.orchestrator.stop()
             await self.coordinator.drain(daemon_cfg.shutdown_grace)
+            if self.notifier is not None:
+                await self.notifier.close()
             await control.server.stop(grace=1.0)
             log.info("daemon.stopped")
             return 0
@@ -198,6 +230,8 @@ class Daemon:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(signum)
             await control.server.stop(grace=None)
+            if http is not None:
+                await http.stop()
             if socket_file is not None and socket_file.is_socket():
                 socket_file.unlink()
             self.ledger.close()

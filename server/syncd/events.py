@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,8 +55,16 @@ class EventHub:
 
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
+        self._listeners: list[Callable[[Event], None]] = []
+
+    def listen(self, listener: Callable[[Event], None]) -> None:
+        """Call `listener` synchronously with every event (metrics, notifications); it must
+        be quick and must not raise."""
+        self._listeners.append(listener)
 
     def publish(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
         for sub in self._subscribers:
             try:
                 sub.queue.put_nowait(event)

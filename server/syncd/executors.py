@@ -122,6 +122,10 @@ class ThreadExecutor:
                 done.set_result(result)
 
         def work() -> None:
+            # Library logs from this thread carry the run's identity too.
+            structlog.contextvars.bind_contextvars(
+                job=job.spec.name, run_id=job.run_id, trigger=job.trigger.value
+            )
             try:
                 job.spec.body(ctx)
             except BaseException as exc:  # the body's failure is the run's outcome

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +41,7 @@ class Orchestrator:
         ledger: RunLedger,
         clock: Clock,
         config: SchedulerConfig,
+        observe_lateness: Callable[[float], None] | None = None,
     ) -> None:
         self.plans = plans
         self._jobs = jobs
@@ -55,6 +56,7 @@ class Orchestrator:
             fire=self._on_fire,
             miss=self._on_miss,
             holds=ledger.holds(),
+            observe_lateness=observe_lateness,
         )
 
     # --- start and stop ------------------------------------------------------------------

@@ -304,7 +304,8 @@ class RunCoordinator:
             del self._active[rec.bean]
         self._recent[rec.bean] = run
         duration = self.elapsed(run).total_seconds()
-        log.info(
+        level = {RunOutcome.SUCCESS: "info", RunOutcome.CANCELLED: "warning"}.get(outcome, "error")
+        getattr(log, level)(
             "run.finished",
             job=rec.bean,
             run_id=rec.run_id,

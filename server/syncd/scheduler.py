@@ -39,7 +39,9 @@ class Scheduler:
         fire: Fire,
         miss: Miss,
         holds: Mapping[str, datetime] | None = None,
+        observe_lateness: Callable[[float], None] | None = None,
     ) -> None:
+        self._observe = observe_lateness
         self._plans = {n: p for n, p in plans.items() if p.schedule is not None and p.enabled}
         self._clock = clock
         self._fire = fire
@@ -135,6 +137,8 @@ class Scheduler:
                 self._miss(name, newest, plan.on_missed == "run_once")
                 continue
             self.lateness_ms.append(late.total_seconds() * 1000)
+            if self._observe is not None:
+                self._observe(late.total_seconds())
             self._fire(name, newest)
 
     async def run(self) -> None:

@@ -1085,3 +1085,131 @@ class ListFiresResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListFiresResponse: _TypeAlias = ListFiresResponse  # noqa: Y015
+
+@_typing.final
+class TailLogsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINES_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    JOB_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    lines: _builtins.int
+    """How many past lines to send first (0: none)."""
+    follow: _builtins.bool
+    job: _builtins.str
+    """Filters, applied by the daemon: a job's lines, a run's lines, a minimum level."""
+    run_id: _builtins.str
+    level: _builtins.str
+    def __init__(
+        self,
+        *,
+        lines: _builtins.int = ...,
+        follow: _builtins.bool = ...,
+        job: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        level: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["follow", b"follow", "job", b"job", "level", b"level", "lines", b"lines", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TailLogsRequest: _TypeAlias = TailLogsRequest  # noqa: Y015
+
+@_typing.final
+class LogLine(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JSON_FIELD_NUMBER: _builtins.int
+    SEQ_FIELD_NUMBER: _builtins.int
+    MISSED_FIELD_NUMBER: _builtins.int
+    json: _builtins.str
+    """The line as the daemon logged it: one JSON object."""
+    seq: _builtins.int
+    missed: _builtins.int
+    """Lines this follower lost before this one because it could not keep up."""
+    def __init__(
+        self,
+        *,
+        json: _builtins.str = ...,
+        seq: _builtins.int = ...,
+        missed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["json", b"json", "missed", b"missed", "seq", b"seq"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LogLine: _TypeAlias = LogLine  # noqa: Y015
+
+@_typing.final
+class WatchEventsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEAN_FIELD_NUMBER: _builtins.int
+    bean: _builtins.str
+    """Empty: every bean."""
+    def __init__(
+        self,
+        *,
+        bean: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bean", b"bean"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchEventsRequest: _TypeAlias = WatchEventsRequest  # noqa: Y015
+
+@_typing.final
+class DaemonEvent(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    BEAN_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    PROGRESS_DONE_FIELD_NUMBER: _builtins.int
+    PROGRESS_TOTAL_FIELD_NUMBER: _builtins.int
+    MISSED_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"run.started", "run.progress", "run.finished", "run.skipped", "run.missed",
+    "bean.paused", "bean.resumed", "daemon.draining".
+    """
+    bean: _builtins.str
+    run_id: _builtins.str
+    outcome: _builtins.str
+    message: _builtins.str
+    progress_done: _builtins.int
+    progress_total: _builtins.int
+    missed: _builtins.int
+    """Events this watcher lost before this one because it could not keep up."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        bean: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        message: _builtins.str = ...,
+        progress_done: _builtins.int = ...,
+        progress_total: _builtins.int = ...,
+        missed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "bean", b"bean", "kind", b"kind", "message", b"message", "missed", b"missed", "outcome", b"outcome", "progress_done", b"progress_done", "progress_total", b"progress_total", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DaemonEvent: _TypeAlias = DaemonEvent  # noqa: Y015

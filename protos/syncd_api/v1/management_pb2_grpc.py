@@ -99,6 +99,16 @@ class ManagementStub:
                 request_serializer=syncd__api_dot_v1_dot_management__pb2.ListFiresRequest.SerializeToString,
                 response_deserializer=syncd__api_dot_v1_dot_management__pb2.ListFiresResponse.FromString,
                 _registered_method=True)
+        self.TailLogs = channel.unary_stream(
+                '/syncd.v1.Management/TailLogs',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.TailLogsRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.LogLine.FromString,
+                _registered_method=True)
+        self.WatchEvents = channel.unary_stream(
+                '/syncd.v1.Management/WatchEvents',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.WatchEventsRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.DaemonEvent.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -194,6 +204,21 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TailLogs(self, request, context):
+        """The last lines of the daemon's log, then (with follow) each new line as it is logged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvents(self, request, context):
+        """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
+        paused and resumed; the daemon draining.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -261,6 +286,16 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.ListFires,
                     request_deserializer=syncd__api_dot_v1_dot_management__pb2.ListFiresRequest.FromString,
                     response_serializer=syncd__api_dot_v1_dot_management__pb2.ListFiresResponse.SerializeToString,
+            ),
+            'TailLogs': grpc.unary_stream_rpc_method_handler(
+                    servicer.TailLogs,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.TailLogsRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.LogLine.SerializeToString,
+            ),
+            'WatchEvents': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvents,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.WatchEventsRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.DaemonEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -614,6 +649,60 @@ class Management:
             '/syncd.v1.Management/ListFires',
             syncd__api_dot_v1_dot_management__pb2.ListFiresRequest.SerializeToString,
             syncd__api_dot_v1_dot_management__pb2.ListFiresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/syncd.v1.Management/TailLogs',
+            syncd__api_dot_v1_dot_management__pb2.TailLogsRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.LogLine.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/syncd.v1.Management/WatchEvents',
+            syncd__api_dot_v1_dot_management__pb2.WatchEventsRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.DaemonEvent.FromString,
             options,
             channel_credentials,
             insecure,

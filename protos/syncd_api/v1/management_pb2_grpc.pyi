@@ -60,6 +60,12 @@ class ManagementStub:
     Resume: _grpc.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]
     ListFires: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListFiresRequest, _management_pb2.ListFiresResponse]
     """Upcoming scheduled fires, in UTC."""
+    TailLogs: _grpc.UnaryStreamMultiCallable[_management_pb2.TailLogsRequest, _management_pb2.LogLine]
+    """The last lines of the daemon's log, then (with follow) each new line as it is logged."""
+    WatchEvents: _grpc.UnaryStreamMultiCallable[_management_pb2.WatchEventsRequest, _management_pb2.DaemonEvent]
+    """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
+    paused and resumed; the daemon draining.
+    """
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -89,6 +95,12 @@ class ManagementAsyncStub(ManagementStub):
     Resume: _aio.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]  # type: ignore[assignment]
     ListFires: _aio.UnaryUnaryMultiCallable[_management_pb2.ListFiresRequest, _management_pb2.ListFiresResponse]  # type: ignore[assignment]
     """Upcoming scheduled fires, in UTC."""
+    TailLogs: _aio.UnaryStreamMultiCallable[_management_pb2.TailLogsRequest, _management_pb2.LogLine]  # type: ignore[assignment]
+    """The last lines of the daemon's log, then (with follow) each new line as it is logged."""
+    WatchEvents: _aio.UnaryStreamMultiCallable[_management_pb2.WatchEventsRequest, _management_pb2.DaemonEvent]  # type: ignore[assignment]
+    """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
+    paused and resumed; the daemon draining.
+    """
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -193,5 +205,23 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_management_pb2.ListFiresResponse, _abc.Awaitable[_management_pb2.ListFiresResponse]]:
         """Upcoming scheduled fires, in UTC."""
+
+    @_abc_1.abstractmethod
+    def TailLogs(
+        self,
+        request: _management_pb2.TailLogsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_management_pb2.LogLine], _abc.AsyncIterator[_management_pb2.LogLine]]:
+        """The last lines of the daemon's log, then (with follow) each new line as it is logged."""
+
+    @_abc_1.abstractmethod
+    def WatchEvents(
+        self,
+        request: _management_pb2.WatchEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_management_pb2.DaemonEvent], _abc.AsyncIterator[_management_pb2.DaemonEvent]]:
+        """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
+        paused and resumed; the daemon draining.
+        """
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -16,8 +16,10 @@ import structlog
 from syncd import __version__
 from syncd.beans import Invocation, Operation, Result
 from syncd.errors import InvalidArgumentError, SyncdError
+from syncd.events import Event
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunRecord
+from syncd.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.orchestrator import Orchestrator
 from syncd.registry import BeanRegistry
 from syncd.rpc import convert
@@ -40,6 +42,7 @@ class ControlPlane:
     jobs: JobBeans
     coordinator: RunCoordinator
     orchestrator: Orchestrator
+    log_hub: LogHub
     started_at: datetime
     pid: int
 
@@ -309,3 +312,62 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 fires=[pb.Fire(bean=name, at=convert.timestamp(at)) for at, name in fires]
             )
         raise AssertionError("unreachable")
+
+    async def TailLogs(
+        self, request: pb.TailLogsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.LogLine]:
+        keep = None
+        async with _mapped_errors(context, "TailLogs"):
+            if request.level and request.level.lower() not in LEVEL_ORDER:
+                raise InvalidArgumentError(
+                    "TailLogs", f"expected one of {', '.join(LEVEL_ORDER)}", "level"
+                )
+            if request.lines < 0:
+                raise InvalidArgumentError("TailLogs", "must not be negative", "lines")
+            job = self._plane.registry.get(request.job).name if request.job else ""
+            keep = line_filter(job, request.run_id, request.level)
+        assert keep is not None
+        hub = self._plane.log_hub
+        # Follow first, then read the backlog: no line falls between the two.
+        async with hub.follow(keep) as follower:
+            backlog = hub.last(request.lines, keep)
+            for line in backlog:
+                yield _log_line(line, 0)
+            if not request.follow:
+                return
+            seen = backlog[-1].seq if backlog else 0
+            while True:
+                line, lost = await follower.next()
+                if line.seq > seen:
+                    yield _log_line(line, lost)
+
+    async def WatchEvents(
+        self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[pb.DaemonEvent]:
+        bean = ""
+        async with _mapped_errors(context, "WatchEvents"):
+            bean = self._plane.registry.get(request.bean).name if request.bean else ""
+        async with self._plane.coordinator.events.subscribe() as events:
+            while True:
+                event, lost = await events.next()
+                if bean and event.bean not in (bean, "*", ""):
+                    continue
+                yield _event(event, lost)
+
+
+def _log_line(line: LogLine, lost: int) -> pb.LogLine:
+    return pb.LogLine(json=line.text, seq=line.seq, missed=lost)
+
+
+def _event(event: Event, lost: int) -> pb.DaemonEvent:
+    return pb.DaemonEvent(
+        kind=event.kind.value,
+        at=convert.timestamp(event.at),
+        bean=event.bean,
+        run_id=event.run_id,
+        outcome=event.outcome,
+        message=event.message,
+        progress_done=event.progress_done,
+        progress_total=event.progress_total,
+        missed=lost,
+    )

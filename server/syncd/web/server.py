@@ -1,0 +1,61 @@
+"""The HTTP listener: `/metrics`, `/healthz`, and the routes of the web console.
+
+aiohttp because it is asyncio-native: it runs on the daemon's one event loop beside the gRPC
+server, the scheduler and the runs, with no second server thread or framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from syncd.config import HttpConfig, split_host_port
+from syncd.metrics import Metrics
+
+
+class HttpServer:
+    def __init__(
+        self,
+        config: HttpConfig,
+        metrics: Metrics,
+        serving: Callable[[], bool],
+        extra_routes: Callable[[web.Application], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._metrics = metrics
+        self._serving = serving
+        self.app = web.Application()
+        self.app.router.add_get("/metrics", self._metrics_handler)
+        self.app.router.add_get("/healthz", self._health)
+        if extra_routes is not None:
+            extra_routes(self.app)
+        self._runner: web.AppRunner | None = None
+        self.address = ""
+
+    async def _metrics_handler(self, _request: web.Request) -> web.Response:
+        body = generate_latest(self._metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        if self._serving():
+            return web.json_response({"status": "serving"})
+        return web.json_response({"status": "draining"}, status=503)
+
+    async def start(self) -> str:
+        host, port = split_host_port(self._config.address)
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        bound = sockets[0].getsockname()[1] if sockets else port
+        self.address = f"http://{host}:{bound}"
+        return self.address
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
