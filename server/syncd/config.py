@@ -236,6 +236,15 @@ class HttpConfig:
     # HOST:PORT, loopback only (no TLS yet); empty disables the listener.
     address: str = "127.0.0.1:8101"
     context_path: str = "/sync/"
+    # Bearer tokens: operators may run and cancel; viewers may read. Env SYNCD_HTTP_OPERATOR_TOKEN
+    # adds one operator token.
+    operator_tokens: tuple[str, ...] = ()
+    viewer_tokens: tuple[str, ...] = ()
+    # Read-only views need no token (the listener is loopback-only). State-changing requests
+    # from the page always need its CSRF token, or an operator bearer token.
+    open_read: bool = True
+    # What the old `GET /api/sys/profile` answers (e.g. "prod", "nimdta"; "nimdta" hides reval).
+    profile: str = "default"
 
     def __post_init__(self) -> None:
         if self.address:
@@ -426,6 +435,11 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
     http_table = dict(document.get("http", {}))
     if "SYNCD_HTTP_ADDRESS" in env:
         http_table["address"] = env["SYNCD_HTTP_ADDRESS"]
+    if env.get("SYNCD_HTTP_OPERATOR_TOKEN"):
+        http_table["operator_tokens"] = [
+            *http_table.get("operator_tokens", []),
+            env["SYNCD_HTTP_OPERATOR_TOKEN"],
+        ]
     http = load_dataclass(HttpConfig, http_table, "http")
     notify_table = dict(document.get("notify", {}))
     if env.get("SYNCD_WEBHOOK_URL"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
+from aiohttp import web
 
 from syncd import __version__
 from syncd.clock import Clock, SystemClock
@@ -37,6 +38,7 @@ from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.runs import JobOptions, RunCoordinator
 from syncd.sqlledger import SqlLedger
+from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
 
 log = structlog.get_logger("syncd.daemon")
@@ -153,6 +155,28 @@ class Daemon:
         log.warning("daemon.forced_exit", signal=signal.Signals(signum).name)
         os._exit(128 + signum)
 
+    def _web_routes(self, app: web.Application) -> None:
+        """The web console and the old REST API, when the console module is present."""
+        try:
+            from syncd.web import console  # type: ignore[attr-defined]  # until it lands
+        except ImportError:
+            return
+        console.install(
+            app,
+            WebPlane(
+                config=self.config.http,
+                registry=self.registry,
+                jobs=self.jobs,
+                coordinator=self.coordinator,
+                orchestrator=self.orchestrator,
+                ledger=self.ledger,
+                log_hub=self.log_hub,
+                events=self.coordinator.events,
+                clock=self.clock,
+                started_at=self.started_at,
+            ),
+        )
+
     async def serve(self, *, handle_signals: bool = True) -> int:
         """Run until asked to stop; returns the process exit status (0 on a clean stop)."""
         daemon_cfg = self.config.daemon
@@ -188,7 +212,10 @@ class Daemon:
             await control.set_serving(True)
             if self.config.http.address:
                 http = HttpServer(
-                    self.config.http, self.metrics, lambda: not self.coordinator.draining
+                    self.config.http,
+                    self.metrics,
+                    lambda: not self.coordinator.draining,
+                    extra_routes=self._web_routes,
                 )
                 self.listening.http = await http.start()
             if handle_signals:
