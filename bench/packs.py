@@ -23,3 +23,38 @@ def _jobs(_ctx: PackContext) -> list[JobSpec]:
 
 
 CPU = JobPack(name="bench", build=_jobs, description="Benchmark jobs.")
+
+
+def chatter(ctx: RunContext) -> None:
+    """Logs `lines` lines, each carrying the wall time it was logged at; `pace` lines per ms
+    budget is not enforced: the follower measures what arrives."""
+    import time
+
+    lines = int(ctx.args.get("lines") or 1000)  # type: ignore[arg-type]
+    gap = float(ctx.args.get("gap") or 0.0)  # type: ignore[arg-type]
+    for n in range(lines):
+        ctx.log.info("bench.line", n=n, sent=time.time())
+        if gap:
+            time.sleep(gap)  # pacing for the latency measurement, inside the bench job
+    ctx.log.info("bench.done", n=lines)
+
+
+def _log_jobs(_ctx: PackContext) -> list[JobSpec]:
+    from syncd.beans import Parameter
+    from syncd.values import ValueType
+
+    return [
+        JobSpec(
+            name="ChatterJob",
+            trigger_operation="chatterJob",
+            body=chatter,
+            description="Logs lines for the tail benchmark.",
+            parameters=(
+                Parameter(name="lines", type=ValueType.INT, default=1000),
+                Parameter(name="gap", type=ValueType.FLOAT, default=0.0),
+            ),
+        )
+    ]
+
+
+LOGS = JobPack(name="benchlogs", build=_log_jobs, description="Log benchmark jobs.")
