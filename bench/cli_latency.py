@@ -1,0 +1,325 @@
+"""Cold-start latency of `syncctl status`, against a bare gRPC client and `supervisorctl status`.
+
+Starts a real daemon (`python -m syncd --state-dir <tmp> serve`) and a real supervisord, then
+times fresh processes, interleaved round by round so drift on a noisy machine hits all three
+alike:
+
+* `syncctl status` (the installed console script),
+* a bare gRPC client: `python -c` importing grpc and the health stubs, one Health.Check,
+* `supervisorctl status` against supervisord with one trivial program.
+
+Then it leaves the daemon idle and reads its RSS and CPU time from /proc. Targets (issue 2):
+syncctl <= 1.15 x the bare client and <= supervisorctl; idle RSS <= 80 MB; idle CPU < 0.5 %.
+
+    python -m bench.cli_latency [--runs 10] [--idle-seconds 30] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from bench._stats import percentile
+
+START_TIMEOUT = 30.0  # seconds a server may take to come up
+STOP_TIMEOUT = 15.0
+
+SYNCCTL_VS_GRPC = 1.15
+SYNCCTL_VS_SUPERVISORCTL = 1.0
+RSS_LIMIT_MB = 80.0
+CPU_LIMIT_PERCENT = 0.5
+
+HEALTH_CHECK = """\
+import sys
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+channel = grpc.insecure_channel(sys.argv[1])
+reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+channel.close()
+sys.exit(0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1)
+"""
+
+SUPERVISOR_CONF = """\
+[unix_http_server]
+file={dir}/supervisor.sock
+chmod=0700
+
+[supervisord]
+nodaemon=true
+logfile={dir}/supervisord.log
+pidfile={dir}/supervisord.pid
+childlogdir={dir}
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://{dir}/supervisor.sock
+
+[program:idle]
+command=sleep 1000000
+startsecs=0
+autorestart=false
+"""
+
+
+class BenchError(Exception):
+    """Something the benchmark needs did not work; the message says what."""
+
+
+@dataclass
+class Sample:
+    name: str
+    argv: list[str]
+    times: list[float]
+
+
+def timed(argv: Sequence[str], env: dict[str, str]) -> float:
+    """Wall time of one fresh process, which must exit 0."""
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise BenchError(
+            f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode(errors='replace')}"
+        )
+    return elapsed
+
+
+class Daemon:
+    """`python -m syncd serve` in a temp state dir; ready once it logs daemon.started."""
+
+    def __init__(self, state_dir: Path, env: dict[str, str]) -> None:
+        self.state_dir = state_dir
+        self.address = f"unix:{state_dir / 'run' / 'syncd.sock'}"
+        self._ready = threading.Event()
+        self._lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "--state-dir", str(state_dir), "serve"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            text=True,
+        )
+        # Drain the log on a thread: it signals readiness and keeps the pipe from filling up.
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: IO[str] | None) -> None:
+        if stream is None:
+            return
+        for line in stream:
+            self._lines.append(line)
+            try:
+                event = json.loads(line).get("event")
+            except (ValueError, AttributeError):
+                continue
+            if event == "daemon.started":
+                self._ready.set()
+        self._ready.set()  # the daemon exited: wake the waiter, which checks poll()
+
+    def wait_ready(self) -> None:
+        if not self._ready.wait(START_TIMEOUT) or self.proc.poll() is not None:
+            log = "".join(self._lines[-20:])
+            raise BenchError(f"syncd did not start within {START_TIMEOUT:g}s:\n{log}")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self._reader.join(STOP_TIMEOUT)
+
+
+class Supervisor:
+    """supervisord with one idle program, on a unix socket in the temp dir."""
+
+    def __init__(self, directory: Path, bin_dir: Path, env: dict[str, str]) -> None:
+        self.env = env
+        self.conf = directory / "supervisord.conf"
+        self.conf.write_text(SUPERVISOR_CONF.format(dir=directory), encoding="utf-8")
+        self.ctl = [str(bin_dir / "supervisorctl"), "-c", str(self.conf), "status"]
+        self.proc = subprocess.Popen(
+            [str(bin_dir / "supervisord"), "-c", str(self.conf)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def wait_ready(self) -> None:
+        # supervisorctl itself is the readiness probe: status exits 0 once `idle` is RUNNING.
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"supervisord exited with {self.proc.returncode}")
+            done = subprocess.run(self.ctl, env=self.env, capture_output=True)
+            if done.returncode == 0:
+                return
+        raise BenchError(f"supervisord did not start within {START_TIMEOUT:g}s")
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(STOP_TIMEOUT)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def threads(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the process, from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rpartition(")")[2].split()  # the command name may contain spaces
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def report(samples: Sequence[Sample], out: Callable[[str], None]) -> dict[str, float]:
+    runs = len(samples[0].times)
+    out(f"cold start, {runs} runs each (wall ms)      median      p90      min")
+    medians = {}
+    for sample in samples:
+        ms = [t * 1000 for t in sample.times]
+        medians[sample.name] = statistics.median(ms)
+        out(
+            f"  {sample.name:<34} {statistics.median(ms):8.1f} {percentile(ms, 90):8.1f}"
+            f" {min(ms):8.1f}"
+        )
+    return medians
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cli_latency", description=__doc__)
+    parser.add_argument("--runs", type=int, default=10, help="timed runs per command (>= 10)")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=30.0, help="idle window for the daemon's CPU"
+    )
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.idle_seconds <= 0:
+        parser.error("--runs and --idle-seconds must be positive")
+
+    bin_dir = Path(sys.executable).parent
+    syncctl = bin_dir / "syncctl"
+    for tool in (syncctl, bin_dir / "supervisord", bin_dir / "supervisorctl"):
+        if not tool.exists():
+            print(f"missing {tool} (install the project with its bench extra)", file=sys.stderr)
+            return 2
+
+    workdir = Path(tempfile.mkdtemp(prefix="syncd-bench-"))  # short: unix socket paths
+    # Time the tools as installed: with bytecode caches (pip compiles a wheel's modules), so
+    # PYTHONDONTWRITEBYTECODE is dropped and the warm-up call writes any missing ones.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SYNCD_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
+    daemon_env = dict(env, SYNCD_HTTP_ADDRESS="127.0.0.1:0")  # never clash on the default port
+    daemon: Daemon | None = None
+    supervisor: Supervisor | None = None
+    try:
+        daemon = Daemon(workdir / "state", daemon_env)
+        supervisor = Supervisor(workdir, bin_dir, env)
+        daemon.wait_ready()
+        supervisor.wait_ready()
+        samples = [
+            Sample("syncctl status", [str(syncctl), "--address", daemon.address, "status"], []),
+            Sample(
+                "bare gRPC health check", [sys.executable, "-c", HEALTH_CHECK, daemon.address], []
+            ),
+            Sample("supervisorctl status", supervisor.ctl, []),
+        ]
+        for sample in samples:  # one untimed call each: page cache and .pyc files warm
+            timed(sample.argv, env)
+        for round_ in range(args.runs):
+            # Rotate the order each round so no command always runs first.
+            for sample in samples[round_ % 3 :] + samples[: round_ % 3]:
+                sample.times.append(timed(sample.argv, env))
+
+        print()
+        medians = report(samples, print)
+        to_grpc = medians["syncctl status"] / medians["bare gRPC health check"]
+        to_supervisor = medians["syncctl status"] / medians["supervisorctl status"]
+        print()
+        print("ratios of medians")
+        print(
+            f"  syncctl / bare gRPC client        {to_grpc:6.2f}   "
+            f"(target <= {SYNCCTL_VS_GRPC:.2f}: {verdict(to_grpc <= SYNCCTL_VS_GRPC)})"
+        )
+        print(
+            f"  syncctl / supervisorctl           {to_supervisor:6.2f}   "
+            f"(target <= {SYNCCTL_VS_SUPERVISORCTL:.2f}: "
+            f"{verdict(to_supervisor <= SYNCCTL_VS_SUPERVISORCTL)})"
+        )
+
+        pid = daemon.proc.pid
+        before_cpu, before_wall = cpu_seconds(pid), time.monotonic()
+        time.sleep(args.idle_seconds)  # the measurement window itself
+        used, wall = cpu_seconds(pid) - before_cpu, time.monotonic() - before_wall
+        cpu_percent = 100 * used / wall
+        rss = rss_mb(pid)
+        print()
+        print(f"idle daemon (pid {pid}, {threads(pid)} threads)")
+        print(
+            f"  RSS                               {rss:6.1f} MB   "
+            f"(target <= {RSS_LIMIT_MB:g} MB: {verdict(rss <= RSS_LIMIT_MB)})"
+        )
+        print(
+            f"  CPU over {wall:.0f} s idle               {cpu_percent:6.3f} %    "
+            f"(target < {CPU_LIMIT_PERCENT:g} %: {verdict(cpu_percent < CPU_LIMIT_PERCENT)})"
+        )
+        met = (
+            to_grpc <= SYNCCTL_VS_GRPC
+            and to_supervisor <= SYNCCTL_VS_SUPERVISORCTL
+            and rss <= RSS_LIMIT_MB
+            and cpu_percent < CPU_LIMIT_PERCENT
+        )
+        return 1 if args.check and not met else 0
+    except BenchError as error:
+        print(f"bench failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        if daemon is not None:
+            daemon.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

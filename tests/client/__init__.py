@@ -1,0 +1,1 @@
+"""Tests of syncctl that need no real daemon."""

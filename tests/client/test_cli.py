@@ -1,0 +1,324 @@
+"""syncctl's commands: argument errors, and each command against a real (small) gRPC server."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from syncctl import cli
+from syncctl._exit import ExitCode
+from syncd_api.v1 import management_pb2 as pb
+
+from .conftest import STARTED, MiniDaemon
+
+NOW = float(STARTED + 90)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+def syncctl(
+    argv: Sequence[str],
+    *,
+    daemon: MiniDaemon | None = None,
+    tty: bool = False,
+    env: dict[str, str] | None = None,
+) -> Result:
+    """Run the CLI in-process with captured streams; `daemon` supplies --address."""
+    out, err = io.StringIO(), io.StringIO()
+    args = [*argv, "--address", daemon.address] if daemon else list(argv)
+    code = cli.run(
+        args,
+        stdout=out,
+        stderr=err,
+        stdin=io.StringIO(""),
+        environ=env or {},
+        tty=tty,
+        now=lambda: NOW,
+    )
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+class TestUsage:
+    @pytest.mark.parametrize(
+        ("argv", "message"),
+        [
+            ([], "required: COMMAND"),
+            (["launch"], "invalid choice: 'launch'"),
+            (["run", "Alpha"], "required: operation"),
+            (["info"], "required: bean"),
+            (["run", "Alpha", "alphaJob", "--arg", "rows"], "expected NAME=VALUE, got 'rows'"),
+            (["--timeout", "0", "status"], "expected a positive number of seconds"),
+            (["status", "--bogus"], "unrecognized arguments: --bogus"),
+        ],
+    )
+    def test_bad_command_lines_exit_2_naming_the_problem(
+        self, argv: list[str], message: str
+    ) -> None:
+        """Usage errors never reach the daemon: exit 2 with argparse's message on stderr."""
+        result = syncctl(argv)
+        assert result.code == ExitCode.USAGE
+        assert message in result.err
+        assert result.out == ""
+
+    def test_help_exits_0_and_lists_exit_codes(self) -> None:
+        """--help succeeds and documents the exit codes."""
+        result = syncctl(["--help"])
+        assert result.code == 0
+        assert "7   the daemon is not reachable" in result.out
+
+    def test_global_options_are_accepted_after_the_command(self) -> None:
+        """`syncctl status --address X` and `syncctl --address X status` are the same."""
+        parser = cli.build_parser()
+        before = parser.parse_args(["--address", "unix:/a", "--timeout", "3", "status"])
+        after = parser.parse_args(["status", "--address", "unix:/a", "--timeout", "3"])
+        assert (before.address, before.timeout) == (after.address, after.timeout) == ("unix:/a", 3)
+
+    def test_parsing_does_not_import_grpc(self) -> None:
+        """Cold start matters: grpc is imported only when a command talks to the daemon."""
+        code = (
+            "import sys; from syncctl import cli; cli.build_parser().parse_args(['status']); "
+            "assert 'grpc' not in sys.modules, 'grpc imported'"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+class TestUnreachable:
+    def test_missing_socket_exits_7_naming_the_socket_path(self, sock_dir: Path) -> None:
+        """No daemon at the address: exit 7, and the message says which socket was tried."""
+        socket = sock_dir / "run" / "syncd.sock"
+        result = syncctl(["status"], env={"SYNCD_STATE_DIR": str(sock_dir)})
+        assert result.code == ExitCode.UNREACHABLE
+        assert str(socket) in result.err
+        assert "No such file or directory" in result.err
+
+    def test_main_reports_unreachable_through_sys_streams(
+        self, sock_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The console entry point returns 7 and writes the error to stderr."""
+        address = f"unix:{sock_dir / 'nothing.sock'}"
+        assert cli.main(["beans", "--address", address]) == ExitCode.UNREACHABLE
+        assert f"{sock_dir / 'nothing.sock'}" in capsys.readouterr().err
+
+
+class TestReadCommands:
+    def test_beans_piped_is_one_tab_separated_line_per_bean(self, mini_daemon: MiniDaemon) -> None:
+        """Piped `beans`: name, object name, description; "-" for an empty cell."""
+        result = syncctl(["beans"], daemon=mini_daemon)
+        assert result.code == 0
+        assert result.out.splitlines() == [
+            "Alpha\tsync.mbean:name=Alpha\tFirst job.",
+            "Broken\tsync.mbean:name=Broken\t-",
+        ]
+
+    def test_beans_json(self, mini_daemon: MiniDaemon) -> None:
+        """--json prints the bean list as a document."""
+        result = syncctl(["beans", "--json"], daemon=mini_daemon)
+        assert json.loads(result.out)["beans"][0] == {
+            "name": "Alpha",
+            "object_name": "sync.mbean:name=Alpha",
+            "description": "First job.",
+        }
+
+    def test_info_on_a_tty_shows_signatures(self, mini_daemon: MiniDaemon) -> None:
+        """`info` reads like MBeanInfo: the object name, operations with types, attributes."""
+        result = syncctl(["info", "sync.mbean:name=Alpha"], daemon=mini_daemon, tty=True)
+        assert result.code == 0
+        assert result.out.startswith("sync.mbean:name=Alpha\n  First job.\n")
+        assert "alphaJob([int rows])  run" in result.out
+        assert "LastSuccessAt" in result.out
+
+    def test_unknown_bean_exits_3_with_the_suggestion(self, mini_daemon: MiniDaemon) -> None:
+        """NOT_FOUND: exit 3, and the daemon's "did you mean" reaches stderr."""
+        result = syncctl(["info", "Alpah"], daemon=mini_daemon)
+        assert result.code == ExitCode.NOT_FOUND
+        assert "did you mean Alpha?" in result.err
+
+    def test_get_named_attributes_piped(self, mini_daemon: MiniDaemon) -> None:
+        """Piped `get`: name<TAB>value, timestamps in UTC ISO 8601."""
+        result = syncctl(["get", "Alpha", "State", "LastSuccessAt"], daemon=mini_daemon)
+        assert result.out.splitlines() == ["State\tidle", "LastSuccessAt\t2023-11-14T22:13:20Z"]
+        request = mini_daemon.calls[-1].request
+        assert isinstance(request, pb.GetAttributesRequest)
+        assert list(request.names) == ["State", "LastSuccessAt"]
+
+    def test_get_without_names_reads_every_attribute_as_json(self, mini_daemon: MiniDaemon) -> None:
+        """`get <bean>` alone asks for all attributes."""
+        result = syncctl(["get", "Alpha", "--json"], daemon=mini_daemon)
+        assert json.loads(result.out)["attributes"] == {
+            "State": "idle",
+            "LastSuccessAt": "2023-11-14T22:13:20Z",
+        }
+
+    def test_unknown_attribute_exits_3(self, mini_daemon: MiniDaemon) -> None:
+        """A misspelt attribute is NOT_FOUND."""
+        assert syncctl(["get", "Alpha", "Sate"], daemon=mini_daemon).code == ExitCode.NOT_FOUND
+
+
+class TestRun:
+    def test_trigger_prints_the_run_id_when_piped(self, mini_daemon: MiniDaemon) -> None:
+        """Piped `run`: just the run id, for `id=$(syncctl run …)`."""
+        result = syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        assert (result.code, result.out) == (0, "run-1\n")
+
+    def test_trigger_on_a_tty_says_just_started(self, mini_daemon: MiniDaemon) -> None:
+        """On a terminal the old service's words come back with the run id."""
+        result = syncctl(["run", "Alpha", "run"], daemon=mini_daemon, tty=True)
+        assert result.out == "Just started: run run-1 (Alpha alphaJob)\n"
+
+    def test_arguments_travel_as_text_positional_and_named(self, mini_daemon: MiniDaemon) -> None:
+        """Positional args stay positional (even with '='); --arg k=v becomes a named one."""
+        syncctl(["run", "Alpha", "alphaJob", "5"], daemon=mini_daemon)
+        syncctl(["run", "Broken", "brokenJob", "--arg", "rows=6"], daemon=mini_daemon)
+        first, second = (c.request for c in mini_daemon.calls if c.method == "Invoke")
+        assert isinstance(first, pb.InvokeRequest)
+        assert isinstance(second, pb.InvokeRequest)
+        assert [a.string_value for a in first.arguments] == ["5"]
+        assert not first.named_arguments
+        assert not second.arguments
+        assert second.named_arguments["rows"].string_value == "6"
+
+    def test_with_dependants_asks_for_the_chain_and_shows_it(self, mini_daemon: MiniDaemon) -> None:
+        """--with-dependants sets the request flag; a terminal shows the queued jobs."""
+        result = syncctl(
+            ["run", "Alpha", "alphaJob", "--with-dependants"], daemon=mini_daemon, tty=True
+        )
+        request = mini_daemon.calls[-1].request
+        assert isinstance(request, pb.InvokeRequest)
+        assert request.with_dependants
+        assert result.out.splitlines()[-1] == "then: Broken"
+
+    def test_every_call_names_its_actor(self, mini_daemon: MiniDaemon) -> None:
+        """The syncd-actor metadata says who asked: user@host (uid N)."""
+        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        assert "(uid " in mini_daemon.calls[-1].metadata["syncd-actor"]
+        assert mini_daemon.runs["run-1"].actor == mini_daemon.calls[-1].metadata["syncd-actor"]
+
+    def test_already_running_exits_4_naming_the_active_run(self, mini_daemon: MiniDaemon) -> None:
+        """A second trigger while a run is under way: exit 4 and the run id on stderr."""
+        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        result = syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        assert result.code == ExitCode.ALREADY_RUNNING
+        assert "run-1" in result.err
+
+    def test_bad_argument_exits_5_naming_the_parameter(self, mini_daemon: MiniDaemon) -> None:
+        """INVALID_ARGUMENT: exit 5 and the parameter's name on stderr."""
+        result = syncctl(["run", "Alpha", "alphaJob", "many"], daemon=mini_daemon)
+        assert result.code == ExitCode.INVALID_ARGUMENT
+        assert "parameter 'rows'" in result.err
+
+    def test_draining_daemon_exits_6(self, mini_daemon: MiniDaemon) -> None:
+        """A daemon shutting down refuses new runs: exit 6 with its message."""
+        mini_daemon.draining = True
+        result = syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        assert result.code == ExitCode.UNAVAILABLE
+        assert "draining" in result.err
+
+    def test_non_trigger_result_is_printed_as_a_value(self, mini_daemon: MiniDaemon) -> None:
+        """isCurrentlyRunning prints true/false."""
+        result = syncctl(["run", "Alpha", "isCurrentlyRunning"], daemon=mini_daemon)
+        assert result.out == "false\n"
+
+    def test_wait_exits_0_when_the_run_succeeds(self, mini_daemon: MiniDaemon) -> None:
+        """--wait follows the run; piped it prints the id, then the outcome."""
+        result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=mini_daemon)
+        assert (result.code, result.out.splitlines()) == (0, ["run-1", "success"])
+
+    def test_wait_exits_1_and_reports_the_error_when_the_run_fails(
+        self, mini_daemon: MiniDaemon
+    ) -> None:
+        """A failed run: exit 1, the outcome on stdout, the error on stderr."""
+        result = syncctl(["run", "Broken", "brokenJob", "--wait"], daemon=mini_daemon)
+        assert result.code == ExitCode.FAILED
+        assert result.out.splitlines() == ["run-1", "failed"]
+        assert "run run-1 failed after 1m15s: ValueError: bad input row 7" in result.err
+
+    def test_wait_on_a_tty_prints_one_outcome_line(self, mini_daemon: MiniDaemon) -> None:
+        """On a terminal: "Just started …", then "run … success in 1m15s"."""
+        result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=mini_daemon, tty=True)
+        assert result.out.splitlines() == [
+            "Just started: run run-1 (Alpha alphaJob)",
+            "run run-1 success in 1m15s",
+        ]
+
+    def test_wait_json_prints_the_finished_run(self, mini_daemon: MiniDaemon) -> None:
+        """--wait --json: one document whose run is the finished one."""
+        result = syncctl(["run", "Broken", "brokenJob", "--wait", "--json"], daemon=mini_daemon)
+        document = json.loads(result.out)
+        assert document["result"] == "run-1"
+        assert document["run"]["outcome"] == "failed"
+        assert document["run"]["error_message"] == "bad input row 7"
+        assert document["run"]["elapsed_seconds"] == 75
+
+
+class TestShellCommand:
+    def test_shell_reads_the_runbook_from_stdin(self, mini_daemon: MiniDaemon) -> None:
+        """`syncctl shell < runbook`: values on stdout, no prompt, exit 0."""
+        out, err = io.StringIO(), io.StringIO()
+        runbook = "open 1\nbean Alpha\nrun alphaJob\nrun isCurrentlyRunning\n"
+        code = cli.run(
+            ["shell", "-v", "silent", "--address", mini_daemon.address],
+            stdout=out,
+            stderr=err,
+            stdin=io.StringIO(runbook),
+            environ={},
+        )
+        assert (code, out.getvalue(), err.getvalue()) == (0, "run-1\ntrue\n", "")
+
+    def test_shell_reads_a_file_with_dash_i(self, mini_daemon: MiniDaemon, sock_dir: Path) -> None:
+        """-i FILE runs the file's commands; the status is the last failure's."""
+        script = sock_dir / "runbook.txt"
+        script.write_text("bean Alpha\nget Sate\n", encoding="utf-8")
+        result = syncctl(["shell", "-i", str(script)], daemon=mini_daemon)
+        assert result.code == ExitCode.NOT_FOUND
+        assert "#line 2: bean sync.mbean:name=Alpha has no attribute 'Sate'" in result.err
+
+
+class TestStatus:
+    def test_status_piped_has_fixed_columns(self, mini_daemon: MiniDaemon) -> None:
+        """bean, state, run id, elapsed seconds, last outcome, last success, next run."""
+        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        result = syncctl(["status"], daemon=mini_daemon)
+        assert result.out.splitlines() == [
+            "Alpha\trunning\trun-1\t90.000\t-\t-\t-",
+            "Broken\tidle\t-\t-\t-\t-\t-",
+        ]
+
+    def test_status_on_a_tty_is_a_table_with_the_daemon_line(self, mini_daemon: MiniDaemon) -> None:
+        """A header line about the daemon, then an aligned table."""
+        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        lines = syncctl(["status"], daemon=mini_daemon, tty=True).out.splitlines()
+        assert lines[0] == "syncd test · pid 1 · 2 beans"
+        assert lines[2].split() == [
+            "BEAN",
+            "STATE",
+            "RUN",
+            "LAST",
+            "OUTCOME",
+            "LAST",
+            "SUCCESS",
+            "NEXT",
+            "RUN",
+        ]
+        assert lines[3].split() == ["Alpha", "running", "run-1", "(1m30s)", "-", "-", "-"]
+
+    def test_status_json(self, mini_daemon: MiniDaemon) -> None:
+        """--json: the daemon and every bean, current run included."""
+        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        document = json.loads(syncctl(["status", "--json"], daemon=mini_daemon).out)
+        assert document["daemon"]["version"] == "test"
+        alpha = document["beans"][0]
+        assert (alpha["name"], alpha["state"]) == ("Alpha", "running")
+        assert alpha["current_run"]["run_id"] == "run-1"
+        assert document["beans"][1]["current_run"] is None

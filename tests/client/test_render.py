@@ -1,0 +1,222 @@
+"""Rendering replies: a table on a TTY, stable tab-separated lines when piped, JSON on request."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from syncctl._render import (
+    Mode,
+    cell,
+    choose_mode,
+    enum_word,
+    human_duration,
+    jmx_value_text,
+    render_attributes,
+    render_info,
+    render_invoke,
+    render_status,
+    value_python,
+    value_text,
+)
+from syncd_api.v1 import management_pb2 as pb
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+NOW = float(T0 + 3600)
+
+
+def ref(name: str) -> pb.BeanRef:
+    return pb.BeanRef(name=name, object_name=f"sync.mbean:name={name}")
+
+
+def status_reply() -> pb.GetStatusResponse:
+    """One bean mid-run, one that failed last night, as the daemon would report them."""
+    reply = pb.GetStatusResponse(daemon=pb.DaemonInfo(version="1.2.3", pid=42))
+    reply.daemon.started_at.FromSeconds(T0)
+    busy = reply.beans.add(ref=ref("PersonOwnerRebuildJob"), state=pb.BEAN_STATE_RUNNING)
+    busy.current_run.run_id = "r-1"
+    busy.current_run.started_at.FromSeconds(T0 + 3600 - 192)
+    busy.last_outcome = pb.RUN_OUTCOME_SUCCESS
+    busy.last_success_at.FromSeconds(T0 - 86400)
+    busy.next_run_at.FromSeconds(T0 + 3600 + 7200)
+    failed = reply.beans.add(ref=ref("PostFundingStatusSyncJob"), state=pb.BEAN_STATE_IDLE)
+    failed.last_outcome = pb.RUN_OUTCOME_FAILED
+    failed.last_error = "OperationalError:\tconnection\nrefused"
+    return reply
+
+
+def render(mode: Mode) -> str:
+    out = io.StringIO()
+    render_status(out, mode, status_reply(), NOW)
+    return out.getvalue()
+
+
+class TestStatus:
+    def test_piped_status_is_header_less_tab_separated_with_dashes(self) -> None:
+        """Fixed columns, "-" for empty cells, ISO times, elapsed in seconds."""
+        assert render(Mode.TSV).splitlines() == [
+            "PersonOwnerRebuildJob\trunning\tr-1\t192.000\tsuccess"
+            "\t2025-12-31T00:00:00Z\t2026-01-01T03:00:00Z",
+            "PostFundingStatusSyncJob\tidle\t-\t-\tfailed\t-\t-",
+        ]
+
+    def test_tty_status_has_relative_times_and_the_last_errors(self) -> None:
+        """A person reads "(1d01h ago)", "(in 2h00m)" and each bean's last error."""
+        text = render(Mode.TABLE)
+        lines = text.splitlines()
+        assert lines[0] == "syncd 1.2.3 · pid 42 · up 1h00m · 2 beans"
+        assert lines[2].startswith("BEAN ")
+        assert "r-1 (3m12s)" in lines[3]
+        assert "2025-12-31T00:00:00Z (1d01h ago)" in lines[3]
+        assert "2026-01-01T03:00:00Z (in 2h00m)" in lines[3]
+        assert (
+            lines[-1]
+            == "PostFundingStatusSyncJob: last error: OperationalError: connection refused"
+        )
+
+    def test_tty_columns_line_up(self) -> None:
+        """Every table row starts its STATE column at the same offset."""
+        lines = render(Mode.TABLE).splitlines()[2:5]
+        offsets = {
+            line.index(word) for line, word in zip(lines, ("STATE", "running", "idle"), strict=True)
+        }
+        assert len(offsets) == 1
+
+    def test_json_status_carries_every_field(self) -> None:
+        """--json: daemon info and per-bean fields with UTC ISO times and null for unset."""
+        document = json.loads(render(Mode.JSON))
+        assert document["daemon"] == {
+            "version": "1.2.3",
+            "pid": 42,
+            "started_at": "2026-01-01T00:00:00Z",
+            "draining": False,
+        }
+        busy, failed = document["beans"]
+        assert busy["current_run"]["elapsed_seconds"] == 192
+        assert busy["next_run_at"] == "2026-01-01T03:00:00Z"
+        assert failed["current_run"] is None
+        assert failed["last_error"] == "OperationalError:\tconnection\nrefused"
+
+    def test_draining_shows_on_the_daemon_line(self) -> None:
+        """A draining daemon says so above the table."""
+        reply = status_reply()
+        reply.daemon.draining = True
+        out = io.StringIO()
+        render_status(out, Mode.TABLE, reply, NOW)
+        assert "DRAINING" in out.getvalue().splitlines()[0]
+
+
+class TestValues:
+    def test_value_kinds_as_text(self) -> None:
+        """bool as true/false, JSON raw, null empty, timestamps ISO."""
+        stamp = pb.Value()
+        stamp.timestamp_value.FromSeconds(T0)
+        assert value_text(pb.Value(bool_value=True)) == "true"
+        assert value_text(pb.Value(int_value=7)) == "7"
+        assert value_text(pb.Value(float_value=0.5)) == "0.5"
+        assert value_text(pb.Value(json_value='[{"a": 1}]')) == '[{"a": 1}]'
+        assert value_text(pb.Value()) == ""
+        assert value_text(stamp) == "2026-01-01T00:00:00Z"
+        assert value_text(stamp, mode=Mode.TABLE, now=NOW) == "2026-01-01T00:00:00Z (1h00m ago)"
+
+    def test_values_as_json_parse_structured_results(self) -> None:
+        """json_value becomes real JSON; null stays null."""
+        assert value_python(pb.Value(json_value='{"a": [1]}')) == {"a": [1]}
+        assert value_python(pb.Value()) is None
+
+    def test_jmxterm_prints_null_for_nothing(self) -> None:
+        """The shell keeps jmxterm's spelling for a void or null result."""
+        assert jmx_value_text(pb.Value()) == "null"
+        assert jmx_value_text(pb.Value(string_value="0s")) == "0s"
+
+    @pytest.mark.parametrize(
+        ("seconds", "text"),
+        [(0, "0s"), (59.9, "59s"), (192, "3m12s"), (7500, "2h05m"), (97200, "1d03h")],
+    )
+    def test_durations_are_short(self, seconds: float, text: str) -> None:
+        """Durations fit a table cell."""
+        assert human_duration(seconds) == text
+
+    def test_cells_never_hold_tabs_newlines_or_nothing(self) -> None:
+        """A TSV cell cannot break the line or the columns."""
+        assert cell("a\tb\nc") == "a b c"
+        assert cell("") == "-"
+
+    def test_enum_words(self) -> None:
+        """Enum values print as lower-case words; unspecified prints as nothing."""
+        assert enum_word(pb.RunOutcome, pb.RUN_OUTCOME_SKIPPED_ALREADY_RUNNING) == (
+            "skipped_already_running"
+        )
+        assert enum_word(pb.BeanState, pb.BEAN_STATE_UNSPECIFIED) == ""
+
+
+class TestModes:
+    @pytest.mark.parametrize(
+        ("json_flag", "tty", "mode"),
+        [
+            (True, True, Mode.JSON),
+            (True, False, Mode.JSON),
+            (False, True, Mode.TABLE),
+            (False, False, Mode.TSV),
+        ],
+    )
+    def test_mode_follows_json_flag_then_tty(self, json_flag: bool, tty: bool, mode: Mode) -> None:
+        """--json always wins; otherwise a terminal gets a table and a pipe gets TSV."""
+        assert choose_mode(json_flag=json_flag, tty=tty) is mode
+
+
+class TestOtherReplies:
+    def test_invoke_piped_prints_the_run_id_only(self) -> None:
+        """A started run, piped: the id, nothing else."""
+        reply = pb.InvokeResponse(
+            result=pb.Value(string_value="r-7"),
+            run=pb.RunInfo(run_id="r-7", bean="A", operation="aJob"),
+            message="Just started",
+        )
+        out = io.StringIO()
+        render_invoke(out, Mode.TSV, reply, NOW)
+        assert out.getvalue() == "r-7\n"
+
+    def test_void_result_prints_nothing_when_piped(self) -> None:
+        """A void operation leaves stdout empty rather than printing a placeholder."""
+        out = io.StringIO()
+        render_invoke(out, Mode.TSV, pb.InvokeResponse(result=pb.Value()), NOW)
+        assert out.getvalue() == ""
+
+    def test_info_piped_prefixes_each_line_with_its_kind(self) -> None:
+        """operation/attribute lines, so `grep ^operation` works."""
+        info = pb.BeanInfo(
+            ref=ref("A"),
+            operations=[
+                pb.OperationInfo(
+                    name="aJob",
+                    return_type=pb.VALUE_TYPE_RUN,
+                    impact=pb.IMPACT_ACTION,
+                    parameters=[pb.ParameterInfo(name="since", type=pb.VALUE_TYPE_TIMESTAMP)],
+                ),
+                pb.OperationInfo(name="run", return_type=pb.VALUE_TYPE_RUN, alias_of="aJob"),
+            ],
+            attributes=[pb.AttributeInfo(name="State", type=pb.VALUE_TYPE_STRING)],
+        )
+        out = io.StringIO()
+        render_info(out, Mode.TSV, info)
+        assert out.getvalue().splitlines() == [
+            "operation\taJob([timestamp since])\trun\taction\t-",
+            "operation\trun()\trun\t-\talias of aJob",
+            "attribute\tState\tstring\t-",
+        ]
+
+    def test_attributes_on_a_tty_are_aligned(self) -> None:
+        """`get` on a terminal: names padded, "-" for an empty value."""
+        reply = pb.GetAttributesResponse(
+            ref=ref("A"),
+            attributes=[
+                pb.Attribute(name="State", value=pb.Value(string_value="idle")),
+                pb.Attribute(name="CurrentRunId", value=pb.Value()),
+            ],
+        )
+        out = io.StringIO()
+        render_attributes(out, Mode.TABLE, reply, NOW)
+        assert out.getvalue().splitlines() == ["State         idle", "CurrentRunId  -"]
