@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if getattr(args, "seed_demo", False):
             seed_demo_data(built, log.info)
-        daemon = Daemon(config, [spec for _, _, specs in built for spec in specs], log_hub=hub)
+        daemon = Daemon(
+            config,
+            [spec for _, _, specs in built for spec in specs],
+            log_hub=hub,
+            reload_config=lambda: _load(early),
+        )
         return asyncio.run(daemon.serve())
     except InstanceLockedError as exc:
         print(f"syncd: {exc}", file=sys.stderr)

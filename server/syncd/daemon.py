@@ -8,9 +8,11 @@ recorded → the server stops. A second signal forces an immediate exit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from syncd.clock import Clock, SystemClock
 from syncd.config import Config
 from syncd.daemonbean import daemon_bean
 from syncd.enums import RunOutcome, RunState
+from syncd.errors import ConfigError, SyncdError
 from syncd.events import Event, EventKind
 from syncd.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.instance import InstanceLock, prepare_socket, private_dir
@@ -34,6 +37,7 @@ from syncd.notify import WebhookNotifier
 from syncd.orchestrator import Orchestrator
 from syncd.plan import plan_jobs
 from syncd.registry import BeanRegistry
+from syncd.reload import ReloadResult, plan_reload
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.runs import JobOptions, RunCoordinator
@@ -64,8 +68,11 @@ class Daemon:
         clock: Clock | None = None,
         ledger: RunLedger | None = None,
         log_hub: LogHub | None = None,
+        reload_config: Callable[[], Config] | None = None,
     ) -> None:
         self.config = config
+        self._reload_config = reload_config
+        self._specs = list(jobs)
         self.log_hub = log_hub or LogHub()
         self.clock = clock or SystemClock()
         self.plans = plan_jobs(jobs, config, os.environ)  # bad timetable: ConfigError, early
@@ -82,27 +89,17 @@ class Daemon:
                 state_dir=config.daemon.state_dir,
                 coordinator=self.coordinator,
                 bean_count=lambda: len(self.registry),
+                reload=self._reload_summary,
             )
         )
-        executors: dict[str, Executor] = {"thread": ThreadExecutor()}
-        if any(p.execution == "process" for p in self.plans.values()):
-            modules = sorted({s.body.__module__ for s in jobs})
-            executors["process"] = ProcessExecutor(preload=modules)
+        modules = sorted({s.body.__module__ for s in jobs})
+        self._executors: dict[str, Executor] = {
+            "thread": ThreadExecutor(),
+            "process": ProcessExecutor(preload=modules),  # its fork server starts on first use
+        }
         for spec in jobs:
             self.registry.register(self.jobs.build(spec))
-            plan = self.plans[spec.name]
-            self.coordinator.set_options(
-                spec.name,
-                JobOptions(
-                    timeout=plan.timeout,
-                    cancel_grace=plan.cancel_grace,
-                    executor=executors[plan.execution],
-                ),
-            )
-            if not plan.enabled:
-                self.jobs.disable(
-                    spec.name, f"disabled in the configuration (jobs.{spec.name}.enabled = false)"
-                )
+        self._apply_plans()
         self.metrics = Metrics(
             self.jobs, self.ledger, self.coordinator, lambda: self.coordinator.draining
         )
@@ -124,6 +121,61 @@ class Daemon:
         self.listening = Listening()
         self._stop = asyncio.Event()
         self._stop_signals = 0
+
+    def _apply_plans(self) -> None:
+        for name, plan in self.plans.items():
+            self.coordinator.set_options(
+                name,
+                JobOptions(
+                    timeout=plan.timeout,
+                    cancel_grace=plan.cancel_grace,
+                    executor=self._executors[plan.execution],
+                ),
+            )
+            if plan.enabled:
+                self.jobs.enable(name)
+            else:
+                self.jobs.disable(
+                    name, f"disabled in the configuration (jobs.{name}.enabled = false)"
+                )
+
+    def reload(self) -> ReloadResult:
+        """Re-read the configuration: the timetable and job settings apply now; a bad file
+        changes nothing (raises ConfigError); other changes are reported as needing a restart."""
+        if self._reload_config is None:
+            raise ConfigError("(reload)", "this daemon was started without a configuration source")
+        try:
+            new, plans, result = plan_reload(
+                self._reload_config, self.config, self._specs, dict(self.plans)
+            )
+        except SyncdError as exc:
+            log.error("config.reload_failed", error=str(exc))
+            raise
+        self.config = dataclasses.replace(new, packs=self.config.packs)
+        self.plans = plans
+        self._apply_plans()
+        self.orchestrator.replace_plans(plans)
+        log.info(
+            "config.reloaded",
+            changed_jobs=result.changed_jobs,
+            restart_needed=result.restart_needed,
+        )
+        self.coordinator.events.publish(
+            Event(
+                kind=EventKind.CONFIG_RELOADED,
+                at=self.clock.now(),
+                message=f"changed: {', '.join(result.changed_jobs) or 'nothing'}",
+            )
+        )
+        return result
+
+    def _reload_summary(self) -> dict[str, list[str]]:
+        result = self.reload()
+        return {"changedJobs": result.changed_jobs, "restartNeeded": result.restart_needed}
+
+    def _on_hangup(self) -> None:
+        with contextlib.suppress(SyncdError):  # already logged; the old config stays
+            self.reload()
 
     @property
     def state_dir(self) -> Path:
@@ -221,6 +273,7 @@ class Daemon:
             if handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, self._on_signal, signum)
+                loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
             log.info(
                 "daemon.started",
                 version=__version__,
@@ -254,7 +307,7 @@ class Daemon:
             return 0
         finally:
             if handle_signals:
-                for signum in (signal.SIGTERM, signal.SIGINT):
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(signum)
             await control.server.stop(grace=None)
             if http is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from syncd import __version__
 from syncd.beans import Attribute, Bean, Operation, Result
 from syncd.clock import Clock
+from syncd.enums import Impact
 from syncd.runs import RunCoordinator
 from syncd.values import ValueType
 
@@ -23,6 +24,7 @@ def daemon_bean(
     state_dir: Path,
     coordinator: RunCoordinator,
     bean_count: Callable[[], int],
+    reload: Callable[[], dict[str, list[str]]],
 ) -> Bean:
     def running() -> list[dict[str, str]]:
         return [{"bean": r.record.bean, "runId": r.run_id} for r in coordinator.active_runs()]
@@ -36,6 +38,16 @@ def daemon_bean(
             handler=lambda _inv: Result(value=__version__),
             description="The daemon's version.",
             returns=ValueType.STRING,
+        ),
+        Operation(
+            name="reloadConfig",
+            handler=lambda _inv: Result(value=reload(), message="Reloaded"),
+            description=(
+                "Re-read the configuration file (as SIGHUP does): the timetable and job settings"
+                " apply at once; returns the changed jobs and the keys that need a restart."
+            ),
+            returns=ValueType.JSON,
+            impact=Impact.ACTION,
         ),
         Operation(
             name="runningJobs",

@@ -23,6 +23,7 @@ class EventKind(enum.StrEnum):
     RUN_MISSED = "run.missed"
     BEAN_PAUSED = "bean.paused"
     BEAN_RESUMED = "bean.resumed"
+    CONFIG_RELOADED = "config.reloaded"
     DAEMON_DRAINING = "daemon.draining"
 
 

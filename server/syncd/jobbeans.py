@@ -56,6 +56,9 @@ class JobBeans:
         """Refuse runs of `name` (e.g. `enabled = false` in its config table)."""
         self._disabled[name] = reason
 
+    def enable(self, name: str) -> None:
+        self._disabled.pop(name, None)
+
     def disabled_reason(self, name: str) -> str | None:
         spec = self._specs.get(name)
         return self._disabled.get(name) or (spec.disabled_reason if spec else None)

@@ -326,6 +326,10 @@ class Orchestrator:
         self._spawn(self._chain(chain, Trigger.DEPENDENCY, actor, first=run), f"dependants:{name}")
         return run, chain
 
+    def replace_plans(self, plans: Mapping[str, JobPlan]) -> None:
+        self.plans = plans
+        self.scheduler.replace_plans(plans if self._config.enabled else {}, self._clock.now())
+
     # --- pauses --------------------------------------------------------------------------
 
     def pause(self, name: str | None, actor: str) -> None:

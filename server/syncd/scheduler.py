@@ -101,6 +101,13 @@ class Scheduler:
                 self._next[job] = plan.schedule.next_after(max(at, self._last_fired.get(job, at)))
         self._wake.set()
 
+    def replace_plans(self, plans: Mapping[str, JobPlan], now: datetime) -> None:
+        """A reloaded timetable: recompute every next fire from now; never re-fire a slot."""
+        self._plans = {n: p for n, p in plans.items() if p.schedule is not None and p.enabled}
+        self._next = {}
+        self._recompute(now)
+        self._wake.set()
+
     def stop(self) -> None:
         self._stopped = True
         self._wake.set()

@@ -9,6 +9,7 @@ from syncd.errors import (
     AttributeNotFoundError,
     BeanDisabledError,
     BeanNotFoundError,
+    ConfigError,
     DrainingError,
     InvalidArgumentError,
     NotRunningError,
@@ -27,6 +28,7 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
     BeanDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
     NotRunningError: grpc.StatusCode.FAILED_PRECONDITION,
     DrainingError: grpc.StatusCode.UNAVAILABLE,
+    ConfigError: grpc.StatusCode.FAILED_PRECONDITION,  # a reload found the file invalid
 }
 
 # Trailing metadata that carries identifiers a client acts on.
