@@ -6,6 +6,7 @@ Each test database is created fresh with a unique name and dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -39,38 +40,41 @@ def require_tcp(name: str, host: str, port: int) -> None:
 
 
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
+def _fresh_database(name: str, admin_url: str, port: int, create: str, drop: str) -> Iterator[str]:
+    """A new, empty database on the server at `admin_url`; yields its SQLAlchemy URL."""
+    import sqlalchemy as sa
+
+    require_tcp(name, "127.0.0.1", port)
+    database = f"syncd_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(create.format(database)))
+    url = sa.make_url(admin_url).set(database=database)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(drop.format(database)))
+        admin.dispose()
+
+
+def fresh_postgres_database() -> contextlib.AbstractContextManager[str]:
     """A new, empty PostgreSQL database; yields its SQLAlchemy URL."""
-    import sqlalchemy as sa
-
-    require_tcp("PostgreSQL", "127.0.0.1", 5432)
-    name = f"syncd_test_{secrets.token_hex(4)}"
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(POSTGRES_URL).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return _fresh_database(
+        "PostgreSQL",
+        POSTGRES_URL,
+        5432,
+        'CREATE DATABASE "{}"',
+        'DROP DATABASE IF EXISTS "{}" WITH (FORCE)',
+    )
 
 
-@contextmanager
-def fresh_mariadb_database() -> Iterator[str]:
+def fresh_mariadb_database() -> contextlib.AbstractContextManager[str]:
     """A new, empty MariaDB database; yields its SQLAlchemy URL."""
-    import sqlalchemy as sa
-
-    require_tcp("MariaDB", "127.0.0.1", 3306)
-    name = f"syncd_test_{secrets.token_hex(4)}"
-    admin = sa.create_engine(MARIADB_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    url = sa.make_url(MARIADB_URL).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
-        admin.dispose()
+    return _fresh_database(
+        "MariaDB",
+        MARIADB_URL,
+        3306,
+        "CREATE DATABASE `{}` CHARACTER SET utf8mb4",
+        "DROP DATABASE IF EXISTS `{}`",
+    )

@@ -78,6 +78,20 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def require_loopback(key: str, address: str) -> None:
+    """HOST:PORT on a loopback host, or ConfigError: beyond loopback needs TLS, not offered yet."""
+    try:
+        host, _ = split_host_port(address)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
+    if not _is_loopback(host):
+        raise ConfigError(
+            key,
+            f"{host} is not a loopback address; listening beyond loopback needs TLS,"
+            " which this version does not offer",
+        )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DaemonConfig:
     """The `[daemon]` table."""
@@ -103,16 +117,7 @@ class DaemonConfig:
                 "daemon.log_level", "expected debug, info, warning, error or critical"
             )
         if self.tcp_address:
-            try:
-                host, _ = split_host_port(self.tcp_address)
-            except ValueError as exc:
-                raise ConfigError("daemon.tcp_address", str(exc)) from None
-            if not _is_loopback(host):
-                raise ConfigError(
-                    "daemon.tcp_address",
-                    f"{host} is not a loopback address; listening beyond loopback needs TLS,"
-                    " which this version does not offer",
-                )
+            require_loopback("daemon.tcp_address", self.tcp_address)
         if self.execution not in ("process", "thread"):
             raise ConfigError(
                 "daemon.execution", f'expected "process" or "thread", got {self.execution!r}'
@@ -248,16 +253,7 @@ class HttpConfig:
 
     def __post_init__(self) -> None:
         if self.address:
-            try:
-                host, _ = split_host_port(self.address)
-            except ValueError as exc:
-                raise ConfigError("address", str(exc)) from None
-            if not _is_loopback(host):
-                raise ConfigError(
-                    "address",
-                    f"{host} is not a loopback address; listening beyond loopback needs TLS,"
-                    " which this version does not offer",
-                )
+            require_loopback("address", self.address)
         if not (self.context_path.startswith("/") and self.context_path.endswith("/")):
             raise ConfigError(
                 "context_path", f"must start and end with '/', got {self.context_path!r}"
