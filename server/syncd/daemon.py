@@ -42,6 +42,7 @@ from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.runs import JobOptions, RunCoordinator
 from syncd.sqlledger import SqlLedger
+from syncd.web import console
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
 
@@ -208,11 +209,7 @@ class Daemon:
         os._exit(128 + signum)
 
     def _web_routes(self, app: web.Application) -> None:
-        """The web console and the old REST API, when the console module is present."""
-        try:
-            from syncd.web import console  # type: ignore[attr-defined]  # until it lands
-        except ImportError:
-            return
+        """The web console and the old REST API."""
         console.install(
             app,
             WebPlane(

@@ -1,0 +1,173 @@
+"""The console's JSON API (`<context>/api/v1/...`): what the page reads and the actions it takes.
+
+Every run starts through `JobBeans.trigger`, as from the scheduler and the control plane, with
+the arguments validated by the job's trigger operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from syncd import __version__
+from syncd.beans import Invocation
+from syncd.enums import Trigger
+from syncd.errors import (
+    AlreadyRunningError,
+    BeanDisabledError,
+    DrainingError,
+    InvalidArgumentError,
+    RunNotFoundError,
+    closest,
+)
+from syncd.job import JobSpec
+from syncd.runs import Run
+from syncd.values import Value
+from syncd.web._auth import Access, Caller
+from syncd.web._http import error, instant, json_object, reply
+from syncd.web._model import job_view, live_run_view, ordered_specs, run_view
+from syncd.web.plane import WebPlane
+
+log = structlog.get_logger("syncd.web")
+
+HISTORY_DEFAULT = 20
+HISTORY_MAX = 200
+
+
+def find_spec(plane: WebPlane, name: str) -> JobSpec:
+    """The job named `name`, or 404 naming the nearest job names."""
+    spec = plane.jobs.spec(name)
+    if spec is None:
+        hint = closest(name, [s.name for s in plane.jobs.specs()])
+        more = f"; did you mean {', '.join(hint)}?" if hint else ""
+        raise error(404, f"no job named {name!r}{more}")
+    return spec
+
+
+def bind_arguments(plane: WebPlane, spec: JobSpec, named: Mapping[str, Any]) -> dict[str, Value]:
+    """Arguments checked and typed by the job's trigger operation; InvalidArgumentError if not."""
+    operation = plane.registry.get(spec.name).operation(spec.trigger_operation)
+    return operation.bind([], dict(named))
+
+
+def start_run(plane: WebPlane, spec: JobSpec, arguments: dict[str, Value], caller: Caller) -> Run:
+    run = plane.jobs.trigger(
+        spec, Invocation(arguments=arguments, actor=caller.actor), Trigger.MANUAL
+    )
+    log.info("web.run", job=spec.name, run_id=run.run_id, actor=caller.actor)
+    return run
+
+
+def snapshot(plane: WebPlane) -> dict[str, Any]:
+    """Every job, and the daemon's own state: the page's whole picture at one moment."""
+    return {
+        "jobs": [job_view(plane, spec) for spec in ordered_specs(plane)],
+        "now": instant(plane.clock.now()),
+        "draining": plane.coordinator.draining,
+        "profile": plane.config.profile,
+    }
+
+
+class JsonApi:
+    def __init__(self, plane: WebPlane, access: Access) -> None:
+        self._plane = plane
+        self._access = access
+
+    async def session(self, _request: web.Request, caller: Caller) -> web.Response:
+        plane = self._plane
+        return reply(
+            {
+                "csrfToken": self._access.csrf_token,
+                "role": caller.role.value,
+                "canRun": self._access.can_run(caller.role),
+                "profile": plane.config.profile,
+                "version": __version__,
+                "startedAt": instant(plane.started_at),
+                "now": instant(plane.clock.now()),
+                "draining": plane.coordinator.draining,
+            }
+        )
+
+    async def jobs(self, _request: web.Request, _caller: Caller) -> web.Response:
+        return reply(snapshot(self._plane))
+
+    async def job(self, request: web.Request, _caller: Caller) -> web.Response:
+        spec = find_spec(self._plane, request.match_info["name"])
+        return reply(job_view(self._plane, spec))
+
+    async def history(self, request: web.Request, _caller: Caller) -> web.Response:
+        spec = find_spec(self._plane, request.match_info["name"])
+        raw = request.query.get("limit", str(HISTORY_DEFAULT))
+        if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
+            raise error(400, f"limit must be a whole number from 1 to {HISTORY_MAX}, got {raw!r}")
+        coordinator = self._plane.coordinator
+        records = await asyncio.to_thread(coordinator.history, spec.name, int(raw))
+        live = coordinator.active(spec.name)
+        runs = [
+            live_run_view(self._plane, live)
+            if live is not None and live.run_id == r.run_id
+            else run_view(r)
+            for r in records
+        ]
+        return reply({"job": spec.name, "runs": runs})
+
+    async def run(self, request: web.Request, _caller: Caller) -> web.Response:
+        try:
+            target = self._plane.coordinator.get(request.match_info["run_id"])
+        except RunNotFoundError as exc:
+            raise error(404, str(exc)) from None
+        return reply(live_run_view(self._plane, target))
+
+    async def start(self, request: web.Request, caller: Caller) -> web.Response:
+        plane = self._plane
+        spec = find_spec(plane, request.match_info["name"])
+        body = await json_object(request)
+        unknown = sorted(set(body) - {"arguments", "withDependants"})
+        if unknown:
+            raise error(400, f"unknown field {unknown[0]!r} (known: arguments, withDependants)")
+        named = body.get("arguments") or {}
+        if not isinstance(named, dict):
+            raise error(400, "arguments must be a JSON object of parameter names to values")
+        with_dependants = body.get("withDependants", False)
+        if not isinstance(with_dependants, bool):
+            raise error(400, "withDependants must be true or false")
+        try:
+            arguments = bind_arguments(plane, spec, named)
+            if with_dependants:
+                run, chain = plane.orchestrator.run_with_dependants(
+                    spec.name, arguments, caller.actor
+                )
+                log.info("web.run", job=spec.name, run_id=run.run_id, chain=chain)
+            else:
+                run, chain = start_run(plane, spec, arguments, caller), []
+        except InvalidArgumentError as exc:
+            raise error(400, str(exc), parameter=exc.parameter) from None
+        except AlreadyRunningError as exc:
+            raise error(409, "Already running", runId=exc.run_id) from None
+        except BeanDisabledError as exc:
+            raise error(409, str(exc)) from None
+        except DrainingError as exc:
+            raise error(503, str(exc)) from None
+        return reply(
+            {"status": "Just started", "run": live_run_view(plane, run), "then": chain}, 202
+        )
+
+    async def cancel(self, request: web.Request, caller: Caller) -> web.Response:
+        spec = find_spec(self._plane, request.match_info["name"])
+        run = self._plane.coordinator.cancel(spec.name)
+        if run is None:
+            raise error(409, f"{spec.name} has no run under way")
+        log.info("web.cancel", job=spec.name, run_id=run.run_id, actor=caller.actor)
+        return reply({"status": "Cancelling", "run": live_run_view(self._plane, run)}, 202)
+
+    async def run_all(self, _request: web.Request, caller: Caller) -> web.Response:
+        try:
+            names = self._plane.orchestrator.run_all(caller.actor)
+        except DrainingError as exc:
+            raise error(503, str(exc)) from None
+        log.info("web.run_all", jobs=names, actor=caller.actor)
+        return reply({"status": "Just started", "jobs": names}, 202)

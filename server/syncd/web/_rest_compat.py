@@ -1,0 +1,77 @@
+"""The old TIS-SYNC REST API, kept answer for answer so its scripts keep working.
+
+`GET api/jobs/status` → `{jobKey: running}`; `PUT api/job/{jobKey}` → `{"status": "Just
+started"}` or `{"status": "Already running"}`, 400 `{"error": "Job not found"}` or 400
+`{"error": "<why the arguments are wrong>"}` (nothing is started then); `PUT api/jobs` runs all
+and answers 200 with an empty body; `GET api/sys/profile` → the profile as plain text.
+"""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from syncd.errors import AlreadyRunningError, BeanDisabledError, DrainingError, InvalidArgumentError
+from syncd.job import JobSpec
+from syncd.web._api import bind_arguments, start_run
+from syncd.web._auth import Caller
+from syncd.web._http import error, json_object
+from syncd.web._model import ordered_specs
+from syncd.web.plane import WebPlane
+
+log = structlog.get_logger("syncd.web")
+
+JUST_STARTED = {"status": "Just started"}
+ALREADY_RUNNING = {"status": "Already running"}
+JOB_NOT_FOUND = {"error": "Job not found"}
+
+
+def _json(data: object, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, headers={"Cache-Control": "no-store"})
+
+
+class RestCompat:
+    def __init__(self, plane: WebPlane) -> None:
+        self._plane = plane
+
+    def _by_key(self, key: str) -> JobSpec | None:
+        return next((s for s in self._plane.jobs.specs() if s.job_key == key), None)
+
+    async def status(self, _request: web.Request, _caller: Caller) -> web.Response:
+        coordinator = self._plane.coordinator
+        return _json(
+            {
+                spec.job_key: coordinator.active(spec.name) is not None
+                for spec in ordered_specs(self._plane)
+                if spec.job_key
+            }
+        )
+
+    async def profile(self, _request: web.Request) -> web.Response:
+        return web.Response(text=self._plane.config.profile, content_type="text/plain")
+
+    async def run_job(self, request: web.Request, caller: Caller) -> web.Response:
+        spec = self._by_key(request.match_info["name"])
+        if spec is None:
+            return _json(JOB_NOT_FOUND, 400)
+        body = await json_object(request)  # e.g. {"dateOverride": "2026-01-31"}
+        try:
+            arguments = bind_arguments(self._plane, spec, body)
+            start_run(self._plane, spec, arguments, caller)
+        except InvalidArgumentError as exc:
+            return _json({"error": str(exc)}, 400)
+        except AlreadyRunningError:
+            return _json(ALREADY_RUNNING)
+        except BeanDisabledError as exc:
+            raise error(409, str(exc)) from None
+        except DrainingError as exc:
+            raise error(503, str(exc)) from None
+        return _json(JUST_STARTED)
+
+    async def run_all(self, _request: web.Request, caller: Caller) -> web.Response:
+        try:
+            names = self._plane.orchestrator.run_all(caller.actor)
+        except DrainingError as exc:
+            raise error(503, str(exc)) from None
+        log.info("web.run_all", jobs=names, actor=caller.actor)
+        return web.Response(status=200, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,191 @@
+"""A real daemon with its HTTP listener, configured as a test needs (tokens, profile), and
+small helpers to talk to its console."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from syncd.beans import Parameter
+from syncd.config import Config, DaemonConfig, HttpConfig, JobConfig, SchedulerConfig
+from syncd.daemon import Daemon
+from syncd.job import JobSpec
+from syncd.loghub import LogHub
+from syncd.logs import configure_logging
+from syncd.runs import Run
+from syncd.values import Value, ValueType
+from tests.packs.sample import Gates, gated_body, quick_body
+
+BOUND = 20.0
+OPERATOR = "op-secret-token"
+VIEWER = "viewer-secret-token"
+
+
+def run(coro: Awaitable[None], bound: float = 60.0) -> None:
+    async def bounded() -> None:
+        async with asyncio.timeout(bound):
+            await coro
+
+    asyncio.run(bounded())
+
+
+def logging_to_hub() -> LogHub:
+    """Log lines of this test go to a fresh hub (the console's log pane reads it)."""
+    hub = LogHub()
+    configure_logging("info", stream=io.StringIO(), json_output=True, hub=hub, cache=False)
+    return hub
+
+
+@asynccontextmanager
+async def console_daemon(
+    state_dir: Path,
+    jobs: Sequence[JobSpec],
+    http: HttpConfig | None = None,
+    log_hub: LogHub | None = None,
+    job_tables: dict[str, JobConfig] | None = None,
+) -> AsyncIterator[Daemon]:
+    """A serving daemon on a free loopback port; `daemon.listening.http` is its base URL."""
+    config = Config(
+        daemon=DaemonConfig(state_dir=state_dir, execution="thread", shutdown_grace=5.0),
+        scheduler=SchedulerConfig(catch_up=False),
+        http=http or HttpConfig(address="127.0.0.1:0"),
+        jobs=job_tables or {},
+    )
+    daemon = Daemon(config, jobs, log_hub=log_hub)
+    serving = asyncio.create_task(daemon.serve(handle_signals=False))
+    ready = asyncio.create_task(daemon.listening.ready.wait())
+    done, _ = await asyncio.wait({serving, ready}, timeout=BOUND, return_when="FIRST_COMPLETED")
+    if serving in done:
+        ready.cancel()
+        serving.result()
+        raise AssertionError("daemon stopped before it was ready")
+    assert ready in done, "daemon did not become ready in time"
+    try:
+        yield daemon
+    finally:
+        daemon.request_stop()
+        async with asyncio.timeout(BOUND):
+            await serving
+
+
+def console_url(daemon: Daemon, path: str = "") -> str:
+    return f"{daemon.listening.http}{daemon.config.http.context_path}{path}"
+
+
+async def csrf(
+    http: aiohttp.ClientSession, daemon: Daemon, headers: dict[str, str] | None = None
+) -> str:
+    """The page's CSRF token, as the page gets it."""
+    async with http.get(console_url(daemon, "api/v1/session"), headers=headers or {}) as response:
+        assert response.status == 200, await response.text()
+        token: str = (await response.json())["csrfToken"]
+        return token
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """Status and body (JSON when it is JSON, else text) of one request."""
+    data = None if body is None else body if isinstance(body, str) else json.dumps(body)
+    async with http.request(method, url, data=data, headers=headers or {}) as response:
+        text = await response.text()
+        if response.content_type == "application/json" and text:
+            return response.status, json.loads(text)
+        return response.status, text
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def sse_events(
+    response: aiohttp.ClientResponse,
+) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs of a Server-Sent Events response, as they arrive."""
+    event, data = "message", list[str]()
+    while True:
+        raw = await response.content.readline()
+        if not raw:
+            return
+        line = raw.decode().rstrip("\n")
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "message", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line.partition(":")[2].strip()
+        elif line.startswith("data:"):
+            data.append(line.partition(":")[2].removeprefix(" "))
+
+
+def _date_override(value: Value) -> Value:
+    """The old job's rule: blank (today), YYYY-MM-DD, ANY or NONE."""
+    text = str(value).strip()
+    if text.upper() in ("", "ANY", "NONE"):
+        return text.upper()
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD), ANY or NONE") from None
+    return text
+
+
+# The old REST API's body {"dateOverride": ...} becomes this parameter's argument.
+DATE_OVERRIDE = Parameter(
+    name="dateOverride",
+    type=ValueType.STRING,
+    description="blank (today), YYYY-MM-DD, ANY or NONE",
+    validate=_date_override,
+)
+
+
+def record_status_job(gates: Gates | None = None) -> JobSpec:
+    """A job with the real record-status job's `dateOverride` parameter and old REST key; it
+    waits for `gates` when given, else finishes at once."""
+    return JobSpec(
+        name="PersonRecordStatusJob",
+        trigger_operation="personRecordStatusJob",
+        body=quick_body if gates is None else gated_body,
+        description="Sets Person.status for the persons chosen by dateOverride.",
+        parameters=(DATE_OVERRIDE,),
+        job_key="personRecordStatusJob",
+        settings=gates,
+    )
+
+
+def reval_job() -> JobSpec:
+    return JobSpec(
+        name="RevalCurrentPmSyncJob",
+        trigger_operation="revalCurrentPmJob",
+        body=quick_body,
+        description="Publishes person ids to revalidation.",
+        job_key="revalCurrentPmJob",
+    )
+
+
+async def finished(daemon: Daemon, run_id: str) -> dict[str, Any]:
+    """Wait for a run to finish; its record as the API shows it."""
+    target = daemon.coordinator.get(run_id)
+    if isinstance(target, Run):
+        async with asyncio.timeout(BOUND):
+            await target.finished.wait()
+        target = target.record
+    return {
+        "outcome": target.outcome.value if target.outcome else None,
+        "arguments": target.arguments,
+    }

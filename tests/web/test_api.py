@@ -1,0 +1,369 @@
+"""The console's JSON API, the page and its assets, and the OpenAPI document, against a real
+daemon: reads, run / cancel / run-all, bad input, roles and the CSRF token."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from syncd.config import HttpConfig
+from syncd.web.console import STATIC_DIR
+from tests.packs.sample import FAILING, QUICK, Gates, gated_job
+from tests.web._support import (
+    OPERATOR,
+    VIEWER,
+    bearer,
+    call,
+    console_daemon,
+    console_url,
+    csrf,
+    finished,
+    record_status_job,
+    reval_job,
+    run,
+)
+
+TOKENS = HttpConfig(address="127.0.0.1:0", operator_tokens=(OPERATOR,), viewer_tokens=(VIEWER,))
+
+
+def test_session_tells_the_role_and_whether_it_may_run(short_tmp: Path) -> None:
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK], http=TOKENS) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            url = console_url(daemon, "api/v1/session")
+            roles = {}
+            for headers in ({}, bearer(VIEWER), bearer(OPERATOR)):
+                status, body = await call(http, "GET", url, headers=headers)
+                assert status == 200
+                roles[body["role"]] = body["canRun"]
+                assert len(body["csrfToken"]) >= 32 and body["profile"] == "default"
+            assert roles == {"anonymous": False, "viewer": False, "operator": True}
+
+    run(main())
+
+
+def test_jobs_show_state_last_run_schedule_and_dependants(short_tmp: Path) -> None:
+    """Timetable order; last outcome and error; next run in UTC; reval rows hidden on nimdta."""
+    http_config = HttpConfig(address="127.0.0.1:0", profile="tis-nimdta")
+
+    async def main() -> None:
+        jobs = [FAILING, QUICK, reval_job()]
+        async with (
+            console_daemon(short_tmp / "s", jobs, http=http_config) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            token = {"X-CSRF-Token": await csrf(http, daemon)}
+            status, body = await call(
+                http, "POST", console_url(daemon, "api/v1/jobs/FailingJob/run"), headers=token
+            )
+            assert status == 202 and body["status"] == "Just started"
+            assert (await finished(daemon, body["run"]["runId"]))["outcome"] == "failed"
+            status, body = await call(http, "GET", console_url(daemon, "api/v1/jobs"))
+            assert status == 200 and body["profile"] == "tis-nimdta"
+            by_name = {j["name"]: j for j in body["jobs"]}
+            assert list(by_name) == ["FailingJob", "QuickJob", "RevalCurrentPmSyncJob"]
+            failing = by_name["FailingJob"]
+            assert failing["state"] == "idle" and failing["current"] is None
+            assert failing["last"]["outcome"] == "failed"
+            assert failing["last"]["errorMessage"] == "bad input row 7"
+            assert failing["last"]["startedAt"].endswith("Z")
+            assert failing["rerunAfterFailure"] is True
+            assert failing["parameters"] == [
+                {"name": "row", "type": "int", "description": "", "required": False, "default": 7}
+            ]
+            assert by_name["QuickJob"]["last"] is None
+            assert [j["hidden"] for j in by_name.values()] == [False, False, True]
+            status, one = await call(http, "GET", console_url(daemon, "api/v1/jobs/QuickJob"))
+            assert status == 200 and one["name"] == "QuickJob"
+
+    run(main())
+
+
+def test_dependants_come_from_the_dependency_graph(short_tmp: Path) -> None:
+    """The record-status job feeds an index job: the index is the one to re-run after it."""
+    from syncd.job import JobSpec
+    from tests.packs.sample import quick_body
+
+    index = JobSpec(
+        name="PersonIndexJob",
+        trigger_operation="personIndexJob",
+        body=quick_body,
+        description="index",
+        default_after=("PersonRecordStatusJob",),
+    )
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [record_status_job(), index]) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            _, job = await call(
+                http, "GET", console_url(daemon, "api/v1/jobs/PersonRecordStatusJob")
+            )
+            assert job["dependants"] == ["PersonIndexJob"] and job["after"] == []
+            _, job = await call(http, "GET", console_url(daemon, "api/v1/jobs/PersonIndexJob"))
+            assert job["after"] == ["PersonRecordStatusJob"] and job["dependants"] == []
+            token = {"X-CSRF-Token": await csrf(http, daemon)}
+            status, body = await call(
+                http,
+                "POST",
+                console_url(daemon, "api/v1/jobs/PersonRecordStatusJob/run"),
+                body={"arguments": {"dateOverride": "ANY"}, "withDependants": True},
+                headers=token,
+            )
+            assert status == 202 and body["then"] == ["PersonIndexJob"]
+            assert body["run"]["arguments"] == {"dateOverride": "ANY"}
+
+    run(main())
+
+
+def test_unknown_jobs_and_runs_are_404(short_tmp: Path) -> None:
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK]) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            token = {"X-CSRF-Token": await csrf(http, daemon)}
+            for method, path in [
+                ("GET", "api/v1/jobs/QuikJob"),
+                ("GET", "api/v1/jobs/QuikJob/runs"),
+                ("POST", "api/v1/jobs/QuikJob/run"),
+                ("POST", "api/v1/jobs/QuikJob/cancel"),
+            ]:
+                status, body = await call(http, method, console_url(daemon, path), headers=token)
+                assert status == 404, path
+                assert body["error"] == "no job named 'QuikJob'; did you mean QuickJob?"
+            status, body = await call(http, "GET", console_url(daemon, "api/v1/runs/nope"))
+            assert (status, body) == (404, {"error": "no run with id 'nope'"})
+            status, _ = await call(http, "GET", console_url(daemon, "api/v1/no-such-thing"))
+            assert status == 404
+
+    run(main())
+
+
+def test_bad_arguments_are_400_naming_the_parameter(short_tmp: Path) -> None:
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [record_status_job()]) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            url = console_url(daemon, "api/v1/jobs/PersonRecordStatusJob/run")
+            token = {"X-CSRF-Token": await csrf(http, daemon)}
+            status, body = await call(
+                http, "POST", url, body={"arguments": {"dateOverride": "2026-13-01"}}, headers=token
+            )
+            assert status == 400 and body["parameter"] == "dateOverride"
+            assert "dateOverride" in body["error"]
+            for payload, expected in [
+                ({"args": {}}, "unknown field 'args'"),
+                ({"arguments": ["ANY"]}, "arguments must be a JSON object"),
+                ({"withDependants": "yes"}, "withDependants must be true or false"),
+                ({"arguments": {"date": "ANY"}}, "no parameter named 'date'"),
+                ("[]", "must be a JSON object"),
+            ]:
+                status, body = await call(http, "POST", url, body=payload, headers=token)
+                assert status == 400 and expected in body["error"], (payload, body)
+            assert daemon.ledger.history(None, 5) == []
+
+    run(main())
+
+
+def test_run_cancel_history_and_run_lookup(short_tmp: Path) -> None:
+    """Run → 202; again → 409 naming the run; cancel → 202 and the run ends cancelled; cancel
+    with nothing running → 409; the history and the run itself show the outcome."""
+    gates = Gates()
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [gated_job(gates)], http=TOKENS) as daemon,
+            aiohttp.ClientSession(headers=bearer(OPERATOR)) as http,
+        ):
+            url = console_url(daemon, "api/v1/jobs/GatedJob/")
+            status, body = await call(http, "POST", url + "run", body={"arguments": {"rows": 2}})
+            assert status == 202
+            run_id = body["run"]["runId"]
+            assert body["run"]["state"] == "running" and body["run"]["actor"].startswith("web:")
+            status, body = await call(http, "POST", url + "run")
+            assert (status, body) == (409, {"error": "Already running", "runId": run_id})
+            status, body = await call(http, "POST", url + "cancel")
+            assert status == 202 and body["run"]["runId"] == run_id
+            assert (await finished(daemon, run_id))["outcome"] == "cancelled"
+            status, body = await call(http, "POST", url + "cancel")
+            assert status == 409 and "no run under way" in body["error"]
+            status, body = await call(http, "GET", url + "runs?limit=5")
+            assert status == 200
+            (only,) = body["runs"]
+            assert only["runId"] == run_id and only["outcome"] == "cancelled"
+            assert only["arguments"] == {"rows": 2} and only["durationSeconds"] >= 0
+            for bad in ("0", "201", "x"):
+                status, body = await call(http, "GET", url + f"runs?limit={bad}")
+                assert status == 400 and "limit" in body["error"]
+            status, body = await call(http, "GET", console_url(daemon, f"api/v1/runs/{run_id}"))
+            assert status == 200 and body["outcome"] == "cancelled"
+
+    run(main())
+
+
+def test_run_all_starts_every_job(short_tmp: Path) -> None:
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK, FAILING]) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            token = {"X-CSRF-Token": await csrf(http, daemon)}
+            status, body = await call(
+                http, "POST", console_url(daemon, "api/v1/run-all"), headers=token
+            )
+            assert status == 202 and sorted(body["jobs"]) == ["FailingJob", "QuickJob"]
+
+    run(main())
+
+
+def test_roles_and_csrf_guard_the_actions(short_tmp: Path) -> None:
+    """With operators configured: anonymous may read (open_read) but not run; a viewer gets
+    403; an operator token needs no CSRF token. Without operators: the CSRF token decides."""
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "a", [QUICK], http=TOKENS) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            run_url = console_url(daemon, "api/v1/jobs/QuickJob/run")
+            status, _ = await call(http, "GET", console_url(daemon, "api/v1/jobs"))
+            assert status == 200
+            token = {"X-CSRF-Token": await csrf(http, daemon)}
+            status, body = await call(http, "POST", run_url, headers=token)
+            assert status == 401 and "operator token" in body["error"]
+            status, body = await call(http, "POST", run_url, headers={**token, **bearer(VIEWER)})
+            assert status == 403 and "viewer" in body["error"]
+            status, body = await call(
+                http, "POST", console_url(daemon, "api/v1/run-all"), headers=bearer(VIEWER)
+            )
+            assert status == 403
+            status, body = await call(http, "POST", run_url, headers=bearer("nope"))
+            assert status == 401
+            assert daemon.ledger.history(None, 5) == []
+            status, body = await call(http, "POST", run_url, headers=bearer(OPERATOR))
+            assert status == 202
+
+        async with (
+            console_daemon(short_tmp / "b", [QUICK]) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            run_url = console_url(daemon, "api/v1/jobs/QuickJob/run")
+            status, body = await call(http, "POST", run_url)
+            assert status == 403 and "CSRF" in body["error"]
+            status, body = await call(http, "POST", console_url(daemon, "api/v1/run-all"))
+            assert status == 403
+            status, body = await call(
+                http, "POST", run_url, headers={"X-CSRF-Token": await csrf(http, daemon)}
+            )
+            assert status == 202
+
+    run(main())
+
+
+def test_closed_reads_need_a_token(short_tmp: Path) -> None:
+    """open_read = false: every read of the API needs a viewer or operator token; the page and
+    its assets still load (the page asks for a token)."""
+    config = HttpConfig(address="127.0.0.1:0", viewer_tokens=(VIEWER,), open_read=False)
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK], http=config) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            for path in ("api/v1/session", "api/v1/jobs", "api/v1/jobs/QuickJob", "api/v1/events"):
+                status, body = await call(http, "GET", console_url(daemon, path))
+                assert status == 401 and "token" in body["error"], path
+            async with http.get(console_url(daemon, "api/v1/jobs")) as response:
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            status, _ = await call(
+                http, "GET", console_url(daemon, "api/v1/jobs"), headers=bearer(VIEWER)
+            )
+            assert status == 200
+            for path in ("", "static/app.js", "static/style.css", "api/openapi.json"):
+                status, _ = await call(http, "GET", console_url(daemon, path))
+                assert status == 200, path
+
+    run(main())
+
+
+def test_the_page_and_its_assets(short_tmp: Path) -> None:
+    """The page under a configured context path, with a strict CSP; no reference to any
+    other host in the assets; the path without its slash redirects."""
+    config = HttpConfig(address="127.0.0.1:0", context_path="/ops/sync/")
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK], http=config) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            async with http.get(console_url(daemon)) as response:
+                assert response.status == 200 and response.content_type == "text/html"
+                csp = response.headers["Content-Security-Policy"]
+                assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+                assert 'src="static/app.js"' in await response.text()
+            async with http.get(console_url(daemon, "static/app.js")) as response:
+                assert response.status == 200 and response.headers["Cache-Control"] == "no-cache"
+            async with http.get(
+                f"{daemon.listening.http}/ops/sync", allow_redirects=False
+            ) as response:
+                assert response.status == 302 and response.headers["Location"] == "/ops/sync/"
+            status, _ = await call(http, "GET", console_url(daemon, "static/../console.py"))
+            assert status in (403, 404)
+            status, body = await call(http, "GET", console_url(daemon, "api/jobs/status"))
+            assert status == 200 and body == {}
+        for asset in STATIC_DIR.iterdir():
+            text = asset.read_text()
+            assert "http://" not in text.replace("http://www.w3.org/2000/svg", "")
+            assert "https://" not in text, asset.name
+
+    run(main())
+
+
+def test_openapi_describes_every_api_route(short_tmp: Path) -> None:
+    """The document is OpenAPI 3.1 JSON, and lists every API route the console registers,
+    with its method."""
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK]) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            status, doc = await call(http, "GET", console_url(daemon, "api/openapi.json"))
+            assert status == 200 and doc["openapi"] == "3.1.0"
+            assert doc["servers"] == [{"url": "/sync"}]
+            app = web.Application()
+            daemon._web_routes(app)
+            registered = {
+                (route.method.lower(), route.resource.canonical.removeprefix("/sync"))
+                for route in app.router.routes()
+                if route.resource is not None
+                and route.resource.canonical.startswith("/sync/api/")
+                and route.method != "HEAD"
+            }
+            registered.discard(("put", "/api/jobs/"))  # the old page's spelling of /api/jobs
+            documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
+            assert registered == documented
+            for path, ops in doc["paths"].items():
+                for method, op in ops.items():
+                    assert op["summary"] and op["responses"], (method, path)
+                    for response in op["responses"].values():
+                        ref = (
+                            response.get("content", {})
+                            .get("application/json", {})
+                            .get("schema", {})
+                            .get("$ref")
+                        )
+                        if ref:
+                            assert (
+                                ref.removeprefix("#/components/schemas/")
+                                in doc["components"]["schemas"]
+                            )
+
+    run(main())

@@ -1,0 +1,186 @@
+"""The console in a real browser: Debian's chromium, headless, driven by Playwright, against a
+daemon in this process. Screenshots go to tests/artifacts/ (desktop and phone width)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from syncd.beans import Invocation
+from syncd.config import HttpConfig
+from syncd.enums import Trigger
+from syncd.job import JobSpec, RunContext
+from tests.packs.sample import ROWS, Gates, gated_job, quick_body
+from tests.services import services_required
+from tests.web._support import (
+    OPERATOR,
+    VIEWER,
+    console_daemon,
+    console_url,
+    logging_to_hub,
+    run,
+)
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking"]
+WAIT_MS = 10_000
+
+
+def unreachable_source(ctx: RunContext) -> None:
+    ctx.log.info("owner.connecting")
+    raise ConnectionError("source database unreachable: connection refused")
+
+
+# A failing job with a dependant, so the page has re-run advice to show.
+OWNER = JobSpec(
+    name="OwnerRebuildJob",
+    trigger_operation="ownerRebuildJob",
+    body=unreachable_source,
+    description="Fails, so its dependants need a re-run.",
+    job_key="ownerRebuildJob",
+    default_at="00:05",
+)
+INDEX = JobSpec(
+    name="PersonIndexJob",
+    trigger_operation="personIndexJob",
+    body=quick_body,
+    description="Depends on OwnerRebuildJob.",
+    parameters=(ROWS,),
+    job_key="personIndexJob",
+    default_at="01:30",
+    default_after=("OwnerRebuildJob",),
+)
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if services_required():
+        pytest.fail(f"SYNCD_REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        _unavailable(
+            "Debian's chromium is not on PATH (install it: bash scripts/install-browser.sh)"
+        )
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    return path
+
+
+def test_run_a_job_and_follow_it_live(short_tmp: Path) -> None:
+    """Run → the row goes running and then success without a reload; the log pane shows the
+    run's lines as they come; a failed job names the jobs to re-run after it."""
+    chromium = _chromium()
+    from playwright.async_api import async_playwright, expect
+
+    hub = logging_to_hub()
+    gates = Gates()
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    async def main() -> None:
+        jobs = [OWNER, INDEX, gated_job(gates)]
+        async with (
+            console_daemon(short_tmp / "state", jobs, log_hub=hub) as daemon,
+            async_playwright() as pw,
+        ):
+            # History for the page: one failed run.
+            failed = daemon.jobs.trigger(
+                OWNER, Invocation(arguments={}, actor="test"), Trigger.MANUAL
+            )
+            await failed.finished.wait()
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                problems: list[str] = []
+                page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+                page.on(
+                    "console",
+                    lambda msg: (
+                        problems.append(f"console: {msg.text}") if msg.type == "error" else None
+                    ),
+                )
+                await page.goto(console_url(daemon))
+                await page.evaluate("window.notReloaded = true")
+
+                row = page.locator('tr[data-job="GatedJob"]')
+                state = row.locator('[data-field="state"]')
+                await expect(state).to_have_text("idle", timeout=WAIT_MS)
+                await row.locator('[data-action="run"]').click()
+                await expect(state).to_have_text("running", timeout=WAIT_MS)
+                await expect(row.locator('[data-action="run"]')).to_be_disabled()
+                await expect(row.locator('[data-action="cancel"]')).to_be_enabled()
+
+                await row.locator('[data-action="select"]').click()
+                log = page.locator("#log")
+                await expect(log).to_contain_text("run.started", timeout=WAIT_MS)
+                await page.screenshot(path=str(ARTIFACTS / "console-running.png"), full_page=True)
+
+                gates.release.set()
+                await expect(state).to_have_text("idle", timeout=WAIT_MS)
+                await expect(row.locator('[data-field="outcome"]')).to_have_text(
+                    "success", timeout=WAIT_MS
+                )
+                await expect(log).to_contain_text("test.gated.released", timeout=WAIT_MS)
+                await expect(log).to_contain_text("run.finished", timeout=WAIT_MS)
+                await expect(page.locator("#history-rows tr").first).to_contain_text(
+                    "success", timeout=WAIT_MS
+                )
+                assert await page.evaluate("window.notReloaded") is True
+                await page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+
+                owner = page.locator('tr[data-job="OwnerRebuildJob"]')
+                await expect(owner.locator('[data-field="outcome"]')).to_have_text("failed")
+                await owner.locator('[data-action="select"]').click()
+                await expect(page.locator("#rerun")).to_contain_text(
+                    "PersonIndexJob", timeout=WAIT_MS
+                )
+                await page.set_viewport_size({"width": 390, "height": 844})
+                await page.screenshot(path=str(ARTIFACTS / "console-phone.png"), full_page=True)
+                assert problems == []
+            finally:
+                await browser.close()
+
+    run(main(), bound=90)
+
+
+def test_a_closed_console_asks_for_a_token(short_tmp: Path) -> None:
+    """open_read = false: the page asks for a token; with a viewer's it shows the jobs but
+    offers no Run."""
+    chromium = _chromium()
+    from playwright.async_api import async_playwright, expect
+
+    config = HttpConfig(
+        address="127.0.0.1:0", operator_tokens=(OPERATOR,), viewer_tokens=(VIEWER,), open_read=False
+    )
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "state", [INDEX], http=config) as daemon,
+            async_playwright() as pw,
+        ):
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(console_url(daemon))
+                await expect(page.locator("#token-form")).to_be_visible(timeout=WAIT_MS)
+                await expect(page.locator("#conn")).to_have_text("needs a token")
+                await page.fill("#token-input", VIEWER)
+                await page.click("#token-form button[type=submit]")
+                row = page.locator('tr[data-job="PersonIndexJob"]')
+                await expect(row.locator('[data-field="state"]')).to_have_text(
+                    "idle", timeout=WAIT_MS
+                )
+                await expect(row.locator('[data-action="run"]')).to_be_disabled()
+                await expect(page.locator("#run-all")).to_be_disabled()
+                await expect(page.locator("#conn")).to_have_text("live")
+            finally:
+                await browser.close()
+
+    run(main(), bound=60)
