@@ -248,6 +248,9 @@ class HttpConfig:
     # Read-only views need no token (the listener is loopback-only). State-changing requests
     # from the page always need its CSRF token, or an operator bearer token.
     open_read: bool = True
+    # Host names (besides loopback ones) under which anonymous callers are served, e.g. the name
+    # a reverse proxy forwards. Anything else is refused, which defeats DNS rebinding.
+    allowed_hosts: tuple[str, ...] = ()
     # What the old `GET /api/sys/profile` answers (e.g. "prod", "nimdta"; "nimdta" hides reval).
     profile: str = "default"
 

@@ -367,3 +367,31 @@ def test_openapi_describes_every_api_route(short_tmp: Path) -> None:
                             )
 
     run(main())
+
+
+def test_a_foreign_host_name_is_refused_to_anonymous_callers(short_tmp: Path) -> None:
+    """DNS rebinding: a page whose name re-resolves to 127.0.0.1 still sends its own Host; it
+    gets neither the CSRF token nor a run. Listed hosts and bearer tokens are served."""
+    config = HttpConfig(
+        address="127.0.0.1:0",
+        operator_tokens=(OPERATOR,),
+        allowed_hosts=("sync.example.org",),
+    )
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "h", [QUICK], http=config) as daemon,
+            aiohttp.ClientSession() as http,
+        ):
+            session = console_url(daemon, "api/v1/session")
+            evil = {"Host": "evil.example.com:8101"}
+            status, body = await call(http, "GET", session, headers=evil)
+            assert status == 403 and "http.allowed_hosts" in body["error"]
+            status, _ = await call(http, "GET", session, headers={"Host": "sync.example.org"})
+            assert status == 200
+            status, _ = await call(http, "GET", session, headers={"Host": "[::1]:8101"})
+            assert status == 200
+            status, _ = await call(http, "GET", session, headers={**evil, **bearer(OPERATOR)})
+            assert status == 200
+
+    run(main())

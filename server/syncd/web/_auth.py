@@ -10,6 +10,9 @@
   `GET api/v1/session` — a same-origin read a foreign page cannot make (there are no CORS
   headers) — so a forged cross-site request cannot know it. Bearer requests need none:
   browsers never attach an Authorization header on their own.
+* Anonymous callers are served only under a loopback host name or one of `http.allowed_hosts`:
+  a hostile page whose domain re-resolves to 127.0.0.1 (DNS rebinding) still sends its own name
+  in `Host`, so it can neither read the CSRF token nor press Run.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from syncd.config import HttpConfig
 from syncd.web._http import error
 
 CSRF_HEADER = "X-CSRF-Token"
+_LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
 class Role(enum.StrEnum):
@@ -65,6 +69,17 @@ class Access:
             return Role.VIEWER
         raise error(401, "the bearer token is not valid")
 
+    def _check_host(self, request: web.Request) -> None:
+        host = request.host.lower()
+        name = host[1 : host.index("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        if name in _LOOPBACK_NAMES or name in {h.lower() for h in self._config.allowed_hosts}:
+            return
+        raise error(
+            403,
+            f"host {name!r} is not served to callers without a token; add it to"
+            " http.allowed_hosts or send a bearer token",
+        )
+
     def _caller(self, request: web.Request, role: Role, via: str) -> Caller:
         return Caller(role, f"{via}:{role.value}@{request.remote or 'unknown'}")
 
@@ -77,8 +92,10 @@ class Access:
     def reader(self, request: web.Request, via: str = "web") -> Caller:
         """The caller of a read-only request, or 401."""
         role = self._role(request)
-        if role is Role.ANONYMOUS and not self._config.open_read:
-            raise error(401, "this console needs a viewer or operator token")
+        if role is Role.ANONYMOUS:
+            if not self._config.open_read:
+                raise error(401, "this console needs a viewer or operator token")
+            self._check_host(request)
         return self._caller(request, role, via)
 
     def writer(self, request: web.Request, via: str = "web") -> Caller:
@@ -89,6 +106,7 @@ class Access:
         if role is Role.ANONYMOUS:
             if not self.anonymous_may_run():
                 raise error(401, "running and cancelling jobs needs an operator token")
+            self._check_host(request)
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), self.csrf_token.encode()):
                 raise error(
