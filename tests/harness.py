@@ -49,6 +49,7 @@ async def running_daemon(
     http_address: str = "",
     notify: NotifyConfig | None = None,
     log_hub: LogHub | None = None,
+    http: HttpConfig | None = None,
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
@@ -59,10 +60,22 @@ async def running_daemon(
         ),
         jobs=job_tables or {},
         scheduler=scheduler or SchedulerConfig(catch_up=False),
-        http=HttpConfig(address=http_address),
+        http=http or HttpConfig(address=http_address),
         notify=notify or NotifyConfig(),
     )
-    daemon = Daemon(config, jobs, clock=clock, log_hub=log_hub)
+    async with serving_daemon(Daemon(config, jobs, clock=clock, log_hub=log_hub)) as daemon:
+        address = daemon.listening.addresses[0]
+        channel = grpc.aio.insecure_channel(address)
+        try:
+            stub: pb_grpc.ManagementAsyncStub = pb_grpc.ManagementStub(channel)
+            yield Running(daemon, channel, stub, address)
+        finally:
+            await channel.close(grace=None)
+
+
+@asynccontextmanager
+async def serving_daemon(daemon: Daemon) -> AsyncIterator[Daemon]:
+    """Serve `daemon` in this loop until the block ends, then stop it and wait (bounded)."""
     serving = asyncio.create_task(daemon.serve(handle_signals=False))
     ready = asyncio.create_task(daemon.listening.ready.wait())
     done, _ = await asyncio.wait({serving, ready}, timeout=BOUND, return_when="FIRST_COMPLETED")
@@ -71,13 +84,10 @@ async def running_daemon(
         serving.result()  # raises the start-up error
         raise AssertionError("daemon stopped before it was ready")
     assert ready in done, "daemon did not become ready in time"
-    address = daemon.listening.addresses[0]
-    channel = grpc.aio.insecure_channel(address)
     try:
-        stub: pb_grpc.ManagementAsyncStub = pb_grpc.ManagementStub(channel)
-        yield Running(daemon, channel, stub, address)
+        yield daemon
     finally:
-        await channel.close(grace=None)
         daemon.request_stop()
-        async with asyncio.timeout(BOUND + shutdown_grace + cancel_grace):
+        grace = daemon.config.daemon.shutdown_grace + daemon.config.daemon.cancel_grace
+        async with asyncio.timeout(BOUND + grace):
             await serving

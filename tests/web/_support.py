@@ -22,6 +22,7 @@ from syncd.loghub import LogHub
 from syncd.logs import configure_logging
 from syncd.runs import Run
 from syncd.values import Value, ValueType
+from tests.harness import serving_daemon
 from tests.packs.sample import Gates, gated_body, quick_body
 
 BOUND = 20.0
@@ -59,21 +60,8 @@ async def console_daemon(
         http=http or HttpConfig(address="127.0.0.1:0"),
         jobs=job_tables or {},
     )
-    daemon = Daemon(config, jobs, log_hub=log_hub)
-    serving = asyncio.create_task(daemon.serve(handle_signals=False))
-    ready = asyncio.create_task(daemon.listening.ready.wait())
-    done, _ = await asyncio.wait({serving, ready}, timeout=BOUND, return_when="FIRST_COMPLETED")
-    if serving in done:
-        ready.cancel()
-        serving.result()
-        raise AssertionError("daemon stopped before it was ready")
-    assert ready in done, "daemon did not become ready in time"
-    try:
+    async with serving_daemon(Daemon(config, jobs, log_hub=log_hub)) as daemon:
         yield daemon
-    finally:
-        daemon.request_stop()
-        async with asyncio.timeout(BOUND):
-            await serving
 
 
 def console_url(daemon: Daemon, path: str = "") -> str:
