@@ -151,3 +151,33 @@ def test_the_canonical_run_line_is_one_event_with_the_summary() -> None:
     assert finished["rows_read"] == 3
     assert isinstance(finished["duration_s"], float)
     assert finished["job"] == "QuickJob"
+
+
+def test_lines_logged_in_a_jobs_process_reach_the_tail(short_tmp: Path) -> None:
+    """A job running in a child process logs through the daemon: its lines (and its libraries'
+    warnings) are in the tail, carrying job and run_id."""
+    from syncd_api.v1 import management_pb2 as pb
+    from tests.harness import running_daemon
+    from tests.packs.sample import CHATTY
+
+    hub = LogHub()
+    configure_logging("info", stream=io.StringIO(), json_output=True, hub=hub, cache=False)
+
+    async def main() -> None:
+        async with running_daemon(
+            short_tmp / "state", [CHATTY], execution="process", log_hub=hub
+        ) as rt:
+            reply = await rt.stub.Invoke(pb.InvokeRequest(bean="ChattyJob", operation="run"))
+            async for _ in rt.stub.WatchRun(pb.WatchRunRequest(run_id=reply.run.run_id)):
+                pass
+            lines = [
+                json.loads(x.text) for x in hub.last(100, line_filter(run_id=reply.run.run_id))
+            ]
+            events = [e["event"] for e in lines]
+            assert "test.chatty" in events and "library.log" in events
+            chatty = next(e for e in lines if e["event"] == "test.chatty")
+            assert (chatty["job"], chatty["pid_differs"]) == ("ChattyJob", True)
+            library = next(e for e in lines if e["event"] == "library.log")
+            assert library["logger"] == "some.library" and library["job"] == "ChattyJob"
+
+    asyncio.run(main())

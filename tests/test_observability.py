@@ -293,3 +293,23 @@ def test_a_failing_webhook_never_affects_jobs_and_is_logged_once(short_tmp: Path
             assert [e["event"] for e in events].count("notify.failed") == 1
 
     _run(main())
+
+
+def test_streams_announce_that_they_are_attached(short_tmp: Path) -> None:
+    """WatchEvents sends initial metadata once subscribed: an event after it is never lost."""
+
+    async def main() -> None:
+        async with running_daemon(short_tmp / "state", [QUICK]) as rt:
+            stream = rt.stub.WatchEvents(pb.WatchEventsRequest())
+            metadata = await asyncio.wait_for(stream.initial_metadata(), BOUND)
+            assert ("syncd-following", "1") in list(metadata)
+            reply = await rt.stub.Invoke(pb.InvokeRequest(bean="QuickJob", operation="run"))
+            async with asyncio.timeout(BOUND):
+                async for event in stream:
+                    if event.kind == "run.finished":
+                        assert event.run_id == reply.run.run_id
+                        assert (event.progress_done, event.progress_total) == (3, 3)
+                        break
+            stream.cancel()
+
+    _run(main())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from syncctl._exit import SyncctlError, error_from_rpc
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     import grpc
 
     from syncd_api.v1 import management_pb2 as pb
+
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
 
 ADDRESS_ENV = "SYNCD_ADDRESS"
 STATE_DIR_ENV = "SYNCD_STATE_DIR"
@@ -87,6 +90,42 @@ def actor() -> str:
     return "".join(ch if " " <= ch <= "~" else "?" for ch in text)
 
 
+class Stream(Generic[Reply]):
+    """A server stream already under way (the request is sent when it is created).
+
+    Iterate it for the messages; failures become SyncctlError. `close()` cancels the call, and a
+    stream closed on purpose ends quietly instead of reporting the CANCELLED status it gets.
+    """
+
+    def __init__(self, call: grpc.CallIterator[Reply], client: Client) -> None:
+        self._call = call
+        self._client = client
+        self._closed = False
+
+    def __iter__(self) -> Iterator[Reply]:
+        try:
+            yield from self._call
+        except self._client._grpc.RpcError as error:
+            if self._closed:
+                return
+            raise self._client._error(error) from None
+
+    def close(self) -> None:
+        self._closed = True
+        self._call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
+
+    def __enter__(self) -> Stream[Reply]:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 class Client:
     """One channel to the daemon; every method raises SyncctlError on failure."""
 
@@ -121,23 +160,17 @@ class Client:
     def _error(self, error: grpc.RpcError) -> SyncctlError:
         return error_from_rpc(error, address=self.address, timeout=self.timeout)  # type: ignore[arg-type]
 
-    def list_beans(self) -> pb.ListBeansResponse:
+    def _unary(self, rpc: grpc.UnaryUnaryMultiCallable[Request, Reply], request: Request) -> Reply:
         try:
-            return self._stub.ListBeans(
-                self._pb.ListBeansRequest(), timeout=self.timeout, metadata=self._metadata
-            )
+            return rpc(request, timeout=self.timeout, metadata=self._metadata)
         except self._grpc.RpcError as error:
             raise self._error(error) from None
 
+    def list_beans(self) -> pb.ListBeansResponse:
+        return self._unary(self._stub.ListBeans, self._pb.ListBeansRequest())
+
     def describe_bean(self, bean: str) -> pb.BeanInfo:
-        try:
-            return self._stub.DescribeBean(
-                self._pb.DescribeBeanRequest(bean=bean),
-                timeout=self.timeout,
-                metadata=self._metadata,
-            )
-        except self._grpc.RpcError as error:
-            raise self._error(error) from None
+        return self._unary(self._stub.DescribeBean, self._pb.DescribeBeanRequest(bean=bean))
 
     def invoke(
         self,
@@ -158,38 +191,17 @@ class Client:
                 k: self._pb.Value(string_value=v) for k, v in (named_arguments or {}).items()
             },
         )
-        try:
-            return self._stub.Invoke(request, timeout=self.timeout, metadata=self._metadata)
-        except self._grpc.RpcError as error:
-            raise self._error(error) from None
+        return self._unary(self._stub.Invoke, request)
 
     def get_attributes(self, bean: str, names: Sequence[str] = ()) -> pb.GetAttributesResponse:
-        try:
-            return self._stub.GetAttributes(
-                self._pb.GetAttributesRequest(bean=bean, names=list(names)),
-                timeout=self.timeout,
-                metadata=self._metadata,
-            )
-        except self._grpc.RpcError as error:
-            raise self._error(error) from None
+        request = self._pb.GetAttributesRequest(bean=bean, names=list(names))
+        return self._unary(self._stub.GetAttributes, request)
 
     def get_status(self) -> pb.GetStatusResponse:
-        try:
-            return self._stub.GetStatus(
-                self._pb.GetStatusRequest(), timeout=self.timeout, metadata=self._metadata
-            )
-        except self._grpc.RpcError as error:
-            raise self._error(error) from None
+        return self._unary(self._stub.GetStatus, self._pb.GetStatusRequest())
 
     def get_run(self, run_id: str) -> pb.RunInfo:
-        try:
-            return self._stub.GetRun(
-                self._pb.GetRunRequest(run_id=run_id),
-                timeout=self.timeout,
-                metadata=self._metadata,
-            )
-        except self._grpc.RpcError as error:
-            raise self._error(error) from None
+        return self._unary(self._stub.GetRun, self._pb.GetRunRequest(run_id=run_id))
 
     def watch_run(self, run_id: str) -> Iterator[pb.RunInfo]:
         """The run now, then each change until it has finished; no deadline (runs take hours)."""
@@ -202,3 +214,48 @@ class Client:
             raise self._error(error) from None
         finally:
             stream.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
+
+    def cancel(self, bean: str) -> pb.CancelResponse:
+        return self._unary(self._stub.Cancel, self._pb.CancelRequest(bean=bean))
+
+    def run_all(self) -> pb.RunAllResponse:
+        return self._unary(self._stub.RunAll, self._pb.RunAllRequest())
+
+    def history(self, bean: str = "", limit: int = 0) -> pb.HistoryResponse:
+        return self._unary(self._stub.History, self._pb.HistoryRequest(bean=bean, limit=limit))
+
+    def pause(self, bean: str = "") -> pb.PauseResponse:
+        return self._unary(self._stub.Pause, self._pb.PauseRequest(bean=bean))
+
+    def resume(self, bean: str = "") -> pb.PauseResponse:
+        return self._unary(self._stub.Resume, self._pb.PauseRequest(bean=bean))
+
+    def list_fires(self, days: float) -> pb.ListFiresResponse:
+        return self._unary(self._stub.ListFires, self._pb.ListFiresRequest(days=days))
+
+    def tail_logs(
+        self,
+        *,
+        lines: int,
+        follow: bool = False,
+        job: str = "",
+        run_id: str = "",
+        level: str = "",
+    ) -> Stream[pb.LogLine]:
+        """The last `lines` log lines, then (with follow) every new one; no deadline when
+        following, since the stream only ends when the operator stops it."""
+        request = self._pb.TailLogsRequest(
+            lines=lines, follow=follow, job=job, run_id=run_id, level=level
+        )
+        call = self._stub.TailLogs(
+            request, timeout=None if follow else self.timeout, metadata=self._metadata
+        )
+        return Stream(call, self)
+
+    def watch_events(self, bean: str = "") -> Stream[pb.DaemonEvent]:
+        """Daemon events from now on; the call starts at once, so open it before asking for
+        what should be watched (see `run-all --wait`)."""
+        call = self._stub.WatchEvents(
+            self._pb.WatchEventsRequest(bean=bean), metadata=self._metadata
+        )
+        return Stream(call, self)

@@ -9,7 +9,7 @@ durations in seconds. On a TTY, times also get a relative form ("in 3h12m") and 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -219,7 +219,9 @@ def bean_info_dict(info: pb.BeanInfo) -> dict[str, Any]:
     }
 
 
-def bean_status_dict(status: pb.BeanStatus, now: float) -> dict[str, Any]:
+def bean_status_dict(
+    status: pb.BeanStatus, now: float, problem: tuple[str, str] | None = None
+) -> dict[str, Any]:
     current = run_dict(status.current_run, now) if status.HasField("current_run") else None
     return {
         "name": status.ref.name,
@@ -231,10 +233,17 @@ def bean_status_dict(status: pb.BeanStatus, now: float) -> dict[str, Any]:
         "last_success_at": when_json(status, "last_success_at"),
         "next_run_at": when_json(status, "next_run_at"),
         "last_error": status.last_error or None,
+        # What `status` as a monitoring check holds against the bean: kind and why.
+        "problem": {"kind": problem[0], "detail": problem[1]} if problem else None,
     }
 
 
-def status_dict(reply: pb.GetStatusResponse, now: float) -> dict[str, Any]:
+def status_dict(
+    reply: pb.GetStatusResponse,
+    now: float,
+    problems: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, Any]:
+    problems = problems or {}
     daemon = reply.daemon
     return {
         "daemon": {
@@ -243,7 +252,7 @@ def status_dict(reply: pb.GetStatusResponse, now: float) -> dict[str, Any]:
             "started_at": when_json(daemon, "started_at"),
             "draining": daemon.draining,
         },
-        "beans": [bean_status_dict(b, now) for b in reply.beans],
+        "beans": [bean_status_dict(b, now, problems.get(b.ref.name)) for b in reply.beans],
     }
 
 
@@ -405,9 +414,15 @@ def status_rows(reply: pb.GetStatusResponse, mode: Mode, now: float) -> list[tup
     return rows
 
 
-def render_status(out: IO[str], mode: Mode, reply: pb.GetStatusResponse, now: float) -> None:
+def render_status(
+    out: IO[str],
+    mode: Mode,
+    reply: pb.GetStatusResponse,
+    now: float,
+    problems: Mapping[str, tuple[str, str]] | None = None,
+) -> None:
     if mode is Mode.JSON:
-        write_json(out, status_dict(reply, now))
+        write_json(out, status_dict(reply, now, problems))
         return
     rows = status_rows(reply, mode, now)
     if mode is Mode.TSV:

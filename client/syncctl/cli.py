@@ -15,14 +15,34 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING
 
+from syncctl import _commands
 from syncctl._exit import DESCRIPTIONS, ExitCode, SyncctlError
 
 if TYPE_CHECKING:
     from syncctl._connect import Client
     from syncctl._render import Mode
-    from syncd_api.v1 import management_pb2 as pb
 
 PROG = "syncctl"
+
+# Which Management RPCs each command may call. The parity test checks it both ways: every RPC
+# of the service has a command, and running each command calls nothing it does not list here.
+RPCS: dict[str, tuple[str, ...]] = {
+    "beans": ("ListBeans",),
+    "info": ("DescribeBean",),
+    "get": ("GetAttributes",),
+    "run": ("Invoke", "WatchRun", "GetRun"),
+    "cancel": ("Cancel", "WatchRun", "GetRun"),
+    "run-all": ("RunAll", "WatchEvents", "GetRun", "History"),
+    "status": ("GetStatus",),
+    "history": ("History",),
+    "show": ("GetRun",),
+    "pause": ("Pause",),
+    "resume": ("Resume",),
+    "next": ("ListFires",),
+    "logs": ("TailLogs",),
+    "watch": ("WatchEvents",),
+    "shell": ("ListBeans", "DescribeBean", "Invoke", "GetAttributes"),
+}
 
 
 # ---- arguments -----------------------------------------------------------------------------
@@ -35,6 +55,73 @@ def _positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
+    return value
+
+
+def _positive_days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not value > 0:  # 0 would mean the daemon's default (1 day), not what was typed
+        raise argparse.ArgumentTypeError(f"expected a positive number of days, got {text!r}")
+    return value
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90", "90s", "15m", "2h", "1h30m", "1.5d"; ValueError otherwise."""
+    rest = text.strip().lower()
+    if not rest:
+        raise ValueError("empty duration")
+    with contextlib.suppress(ValueError):
+        return float(rest)  # bare seconds
+    total = 0.0
+    number = ""
+    for char in rest:
+        if char.isdigit() or char == ".":
+            number += char
+        elif char in _UNITS and number:
+            total += float(number) * _UNITS[char]
+            number = ""
+        else:
+            raise ValueError(f"bad duration {text!r}")
+    if number:
+        raise ValueError(f"bad duration {text!r}: a number needs a unit (s, m, h, d)")
+    return total
+
+
+def _duration(text: str) -> float:
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration like 90s, 15m, 2h or 1h30m, got {text!r}"
+        ) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive duration, got {text!r}")
     return value
 
 
@@ -76,7 +163,16 @@ def _help_width() -> int:
     return max(columns - 2, 40)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or (with `only`) one that knows just that command.
+
+    argparse's subparsers are not free (each ArgumentParser looks up its translations), so a
+    plain `syncctl status` builds only the command it runs; help and errors use the full one.
+    """
+
+    def wanted(name: str) -> bool:
+        return only is None or name == only
+
     # Global options are accepted before or after the command: a parent parser adds them to
     # both, with SUPPRESS defaults so the subcommand does not overwrite what came first.
     connection = argparse.ArgumentParser(add_help=False, formatter_class=_HelpFormatter)
@@ -92,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
-        help="deadline for each request (default: 10); `run --wait` follows a run without one",
+        help="deadline for each request (default: 10); following (--wait, logs -f, watch) has none",
     )
     as_json = argparse.ArgumentParser(add_help=False, formatter_class=_HelpFormatter)
     as_json.add_argument(
@@ -109,73 +205,203 @@ def build_parser() -> argparse.ArgumentParser:
     # An explicit prog spares argparse a help formatter (and its shutil import) at start-up.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, prog=PROG)
 
-    def command(name: str, help_text: str, *, json: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str, help_text: str, *, json: bool = True, more: str = ""
+    ) -> argparse.ArgumentParser:
+        """A subcommand; `more` extends its own --help beyond the one line in the list."""
         parents = [connection, as_json] if json else [connection]
         return commands.add_parser(
             name,
             help=help_text,
-            description=help_text,
+            description=f"{help_text} {more}".strip(),
             parents=parents,
             formatter_class=_HelpFormatter,
         )
 
-    command("beans", "List the daemon's beans.")
+    if wanted("beans"):
+        command("beans", "List the daemon's beans.")
 
-    info = command("info", "Describe a bean: its operations and attributes.")
-    info.add_argument("bean", help="bean name: PersonOwnerRebuildJob or sync.mbean:name=...")
+    if wanted("info"):
+        info = command("info", "Describe a bean: its operations and attributes.")
+        info.add_argument("bean", help="bean name: PersonOwnerRebuildJob or sync.mbean:name=...")
 
-    get = command("get", "Read a bean's attributes (all of them when none are named).")
-    get.add_argument("bean", help="bean name")
-    get.add_argument("attributes", nargs="*", metavar="attr", help="attribute names")
+    if wanted("get"):
+        get = command("get", "Read a bean's attributes (all of them when none are named).")
+        get.add_argument("bean", help="bean name")
+        get.add_argument("attributes", nargs="*", metavar="attr", help="attribute names")
 
-    run = command("run", "Invoke an operation; a job's trigger starts a run and prints its id.")
-    run.add_argument("bean", help="bean name")
-    run.add_argument("operation", help="operation name, e.g. personOwnerRebuildJob or run")
-    run.add_argument("args", nargs="*", metavar="arg", help="positional arguments, as text")
-    run.add_argument(
-        "--arg",
-        dest="named",
-        action="append",
-        type=_name_value,
-        default=[],
-        metavar="NAME=VALUE",
-        help="a named argument (repeatable)",
-    )
-    run.add_argument(
-        "--with-dependants",
-        action="store_true",
-        help="after this run, run every job that depends on this one (a trigger only)",
-    )
-    run.add_argument(
-        "--wait",
-        action="store_true",
-        help="follow the run to its end; exit 0 only if it succeeded",
-    )
+    if wanted("run"):
+        run = command("run", "Invoke an operation; a job's trigger starts a run and prints its id.")
+        run.add_argument("bean", help="bean name")
+        run.add_argument("operation", help="operation name, e.g. personOwnerRebuildJob or run")
+        run.add_argument("args", nargs="*", metavar="arg", help="positional arguments, as text")
+        run.add_argument(
+            "--arg",
+            dest="named",
+            action="append",
+            type=_name_value,
+            default=[],
+            metavar="NAME=VALUE",
+            help="a named argument (repeatable)",
+        )
+        run.add_argument(
+            "--with-dependants",
+            action="store_true",
+            help="after this run, run every job that depends on this one (a trigger only)",
+        )
+        run.add_argument(
+            "--wait",
+            action="store_true",
+            help="follow the run to its end; exit 0 only if it succeeded",
+        )
 
-    command(
-        "status",
-        "Every bean: state, current run, last outcome, last success, next run (UTC).",
-    )
+    if wanted("cancel"):
+        cancel = command(
+            "cancel",
+            "Cancel a bean's run; not running is not an error.",
+            more="A job that ignores the request is stopped after its cancel_grace.",
+        )
+        cancel.add_argument("bean", help="bean name")
+        cancel.add_argument(
+            "--wait", action="store_true", help="follow the run until it has ended; then exit 0"
+        )
 
-    shell = command(
-        "shell",
-        "Read jmxterm commands (open, domain, bean, run, ...) from the terminal or stdin.",
-        json=False,
-    )
-    shell.add_argument(
-        "-n", "--non-interactive", action="store_true", help="no prompt (as jmxterm -n)"
-    )
-    shell.add_argument(
-        "-v",
-        "--verbose",
-        choices=("silent", "brief", "verbose"),
-        default="brief",
-        help="silent drops the #-messages (as jmxterm -v silent)",
-    )
-    shell.add_argument(
-        "-i", "--input", metavar="FILE", help="read commands from FILE instead of stdin"
-    )
+    if wanted("run-all"):
+        run_all = command(
+            "run-all",
+            'The old "Run All Jobs": every enabled job, one after another, in dependency order.',
+        )
+        run_all.add_argument(
+            "--wait",
+            action="store_true",
+            help="follow every job to its end; exit 0 only if all succeeded",
+        )
+
+    if wanted("status"):
+        status = command(
+            "status",
+            "Every bean: state, current run, last outcome, last success, next run (UTC).",
+            more="Exits 8 when a bean is failing (its last run failed, timed out or was "
+            "interrupted) or stuck (its run is cancelling, or running longer than "
+            "--stuck-after), so it can serve as a monitoring check; the table prints anyway.",
+        )
+        status.add_argument(
+            "--stuck-after",
+            type=_duration,
+            default=None,
+            metavar="DURATION",
+            help="also count a run under way longer than this as stuck (e.g. 90m, 2h)",
+        )
+
+    if wanted("history"):
+        history = command("history", "Recent runs, newest first.")
+        history.add_argument("bean", nargs="?", help="only this bean's runs")
+        history.add_argument(
+            "--limit",
+            "-n",
+            type=_positive_int,
+            default=20,
+            metavar="N",
+            help="at most N runs (default: 20)",
+        )
+
+    if wanted("show"):
+        show = command("show", "Every field of one run.")
+        show.add_argument("run_id", metavar="run-id", help="a run id, as `history` shows it")
+
+    for verb, text in (
+        ("pause", "Stop scheduled runs of a bean, or of every bean (manual runs still work)."),
+        ("resume", "Let a paused bean (or the whole daemon) run on schedule again, from now."),
+    ):
+        if wanted(verb):
+            held = command(verb, text, more="Prints the holds now in force.")
+            held.add_argument("bean", nargs="?", help="bean name (default: the whole daemon)")
+
+    if wanted("next"):
+        upcoming = command("next", "Upcoming scheduled runs, in UTC order (paused beans left out).")
+        upcoming.add_argument(
+            "--days",
+            type=_positive_days,
+            default=1.0,
+            metavar="N",
+            help="how far ahead, in days (default: 1; the daemon allows up to 366)",
+        )
+
+    if wanted("logs"):
+        logs = command(
+            "logs",
+            "The daemon's last log lines, then (with -f) each new one.",
+            more="Readable on a terminal; the daemon's JSON lines as they are when piped or "
+            "with --json. Ctrl-C ends -f with exit 0.",
+        )
+        logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+        logs.add_argument(
+            "-n",
+            "--lines",
+            type=_count,
+            default=10,
+            metavar="N",
+            help="how many past lines first (default: 10; 0: none)",
+        )
+        logs.add_argument("--job", metavar="BEAN", help="only this job's lines")
+        logs.add_argument("--run", metavar="RUN_ID", help="only this run's lines")
+        logs.add_argument(
+            "--level", metavar="LEVEL", help="at least this level: debug, info, warning, error"
+        )
+
+    if wanted("watch"):
+        watch = command(
+            "watch",
+            "Daemon events as they happen, one line each.",
+            more="Runs started, progressing, finished, skipped, missed; beans paused and "
+            "resumed; the daemon draining. --json prints one object per line. Ctrl-C ends it "
+            "with exit 0.",
+        )
+        watch.add_argument("bean", nargs="?", help="only this bean's events")
+
+    if wanted("shell"):
+        shell = command(
+            "shell",
+            "Read jmxterm commands (open, domain, bean, run, ...) from the terminal or stdin.",
+            json=False,
+        )
+        shell.add_argument(
+            "-n", "--non-interactive", action="store_true", help="no prompt (as jmxterm -n)"
+        )
+        shell.add_argument(
+            "-v",
+            "--verbose",
+            choices=("silent", "brief", "verbose"),
+            default="brief",
+            help="silent drops the #-messages (as jmxterm -v silent)",
+        )
+        shell.add_argument(
+            "-i", "--input", metavar="FILE", help="read commands from FILE instead of stdin"
+        )
     return parser
+
+
+_GLOBAL_OPTIONS = ("--address", "--timeout")
+
+
+def command_in(argv: Sequence[str]) -> str | None:
+    """The command `argv` names, when that is plain to see; None sends it to the full parser.
+
+    Only the global options may come before the command; anything else there (help, a typo)
+    is left to the full parser, so its messages stay exactly argparse's.
+    """
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token in _GLOBAL_OPTIONS:
+            i += 2
+        elif token.startswith(tuple(f"{o}=" for o in _GLOBAL_OPTIONS)):
+            i += 1
+        elif token.startswith("-"):
+            return None
+        else:
+            return token if token in RPCS else None
+    return None
 
 
 # ---- running -------------------------------------------------------------------------------
@@ -201,6 +427,7 @@ class Context:
         self.stdout = stdout
         self.stderr = stderr
         self.stdin = stdin
+        self.environ = environ
         self.tty = tty
         self.now = now
         self.address = resolve_address(getattr(args, "address", None), environ)
@@ -240,7 +467,7 @@ def run(
     now: Callable[[], float] = time.time,
 ) -> int:
     """main() with its surroundings passed in, so tests can drive every mode."""
-    parser = build_parser()
+    parser = build_parser(command_in(argv))
     try:
         # argparse prints to sys.stdout/sys.stderr; point those at this run's streams.
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
@@ -277,151 +504,20 @@ def run(
 
 # ---- commands ------------------------------------------------------------------------------
 
-
-def _beans(ctx: Context) -> ExitCode:
-    from syncctl._render import render_beans
-
-    with ctx.client() as client:
-        reply = client.list_beans()
-    render_beans(ctx.stdout, ctx.mode, reply)
-    return ExitCode.OK
-
-
-def _info(ctx: Context) -> ExitCode:
-    from syncctl._render import render_info
-
-    with ctx.client() as client:
-        info = client.describe_bean(ctx.args.bean)
-    render_info(ctx.stdout, ctx.mode, info)
-    return ExitCode.OK
-
-
-def _get(ctx: Context) -> ExitCode:
-    from syncctl._render import render_attributes
-
-    with ctx.client() as client:
-        reply = client.get_attributes(ctx.args.bean, ctx.args.attributes)
-    render_attributes(ctx.stdout, ctx.mode, reply, ctx.now())
-    return ExitCode.OK
-
-
-def _status(ctx: Context) -> ExitCode:
-    from syncctl._render import render_status
-
-    with ctx.client() as client:
-        reply = client.get_status()
-    render_status(ctx.stdout, ctx.mode, reply, ctx.now())
-    return ExitCode.OK
-
-
-def _run(ctx: Context) -> ExitCode:
-    from syncctl._render import Mode, render_invoke
-
-    args = ctx.args
-    with ctx.client() as client:
-        reply = client.invoke(
-            args.bean,
-            args.operation,
-            args.args,
-            dict(args.named),
-            with_dependants=args.with_dependants,
-        )
-        if not args.wait or not reply.HasField("run"):
-            render_invoke(ctx.stdout, ctx.mode, reply, ctx.now())
-            if args.wait:
-                ctx.stderr.write(
-                    f"{PROG}: {args.operation} does not start a run; nothing to wait for\n"
-                )
-            return ExitCode.OK
-        if ctx.mode is not Mode.JSON:
-            render_invoke(ctx.stdout, ctx.mode, reply, ctx.now())
-            ctx.stdout.flush()
-        try:
-            final = _follow(ctx, client, reply.run)
-        except KeyboardInterrupt:
-            raise SyncctlError(
-                ExitCode.INTERRUPTED,
-                f"stopped waiting; run {reply.run.run_id} carries on in the daemon "
-                f"(see `{PROG} status`)",
-            ) from None
-    return _report_outcome(ctx, reply, final)
-
-
-def _follow(ctx: Context, client: Client, run: pb.RunInfo) -> pb.RunInfo:
-    """Watch a run until it finishes; a progress line on stderr when that is a terminal."""
-    from syncctl._render import progress_line
-    from syncd_api.v1 import management_pb2 as pb
-
-    progress = ctx.tty and ctx.stderr.isatty()
-    last = run
-    for update in client.watch_run(run.run_id):
-        last = update
-        if progress:
-            ctx.stderr.write(f"\r\x1b[K{progress_line(update, ctx.now())}")
-            ctx.stderr.flush()
-        if update.state == pb.RUN_STATE_FINISHED:
-            break
-    if progress:
-        ctx.stderr.write("\r\x1b[K")
-    if last.state != pb.RUN_STATE_FINISHED:
-        # The stream ended early (e.g. the daemon is shutting down): ask once more.
-        last = client.get_run(run.run_id)
-        if last.state != pb.RUN_STATE_FINISHED:
-            raise SyncctlError(
-                ExitCode.UNAVAILABLE,
-                f"the daemon stopped reporting run {run.run_id} before it finished "
-                f"(see `{PROG} status`)",
-            )
-    return last
-
-
-def _report_outcome(ctx: Context, reply: pb.InvokeResponse, final: pb.RunInfo) -> ExitCode:
-    from syncctl._render import Mode, enum_word, invoke_dict, outcome_line, run_dict, write_json
-    from syncd_api.v1 import management_pb2 as pb
-
-    succeeded = final.outcome == pb.RUN_OUTCOME_SUCCESS
-    mode = ctx.mode
-    if mode is Mode.JSON:
-        document = invoke_dict(reply, ctx.now())
-        document["run"] = run_dict(final, ctx.now())
-        write_json(ctx.stdout, document)
-    elif mode is Mode.TABLE:
-        ctx.stdout.write(outcome_line(final, ctx.now()) + "\n")
-    else:
-        ctx.stdout.write((enum_word(pb.RunOutcome, final.outcome) or "unknown") + "\n")
-    if not succeeded and mode is not Mode.TABLE:
-        ctx.stderr.write(f"{PROG}: {outcome_line(final, ctx.now())}\n")
-    return ExitCode.OK if succeeded else ExitCode.FAILED
-
-
-def _shell(ctx: Context) -> ExitCode:
-    from syncctl._connect import Client
-    from syncctl._shell import Shell, interactive_lines
-
-    args = ctx.args
-    shell = Shell(
-        lambda address: Client(address, timeout=ctx.timeout),
-        default_address=ctx.address,
-        out=ctx.stdout,
-        err=ctx.stderr,
-        silent=args.verbose == "silent",
-    )
-    if args.input:
-        try:
-            with open(args.input, encoding="utf-8") as source:
-                return ExitCode(shell.run(source.readlines()))
-        except OSError as error:
-            raise SyncctlError(ExitCode.USAGE, f"cannot read {args.input}: {error}") from None
-    if ctx.stdin.isatty() and not args.non_interactive:
-        return ExitCode(shell.run(interactive_lines("$ "), numbered=False))
-    return ExitCode(shell.run(ctx.stdin))
-
-
 _COMMANDS: dict[str, Callable[[Context], ExitCode]] = {
-    "beans": _beans,
-    "info": _info,
-    "get": _get,
-    "run": _run,
-    "status": _status,
-    "shell": _shell,
+    "beans": _commands.beans,
+    "info": _commands.info,
+    "get": _commands.get,
+    "run": _commands.run,
+    "cancel": _commands.cancel,
+    "run-all": _commands.run_all,
+    "status": _commands.status,
+    "history": _commands.history,
+    "show": _commands.show,
+    "pause": _commands.pause,
+    "resume": _commands.resume,
+    "next": _commands.next_fires,
+    "logs": _commands.logs,
+    "watch": _commands.watch,
+    "shell": _commands.shell,
 }

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import contextvars
 import enum
+import logging
 import multiprocessing
 import os
 import signal
@@ -165,11 +166,17 @@ class ThreadExecutor:
 class _ChildContext:
     """RunContext inside the child process: everything goes to the parent over the pipe."""
 
-    def __init__(self, conn: Connection, payload: dict[str, Any], cancel: threading.Event) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        payload: dict[str, Any],
+        cancel: threading.Event,
+        lock: threading.Lock,
+    ) -> None:
         self._conn = conn
         self._payload = payload
         self._cancel = cancel
-        self._lock = threading.Lock()
+        self._lock = lock  # shared with the log forwarder: one writer on the pipe at a time
         self.log = structlog.get_logger("syncd.job").bind(
             job=payload["bean"], run_id=payload["run_id"], trigger=payload["trigger"]
         )
@@ -201,6 +208,21 @@ class _ChildContext:
         self.send(("rows", read, written))
 
 
+class _ChildLibraryHandler(logging.Handler):
+    """Stdlib records in the job's process, into the forwarding structlog chain."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            known = ("debug", "info", "warning", "error", "critical")
+            log = structlog.get_logger(record.name)
+            getattr(log, level if level in known else "info")(
+                "library.log", logger=record.name, message=record.getMessage()
+            )
+        except Exception:  # logging must never fail the job
+            self.handleError(record)
+
+
 def _child_main(
     conn: Connection, body: Callable[[RunContext], None], payload: dict[str, Any]
 ) -> None:
@@ -208,14 +230,16 @@ def _child_main(
     os.setpgrp()  # its own process group, so a kill reaches whatever the body started
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
     cancel = threading.Event()
-    ctx = _ChildContext(conn, payload, cancel)
+    lock = threading.Lock()
 
     def forward(
         _logger: Any, method: str, event_dict: MutableMapping[str, Any]
     ) -> Mapping[str, Any]:
-        ctx.send(("log", method, dict(event_dict)))
+        with lock:
+            conn.send(("log", method, dict(event_dict)))
         raise structlog.DropEvent
 
+    # Configure before any logger is bound: a bound logger keeps the configuration it saw.
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -224,6 +248,14 @@ def _child_main(
         ],
         cache_logger_on_first_use=True,
     )
+    # Library (stdlib) loggers in the job go to the daemon too, with the run's identity.
+    structlog.contextvars.bind_contextvars(
+        job=payload["bean"], run_id=payload["run_id"], trigger=payload["trigger"]
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [_ChildLibraryHandler()]
+    root.setLevel(logging.WARNING)
+    ctx = _ChildContext(conn, payload, cancel, lock)
 
     def listen() -> None:
         try:

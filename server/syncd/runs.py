@@ -327,6 +327,8 @@ class RunCoordinator:
                 run_id=rec.run_id,
                 outcome=outcome.value,
                 message=error_message,
+                progress_done=rec.progress_done,
+                progress_total=rec.progress_total,
             )
         )
 

@@ -2,18 +2,22 @@
 
 `MiniDaemon` implements syncd.v1.Management over a real gRPC server on a temporary unix socket,
 with just enough behaviour to exercise the client: two job beans, runs that a test finishes
-through WatchRun, and the daemon's error contract (NOT_FOUND with suggestions, INVALID_ARGUMENT
-naming the parameter, FAILED_PRECONDITION + `syncd-run-id` for "already running", UNAVAILABLE
-while draining). End-to-end behaviour against the real daemon is tested elsewhere.
+through WatchRun, a ledger, holds, a timetable, a log and an event stream, and the daemon's error
+contract (NOT_FOUND with suggestions, INVALID_ARGUMENT naming the parameter, FAILED_PRECONDITION
++ `syncd-run-id` for "already running", UNAVAILABLE while draining). End-to-end behaviour
+against the real daemon is tested elsewhere (tests/test_client_e2e.py).
 """
 
 from __future__ import annotations
 
 import difflib
+import io
+import json
+import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +25,82 @@ from pathlib import Path
 import grpc
 import pytest
 
+from syncctl import cli
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 DOMAIN = "sync.mbean"
 STARTED = 1_700_000_000  # a fixed instant for every timestamp the server reports
+BOUND = 10.0  # every wait inside the server is bounded
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+NOW = float(STARTED + 90)  # the clock the CLI is given in these tests
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class InterruptAfter(io.StringIO):
+    """Stdout that raises KeyboardInterrupt on its n-th line: Ctrl-C, as a follower sees it."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.left = lines
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        self.left -= text.count("\n")
+        if self.left <= 0:
+            raise KeyboardInterrupt
+        return written
+
+
+def syncctl(
+    argv: Sequence[str],
+    *,
+    daemon: MiniDaemon | None = None,
+    tty: bool = False,
+    env: dict[str, str] | None = None,
+    stdout: io.StringIO | None = None,
+    stdin: str = "",
+) -> Result:
+    """Run the CLI in-process with captured streams; `daemon` supplies --address."""
+    out, err = stdout or io.StringIO(), io.StringIO()
+    args = [*argv, "--address", daemon.address] if daemon else list(argv)
+    code = cli.run(
+        args,
+        stdout=out,
+        stderr=err,
+        stdin=io.StringIO(stdin),
+        environ=env or {},
+        tty=tty,
+        now=lambda: NOW,
+    )
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def log_json(event: str, level: str = "info", **fields: object) -> str:
+    """One line as the daemon logs it."""
+    return json.dumps(
+        {
+            "timestamp": "2023-11-14T22:13:20.123456Z",
+            "level": level,
+            "event": event,
+            "logger": "syncd.runs",
+            **fields,
+        }
+    )
+
+
+def event(kind: str, bean: str = "", run_id: str = "", **fields: object) -> pb.DaemonEvent:
+    message = pb.DaemonEvent(kind=kind, bean=bean, run_id=run_id, **fields)  # type: ignore[arg-type]
+    message.at.FromSeconds(STARTED)
+    return message
 
 
 @dataclass
@@ -64,7 +139,25 @@ class MiniDaemon(pb_grpc.ManagementServicer):
     running: dict[str, str] = field(default_factory=dict)  # bean name -> run id
     draining: bool = False
     address: str = ""
+    holds: dict[str, int] = field(default_factory=dict)  # bean or "*" -> since (seconds)
+    log_lines: list[str] = field(default_factory=list)  # the daemon's log, oldest first
+    # TailLogs with follow: these (json, missed) after the backlog; then, with hold_streams,
+    # the stream stays open until the client goes away, else it ends (as at a shutdown).
+    follow_lines: list[tuple[str, int]] = field(default_factory=list)
+    # WatchEvents: sent to each watcher as soon as it has subscribed.
+    initial_events: list[pb.DaemonEvent] = field(default_factory=list)
+    hold_streams: bool = True
+    # RunAll waits (bounded) for this many watchers before it publishes the runs' events, so
+    # a `run-all --wait` test does not depend on which handler thread runs first.
+    expect_watchers: int = 0
+    # Which of RunAll's events reach watchers: "all"; "none" (the watcher subscribed too late);
+    # "after-first" (the first job's events were lost, the later ones arrive).
+    run_all_events: str = "all"
+    # False: RunAll plans but runs nothing (as a daemon stopping right after it answered).
+    run_all_runs: bool = True
+    _watchers: list[queue.Queue[pb.DaemonEvent | None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _watchers_changed: threading.Condition = field(default_factory=threading.Condition)
 
     def _record(self, method: str, request: object, context: grpc.ServicerContext) -> Call:
         metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
@@ -192,9 +285,17 @@ class MiniDaemon(pb_grpc.ManagementServicer):
         reply = pb.GetStatusResponse(daemon=pb.DaemonInfo(version="test", pid=1))
         for bean in self.beans.values():
             status = reply.beans.add(ref=bean.ref(), state=pb.BEAN_STATE_IDLE)
+            finished = [
+                r for r in self.runs.values() if r.bean == bean.name and r.HasField("ended_at")
+            ]
+            if finished:
+                status.last_outcome = finished[-1].outcome
+                status.last_error = finished[-1].error_message
             if bean.name in self.running:
-                status.state = pb.BEAN_STATE_RUNNING
-                status.current_run.CopyFrom(self.runs[self.running[bean.name]])
+                run = self.runs[self.running[bean.name]]
+                status.current_run.CopyFrom(run)
+                cancelling = run.state == pb.RUN_STATE_CANCELLING
+                status.state = pb.BEAN_STATE_CANCELLING if cancelling else pb.BEAN_STATE_RUNNING
         return reply
 
     def GetRun(self, request: pb.GetRunRequest, context: grpc.ServicerContext) -> pb.RunInfo:
@@ -220,7 +321,10 @@ class MiniDaemon(pb_grpc.ManagementServicer):
         finished.CopyFrom(progress)
         finished.state = pb.RUN_STATE_FINISHED
         finished.ended_at.FromSeconds(STARTED + 75)
-        if self.beans[run.bean].succeeds:
+        if run.state == pb.RUN_STATE_CANCELLING:
+            finished.outcome = pb.RUN_OUTCOME_CANCELLED
+            finished.error_type = "Cancelled"
+        elif self.beans[run.bean].succeeds:
             finished.outcome = pb.RUN_OUTCOME_SUCCESS
             finished.progress_done = 2
         else:
@@ -231,39 +335,188 @@ class MiniDaemon(pb_grpc.ManagementServicer):
             self.running.pop(run.bean, None)
         yield finished
 
-    # The RPCs syncctl does not call yet: answered as a server without them would.
-
     def Cancel(self, request: pb.CancelRequest, context: grpc.ServicerContext) -> pb.CancelResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Cancel")
+        self._record("Cancel", request, context)
+        bean = self._bean(request.bean, context)
+        with self._lock:
+            if bean.name not in self.running:
+                return pb.CancelResponse(cancelling=False)
+            run = self.runs[self.running[bean.name]]
+            run.state = pb.RUN_STATE_CANCELLING
+            return pb.CancelResponse(cancelling=True, run=run)
+
+    def _finished_run(self, bean: JobBean) -> pb.RunInfo:
+        """A run of `bean` that has already ended, by the bean's nature, in the ledger. It
+        starts at the CLI's "now" (NOW), as a run started by this request would."""
+        run = pb.RunInfo(
+            run_id=f"run-{len(self.runs) + 1}",
+            bean=bean.name,
+            operation=bean.trigger,
+            trigger=pb.TRIGGER_MANUAL,
+            state=pb.RUN_STATE_FINISHED,
+            rows_read=3,
+        )
+        run.started_at.FromSeconds(int(NOW))
+        run.ended_at.FromSeconds(int(NOW) + 5)
+        if bean.succeeds:
+            run.outcome = pb.RUN_OUTCOME_SUCCESS
+        else:
+            run.outcome = pb.RUN_OUTCOME_FAILED
+            run.error_type, run.error_message = "ValueError", "bad input row 7"
+        self.runs[run.run_id] = run
+        return run
 
     def RunAll(self, request: pb.RunAllRequest, context: grpc.ServicerContext) -> pb.RunAllResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "RunAll")
+        self._record("RunAll", request, context)
+        if self.draining:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "draining: new runs are refused")
+        with self._watchers_changed:
+            self._watchers_changed.wait_for(
+                lambda: len(self._watchers) >= self.expect_watchers, BOUND
+            )
+        jobs = list(self.beans)
+        if not self.run_all_runs:
+            return pb.RunAllResponse(jobs=jobs)
+        for number, name in enumerate(jobs):
+            with self._lock:
+                run = self._finished_run(self.beans[name])
+            if self.run_all_events == "none" or (
+                self.run_all_events == "after-first" and number == 0
+            ):
+                continue
+            self.publish(event("run.started", name, run.run_id, message="manual"))
+            self.publish(event("run.finished", name, run.run_id, outcome=enum_name(run.outcome)))
+        return pb.RunAllResponse(jobs=jobs)
 
     def History(
         self, request: pb.HistoryRequest, context: grpc.ServicerContext
     ) -> pb.HistoryResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "History")
+        self._record("History", request, context)
+        bean = self._bean(request.bean, context).name if request.bean else None
+        if not 0 <= request.limit <= 10_000:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "parameter 'limit' of History: must be 1-10000"
+            )
+        runs = [r for r in reversed(self.runs.values()) if bean is None or r.bean == bean]
+        return pb.HistoryResponse(runs=runs[: request.limit or 20])
+
+    def _hold_target(self, request: pb.PauseRequest, context: grpc.ServicerContext) -> str:
+        return "*" if request.bean in ("", "*") else self._bean(request.bean, context).name
+
+    def _holds(self) -> pb.PauseResponse:
+        reply = pb.PauseResponse()
+        for name, since in self.holds.items():
+            reply.holds[name].FromSeconds(since)
+        return reply
 
     def Pause(self, request: pb.PauseRequest, context: grpc.ServicerContext) -> pb.PauseResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Pause")
+        self._record("Pause", request, context)
+        self.holds.setdefault(self._hold_target(request, context), STARTED)
+        return self._holds()
 
     def Resume(self, request: pb.PauseRequest, context: grpc.ServicerContext) -> pb.PauseResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Resume")
+        self._record("Resume", request, context)
+        self.holds.pop(self._hold_target(request, context), None)
+        return self._holds()
 
     def ListFires(
         self, request: pb.ListFiresRequest, context: grpc.ServicerContext
     ) -> pb.ListFiresResponse:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "ListFires")
+        """Alpha every 6 hours from STARTED + 1h, Broken daily at STARTED + 2h."""
+        self._record("ListFires", request, context)
+        days = request.days or 1.0
+        if not 0 < days <= 366:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "parameter 'days' of ListFires: must be more than 0 and at most 366",
+            )
+        end = STARTED + days * 86400
+        fires: list[tuple[int, str]] = []
+        for name, first, every in (("Alpha", 3600, 6 * 3600), ("Broken", 7200, 86400)):
+            if name in self.holds or "*" in self.holds:
+                continue
+            fires += [(at, name) for at in range(STARTED + first, int(end) + 1, every)]
+        reply = pb.ListFiresResponse()
+        for at, name in sorted(fires):
+            reply.fires.add(bean=name).at.FromSeconds(at)
+        return reply
+
+    def _until_client_leaves(self, context: grpc.ServicerContext) -> None:
+        gone = threading.Event()
+        context.add_callback(gone.set)
+        gone.wait(BOUND)
 
     def TailLogs(
         self, request: pb.TailLogsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.LogLine]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "TailLogs")
+        self._record("TailLogs", request, context)
+        if request.level and request.level.lower() not in LEVELS:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"parameter 'level' of TailLogs: expected one of {', '.join(LEVELS)}",
+            )
+        if request.lines < 0:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "parameter 'lines' of TailLogs: must not be negative",
+            )
+        job = self._bean(request.job, context).name if request.job else ""
+        minimum = LEVELS.index(request.level.lower()) if request.level else 0
+
+        def keep(text: str) -> bool:
+            line = json.loads(text)
+            return (
+                (not job or line.get("job") == job)
+                and (not request.run_id or line.get("run_id") == request.run_id)
+                and LEVELS.index(line.get("level", "info")) >= minimum
+            )
+
+        kept = [line for line in self.log_lines if keep(line)]
+        backlog = kept[-request.lines :] if request.lines else []
+        seq = 0
+        for seq, text in enumerate(backlog, start=1):
+            yield pb.LogLine(json=text, seq=seq)
+        if not request.follow:
+            return
+        for text, missed in self.follow_lines:
+            if keep(text):
+                seq += 1 + missed
+                yield pb.LogLine(json=text, seq=seq, missed=missed)
+        if self.hold_streams:
+            self._until_client_leaves(context)
+
+    def publish(self, message: pb.DaemonEvent) -> None:
+        """Send an event to every watcher (as the daemon's event hub does)."""
+        with self._watchers_changed:
+            for watcher in self._watchers:
+                watcher.put(message)
 
     def WatchEvents(
         self, request: pb.WatchEventsRequest, context: grpc.ServicerContext
     ) -> Iterator[pb.DaemonEvent]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "WatchEvents")
+        self._record("WatchEvents", request, context)
+        bean = self._bean(request.bean, context).name if request.bean else ""
+        inbox: queue.Queue[pb.DaemonEvent | None] = queue.Queue()
+        for initial in self.initial_events:
+            inbox.put(initial)
+        if not self.hold_streams:
+            inbox.put(None)
+        context.add_callback(lambda: inbox.put(None))
+        with self._watchers_changed:
+            self._watchers.append(inbox)
+            self._watchers_changed.notify_all()
+        try:
+            while (message := inbox.get(timeout=BOUND)) is not None:
+                if not bean or message.bean in (bean, "*", ""):
+                    yield message
+        finally:
+            with self._watchers_changed:
+                self._watchers.remove(inbox)
+
+
+def enum_name(outcome: int) -> str:
+    """RUN_OUTCOME_SUCCESS -> "success", as the daemon's events spell outcomes."""
+    return pb.RunOutcome.Name(outcome).removeprefix("RUN_OUTCOME_").lower()  # type: ignore[arg-type]
 
 
 @pytest.fixture

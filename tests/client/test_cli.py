@@ -6,8 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,38 +14,7 @@ from syncctl import cli
 from syncctl._exit import ExitCode
 from syncd_api.v1 import management_pb2 as pb
 
-from .conftest import STARTED, MiniDaemon
-
-NOW = float(STARTED + 90)
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def syncctl(
-    argv: Sequence[str],
-    *,
-    daemon: MiniDaemon | None = None,
-    tty: bool = False,
-    env: dict[str, str] | None = None,
-) -> Result:
-    """Run the CLI in-process with captured streams; `daemon` supplies --address."""
-    out, err = io.StringIO(), io.StringIO()
-    args = [*argv, "--address", daemon.address] if daemon else list(argv)
-    code = cli.run(
-        args,
-        stdout=out,
-        stderr=err,
-        stdin=io.StringIO(""),
-        environ=env or {},
-        tty=tty,
-        now=lambda: NOW,
-    )
-    return Result(code, out.getvalue(), err.getvalue())
+from .conftest import MiniDaemon, syncctl
 
 
 class TestUsage:
@@ -322,3 +289,56 @@ class TestStatus:
         assert (alpha["name"], alpha["state"]) == ("Alpha", "running")
         assert alpha["current_run"]["run_id"] == "run-1"
         assert document["beans"][1]["current_run"] is None
+
+
+class TestParserShortcut:
+    @pytest.mark.parametrize(
+        ("argv", "command"),
+        [
+            (["status"], "status"),
+            (["--address", "unix:/a", "--timeout=3", "logs", "-f"], "logs"),
+            (["--address=unix:/a", "run-all"], "run-all"),
+            (["--help"], None),
+            (["--json", "status"], None),
+            (["launch"], None),
+            (["--address"], None),
+            ([], None),
+        ],
+    )
+    def test_command_in_finds_the_command_or_defers(
+        self, argv: list[str], command: str | None
+    ) -> None:
+        """Only global options may precede the command; anything else gets the full parser."""
+        assert cli.command_in(argv) == command
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["status", "--stuck-after", "90m"],
+            ["history", "Alpha", "--limit", "5", "--json"],
+            ["logs", "-f", "-n", "0", "--job", "Alpha", "--level", "info"],
+            ["--address", "unix:/a", "pause"],
+            ["next", "--days", "2"],
+            ["run", "Alpha", "run", "--arg", "rows=5", "--wait"],
+        ],
+    )
+    def test_the_one_command_parser_parses_as_the_full_one(self, argv: list[str]) -> None:
+        """The start-up shortcut changes nothing about what a command line means."""
+        full = cli.build_parser().parse_args(argv)
+        assert cli.build_parser(cli.command_in(argv)).parse_args(argv) == full
+
+
+class TestDurations:
+    @pytest.mark.parametrize(
+        ("text", "seconds"),
+        [("90", 90), ("90s", 90), ("15m", 900), ("2h", 7200), ("1h30m", 5400), ("1.5d", 129600)],
+    )
+    def test_parse_duration(self, text: str, seconds: float) -> None:
+        """Bare seconds, or numbers with s/m/h/d units, summed."""
+        assert cli.parse_duration(text) == seconds
+
+    @pytest.mark.parametrize("text", ["", "m", "1h30", "5x", "1..5h"])
+    def test_bad_durations_are_refused(self, text: str) -> None:
+        """Anything else is a ValueError (a usage error on the command line)."""
+        with pytest.raises(ValueError):  # noqa: PT011  (the message varies by mistake)
+            cli.parse_duration(text)

@@ -129,11 +129,27 @@ def spinning_body(ctx: RunContext) -> None:
     ctx.raise_if_cancelled()
 
 
+def chatty_body(ctx: RunContext) -> None:
+    """Logs from the job's own process, and a library warning too."""
+    import logging
+    import os
+
+    ctx.log.info("test.chatty", pid_differs=os.getpid() != ctx.settings)
+    logging.getLogger("some.library").warning("pool %s recycled", 3)
+
+
 IGNORING = JobSpec(
     name="IgnoringJob",
     trigger_operation="ignoringJob",
     body=ignoring_body,
     description="Ignores cancel.",
+)
+CHATTY = JobSpec(
+    name="ChattyJob",
+    trigger_operation="chattyJob",
+    body=chatty_body,
+    description="Logs.",
+    settings=os.getpid(),
 )
 SPINNING = JobSpec(
     name="SpinningJob",

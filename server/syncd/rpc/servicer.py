@@ -330,6 +330,9 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         hub = self._plane.log_hub
         # Follow first, then read the backlog: no line falls between the two.
         async with hub.follow(keep) as follower:
+            # Initial metadata tells the client it is attached: what is logged from now on
+            # reaches it, so it may go on to trigger what it wants to watch.
+            await context.send_initial_metadata((("syncd-following", "1"),))
             backlog = hub.last(request.lines, keep)
             for line in backlog:
                 yield _log_line(line, 0)
@@ -348,6 +351,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         async with _mapped_errors(context, "WatchEvents"):
             bean = self._plane.registry.get(request.bean).name if request.bean else ""
         async with self._plane.coordinator.events.subscribe() as events:
+            await context.send_initial_metadata((("syncd-following", "1"),))
             while True:
                 event, lost = await events.next()
                 if bean and event.bean not in (bean, "*", ""):
