@@ -56,12 +56,12 @@ class TestTailLogs:
                 quick = await _finish(rt, "QuickJob")
                 await _finish(rt, "FailingJob")
                 stream = rt.stub.TailLogs(pb.TailLogsRequest(lines=100, run_id=quick.run_id))
-                events = [json.loads(line.json) async for line in stream]
+                events = [json.loads(line.json) async for batch in stream for line in batch.lines]
                 assert {e["run_id"] for e in events} == {quick.run_id}
                 assert events[0]["event"] == "run.started"
                 assert events[-1]["event"] == "run.finished"
                 errors = rt.stub.TailLogs(pb.TailLogsRequest(lines=100, level="warning"))
-                levels = [json.loads(x.json)["level"] async for x in errors]
+                levels = [json.loads(x.json)["level"] async for b in errors for x in b.lines]
                 assert levels and "info" not in levels
 
         _run(main())
@@ -89,12 +89,13 @@ class TestTailLogs:
                 received: list[int] = []
 
                 async def read() -> None:
-                    async for line in stream:
-                        event = json.loads(line.json)
-                        if event["event"] == "test.line":
-                            received.append(event["n"])
-                            if event["n"] == 199:
-                                return
+                    async for batch in stream:
+                        for line in batch.lines:
+                            event = json.loads(line.json)
+                            if event["event"] == "test.line":
+                                received.append(event["n"])
+                                if event["n"] == 199:
+                                    return
 
                 reader = asyncio.create_task(read())
                 async with asyncio.timeout(BOUND):

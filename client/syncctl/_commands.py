@@ -381,13 +381,14 @@ def logs(ctx: Context) -> ExitCode:
             level=args.level or "",
         )
         with stream, _stream_end("log", follow=args.follow):
-            for line in stream:
-                if line.missed:
-                    _note(ctx.stderr, f"… {line.missed} lines missed (follower too slow)")
-                out.write(
-                    (pretty_log_line(line.json, colour=colour) if pretty else line.json) + "\n"
-                )
-                # Flush each line: a follower (person, pipe or script) wants it now.
+            for batch in stream:
+                for line in batch.lines:
+                    if line.missed:
+                        _note(ctx.stderr, f"… {line.missed} lines missed (follower too slow)")
+                    out.write(
+                        (pretty_log_line(line.json, colour=colour) if pretty else line.json) + "\n"
+                    )
+                # Flush each message: a follower (person, pipe or script) wants it now.
                 out.flush()
     return ExitCode.OK
 

@@ -241,7 +241,7 @@ class Client:
         job: str = "",
         run_id: str = "",
         level: str = "",
-    ) -> Stream[pb.LogLine]:
+    ) -> Stream[pb.LogLines]:
         """The last `lines` log lines, then (with follow) every new one; no deadline when
         following, since the stream only ends when the operator stops it."""
         request = self._pb.TailLogsRequest(

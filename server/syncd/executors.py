@@ -289,6 +289,29 @@ def _relay_log(method: str, event_dict: dict[str, Any]) -> None:
     )(event, **event_dict)
 
 
+_RELAY_BATCH = 500
+
+
+def _relay_batch(loop: asyncio.AbstractEventLoop, logs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Log a batch of the child's lines on the loop, and wait until it has: a job that logs
+    faster than the daemon can write then fills its pipe and slows down (back-pressure),
+    instead of the daemon queueing its lines without bound."""
+    taken = threading.Event()
+
+    def relay() -> None:
+        try:
+            for method, event_dict in logs:
+                _relay_log(method, event_dict)
+        finally:
+            taken.set()
+
+    try:
+        loop.call_soon_threadsafe(relay)
+    except RuntimeError:
+        return  # the loop has closed
+    taken.wait(10)
+
+
 class ProcessExecutor:
     """Runs the body in a child process from a fork server; kills it if it ignores cancel."""
 
@@ -322,6 +345,7 @@ class ProcessExecutor:
         def read() -> None:
             """Relays the child's messages until its end of the pipe closes."""
             final: Result | None = None
+            logs: list[tuple[str, dict[str, Any]]] = []
             try:
                 while True:
                     message = parent.recv()
@@ -331,11 +355,16 @@ class ProcessExecutor:
                     elif kind == "rows":
                         job.reporter.rows(message[1], message[2])
                     elif kind == "log":
-                        loop.call_soon_threadsafe(_relay_log, message[1], message[2])
+                        logs.append((message[1], message[2]))
                     elif kind == "ended":
                         final = Result(Ending(message[1]), message[2], message[3])
+                    if logs and (len(logs) >= _RELAY_BATCH or not parent.poll()):
+                        _relay_batch(loop, logs)
+                        logs = []
             except (EOFError, OSError):
                 pass
+            if logs:
+                _relay_batch(loop, logs)
             proc.join()
             if final is None:
                 code = proc.exitcode

@@ -65,6 +65,15 @@ class Follower:
         lost, self.lost = self.lost, 0
         return line, lost
 
+    def drain(self, limit: int) -> list[tuple[LogLine, int]]:
+        """Up to `limit` more lines already waiting, without waiting."""
+        out: list[tuple[LogLine, int]] = []
+        while len(out) < limit and not self.queue.empty():
+            line = self.queue.get_nowait()
+            lost, self.lost = self.lost, 0
+            out.append((line, lost))
+        return out
+
 
 class LogHub:
     def __init__(self, capacity: int = 10_000) -> None:

@@ -448,7 +448,7 @@ class MiniDaemon(pb_grpc.ManagementServicer):
 
     def TailLogs(
         self, request: pb.TailLogsRequest, context: grpc.ServicerContext
-    ) -> Iterator[pb.LogLine]:
+    ) -> Iterator[pb.LogLines]:
         self._record("TailLogs", request, context)
         if request.level and request.level.lower() not in LEVELS:
             context.abort(
@@ -475,13 +475,13 @@ class MiniDaemon(pb_grpc.ManagementServicer):
         backlog = kept[-request.lines :] if request.lines else []
         seq = 0
         for seq, text in enumerate(backlog, start=1):
-            yield pb.LogLine(json=text, seq=seq)
+            yield pb.LogLines(lines=[pb.LogLine(json=text, seq=seq)])
         if not request.follow:
             return
         for text, missed in self.follow_lines:
             if keep(text):
                 seq += 1 + missed
-                yield pb.LogLine(json=text, seq=seq, missed=missed)
+                yield pb.LogLines(lines=[pb.LogLine(json=text, seq=seq, missed=missed)])
         if self.hold_streams:
             self._until_client_leaves(context)
 

@@ -102,7 +102,7 @@ class ManagementStub:
         self.TailLogs = channel.unary_stream(
                 '/syncd.v1.Management/TailLogs',
                 request_serializer=syncd__api_dot_v1_dot_management__pb2.TailLogsRequest.SerializeToString,
-                response_deserializer=syncd__api_dot_v1_dot_management__pb2.LogLine.FromString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.LogLines.FromString,
                 _registered_method=True)
         self.WatchEvents = channel.unary_stream(
                 '/syncd.v1.Management/WatchEvents',
@@ -206,6 +206,7 @@ class ManagementServicer:
 
     def TailLogs(self, request, context):
         """The last lines of the daemon's log, then (with follow) each new line as it is logged.
+        Each message carries the lines that were waiting, in order (one when the follower keeps up).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -290,7 +291,7 @@ def add_ManagementServicer_to_server(servicer, server):
             'TailLogs': grpc.unary_stream_rpc_method_handler(
                     servicer.TailLogs,
                     request_deserializer=syncd__api_dot_v1_dot_management__pb2.TailLogsRequest.FromString,
-                    response_serializer=syncd__api_dot_v1_dot_management__pb2.LogLine.SerializeToString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.LogLines.SerializeToString,
             ),
             'WatchEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchEvents,
@@ -675,7 +676,7 @@ class Management:
             target,
             '/syncd.v1.Management/TailLogs',
             syncd__api_dot_v1_dot_management__pb2.TailLogsRequest.SerializeToString,
-            syncd__api_dot_v1_dot_management__pb2.LogLine.FromString,
+            syncd__api_dot_v1_dot_management__pb2.LogLines.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,8 +60,10 @@ class ManagementStub:
     Resume: _grpc.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]
     ListFires: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListFiresRequest, _management_pb2.ListFiresResponse]
     """Upcoming scheduled fires, in UTC."""
-    TailLogs: _grpc.UnaryStreamMultiCallable[_management_pb2.TailLogsRequest, _management_pb2.LogLine]
-    """The last lines of the daemon's log, then (with follow) each new line as it is logged."""
+    TailLogs: _grpc.UnaryStreamMultiCallable[_management_pb2.TailLogsRequest, _management_pb2.LogLines]
+    """The last lines of the daemon's log, then (with follow) each new line as it is logged.
+    Each message carries the lines that were waiting, in order (one when the follower keeps up).
+    """
     WatchEvents: _grpc.UnaryStreamMultiCallable[_management_pb2.WatchEventsRequest, _management_pb2.DaemonEvent]
     """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
     paused and resumed; the daemon draining.
@@ -95,8 +97,10 @@ class ManagementAsyncStub(ManagementStub):
     Resume: _aio.UnaryUnaryMultiCallable[_management_pb2.PauseRequest, _management_pb2.PauseResponse]  # type: ignore[assignment]
     ListFires: _aio.UnaryUnaryMultiCallable[_management_pb2.ListFiresRequest, _management_pb2.ListFiresResponse]  # type: ignore[assignment]
     """Upcoming scheduled fires, in UTC."""
-    TailLogs: _aio.UnaryStreamMultiCallable[_management_pb2.TailLogsRequest, _management_pb2.LogLine]  # type: ignore[assignment]
-    """The last lines of the daemon's log, then (with follow) each new line as it is logged."""
+    TailLogs: _aio.UnaryStreamMultiCallable[_management_pb2.TailLogsRequest, _management_pb2.LogLines]  # type: ignore[assignment]
+    """The last lines of the daemon's log, then (with follow) each new line as it is logged.
+    Each message carries the lines that were waiting, in order (one when the follower keeps up).
+    """
     WatchEvents: _aio.UnaryStreamMultiCallable[_management_pb2.WatchEventsRequest, _management_pb2.DaemonEvent]  # type: ignore[assignment]
     """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
     paused and resumed; the daemon draining.
@@ -211,8 +215,10 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _management_pb2.TailLogsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_management_pb2.LogLine], _abc.AsyncIterator[_management_pb2.LogLine]]:
-        """The last lines of the daemon's log, then (with follow) each new line as it is logged."""
+    ) -> _typing.Union[_abc.Iterator[_management_pb2.LogLines], _abc.AsyncIterator[_management_pb2.LogLines]]:
+        """The last lines of the daemon's log, then (with follow) each new line as it is logged.
+        Each message carries the lines that were waiting, in order (one when the follower keeps up).
+        """
 
     @_abc_1.abstractmethod
     def WatchEvents(

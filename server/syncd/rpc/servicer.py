@@ -315,7 +315,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
 
     async def TailLogs(
         self, request: pb.TailLogsRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> AsyncIterator[pb.LogLine]:
+    ) -> AsyncIterator[pb.LogLines]:
         keep = None
         async with _mapped_errors(context, "TailLogs"):
             if request.level and request.level.lower() not in LEVEL_ORDER:
@@ -334,15 +334,19 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             # reaches it, so it may go on to trigger what it wants to watch.
             await context.send_initial_metadata((("syncd-following", "1"),))
             backlog = hub.last(request.lines, keep)
-            for line in backlog:
-                yield _log_line(line, 0)
+            for start in range(0, len(backlog), _BATCH):
+                yield pb.LogLines(lines=[_log_line(x, 0) for x in backlog[start : start + _BATCH]])
             if not request.follow:
                 return
             seen = backlog[-1].seq if backlog else 0
             while True:
-                line, lost = await follower.next()
-                if line.seq > seen:
-                    yield _log_line(line, lost)
+                # One message per wake-up with every line waiting: per-message cost, not
+                # per-line cost, bounds how fast a follower can be fed.
+                batch = [await follower.next(), *follower.drain(_BATCH - 1)]
+                lines = [_log_line(line, lost) for line, lost in batch if line.seq > seen]
+                if lines:
+                    seen = lines[-1].seq
+                    yield pb.LogLines(lines=lines)
 
     async def WatchEvents(
         self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -357,6 +361,9 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 if bean and event.bean not in (bean, "*", ""):
                     continue
                 yield _event(event, lost)
+
+
+_BATCH = 500
 
 
 def _log_line(line: LogLine, lost: int) -> pb.LogLine:
