@@ -16,6 +16,7 @@ from syncd.config import (
     DaemonConfig,
     HttpConfig,
     JobConfig,
+    LedgerConfig,
     NotifyConfig,
     SchedulerConfig,
 )
@@ -50,6 +51,7 @@ async def running_daemon(
     notify: NotifyConfig | None = None,
     log_hub: LogHub | None = None,
     http: HttpConfig | None = None,
+    ledger_url: str = "",
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
@@ -61,6 +63,7 @@ async def running_daemon(
         jobs=job_tables or {},
         scheduler=scheduler or SchedulerConfig(catch_up=False),
         http=http or HttpConfig(address=http_address),
+        ledger=LedgerConfig(url=ledger_url),
         notify=notify or NotifyConfig(),
     )
     async with serving_daemon(Daemon(config, jobs, clock=clock, log_hub=log_hub)) as daemon:

@@ -170,3 +170,37 @@ def test_an_unreachable_ledger_is_a_clear_error(tmp_path: Path) -> None:
     """A ledger URL that cannot be opened names itself, without the password."""
     with pytest.raises(LedgerError, match=r"cannot open the run ledger at .*\*\*\*"):
         SqlLedger("postgresql+psycopg://u:secret@127.0.0.1:1/x")
+
+
+def test_a_daemon_keeps_its_runs_in_postgresql(short_tmp: Path) -> None:
+    """With ledger.url on PostgreSQL, runs are written there and survive a restart."""
+    import asyncio
+
+    from syncd_api.v1 import management_pb2 as pb
+    from tests.harness import running_daemon
+    from tests.packs.sample import QUICK
+
+    with fresh_postgres_database() as url:
+
+        async def main() -> str:
+            async with running_daemon(short_tmp / "state", [QUICK], ledger_url=url) as rt:
+                reply = await rt.stub.Invoke(pb.InvokeRequest(bean="QuickJob", operation="run"))
+                async for _ in rt.stub.WatchRun(pb.WatchRunRequest(run_id=reply.run.run_id)):
+                    pass
+                return reply.run.run_id
+
+        run_id = asyncio.run(main())
+
+        async def again() -> None:
+            async with running_daemon(short_tmp / "state2", [QUICK], ledger_url=url) as rt:
+                info = await rt.stub.GetRun(pb.GetRunRequest(run_id=run_id))
+                assert info.outcome == pb.RUN_OUTCOME_SUCCESS
+                status = await rt.stub.GetStatus(pb.GetStatusRequest())
+                assert status.beans[0].HasField("last_success_at")
+
+        asyncio.run(again())
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT outcome FROM syncd_runs")).scalars().all()
+        engine.dispose()
+        assert rows == ["success"]
