@@ -78,7 +78,8 @@ def plan_jobs(
             name=spec.name,
             schedule=schedule,
             schedule_source=source,
-            enabled=cfg.enabled,
+            # A job that cannot run here (no broker, …) is not scheduled either.
+            enabled=cfg.enabled and not spec.disabled_reason,
             timeout=cfg.timeout,
             cancel_grace=cfg.cancel_grace
             if cfg.cancel_grace is not None

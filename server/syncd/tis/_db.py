@@ -1,5 +1,5 @@
-"""Database plumbing shared by the jobs: engines, transient-error retries, advisory locks,
-staging tables and keyset chunking.
+"""Database plumbing shared by the jobs: engines, transient-error retries, the lock around a
+derived table's switch, and TEMPORARY staging tables.
 
 Every run opens its own engine and disposes of it at the end, so a body can run in any worker
 (thread or child process) and never inherits a connection.
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
+    Integer,
     Table,
     create_engine,
     event,
@@ -28,6 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
 
 from syncd.tis._settings import TisSettings
 
@@ -109,6 +110,11 @@ class RetryPolicy:
         return ceiling * rng.uniform(0.5, 1.0)
 
 
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
 def retrying(
     work: Callable[[], T],
     *,
@@ -116,13 +122,14 @@ def retrying(
     log: Any,
     what: str,
     before_attempt: Callable[[], None] = lambda: None,
-    sleep: Callable[[float], None] = time.sleep,
+    wait: Callable[[float], bool] = _sleep,
     rng: random.Random | None = None,
 ) -> T:
     """`work()`, retried with backoff while it fails with a transient database error.
 
     `work` must be idempotent: a unit that either commits as a whole or leaves nothing behind.
-    `before_attempt` runs before each try (jobs pass `ctx.raise_if_cancelled`).
+    `before_attempt` runs before each try and `wait(seconds)` between tries; jobs pass
+    `ctx.raise_if_cancelled` and `ctx.wait_cancelled`, so a cancel cuts a back-off short.
     """
     rng = rng or random.Random()
     attempt = 1
@@ -144,8 +151,13 @@ def retrying(
                 delay_s=round(delay, 3),
                 error=str(exc.orig),
             )
-            sleep(delay)
+            wait(delay)
             attempt += 1
+
+
+# The jobs count what they write from `rowcount`; SQLAlchemy 2.1 only keeps it for INSERT
+# (psycopg reports -1 otherwise) when asked.
+_COUNT_ROWS = {"preserve_rowcount": True}
 
 
 def make_engine(url: str, settings: TisSettings) -> Engine:
@@ -157,6 +169,7 @@ def make_engine(url: str, settings: TisSettings) -> Engine:
             parsed,
             pool_pre_ping=True,
             connect_args={"timeout": settings.lock_timeout},
+            execution_options=_COUNT_ROWS,
         )
         _sqlite_transactions(engine, in_memory=parsed.database in (None, "", ":memory:"))
         return engine
@@ -171,6 +184,7 @@ def make_engine(url: str, settings: TisSettings) -> Engine:
         pool_pre_ping=True,
         pool_recycle=settings.pool_recycle,
         connect_args=connect_args,
+        execution_options=_COUNT_ROWS,
         **options,
     )
 
@@ -244,21 +258,31 @@ def switch_transaction(conn: Connection, name: str, timeout_s: float) -> Iterato
 
 
 @contextmanager
-def staging_table(engine: Engine, table: Table) -> Iterator[Connection]:
-    """A connection holding a fresh, empty TEMPORARY `table`, dropped afterwards.
+def staging_tables(engine: Engine, tables: list[Table], memory_mb: int) -> Iterator[Connection]:
+    """A connection holding fresh, empty TEMPORARY `tables`, dropped afterwards.
 
-    On failure the connection is invalidated, which closes it and with it the table, so no
-    half-filled staging data and no open transaction goes back to the pool.
+    On MySQL, tables of integer columns only use the MEMORY engine when `memory_mb` > 0 (the
+    session's `max_heap_table_size`): hash lookups in RAM instead of B-tree pages competing with
+    the source tables for the buffer pool. On failure the connection is invalidated, which
+    closes it and with it the tables, so no half-filled staging data goes back to the pool.
     """
-    drop = "DROP TEMPORARY TABLE IF EXISTS" if is_mysql(engine) else "DROP TABLE IF EXISTS"
+    mysql = is_mysql(engine)
+    drop = "DROP TEMPORARY TABLE IF EXISTS" if mysql else "DROP TABLE IF EXISTS"
     conn = engine.connect()
     try:
-        conn.execute(text(f"{drop} {table.name}"))
-        table.create(conn)
+        if mysql and memory_mb > 0:
+            conn.exec_driver_sql(f"SET SESSION max_heap_table_size = {memory_mb * 1024 * 1024}")
+        for table in tables:
+            conn.exec_driver_sql(f"{drop} {table.name}")
+            ddl = str(CreateTable(table).compile(dialect=conn.dialect))
+            if mysql and memory_mb > 0 and all(isinstance(c.type, Integer) for c in table.c):
+                ddl += " ENGINE=MEMORY"
+            conn.exec_driver_sql(ddl)
         conn.commit()
         yield conn
         conn.rollback()
-        conn.execute(text(f"{drop} {table.name}"))
+        for table in tables:
+            conn.exec_driver_sql(f"{drop} {table.name}")
         conn.commit()
     except BaseException:
         conn.invalidate()
@@ -267,33 +291,7 @@ def staging_table(engine: Engine, table: Table) -> Iterator[Connection]:
         conn.close()
 
 
-def id_range(
-    column: ColumnElement[Any], lo: int | None, hi: int | None
-) -> list[ColumnElement[bool]]:
-    """`lo < column <= hi`, either end open when None."""
-    conditions: list[ColumnElement[bool]] = []
-    if lo is not None:
-        conditions.append(column > lo)
-    if hi is not None:
-        conditions.append(column <= hi)
-    return conditions
-
-
-def id_chunks(
-    conn: Connection, column: ColumnElement[Any], size: int
-) -> Iterator[tuple[int | None, int | None]]:
-    """Keyset chunks `(lo, hi]` of at most `size` ids of `column`, in id order.
-
-    Only the boundaries are read (one index probe per chunk), never the ids themselves; the
-    last chunk is open-ended so rows added meanwhile are not missed.
-    """
-    lo: int | None = None
-    while True:
-        probe = select(column).where(*id_range(column, lo, None)).order_by(column)
-        hi = conn.execute(probe.offset(size - 1).limit(1)).scalar()
-        if hi is None:
-            if conn.execute(probe.limit(1)).first() is not None:
-                yield lo, None
-            return
-        yield lo, hi
-        lo = hi
+def staging_full(exc: BaseException) -> bool:
+    """True when a MEMORY staging table hit `max_heap_table_size` (MySQL error 1114)."""
+    orig: Any = getattr(exc, "orig", None)
+    return type(orig).__module__.startswith("pymysql") and bool(orig.args) and orig.args[0] == 1114

@@ -10,16 +10,17 @@ persons in brackets):
 * Programme: one per 250 persons, at least 5 [1,200]; owner a local office, 1% NULL;
 * Post: one per 5 persons, at least 10 [60,000]; owner a local office (1% NULL); employing body
   a trust (2% NULL); training body the same trust 60%, another trust 37%, NULL 3%;
-* PostFunding per post: none 10%, one 60%, two 25%, three 5% [~75,000]; 3% without start date;
+* PostFunding per post: none 10%, one 60%, two 25%, three 5% [75,000]; 3% without start date;
   end date open 30%, past 40% (2% of all exactly yesterday), future 30%;
 * Person: role "DR in Training" 95% (the others have no memberships or placements);
   ContactDetails 100%, GmcDetails 92%, GdcDetails 3%;
-* ProgrammeMembership per trainee: none 5%, one 60%, two 30%, three 5% [~380,000], back to back
-  over the last 8 years and the next one, 1-5 years long; 1% without end date, 0.5% without
-  start date;
-* Placement: rotations of 4, 6 or 12 months covering each membership (at most 8 per
-  membership) at random posts [~1.3 million]; half the trainees without a membership have one
-  or two past placements; 5% DRAFT; 0.5% without end date; one PRIMARY PlacementSpecialty each;
+* ProgrammeMembership per trainee: none 5%, one 60%, two 30%, three 5% [385,000], back to back,
+  the first starting in the last 8 years (10%: up to a year later), each 1-4 years long; 1%
+  without end date, 0.5% without start date;
+* Placement: rotations of 6 months (a third of memberships) or 12 months covering each
+  membership at random posts [1.49 million, about 5 per person]; half the trainees without a
+  membership have one or two past placements; 5% DRAFT; 0.5% without end date; one PRIMARY
+  PlacementSpecialty each;
 * the derived tables (PersonOwner, PersonTrust, PostTrust) are left empty, and Person.status
   and Post.fundingStatus are set as they were a week ago (3% of post statuses NULL), so the
   first nightly run has real work, as after a week of missed nights.
@@ -163,6 +164,7 @@ class _Generator:
         self.posts = max(10, persons // 5)
         self.post_employer: list[int | None] = []
         self.next_pm_id = 1
+        self.next_funding_id = 0  # every id is explicit: the rows never depend on the database
         self.next_placement_id = 1
 
     def day(self, offset_days: int) -> date:
@@ -220,9 +222,11 @@ class _Generator:
             else:
                 end = self.day(rng.randint(0, 1500))
             fundings.append((start, end))
+            self.next_funding_id += 1
             batch.add(
                 post_funding,
                 {
+                    "id": self.next_funding_id,
                     "postId": post_id,
                     "fundingType": rng.choice(FUNDING_TYPES),
                     "startDate": start,

@@ -61,17 +61,12 @@ def person_owner_rebuild(ctx: RunContext) -> None:
     with job_engine(settings) as engine:
         require_tables(engine, *OWNER_TABLES)
         retrying(
-            lambda: _owner.rebuild(
-                engine,
-                ctx,
-                today=utc_today(),
-                chunk_size=settings.chunk_size,
-                lock_timeout=settings.lock_timeout,
-            ),
+            lambda: _owner.rebuild(engine, ctx, today=utc_today(), settings=settings),
             policy=RetryPolicy.of(settings),
             log=ctx.log,
             what="PersonOwner rebuild",
             before_attempt=ctx.raise_if_cancelled,
+            wait=ctx.wait_cancelled,
         )
 
 
@@ -80,13 +75,12 @@ def _person_trusts(ctx: RunContext) -> None:
     with job_engine(settings) as engine:
         require_tables(engine, *PERSON_TRUST_TABLES)
         retrying(
-            lambda: _trusts.rebuild_person_trusts(
-                engine, ctx, chunk_size=settings.chunk_size, lock_timeout=settings.lock_timeout
-            ),
+            lambda: _trusts.rebuild_person_trusts(engine, ctx, settings=settings),
             policy=RetryPolicy.of(settings),
             log=ctx.log,
             what="PersonTrust rebuild",
             before_attempt=ctx.raise_if_cancelled,
+            wait=ctx.wait_cancelled,
         )
 
 
@@ -95,13 +89,12 @@ def _post_trusts(ctx: RunContext) -> None:
     with job_engine(settings) as engine:
         require_tables(engine, *POST_TRUST_TABLES)
         retrying(
-            lambda: _trusts.rebuild_post_trusts(
-                engine, ctx, chunk_size=settings.chunk_size, lock_timeout=settings.lock_timeout
-            ),
+            lambda: _trusts.rebuild_post_trusts(engine, ctx, settings=settings),
             policy=RetryPolicy.of(settings),
             log=ctx.log,
             what="PostTrust rebuild",
             before_attempt=ctx.raise_if_cancelled,
+            wait=ctx.wait_cancelled,
         )
 
 

@@ -12,8 +12,9 @@ its label goes into `rule`:
 * otherwise owner and rule are NULL; the row is written all the same (one row per Person).
 
 Placements count whatever their lifecycle state (drafts too), memberships whatever their type,
-as in TCS's procedure `get_localoffice_sp`. A row whose deciding date is NULL never matches
-that rule (NULL never compares), so P1/P2 need both dates.
+as in TCS's procedure `get_localoffice_sp`; a membership or placement counts only if its
+Programme or Post exists (the procedure's inner joins). A NULL date never matches a rule that
+compares it, so P1 and P2 need both dates.
 
 The two quirks of the old procedure, decided:
 
@@ -27,10 +28,14 @@ The two quirks of the old procedure, decided:
   pick the row with the lowest id (the earliest created record, which is also what MySQL
   usually returned), so a rebuild is repeatable and one run never flips another's choice.
 
-The whole table is computed into a TEMPORARY staging table in keyset chunks of persons, then
-diff-applied in one transaction: changed rows updated, missing rows upserted (a row TCS's
-trigger inserted meanwhile is updated instead of failing on `person_owner_pk`), rows of
-deleted persons removed. Rows of persons created during the run are left to the trigger.
+How: one aggregate pass over each source table finds every person's first row per rule as a
+single sortable number, day number * 2^32 + row id (for "latest" rules the id is stored as
+2^32 - 1 - id, so MAX still prefers the lowest id on a tie); ids must stay below 2^32, which
+is checked. A third statement decodes the row ids, looks up their owners and applies the
+fall-through. The result is diff-applied to PersonOwner in one transaction: changed rows
+updated, missing rows upserted (a row TCS's trigger inserted meanwhile is updated instead of
+failing on `person_owner_pk`), rows of deleted persons removed. Rows of persons created during
+the run are left to the trigger.
 """
 
 from __future__ import annotations
@@ -40,26 +45,29 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
-    Insert,
-    Select,
-    Subquery,
+    Executable,
+    and_,
     case,
     delete,
     exists,
     func,
-    literal_column,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from syncd.job import RunContext
-from syncd.tis._db import id_range, is_mysql
+from syncd.tis._db import TisError, is_mysql
 from syncd.tis._schema import (
+    owner_membership_keys,
+    owner_placement_keys,
     owner_stage,
     person,
     person_owner,
@@ -68,84 +76,131 @@ from syncd.tis._schema import (
     programme,
     programme_membership,
 )
-from syncd.tis._staging import Applied, rebuild_aside
+from syncd.tis._settings import TisSettings
+from syncd.tis._staging import Applied, Step, rebuild_aside
 
 LOCK_NAME = "syncd.tis.PersonOwner"
+ID_SPACE = 2**32
+
+
+class day_number(FunctionElement[int]):
+    """Whole days since a fixed epoch, each backend its own way; only the order matters."""
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "day_number"
+
+
+@compiles(day_number)
+def _day_number_sqlite(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(julianday({compiler.process(element.clauses, **kw)}) AS INTEGER)"
+
+
+@compiles(day_number, "mysql")
+@compiles(day_number, "mariadb")
+def _day_number_mysql(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"TO_DAYS({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(day_number, "postgresql")
+def _day_number_postgresql(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"({compiler.process(element.clauses, **kw)} - DATE '1900-01-01')"
+
+
+def _earliest(day: Any, row_id: Any) -> Any:
+    return day_number(day) * ID_SPACE + row_id
+
+
+def _latest(day: Any, row_id: Any) -> Any:
+    return day_number(day) * ID_SPACE + (ID_SPACE - 1 - row_id)
+
+
+def _straight(query: Any) -> Any:
+    """Make MySQL scan the big table first (in key order) and look the small one up by key,
+    instead of walking the big one through a secondary index: random reads."""
+    return query.prefix_with("STRAIGHT_JOIN", dialect="mysql").prefix_with(
+        "STRAIGHT_JOIN", dialect="mariadb"
+    )
+
+
+def membership_keys(today: date) -> Executable:
+    """Per person: the deciding membership of P1, P5 and P7 as a sort key."""
+    pm = programme_membership
+    start, end = pm.c.programmeStartDate, pm.c.programmeEndDate
+    rows = _straight(
+        select(
+            pm.c.personId,
+            func.min(case((and_(start <= today, end >= today), _earliest(start, pm.c.id)))),
+            func.min(case((start > today, _earliest(start, pm.c.id)))),
+            func.max(case((end < today, _latest(end, pm.c.id)))),
+        )
+        .select_from(pm.join(programme, programme.c.id == pm.c.programmeId))
+        .group_by(pm.c.personId)
+    )
+    return owner_membership_keys.insert().from_select(["personId", "k1", "k5", "k7"], rows)
+
+
+def placement_keys(today: date) -> Executable:
+    """Per person: the deciding placement of P2, P6 and P8 as a sort key."""
+    pl = placement
+    frm, to = pl.c.dateFrom, pl.c.dateTo
+    rows = _straight(
+        select(
+            pl.c.traineeId,
+            func.min(case((and_(frm <= today, to >= today), _earliest(frm, pl.c.id)))),
+            func.min(case((frm > today, _earliest(frm, pl.c.id)))),
+            func.max(case((to < today, _latest(to, pl.c.id)))),
+        )
+        .select_from(pl.join(post, post.c.id == pl.c.postId))
+        .where(pl.c.traineeId.is_not(None))
+        .group_by(pl.c.traineeId)
+    )
+    return owner_placement_keys.insert().from_select(["personId", "k2", "k6", "k8"], rows)
 
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
-    rank: int
     label: str
+    key: Any  # the person's sort key for this rule; NULL when nothing matched
+    owner: Any  # the deciding row's owner
 
 
-P1, P2, P5, P6, P7, P8 = (_Rule(n, f"P{n}") for n in (1, 2, 5, 6, 7, 8))
-
-
-def _first_row(
-    rule: _Rule, query: Select[Any], person_id: Any, order: list[Any], row_id: Any
-) -> Select[Any]:
-    """Each person's first row of `query` by `order` (lowest id on ties), tagged with `rule`."""
-    numbered = query.add_columns(
-        person_id.label("personId"),
-        func.row_number().over(partition_by=person_id, order_by=[*order, row_id]).label("rn"),
-    ).subquery()
-    return select(
-        numbered.c.personId,
-        literal_column(str(rule.rank)).label("rnk"),
-        literal_column(f"'{rule.label}'").label("rule"),
-        numbered.c.owner,
-    ).where(numbered.c.rn == 1)
-
-
-def _candidates(today: date, lo: int | None, hi: int | None) -> Subquery:
-    """Per person and rule, the rule's deciding row (if any) and its owner."""
-    pm, pl = programme_membership, placement
-    memberships = (
-        select(programme.c.owner.label("owner"))
-        .select_from(pm.join(programme, programme.c.id == pm.c.programmeId))
-        .where(*id_range(pm.c.personId, lo, hi))
+def assemble() -> Executable:
+    """One staged row per person: decode the deciding rows, find their owners, fall through."""
+    mk, pk = owner_membership_keys, owner_placement_keys
+    joined = person.outerjoin(mk, mk.c.personId == person.c.id).outerjoin(
+        pk, pk.c.personId == person.c.id
     )
-    placements = (
-        select(post.c.owner.label("owner"))
-        .select_from(pl.join(post, post.c.id == pl.c.postId))
-        .where(*id_range(pl.c.traineeId, lo, hi))
+    rules: list[_Rule] = []
+    for label, key, latest, source in (
+        ("P1", mk.c.k1, False, "membership"),
+        ("P2", pk.c.k2, False, "placement"),
+        ("P5", mk.c.k5, False, "membership"),
+        ("P6", pk.c.k6, False, "placement"),
+        ("P7", mk.c.k7, True, "membership"),
+        ("P8", pk.c.k8, True, "placement"),
+    ):
+        row_id = (ID_SPACE - 1 - key % ID_SPACE) if latest else key % ID_SPACE
+        if source == "membership":
+            row, parent = programme_membership.alias(), programme.alias()
+            joined = joined.outerjoin(row, row.c.id == row_id).outerjoin(
+                parent, parent.c.id == row.c.programmeId
+            )
+        else:
+            row, parent = placement.alias(), post.alias()
+            joined = joined.outerjoin(row, row.c.id == row_id).outerjoin(
+                parent, parent.c.id == row.c.postId
+            )
+        rules.append(_Rule(label, key, parent.c.owner))
+    owner = func.coalesce(*(r.owner for r in rules))
+    # The first rule with an owner wins; failing that, the old procedure has left the label of
+    # the last rule that matched at all (with a NULL owner); failing that, NULL.
+    rule = case(
+        *((r.owner.is_not(None), r.label) for r in rules),
+        *((r.key.is_not(None), r.label) for r in reversed(rules)),
+        else_=None,
     )
-    start, end = pm.c.programmeStartDate, pm.c.programmeEndDate
-    frm, to = pl.c.dateFrom, pl.c.dateTo
-    return union_all(
-        _first_row(
-            P1, memberships.where(start <= today, end >= today), pm.c.personId, [start], pm.c.id
-        ),
-        _first_row(P2, placements.where(frm <= today, to >= today), pl.c.traineeId, [frm], pl.c.id),
-        _first_row(P5, memberships.where(start > today), pm.c.personId, [start], pm.c.id),
-        _first_row(P6, placements.where(frm > today), pl.c.traineeId, [frm], pl.c.id),
-        _first_row(P7, memberships.where(end < today), pm.c.personId, [end.desc()], pm.c.id),
-        _first_row(P8, placements.where(to < today), pl.c.traineeId, [to.desc()], pl.c.id),
-    ).subquery("candidates")
-
-
-def stage_chunk(today: date, lo: int | None, hi: int | None) -> Insert:
-    """INSERT into the staging table one row per person with id in (lo, hi]."""
-    cand = _candidates(today, lo, hi)
-    no_owner = cand.c.owner.is_(None)
-    # The old procedure stops at the first rule with an owner; failing that, the last rule
-    # that matched at all has left its label behind (with a NULL owner).
-    pick = func.row_number().over(
-        partition_by=cand.c.personId,
-        order_by=[case((no_owner, 1), else_=0), case((no_owner, -cand.c.rnk), else_=cand.c.rnk)],
-    )
-    ranked = select(cand.c.personId, cand.c.owner, cand.c.rule, pick.label("pick")).subquery()
-    chosen = (
-        select(ranked.c.personId, ranked.c.owner, ranked.c.rule)
-        .where(ranked.c.pick == 1)
-        .subquery()
-    )
-    rows = (
-        select(person.c.id, chosen.c.owner, chosen.c.rule)
-        .select_from(person.outerjoin(chosen, chosen.c.personId == person.c.id))
-        .where(*id_range(person.c.id, lo, hi))
-    )
+    rows = select(person.c.id, owner, rule).select_from(joined)
     return owner_stage.insert().from_select(["id", "owner", "rule"], rows)
 
 
@@ -182,19 +237,30 @@ def apply(conn: Connection, ctx: RunContext) -> Applied:
     return Applied(inserted=inserted, updated=updated, deleted=deleted)
 
 
-def rebuild(
-    engine: Engine, ctx: RunContext, *, today: date, chunk_size: int, lock_timeout: float
-) -> Applied:
+def _check_id_space(engine: Engine) -> None:
+    with engine.connect() as conn:
+        for table in (programme_membership, placement):
+            top = conn.execute(select(func.max(table.c.id))).scalar()
+            if top is not None and top >= ID_SPACE:
+                raise TisError(
+                    f"{table.name}.id reaches {top}; the owner rebuild encodes ids in 32 bits"
+                )
+
+
+def rebuild(engine: Engine, ctx: RunContext, *, today: date, settings: TisSettings) -> Applied:
     """Recompute PersonOwner for `today` aside and switch it in one transaction."""
+    _check_id_space(engine)
     return rebuild_aside(
         engine,
         ctx,
         event="tis.owner",
-        stage=owner_stage,
-        key=person.c.id,
-        fill=lambda lo, hi: stage_chunk(today, lo, hi),
+        tables=[owner_membership_keys, owner_placement_keys, owner_stage],
+        steps=[
+            Step("memberships", lambda _conn: membership_keys(today)),
+            Step("placements", lambda _conn: placement_keys(today)),
+            Step("owners", lambda _conn: assemble()),
+        ],
         apply=apply,
         lock_name=LOCK_NAME,
-        chunk_size=chunk_size,
-        lock_timeout=lock_timeout,
+        settings=settings,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,9 @@ from syncd.tis import _jobs, _record_status
 from syncd.tis._db import make_engine
 from syncd.tis._demo import generate
 from syncd.tis._schema import create_schema
+from syncd.tis._search_demo import seed_search_demo
 from syncd.tis._settings import TisSettings, embedded_path
+from syncd.tis.search.jobs import search_and_reval_jobs
 from syncd.values import ValueType
 
 log = structlog.get_logger("syncd.tis")
@@ -41,8 +44,46 @@ def settings_from(ctx: PackContext) -> TisSettings:
     return settings
 
 
+# The default timetable (UTC) operators know, the old service's rerun table as dependencies,
+# and the old APPLICATION_CRON_* variable of each job.
+_TIMETABLE: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "PersonOwnerRebuildJob": ("00:05", (), "APPLICATION_CRON_PERSONOWNERREBUILDJOB"),
+    "PersonPlacementEmployingBodyTrustJob": (
+        "00:09",
+        (),
+        "APPLICATION_CRON_PERSONPLACEMENTEMPLOYINGBODYTRUSTJOB",
+    ),
+    "PersonPlacementTrainingBodyTrustJob": (
+        "00:29",
+        ("PersonPlacementEmployingBodyTrustJob",),
+        "APPLICATION_CRON_PERSONPLACEMENTTRAININGBODYTRUSTJOB",
+    ),
+    "PostEmployingBodyTrustJob": ("01:09", (), "APPLICATION_CRON_POSTEMPLOYINGBODYTRUSTJOB"),
+    "PostTrainingBodyTrustJob": (
+        "01:19",
+        ("PostEmployingBodyTrustJob",),
+        "APPLICATION_CRON_POSTTRAININGBODYTRUSTJOB",
+    ),
+    "PostFundingStatusSyncJob": ("01:45", (), "APPLICATION_CRON_POSTFUNDING_STATUS_SYNCJOB"),
+    "PersonRecordStatusJob": ("02:00", (), "APPLICATION_CRON_PERSONRECORDSTATUSJOB"),
+}
+
+
 def build(ctx: PackContext) -> Sequence[JobSpec]:
     """The job specs, each carrying the settings with the database URL made concrete."""
+    database_jobs = [
+        dataclasses.replace(
+            spec,
+            default_at=_TIMETABLE[spec.name][0],
+            default_after=_TIMETABLE[spec.name][1],
+            cron_env=_TIMETABLE[spec.name][2],
+        )
+        for spec in _database_jobs(ctx)
+    ]
+    return (*database_jobs, *search_and_reval_jobs(ctx, settings_from(ctx)))
+
+
+def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
     settings = settings_from(ctx).resolved(ctx.state_dir)
     return (
         JobSpec(
@@ -148,9 +189,15 @@ def seed_demo(ctx: PackContext) -> None:
     try:
         create_schema(engine)
         summary = generate(engine, persons=SEED_PERSONS, seed=SEED)
-        with engine.begin() as conn:
+        seed_search_demo(engine, SEED)
+        raw = engine.raw_connection()
+        try:
             # Fold the write-ahead log into the file so the rename moves everything.
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.close()
+        finally:
+            raw.close()
     finally:
         engine.dispose()
     _remove_sqlite(scratch, keep_main=True)
@@ -173,6 +220,9 @@ PACK = JobPack(
     name="tis",
     build=build,
     settings_type=TisSettings,
-    description="The TIS-SYNC nightly database jobs: person owner, person/post trusts, statuses",
+    description=(
+        "The TIS-SYNC nightly jobs: person owner, person/post trusts, statuses, the person and"
+        " post search indices, the revalidation publishers"
+    ),
     seed_demo=seed_demo,
 )

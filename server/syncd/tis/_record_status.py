@@ -148,6 +148,7 @@ def recompute(
             log=ctx.log,
             what="record status page",
             before_attempt=ctx.raise_if_cancelled,
+            wait=ctx.wait_cancelled,
         )
         if hi is None:
             break

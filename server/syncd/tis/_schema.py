@@ -221,7 +221,28 @@ grade = Table(
     Column("name", String(255)),
 )
 
-# Staging: one row per result row of the derived table, keyed like its natural key.
+# Staging: per-person sort keys of the owner rules (see _owner), then one row per result row
+# of the derived table, keyed like its natural key.
+owner_membership_keys = Table(
+    "tis_owner_membership_keys",
+    STAGING,
+    Column("personId", BigInteger, primary_key=True, autoincrement=False),
+    Column("k1", BigInteger),
+    Column("k5", BigInteger),
+    Column("k7", BigInteger),
+    prefixes=["TEMPORARY"],
+)
+
+owner_placement_keys = Table(
+    "tis_owner_placement_keys",
+    STAGING,
+    Column("personId", BigInteger, primary_key=True, autoincrement=False),
+    Column("k2", BigInteger),
+    Column("k6", BigInteger),
+    Column("k8", BigInteger),
+    prefixes=["TEMPORARY"],
+)
+
 owner_stage = Table(
     "tis_owner_stage",
     STAGING,
@@ -257,12 +278,11 @@ def create_schema(engine: Engine) -> tuple[list[str], list[str]]:
     has no `Person` table yet, i.e. a new demo or test database, never to a TCS schema.
     """
     existing = set(inspect(engine).get_table_names())
-    wanted = list(TCS.sorted_tables)
-    if person.name not in existing:
-        wanted += REFERENCE.sorted_tables
+    everything = [*TCS.sorted_tables, *REFERENCE.sorted_tables]
+    wanted = TCS.sorted_tables if person.name in existing else everything
     with engine.begin() as conn:
         for table in wanted:
             table.create(conn, checkfirst=True)
     created = [t.name for t in wanted if t.name not in existing]
-    kept = [t.name for t in wanted if t.name in existing]
+    kept = [t.name for t in everything if t.name in existing]
     return created, kept

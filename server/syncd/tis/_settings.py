@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
 from syncd.config import duration
 from syncd.errors import ConfigError
+from syncd.tis.search.settings import RevalSettings, SearchSettings
 
 EMBEDDED_FILE = "tis.sqlite3"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -40,8 +41,10 @@ class TisSettings:
     # Ids per keyset page (and per transaction) for the field-update jobs: record and funding
     # status. The old service used 5,000.
     page_size: int = 5000
-    # Persons or posts per statement while a derived table is computed aside.
-    chunk_size: int = 50_000
+    # MySQL only: RAM (MB) a run may give its integer-only staging tables (MEMORY engine,
+    # through the session's max_heap_table_size); 0 keeps them on disk (InnoDB), slower.
+    # About 50 bytes per PersonTrust row: 1,024 MB holds some 20 million.
+    mysql_staging_memory_mb: int = 1024
     # What `dateOverride=NONE` means for PersonRecordStatusJob: "" (today), "ANY" or a date.
     record_status_date_override: str = ""
     # Transient database errors (deadlock, lock wait timeout, lost connection) are retried.
@@ -53,6 +56,9 @@ class TisSettings:
     connect_timeout: float = duration(10.0, minimum=1.0)
     # How long a job waits for another run that is switching the same derived table.
     lock_timeout: float = duration(300.0, minimum=1.0)
+    # The search index jobs ([packs.tis.search]) and the revalidation publishers ([packs.tis.reval]).
+    search: SearchSettings = field(default_factory=SearchSettings)
+    reval: RevalSettings = field(default_factory=RevalSettings)
 
     def __post_init__(self) -> None:
         if self.source_url is not None and not self.source_url.strip():
@@ -61,8 +67,8 @@ class TisSettings:
             )
         if self.page_size < 1:
             raise ConfigError("page_size", f"must be at least 1, got {self.page_size}")
-        if self.chunk_size < 1:
-            raise ConfigError("chunk_size", f"must be at least 1, got {self.chunk_size}")
+        if self.mysql_staging_memory_mb < 0:
+            raise ConfigError("mysql_staging_memory_mb", "must be 0 (off) or more")
         if self.retry_attempts < 1:
             raise ConfigError("retry_attempts", f"must be at least 1, got {self.retry_attempts}")
         if self.retry_max_delay < self.retry_initial_delay:
