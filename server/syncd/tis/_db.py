@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
+from syncd.job import RunContext
 from syncd.tis._settings import TisSettings
 
 T = TypeVar("T")
@@ -295,3 +297,33 @@ def staging_full(exc: BaseException) -> bool:
     """True when a MEMORY staging table hit `max_heap_table_size` (MySQL error 1114)."""
     orig: Any = getattr(exc, "orig", None)
     return type(orig).__module__.startswith("pymysql") and bool(orig.args) and orig.args[0] == 1114
+
+
+def page_through(
+    page: Callable[[int | None], tuple[int | None, int, int]],
+    ctx: RunContext,
+    policy: RetryPolicy,
+    total: int,
+    what: str,
+) -> tuple[int, int]:
+    """Run `page(last_id)` until it returns no id: each page one retried transaction, rows
+    and progress reported to the run, cancellation checked between pages. Returns (visited,
+    changed)."""
+    last: int | None = None
+    visited = changed = 0
+    while True:
+        hi, read, written = retrying(
+            partial(page, last),
+            policy=policy,
+            log=ctx.log,
+            what=what,
+            before_attempt=ctx.raise_if_cancelled,
+            wait=ctx.wait_cancelled,
+        )
+        if hi is None:
+            return visited, changed
+        last = hi
+        visited += read
+        changed += written
+        ctx.add_rows(read=read, written=written)
+        ctx.report_progress(min(visited, total), total)

@@ -17,12 +17,11 @@ one there.
 from __future__ import annotations
 
 from datetime import date
-from functools import partial
 
 from sqlalchemy import Engine, and_, case, exists, func, or_, select, update
 
 from syncd.job import RunContext
-from syncd.tis._db import RetryPolicy, retrying
+from syncd.tis._db import RetryPolicy, page_through
 from syncd.tis._schema import post, post_funding
 
 
@@ -58,24 +57,7 @@ def recompute(
             )
             return ids[-1], len(ids), conn.execute(stmt).rowcount
 
-    last: int | None = None
-    visited = changed = 0
-    while True:
-        hi, read, written = retrying(
-            partial(page, last),
-            policy=policy,
-            log=ctx.log,
-            what="funding status page",
-            before_attempt=ctx.raise_if_cancelled,
-            wait=ctx.wait_cancelled,
-        )
-        if hi is None:
-            break
-        last = hi
-        visited += read
-        changed += written
-        ctx.add_rows(read=read, written=written)
-        ctx.report_progress(min(visited, total), total)
+    visited, changed = page_through(page, ctx, policy, total, "funding status page")
     ctx.log.info(
         "tis.funding_status.done", today=today.isoformat(), visited=visited, changed=changed
     )

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, case, exists, func, or_, select, update
 
 from syncd.job import RunContext
-from syncd.tis._db import RetryPolicy, retrying
+from syncd.tis._db import RetryPolicy, page_through
 from syncd.tis._schema import person, programme_membership
 from syncd.tis._settings import parse_iso_date
 from syncd.values import Value
@@ -139,24 +138,7 @@ def recompute(
             )
             return ids[-1], len(ids), conn.execute(stmt).rowcount
 
-    last: int | None = None
-    visited = changed = 0
-    while True:
-        hi, read, written = retrying(
-            partial(page, last),
-            policy=policy,
-            log=ctx.log,
-            what="record status page",
-            before_attempt=ctx.raise_if_cancelled,
-            wait=ctx.wait_cancelled,
-        )
-        if hi is None:
-            break
-        last = hi
-        visited += read
-        changed += written
-        ctx.add_rows(read=read, written=written)
-        ctx.report_progress(min(visited, total), total)
+    visited, changed = page_through(page, ctx, policy, total, "record status page")
     ctx.log.info(
         "tis.record_status.done", selection=sel.describe(), visited=visited, changed=changed
     )
