@@ -22,7 +22,7 @@ import resource
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,8 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from syncd.enums import Trigger
-from syncd.errors import RunCancelled
+from bench._context import BenchContext
 from syncd.job import JobBody
 from syncd.tis import TisSettings
 from syncd.tis import _jobs as jobs
@@ -75,58 +74,6 @@ TARGET_RATIO = 20.0
 TARGET_RSS_MB = 300.0
 
 
-class _Log:
-    """Collects the jobs' log events instead of printing them."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, dict[str, Any]]] = []
-
-    def bind(self, **_fields: Any) -> _Log:
-        return self
-
-    def _keep(self, event: str, **fields: Any) -> None:
-        self.events.append((event, fields))
-
-    debug = info = warning = error = _keep
-
-
-class _Context:
-    """A RunContext for running a body outside the daemon."""
-
-    def __init__(self, bean: str, settings: TisSettings, args: Mapping[str, Value]) -> None:
-        self._bean = bean
-        self._settings = settings
-        self._args = dict(args)
-        self._log = _Log()
-        self.rows_read = 0
-        self.rows_written = 0
-
-    run_id = property(lambda self: f"bench-{self._bean}")
-    bean = property(lambda self: self._bean)
-    trigger = property(lambda self: Trigger.MANUAL)
-    args = property(lambda self: self._args)
-    settings = property(lambda self: self._settings)
-    log = property(lambda self: self._log)
-
-    def is_cancelled(self) -> bool:
-        return False
-
-    def raise_if_cancelled(self) -> None:
-        if self.is_cancelled():
-            raise RunCancelled
-
-    def wait_cancelled(self, timeout: float) -> bool:
-        time.sleep(timeout)
-        return False
-
-    def report_progress(self, done: int, total: int | None = None) -> None:
-        pass
-
-    def add_rows(self, *, read: int = 0, written: int = 0) -> None:
-        self.rows_read += read
-        self.rows_written += written
-
-
 @dataclass
 class JobTiming:
     seconds: float
@@ -165,7 +112,7 @@ def run_chain(url: str, nights: int) -> ChainResult:
     for _ in range(nights):
         night: dict[str, JobTiming] = {}
         for bean, body, args in CHAIN:
-            ctx = _Context(bean, settings, args)
+            ctx = BenchContext(bean, settings, args)
             started = time.perf_counter()
             body(ctx)
             night[bean] = JobTiming(time.perf_counter() - started, ctx.rows_read, ctx.rows_written)

@@ -20,10 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
 
-from syncd.enums import Trigger
-from syncd.errors import RunCancelled
+from bench._context import BenchContext
 from syncd.job import JobBody, PackContext
 from syncd.tis import TisSettings
 from syncd.tis import _jobs as tis_jobs
@@ -34,60 +32,9 @@ from syncd.tis._search_demo import seed_search_demo
 from syncd.tis.search import jobs as search_jobs
 from syncd.tis.search.embedded import EmbeddedSearcher
 from syncd.tis.search.settings import SearchSettings
-from syncd.values import Value
 
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 300.0
-
-
-class _Log:
-    """Keeps the events' names and nothing else (a build logs one event per page)."""
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def bind(self, **_fields: Any) -> _Log:
-        return self
-
-    def _keep(self, event: str, **_fields: Any) -> None:
-        self.events.append(event)
-
-    debug = info = warning = error = _keep
-
-
-class _Context:
-    """A RunContext for running a body outside the daemon."""
-
-    def __init__(self, bean: str, settings: Any, args: dict[str, Value] | None = None) -> None:
-        self._bean = bean
-        self._settings = settings
-        self._args = args or {}
-        self._log = _Log()
-        self.rows_written = 0
-
-    run_id = property(lambda self: f"bench-{self._bean}")
-    bean = property(lambda self: self._bean)
-    trigger = property(lambda self: Trigger.MANUAL)
-    args = property(lambda self: self._args)
-    settings = property(lambda self: self._settings)
-    log = property(lambda self: self._log)
-
-    def is_cancelled(self) -> bool:
-        return False
-
-    def raise_if_cancelled(self) -> None:
-        if self.is_cancelled():
-            raise RunCancelled
-
-    def wait_cancelled(self, timeout: float) -> bool:
-        time.sleep(timeout)
-        return False
-
-    def report_progress(self, done: int, total: int | None = None) -> None:
-        pass
-
-    def add_rows(self, *, read: int = 0, written: int = 0) -> None:
-        self.rows_written += written
 
 
 @dataclass
@@ -99,7 +46,7 @@ class BuildResult:
 
 def build_in_child(settings: search_jobs.IndexJobSettings) -> BuildResult:
     """The persons index build; runs in a spawned child, so ru_maxrss is the build's own."""
-    ctx = _Context("PersonElasticSearchJob", settings)
+    ctx = BenchContext("PersonElasticSearchJob", settings)
     started = time.perf_counter()
     search_jobs.person_index(ctx)
     seconds = time.perf_counter() - started
@@ -126,7 +73,7 @@ def _prepare(url: str, persons: int, seed: int) -> None:
         ("PersonPlacementEmployingBodyTrustJob", tis_jobs.person_trust_employing_body),
     ]
     for bean, body in derived:
-        body(_Context(bean, settings))
+        body(BenchContext(bean, settings))
     print(f"  PersonOwner and PersonTrust filled in {time.perf_counter() - started:.1f} s")
 
 
