@@ -37,6 +37,8 @@ class Event:
     message: str = ""
     progress_done: int = 0
     progress_total: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
 
 
 @dataclass(eq=False)

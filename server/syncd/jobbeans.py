@@ -37,12 +37,10 @@ class JobStatus:
 class JobBeans:
     """Builds job beans over one coordinator and ledger, and answers their status."""
 
-    def __init__(
-        self, coordinator: RunCoordinator, ledger: RunLedger, next_run: NextRun | None = None
-    ) -> None:
+    def __init__(self, coordinator: RunCoordinator, ledger: RunLedger) -> None:
         self._coordinator = coordinator
         self._ledger = ledger
-        self._next_run: NextRun = next_run or (lambda _name: None)
+        self._next_run: NextRun = lambda _name: None  # until attach_schedule
         self._paused: Paused = lambda _name: False
         self._disabled: dict[str, str] = {}
         self._specs: dict[str, JobSpec] = {}

@@ -96,13 +96,10 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_LiveCollector(jobs, ledger, coordinator, draining))
-        self._ledger = ledger
 
     def on_event(self, event: Event) -> None:
         if event.kind in (EventKind.RUN_FINISHED, EventKind.RUN_SKIPPED, EventKind.RUN_MISSED):
             self._runs.labels(event.bean, event.outcome).inc()
         if event.kind is EventKind.RUN_FINISHED:
-            record = self._ledger.get(event.run_id) if event.run_id else None
-            if record is not None:
-                self._rows_read.labels(event.bean).inc(record.rows_read)
-                self._rows_written.labels(event.bean).inc(record.rows_written)
+            self._rows_read.labels(event.bean).inc(event.rows_read)
+            self._rows_written.labels(event.bean).inc(event.rows_written)

@@ -329,6 +329,8 @@ class RunCoordinator:
                 message=error_message,
                 progress_done=rec.progress_done,
                 progress_total=rec.progress_total,
+                rows_read=rec.rows_read,
+                rows_written=rec.rows_written,
             )
         )
 

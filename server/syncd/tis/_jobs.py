@@ -6,6 +6,7 @@ daemon can run them on a thread or in a child process alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 
 from sqlalchemy import Engine, inspect, make_url
@@ -57,45 +58,38 @@ FUNDING_TABLES = _tables("Post", "PostFunding")
 
 def person_owner_rebuild(ctx: RunContext) -> None:
     """PersonOwnerRebuildJob."""
+
+    def rebuild(engine: Engine, ctx: RunContext, *, settings: TisSettings) -> object:
+        # Today is read per attempt: a retry after midnight uses the new day, as before.
+        return _owner.rebuild(engine, ctx, today=utc_today(), settings=settings)
+
+    _rebuild(ctx, OWNER_TABLES, rebuild, "PersonOwner rebuild")
+
+
+def _rebuild(
+    ctx: RunContext, tables: Sequence[str], work: Callable[..., object], what: str
+) -> None:
+    """Open the job's engine, check its tables, and run `work(engine, ctx, settings=…)` as one
+    retried unit."""
     settings = settings_of(ctx)
     with job_engine(settings) as engine:
-        require_tables(engine, *OWNER_TABLES)
+        require_tables(engine, *tables)
         retrying(
-            lambda: _owner.rebuild(engine, ctx, today=utc_today(), settings=settings),
+            lambda: work(engine, ctx, settings=settings),
             policy=RetryPolicy.of(settings),
             log=ctx.log,
-            what="PersonOwner rebuild",
+            what=what,
             before_attempt=ctx.raise_if_cancelled,
             wait=ctx.wait_cancelled,
         )
 
 
 def _person_trusts(ctx: RunContext) -> None:
-    settings = settings_of(ctx)
-    with job_engine(settings) as engine:
-        require_tables(engine, *PERSON_TRUST_TABLES)
-        retrying(
-            lambda: _trusts.rebuild_person_trusts(engine, ctx, settings=settings),
-            policy=RetryPolicy.of(settings),
-            log=ctx.log,
-            what="PersonTrust rebuild",
-            before_attempt=ctx.raise_if_cancelled,
-            wait=ctx.wait_cancelled,
-        )
+    _rebuild(ctx, PERSON_TRUST_TABLES, _trusts.rebuild_person_trusts, "PersonTrust rebuild")
 
 
 def _post_trusts(ctx: RunContext) -> None:
-    settings = settings_of(ctx)
-    with job_engine(settings) as engine:
-        require_tables(engine, *POST_TRUST_TABLES)
-        retrying(
-            lambda: _trusts.rebuild_post_trusts(engine, ctx, settings=settings),
-            policy=RetryPolicy.of(settings),
-            log=ctx.log,
-            what="PostTrust rebuild",
-            before_attempt=ctx.raise_if_cancelled,
-            wait=ctx.wait_cancelled,
-        )
+    _rebuild(ctx, POST_TRUST_TABLES, _trusts.rebuild_post_trusts, "PostTrust rebuild")
 
 
 def person_trust_employing_body(ctx: RunContext) -> None:
