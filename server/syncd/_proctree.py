@@ -28,7 +28,6 @@ PROC = Path("/proc")
 # after they have been re-parented away from the job's tree (see `marked`).
 RUN_MARKER = "SYNCD_RUN_ID"
 
-_PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
 _KILL_WAIT = 5.0  # a killed process is gone within milliseconds; this only bounds a stuck kernel
 _FREEZE_ROUNDS = 50  # a tree that still grows after this many passes is killed as it stands
@@ -243,11 +242,6 @@ def wait_ended(procs: Iterable[ProcessId], timeout: float) -> list[ProcessId]:
 def become_subreaper() -> bool:
     """Make orphaned descendants re-parent to this process instead of init (Linux ≥ 3.4)."""
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-
-
-def die_with_parent(signum: int = signal.SIGKILL) -> bool:
-    """Ask the kernel to send `signum` to this process when its parent dies."""
-    return _prctl(_PR_SET_PDEATHSIG, signum)
 
 
 def _prctl(option: int, value: int) -> bool:

@@ -370,8 +370,11 @@ class ProcessExecutor:
         parent, child = self._mp.Pipe(duplex=True)
         record: Path | None = None
         if self._record_dir is not None:
-            self._record_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            record = _jobtrees.record_path(self._record_dir, job.run_id)
+            try:
+                self._record_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                record = _jobtrees.record_path(self._record_dir, job.run_id)
+            except OSError as exc:  # the run still ends its tree; only a successor can't
+                _LOG.warning("job.tree_unrecorded", job=job.spec.name, error=str(exc)[:200])
         payload = {
             "run_id": job.run_id,
             "bean": job.spec.name,
