@@ -449,7 +449,8 @@ class ProcessExecutor:
                 async with asyncio.timeout(job.cancel_grace):
                     return await asyncio.shield(ended)
             except TimeoutError:
-                self._kill(root, job.run_id, record)
+                # Off the loop: freezing a large tree and waiting for it to die takes a moment.
+                await asyncio.to_thread(self._kill, root, job.run_id, record)
                 await asyncio.shield(ended)
                 return Result(
                     Ending.KILLED,
