@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from syncd import __version__
+from syncd import __version__, _jobtrees
 from syncd.clock import Clock, SystemClock
 from syncd.config import Config
 from syncd.daemonbean import daemon_bean
@@ -96,7 +96,10 @@ class Daemon:
         modules = sorted({s.body.__module__ for s in jobs})
         self._executors: dict[str, Executor] = {
             "thread": ThreadExecutor(),
-            "process": ProcessExecutor(preload=modules),  # its fork server starts on first use
+            # Its fork server starts on first use; each run's process tree is recorded.
+            "process": ProcessExecutor(
+                preload=modules, record_dir=config.daemon.state_dir / _jobtrees.RECORD_DIR
+            ),
         }
         for spec in jobs:
             self.registry.register(self.jobs.build(spec))
@@ -285,7 +288,11 @@ class Daemon:
             )
             if removed:
                 log.info("ledger.pruned", runs=removed)
+            # Under the instance lock and before any job starts: end what runs of a killed
+            # predecessor left, then note it with those (now interrupted) runs.
+            survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
             self.orchestrator.start()
+            _jobtrees.note_survivors(self.ledger, survivors)
             self.listening.ready.set()
             await self._stop.wait()
 

@@ -1,8 +1,14 @@
 """Where job bodies execute: a child process (the default: killable, no shared GIL) or a thread.
 
 Both watch the run's cancellation: cooperative first (the body sees `ctx.is_cancelled()`), then,
-after `cancel_grace`, a child process is killed with its whole process group; a thread cannot
-be killed and is abandoned (it is a daemon thread, so it cannot hold the process open).
+after `cancel_grace`, a child process is killed with every process it started, however deep; a
+thread cannot be killed and is abandoned (it is a daemon thread, so it cannot hold the process
+open).
+
+No process a job starts outlives its run or its daemon: the job's process is a subreaper (orphans
+of its descendants re-parent to it, not to init), ends its whole tree when its body returns and
+when the daemon dies (its pipe to the daemon reaches end-of-file, whatever signal killed the
+daemon), and keeps a record of its tree in the state directory for the next daemon (_jobtrees).
 """
 
 from __future__ import annotations
@@ -20,10 +26,12 @@ import traceback
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
+from syncd import _jobtrees, _proctree
 from syncd.enums import Trigger
 from syncd.errors import RunCancelled
 from syncd.job import JobSpec, RunContext
@@ -227,8 +235,13 @@ def _child_main(
     conn: Connection, body: Callable[[RunContext], None], payload: dict[str, Any]
 ) -> None:
     """Entry point of the job's child process."""
-    os.setpgrp()  # its own process group, so a kill reaches whatever the body started
+    os.setpgrp()  # its own process group, apart from the daemon's terminal signals
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
+    # Orphans of the body's processes (a double-forked daemon) re-parent to us, not to init,
+    # so they stay in the tree that this process and the daemon end.
+    _proctree.become_subreaper()
+    # Programs the body starts inherit this, so they can be found even outside our tree.
+    os.environ[_proctree.RUN_MARKER] = payload["run_id"]
     cancel = threading.Event()
     lock = threading.Lock()
 
@@ -256,6 +269,17 @@ def _child_main(
     root.handlers[:] = [_ChildLibraryHandler()]
     root.setLevel(logging.WARNING)
     ctx = _ChildContext(conn, payload, cancel, lock)
+    watch: _jobtrees.TreeWatch | None = None
+    if payload["tree_record"]:
+        watch = _jobtrees.TreeWatch(
+            Path(payload["tree_record"]),
+            payload["run_id"],
+            payload["bean"],
+            on_change=lambda tree: ctx.log.debug(
+                "job.tree_recorded", pids=sorted(p.pid for p in tree)
+            ),
+        )
+        watch.start()
 
     def listen() -> None:
         try:
@@ -263,19 +287,36 @@ def _child_main(
                 if conn.recv() == ("cancel",):
                     cancel.set()
         except (EOFError, OSError):
-            os._exit(70)  # the daemon is gone: never outlive it
+            _end_own_tree()  # the daemon is gone: neither we nor anything we started outlive it
+            os._exit(70)
 
     threading.Thread(target=listen, name="syncd-control", daemon=True).start()
     try:
         body(ctx)
     except RunCancelled:
-        ctx.send(("ended", Ending.CANCELLED.value, "RunCancelled", "cancelled on request"))
+        ended = (Ending.CANCELLED.value, "RunCancelled", "cancelled on request")
     except BaseException as exc:
         ctx.log.error("job.crashed", error=str(exc), traceback=traceback.format_exc())
         result = _failure(exc)
-        ctx.send(("ended", result.ending.value, result.error_type, result.error_message))
+        ended = (result.ending.value, result.error_type, result.error_message)
     else:
-        ctx.send(("ended", Ending.SUCCEEDED.value, "", ""))
+        ended = (Ending.SUCCEEDED.value, "", "")
+    if watch is not None:
+        watch.stop()
+    # A run's processes end with it: what the body left running would go on beside its re-run.
+    left = _end_own_tree()
+    if left:
+        ctx.log.warning(
+            "job.processes_ended", pids=sorted(p.pid for p in left), names=sorted(left.values())
+        )
+    ctx.send(("ended", *ended))
+
+
+def _end_own_tree() -> dict[_proctree.ProcessId, str]:
+    me = _proctree.identify(os.getpid())
+    if me is None:  # no /proc: only the daemon's process-group kill reaches the body's children
+        return {}
+    return _proctree.end_tree(me, include_root=False)
 
 
 _LOG = structlog.get_logger("syncd.job")
@@ -313,21 +354,34 @@ def _relay_batch(loop: asyncio.AbstractEventLoop, logs: list[tuple[str, dict[str
 
 
 class ProcessExecutor:
-    """Runs the body in a child process from a fork server; kills it if it ignores cancel."""
+    """Runs the body in a child process from a fork server; kills its tree if it ignores cancel.
 
-    def __init__(self, preload: list[str] | None = None) -> None:
+    With a `record_dir`, each run's process tree is recorded there while it runs, so that a
+    daemon started after this one was killed can end what the run left (see _jobtrees).
+    """
+
+    def __init__(self, preload: list[str] | None = None, record_dir: Path | None = None) -> None:
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(["syncd.executors", *(preload or [])])
+        self._record_dir = record_dir
 
     async def execute(self, job: Execution) -> Result:
         loop = asyncio.get_running_loop()
         parent, child = self._mp.Pipe(duplex=True)
+        record: Path | None = None
+        if self._record_dir is not None:
+            try:
+                self._record_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                record = _jobtrees.record_path(self._record_dir, job.run_id)
+            except OSError as exc:  # the run still ends its tree; only a successor can't
+                _LOG.warning("job.tree_unrecorded", job=job.spec.name, error=str(exc)[:200])
         payload = {
             "run_id": job.run_id,
             "bean": job.spec.name,
             "trigger": job.trigger.value,
             "args": dict(job.arguments),
             "settings": job.spec.settings,
+            "tree_record": str(record) if record is not None else "",
         }
         proc = self._mp.Process(
             target=_child_main,
@@ -336,6 +390,8 @@ class ProcessExecutor:
         )
         await asyncio.to_thread(proc.start)  # the first start also starts the fork server
         child.close()
+        assert proc.pid is not None  # started
+        root = _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
         ended: asyncio.Future[Result] = loop.create_future()
 
         def settle(result: Result) -> None:
@@ -366,6 +422,12 @@ class ProcessExecutor:
             if logs:
                 _relay_batch(loop, logs)
             proc.join()
+            # The job's process ends its own tree; this catches what a process that died
+            # abruptly (killed, out of memory) left, before the run is reported ended.
+            killed = self._end_leftovers(job.run_id, record)
+            if killed:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(_log_leftovers, job, killed)
             if final is None:
                 code = proc.exitcode
                 final = Result(
@@ -387,7 +449,8 @@ class ProcessExecutor:
                 async with asyncio.timeout(job.cancel_grace):
                     return await asyncio.shield(ended)
             except TimeoutError:
-                self._kill(proc.pid)
+                # Off the loop: freezing a large tree and waiting for it to die takes a moment.
+                await asyncio.to_thread(self._kill, root, job.run_id, record)
                 await asyncio.shield(ended)
                 return Result(
                     Ending.KILLED,
@@ -397,12 +460,32 @@ class ProcessExecutor:
         finally:
             cancelled.cancel()
             if not ended.done():  # our own task was cancelled: do not leave the child behind
-                self._kill(proc.pid)
+                self._kill(root, job.run_id, record)
             parent.close()
 
     @staticmethod
-    def _kill(pid: int | None) -> None:
-        if pid is None:
+    def _kill(root: _proctree.ProcessId, run_id: str, record: Path | None) -> None:
+        """Kill the job's process and every process it started, however deep."""
+        if not _proctree.has_proc():  # elsewhere, the process group is what we can reach
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(root.pid, signal.SIGKILL)
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+        recorded = _jobtrees.read_record(record) if record is not None else None
+        extra = [*(recorded.processes if recorded else ()), *_proctree.marked(run_id)]
+        _proctree.end_tree(root, include_root=True, extra=extra)
+
+    @staticmethod
+    def _end_leftovers(run_id: str, record: Path | None) -> dict[_proctree.ProcessId, str]:
+        if record is not None:
+            return _jobtrees.end_recorded(record)[1]
+        return _proctree.end_tree(None, include_root=False, extra=_proctree.marked(run_id))
+
+
+def _log_leftovers(job: Execution, killed: Mapping[_proctree.ProcessId, str]) -> None:
+    _LOG.warning(
+        "job.processes_ended",
+        job=job.spec.name,
+        run_id=job.run_id,
+        pids=sorted(p.pid for p in killed),
+        names=sorted(killed.values()),
+    )

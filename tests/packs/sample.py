@@ -201,6 +201,49 @@ def fifo_body(ctx: RunContext) -> None:
     ctx.report_progress(1, 1)
 
 
+# A double-forked daemon: the middle process makes a new session, forks and exits, so the
+# grandchild is re-parented and in no process group of the job. It prints its pid, then execs.
+_DAEMONISE = """
+import os
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.write(1, f"{os.getpid()}\\n".encode())
+        os.dup2(os.open(os.devnull, os.O_RDWR), 1)
+        os.execvp("sleep", ["sleep", "65"])
+    os._exit(0)
+os.wait()
+"""
+
+
+def spawning_body(ctx: RunContext) -> None:
+    """Starts three `sleep 65` processes — a plain child, one in its own session (setsid) and a
+    double-forked daemon — logs their pids, then ends at once (`finish`), waits for cancel, or,
+    as StubbornSpawningJob, ignores cancel."""
+    import subprocess
+    import sys
+
+    plain = subprocess.Popen(["sleep", "65"])
+    setsid = subprocess.Popen(["sleep", "65"], start_new_session=True)
+    with subprocess.Popen([sys.executable, "-c", _DAEMONISE], stdout=subprocess.PIPE) as middle:
+        assert middle.stdout is not None
+        daemonised = int(middle.stdout.readline())
+    ctx.log.info(
+        "test.spawned",
+        job_pid=os.getpid(),
+        plain=plain.pid,
+        setsid=setsid.pid,
+        daemonised=daemonised,
+    )
+    if ctx.args.get("finish"):
+        return
+    if ctx.bean.startswith("Stubborn"):
+        threading.Event().wait(BOUND)
+        return
+    ctx.wait_cancelled(BOUND)
+    ctx.raise_if_cancelled()
+
+
 def _e2e_jobs(pctx: PackContext) -> list[JobSpec]:
     settings: E2ESettings = pctx.settings
     if settings.gate_dir:
@@ -222,3 +265,22 @@ def _e2e_jobs(pctx: PackContext) -> list[JobSpec]:
 
 
 E2E = JobPack(name="e2e", build=_e2e_jobs, settings_type=E2ESettings, description="Test jobs.")
+
+
+def _spawning_jobs(_pctx: PackContext) -> list[JobSpec]:
+    return [
+        JobSpec(
+            name=name,
+            trigger_operation=name[0].lower() + name[1:],
+            body=spawning_body,
+            description="Starts grandchildren that try to escape.",
+            parameters=(Parameter(name="finish", type=ValueType.BOOL, default=False),),
+        )
+        for name in ("SpawningJob", "StubbornSpawningJob")
+    ]
+
+
+# Loaded beside E2E by the process-tree tests only, so other tests' bean lists stay as they are.
+SPAWNING = JobPack(
+    name="spawning", build=_spawning_jobs, description="Jobs whose processes try to escape."
+)
