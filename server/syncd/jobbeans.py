@@ -58,8 +58,10 @@ class JobBeans:
         self._disabled.pop(name, None)
 
     def disabled_reason(self, name: str) -> str | None:
+        """Why `name` refuses runs: the pack's reason (no broker, …) first, since enabling the
+        job in the configuration would not make it runnable; then the configuration's."""
         spec = self._specs.get(name)
-        return self._disabled.get(name) or (spec.disabled_reason if spec else None)
+        return (spec.disabled_reason if spec else None) or self._disabled.get(name)
 
     def spec(self, name: str) -> JobSpec | None:
         return self._specs.get(name)

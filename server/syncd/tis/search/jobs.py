@@ -296,7 +296,7 @@ DAY_PARAMETER = Parameter(
     ),
     validate=validate_day,
 )
-NO_BROKER = "no AMQP broker configured (set [packs.tis.reval] amqp_url, or RABBITMQ_HOST)"
+NO_BROKER = "no AMQP broker configured: set [packs.tis.reval] amqp_url or RABBITMQ_*"
 
 
 # ---- the specs -----------------------------------------------------------------------------
