@@ -253,4 +253,4 @@ class JobBeans:
                 description="The next scheduled run (UTC); empty when the job has no timetable.",
             ),
         ]
-        return Bean.build(name, spec.description, operations, attributes)
+        return Bean.build(name, spec.description, operations, attributes, spec.aliases)

@@ -345,6 +345,7 @@ def search_and_reval_jobs(
     return [
         JobSpec(
             name="PersonElasticSearchJob",
+            aliases=("PersonElasticSearchSyncJob",),  # the old timetable's (class) name
             trigger_operation="personElasticSearchSync",
             body=person_index,
             description=(
@@ -365,6 +366,7 @@ def search_and_reval_jobs(
         ),
         JobSpec(
             name="PostElasticSearchJob",
+            aliases=("PostElasticSearchSyncJob",),  # the old timetable's (class) name
             trigger_operation="postElasticSearchSync",
             body=post_index,
             description=(
