@@ -72,9 +72,10 @@ def test_only_changed_posts_are_written(db: Db) -> None:
 def test_only_posts_with_fundings_are_read(db: Db) -> None:
     """Posts without funding rows, interleaved with funded ones across page boundaries, are
     neither read (rows, progress) nor written, whatever their stored status."""
-    ended = (day(-300), day(-2))
-    live = (day(-10), None)
-    posts = [  # (stored status, fundings, expected status), in id order
+    Funding = tuple[date | None, date | None]
+    ended: Funding = (day(-300), day(-2))
+    live: Funding = (day(-10), None)
+    posts: list[tuple[str | None, list[Funding], str | None]] = [  # stored, fundings, expected
         ("CURRENT", [], "CURRENT"),
         ("CURRENT", [ended, (day(-300), day(-9))], "INACTIVE"),
         ("INACTIVE", [], "INACTIVE"),
