@@ -12,14 +12,14 @@ from typing import Any
 import structlog
 
 from syncd.beans import Invocation
-from syncd.catchup import catch_up
+from syncd.catchup import Interrupted, catch_up
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import AlreadyRunningError, BeanDisabledError, BeanNotFoundError, DrainingError
 from syncd.events import Event, EventKind
 from syncd.jobbeans import JobBeans
-from syncd.ledger import RunLedger, RunRecord
+from syncd.ledger import EXECUTED, RunLedger, RunRecord
 from syncd.plan import JobPlan, dependants, run_order
 from syncd.runs import Run, RunCoordinator, new_run_id
 from syncd.scheduler import ALL, Scheduler
@@ -92,7 +92,10 @@ class Orchestrator:
         horizon = min(last_seen or now, now - timedelta(days=1)) - timedelta(days=1)
         successes: dict[str, list[datetime]] = {}
         recorded: dict[str, list[datetime]] = {}
-        for record in self._ledger.runs_since(horizon):
+        last_executed: dict[str, RunRecord] = {}
+        for record in self._ledger.runs_since(horizon):  # oldest first
+            if record.outcome in EXECUTED:
+                last_executed[record.bean] = record
             if record.outcome is RunOutcome.SUCCESS:
                 successes.setdefault(record.bean, []).append(record.started_at)
             elif record.outcome is RunOutcome.MISSED and record.slot_time:
@@ -104,6 +107,11 @@ class Orchestrator:
             last_seen=last_seen,
             successes=successes,
             recorded_missed=recorded,
+            interrupted={
+                name: Interrupted(record.started_at, record.slot_time)
+                for name, record in last_executed.items()
+                if record.outcome is RunOutcome.INTERRUPTED
+            },
         )
         for miss in missed:
             self.record_outcome(
@@ -114,14 +122,16 @@ class Orchestrator:
                 "the daemon was not running at this slot",
             )
         if runs:
-            log.info(
-                "scheduler.catch_up",
-                jobs=[r.name for r in runs],
-                trigger=runs[0].trigger.value,
-            )
             slots = {r.name: r.slot for r in runs}
             triggers = {r.name: r.trigger for r in runs}
+            # Timetable order within the dependency constraints; the log line announces the
+            # order that runs, one job after another.
             order = run_order(self.plans, slots)
+            log.info(
+                "scheduler.catch_up",
+                jobs=order,
+                triggers=sorted({t.value for t in triggers.values()}),
+            )
             self._spawn(self._chain(order, triggers, "scheduler", slots=slots), "catch-up")
 
     async def stop(self) -> None:
