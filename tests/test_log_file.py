@@ -62,3 +62,12 @@ def test_the_configured_log_file_holds_what_syncctl_logs_shows(short_tmp: Path) 
         assert job_lines == [line for line in written if json.loads(line).get("job") == "QuickJob"]
         assert daemon.stop() == 0
     assert not (state / "logs" / "syncd.log").exists()  # the default file is not written
+
+
+def test_the_readme_migration_table_maps_the_old_tail() -> None:
+    """The jmxterm-to-syncctl table says where `tail /var/log/apps/sync.log -f` went."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `tail /var/log/apps/")]
+    assert len(rows) == 1
+    assert "`syncctl logs -f`" in rows[0]
+    assert '`[logging] file = "/var/log/apps/sync.log"`' in rows[0]
