@@ -26,6 +26,7 @@ from syncd.runs import new_run_id
 from syncd.sqlledger import SqlLedger
 from syncd.tis import PACK, TisSettings
 from syncd.tis.search.settings import RevalSettings
+from syncd.values import Value
 from tests.clocks import ManualClock
 from tests.harness import BOUND, Running, running_daemon
 from tests.packs.sample import Gates, chain_jobs, quick_body
@@ -184,8 +185,8 @@ INTERRUPTED_CASES = [
     ),
     pytest.param(
         dict(now=at(23, 0), last_seen=at(1, 40)),
-        {"Index": Interrupted(at(1, 35), None)},
-        [("Index", at(1, 35))],
+        {"Index": Interrupted(at(1, 35), None, {"rows": 9})},
+        [("Index", at(1, 35), {"rows": 9})],
         id="a manual run cut off inside the window runs again, even late in the day",
     ),
     pytest.param(
@@ -213,7 +214,7 @@ INTERRUPTED_CASES = [
 def test_a_run_a_crash_cut_off_inside_the_window_runs_again(
     situation: dict[str, object],
     interrupted: dict[str, Interrupted],
-    runs: list[tuple[str, datetime]],
+    runs: list[tuple[object, ...]],
 ) -> None:
     """What decides is the ledger: the job's last run started inside the most recent window
     and was recorded interrupted, and nothing of it succeeded since; not the restart's time."""
@@ -225,7 +226,7 @@ def test_a_run_a_crash_cut_off_inside_the_window_runs_again(
         interrupted=interrupted,
         **situation,  # type: ignore[arg-type]
     )
-    assert [(r.name, r.slot) for r in got] == runs
+    assert [(r.name, r.slot, *([r.arguments] if r.arguments else [])) for r in got] == runs
     assert all(r.trigger is Trigger.STARTUP for r in got)
 
 
@@ -245,7 +246,13 @@ def _ledger_at(state_dir: Path) -> SqlLedger:
     return SqlLedger(f"sqlite:///{state_dir / 'ledger.sqlite3'}")
 
 
-def _cut_off_run(state_dir: Path, bean: str, started: datetime, slot: datetime | None) -> str:
+def _cut_off_run(
+    state_dir: Path,
+    bean: str,
+    started: datetime,
+    slot: datetime | None,
+    arguments: dict[str, Value] | None = None,
+) -> str:
     """A ledger as a killed daemon leaves it: the run still "running", the last fire seen."""
     ledger = _ledger_at(state_dir)
     try:
@@ -256,6 +263,7 @@ def _cut_off_run(state_dir: Path, bean: str, started: datetime, slot: datetime |
                 run_id=run_id,
                 bean=bean,
                 operation=bean[0].lower() + bean[1:],
+                arguments=arguments or {},
                 trigger=trigger,
                 actor="scheduler",
                 slot_time=slot,
@@ -284,7 +292,8 @@ def test_a_run_cut_off_by_a_crash_inside_the_window_reruns_after_it(short_tmp: P
     tonight's slot); the slots passed while down are recorded missed, not run."""
     state = short_tmp / "state"
     night = datetime(2026, 11, 22, tzinfo=UTC)
-    cut = _cut_off_run(state, "Owner", night + timedelta(minutes=5), night + timedelta(minutes=5))
+    slot = night + timedelta(minutes=5)
+    cut = _cut_off_run(state, "Owner", slot, slot, {"rows": 4})
     clock = ManualClock(night + timedelta(hours=10))
 
     async def main() -> None:
@@ -298,10 +307,8 @@ def test_a_run_cut_off_by_a_crash_inside_the_window_reruns_after_it(short_tmp: P
                 (True, RunOutcome.INTERRUPTED),
             ]
             again = owner[0]
-            assert (again.trigger, again.slot_time) == (
-                Trigger.STARTUP,
-                night + timedelta(minutes=5),
-            )
+            assert (again.trigger, again.slot_time) == (Trigger.STARTUP, slot)
+            assert (again.arguments, again.rows_read) == ({"rows": 4}, 4)  # the same run again
             others = {r.bean: r.outcome for r in history if r.bean != "Owner"}
             assert others == {n: RunOutcome.MISSED for n in ("Emp", "Train", "Index")}
 

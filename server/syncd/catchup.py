@@ -13,12 +13,13 @@ constraints (`plan.run_order`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from syncd.enums import Trigger
 from syncd.plan import JobPlan
 from syncd.timetable import fires_between
+from syncd.values import Value
 
 # Never record more than this many missed slots per job after a long outage.
 MAX_MISSED_RECORDS = 10
@@ -29,6 +30,7 @@ class RunNow:
     name: str
     slot: datetime
     trigger: Trigger
+    arguments: Mapping[str, Value] | None = None  # None: the job's defaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Interrupted:
 
     started_at: datetime
     slot: datetime | None
+    arguments: Mapping[str, Value] = field(default_factory=dict)  # re-run with the same
 
 
 def in_window(now: datetime, window: tuple[int, int]) -> bool:
@@ -112,7 +115,9 @@ def catch_up(
             and window_begins <= cut.started_at < window_ends
             and not completed(cut.started_at)
         ):  # a crash cut tonight's run short: whatever the time now, it runs again
-            runs.append(RunNow(plan.name, cut.slot or cut.started_at, Trigger.STARTUP))
+            runs.append(
+                RunNow(plan.name, cut.slot or cut.started_at, Trigger.STARTUP, cut.arguments)
+            )
         elif not inside and lost and plan.on_missed == "run_once":
             runs.append(RunNow(plan.name, lost[-1], Trigger.CATCH_UP))
     return missed, runs

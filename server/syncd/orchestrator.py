@@ -16,7 +16,13 @@ from syncd.catchup import Interrupted, catch_up
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.errors import AlreadyRunningError, BeanDisabledError, BeanNotFoundError, DrainingError
+from syncd.errors import (
+    AlreadyRunningError,
+    BeanDisabledError,
+    BeanNotFoundError,
+    DrainingError,
+    InvalidArgumentError,
+)
 from syncd.events import Event, EventKind
 from syncd.jobbeans import JobBeans
 from syncd.ledger import EXECUTED, RunLedger, RunRecord
@@ -108,7 +114,7 @@ class Orchestrator:
             successes=successes,
             recorded_missed=recorded,
             interrupted={
-                name: Interrupted(record.started_at, record.slot_time)
+                name: Interrupted(record.started_at, record.slot_time, record.arguments)
                 for name, record in last_executed.items()
                 if record.outcome is RunOutcome.INTERRUPTED
             },
@@ -124,6 +130,7 @@ class Orchestrator:
         if runs:
             slots = {r.name: r.slot for r in runs}
             triggers = {r.name: r.trigger for r in runs}
+            again = {r.name: r.arguments for r in runs if r.arguments is not None}
             # Timetable order within the dependency constraints; the log line announces the
             # order that runs, one job after another.
             order = run_order(self.plans, slots)
@@ -132,7 +139,10 @@ class Orchestrator:
                 jobs=order,
                 triggers=sorted({t.value for t in triggers.values()}),
             )
-            self._spawn(self._chain(order, triggers, "scheduler", slots=slots), "catch-up")
+            self._spawn(
+                self._chain(order, triggers, "scheduler", slots=slots, arguments=again),
+                "catch-up",
+            )
 
     async def stop(self) -> None:
         """Stop firing; end chains (runs already started are left to the coordinator's drain)."""
@@ -253,6 +263,15 @@ class Orchestrator:
         assert spec is not None
         return {p.name: p.default for p in spec.parameters}
 
+    def _same_arguments(self, name: str, given: Mapping[str, Value]) -> dict[str, Value]:
+        """A re-run's arguments: the cut-off run's, re-checked (the job may have changed since
+        they were recorded); the defaults when they no longer fit."""
+        try:
+            return self._jobs.bind_trigger(name, given)
+        except InvalidArgumentError as exc:
+            log.warning("scheduler.rerun_defaults", job=name, reason=str(exc))
+            return self._defaults(name)
+
     # --- chains --------------------------------------------------------------------------
 
     async def _chain(
@@ -263,6 +282,7 @@ class Orchestrator:
         *,
         slots: Mapping[str, datetime] | None = None,
         first: Run | None = None,
+        arguments: Mapping[str, Mapping[str, Value]] | None = None,
     ) -> dict[str, RunOutcome]:
         """Run `names` one after another; a job whose prerequisite failed in this chain is
         recorded `skipped_prerequisite_failed` instead of running."""
@@ -290,9 +310,11 @@ class Orchestrator:
                 continue
             spec = self._jobs.spec(name)
             assert spec is not None
+            given = arguments.get(name) if arguments else None
+            args = self._defaults(name) if given is None else self._same_arguments(name, given)
             try:
                 run = self._jobs.trigger(
-                    spec, Invocation(arguments=self._defaults(name), actor=actor), trigger, slot
+                    spec, Invocation(arguments=args, actor=actor), trigger, slot
                 )
             except AlreadyRunningError as exc:
                 # Someone else's run of this job is under way: its result stands for ours.
