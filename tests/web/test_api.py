@@ -8,7 +8,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from syncd.config import HttpConfig
+from syncd.config import HttpConfig, SchedulerConfig
 from syncd.job import PackContext
 from syncd.tis import TisSettings
 from syncd.tis.search.jobs import NO_BROKER, search_and_reval_jobs
@@ -412,7 +412,10 @@ def test_a_pack_disabled_job_says_why_everywhere(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             running_daemon(
-                short_tmp / "s", specs, http=HttpConfig(address="127.0.0.1:0")
+                short_tmp / "s",
+                specs,
+                http=HttpConfig(address="127.0.0.1:0"),
+                scheduler=SchedulerConfig(enabled=False, catch_up=False),
             ) as running,
             aiohttp.ClientSession() as http,
         ):

@@ -3,6 +3,7 @@ daemon in this process. Screenshots go to tests/artifacts/ (desktop and phone wi
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import NoReturn
@@ -198,6 +199,9 @@ REVAL = JobSpec(
     disabled_reason=NO_BROKER,
 )
 
+# No timetable: a scheduled run at the test's wall-clock time would add a row to its history.
+UNSCHEDULED_INDEX = dataclasses.replace(INDEX, default_at=None)
+
 
 def test_a_disabled_job_says_why_and_runs_show_their_arguments(short_tmp: Path) -> None:
     """A disabled job's row says why, and nothing in its details can start it; the recent
@@ -207,12 +211,14 @@ def test_a_disabled_job_says_why_and_runs_show_their_arguments(short_tmp: Path) 
 
     async def main() -> None:
         async with (
-            console_daemon(short_tmp / "state", [INDEX, REVAL]) as daemon,
+            console_daemon(short_tmp / "state", [UNSCHEDULED_INDEX, REVAL]) as daemon,
             async_playwright() as pw,
         ):
             for rows in (5, 2):
                 done = daemon.jobs.trigger(
-                    INDEX, Invocation(arguments={"rows": rows}, actor="test"), Trigger.MANUAL
+                    UNSCHEDULED_INDEX,
+                    Invocation(arguments={"rows": rows}, actor="test"),
+                    Trigger.MANUAL,
                 )
                 await done.finished.wait()
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
