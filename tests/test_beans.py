@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 
 from syncd.beans import Bean, Invocation, Operation, Parameter, Result, object_name, short_name
 from syncd.clock import stopwatch_text
-from syncd.errors import InvalidArgumentError, OperationNotFoundError
+from syncd.errors import (
+    BeanNotFoundError,
+    DuplicateBeanError,
+    InvalidArgumentError,
+    OperationNotFoundError,
+)
+from syncd.registry import BeanRegistry
 from syncd.values import Value, ValueType, coerce, render
 
 
@@ -158,3 +164,41 @@ class TestStopwatchText:
     def test_matches_the_old_service(self, seconds: float, text: str) -> None:
         """elapsedTime prints like the old Guava Stopwatch: largest unit, 4 significant digits."""
         assert stopwatch_text(seconds) == text
+
+
+class TestRegistry:
+    @staticmethod
+    def _registry() -> BeanRegistry:
+        registry = BeanRegistry()
+        registry.register(Bean.build("IndexJob", "", [_op()], aliases=["IndexSyncJob"]))
+        registry.register(Bean.build("OwnerJob", "", [_op()]))
+        return registry
+
+    @pytest.mark.parametrize(
+        "ref",
+        ["IndexJob", "IndexSyncJob", "indexsyncjob", "sync.mbean:name=IndexSyncJob"],
+    )
+    def test_a_bean_is_found_by_its_name_or_an_alias(self, ref: str) -> None:
+        """Short or full, any case: an alias gives the bean itself."""
+        assert self._registry().get(ref).name == "IndexJob"
+
+    def test_aliases_are_not_beans_of_their_own(self) -> None:
+        registry = self._registry()
+        assert [b.name for b in registry.beans()] == ["IndexJob", "OwnerJob"]
+        assert len(registry) == 2
+        assert registry.get("IndexJob").aliases == ("IndexSyncJob",)
+
+    @pytest.mark.parametrize(
+        ("name", "aliases"),
+        [("indexsyncjob", ()), ("Other", ("OWNERJOB",)), ("Other", ("X", "x"))],
+    )
+    def test_a_name_claimed_twice_is_refused(self, name: str, aliases: tuple[str, ...]) -> None:
+        """A name or alias another name holds, in any case, would make lookups ambiguous."""
+        with pytest.raises(DuplicateBeanError):
+            self._registry().register(Bean.build(name, "", [_op()], aliases=aliases))
+
+    def test_an_unknown_name_suggests_beans_not_duplicates(self) -> None:
+        """The nearest names, aliases included, suggest their beans once each."""
+        with pytest.raises(BeanNotFoundError) as caught:
+            self._registry().get("IndexSyncJb")
+        assert caught.value.suggestions == ["IndexJob"]

@@ -180,7 +180,12 @@ def run_dict(run: pb.RunInfo, now: float) -> dict[str, Any]:
 
 
 def bean_ref_dict(ref: pb.BeanRef) -> dict[str, Any]:
-    return {"name": ref.name, "object_name": ref.object_name, "description": ref.description}
+    return {
+        "name": ref.name,
+        "object_name": ref.object_name,
+        "aliases": list(ref.aliases),
+        "description": ref.description,
+    }
 
 
 def type_word(number: int) -> str:
@@ -303,8 +308,9 @@ def render_beans(out: IO[str], mode: Mode, reply: pb.ListBeansResponse) -> None:
     if mode is Mode.JSON:
         write_json(out, {"beans": [bean_ref_dict(b) for b in reply.beans]})
         return
-    rows = [(b.name, b.object_name, b.description) for b in reply.beans]
-    write_rows(out, mode, ("NAME", "OBJECT NAME", "DESCRIPTION"), rows)
+    # Aliases are other names of the same bean, so they share its row, not rows of their own.
+    rows = [(b.name, b.object_name, ", ".join(b.aliases), b.description) for b in reply.beans]
+    write_rows(out, mode, ("NAME", "OBJECT NAME", "ALIASES", "DESCRIPTION"), rows)
 
 
 def render_info(out: IO[str], mode: Mode, info: pb.BeanInfo) -> None:
@@ -322,6 +328,8 @@ def render_info(out: IO[str], mode: Mode, info: pb.BeanInfo) -> None:
     ]
     attrs = [(a.name, type_word(a.type), a.description) for a in info.attributes]
     if mode is Mode.TSV:
+        for alias in info.ref.aliases:
+            out.write(f"alias\t{alias}\n")
         for op_row in ops:
             out.write("\t".join(cell(c) for c in ("operation", *op_row)) + "\n")
         for attr_row in attrs:
@@ -330,6 +338,8 @@ def render_info(out: IO[str], mode: Mode, info: pb.BeanInfo) -> None:
     out.write(info.ref.object_name + "\n")
     if info.ref.description:
         out.write(f"  {info.ref.description}\n")
+    if info.ref.aliases:
+        out.write(f"  also answers to: {', '.join(info.ref.aliases)}\n")
     out.write("\n")
     write_rows(out, mode, ("OPERATION", "RETURNS", "IMPACT", "DESCRIPTION"), ops)
     out.write("\n")

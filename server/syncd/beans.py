@@ -156,6 +156,8 @@ class Bean:
     description: str
     operations: Mapping[str, Operation] = field(default_factory=dict)
     attributes: Mapping[str, Attribute] = field(default_factory=dict)
+    # Other short names the registry resolves to this bean (old names); never beans themselves.
+    aliases: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -164,6 +166,7 @@ class Bean:
         description: str,
         operations: Sequence[Operation],
         attributes: Sequence[Attribute] = (),
+        aliases: Sequence[str] = (),
     ) -> Bean:
         """A bean from lists, refusing two operations or attributes with one name."""
         ops: dict[str, Operation] = {}
@@ -176,7 +179,13 @@ class Bean:
             if attr.name in attrs:
                 raise ValueError(f"bean {name}: attribute {attr.name!r} is declared twice")
             attrs[attr.name] = attr
-        return cls(name=name, description=description, operations=ops, attributes=attrs)
+        return cls(
+            name=name,
+            description=description,
+            operations=ops,
+            attributes=attrs,
+            aliases=tuple(aliases),
+        )
 
     @property
     def object_name(self) -> str:

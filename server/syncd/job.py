@@ -71,6 +71,9 @@ class JobSpec:
     """One job, as a pack declares it."""
 
     name: str  # the bean's short name, e.g. "PersonOwnerRebuildJob"
+    # Other names the bean answers to wherever a bean is named (old runbooks' and timetables'
+    # names, e.g. "PersonElasticSearchSyncJob"); listed with the bean, never a bean of their own.
+    aliases: tuple[str, ...] = ()
     trigger_operation: str  # the old service's operation name, e.g. "personOwnerRebuildJob"
     body: JobBody
     description: str

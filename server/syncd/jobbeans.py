@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,7 +14,7 @@ from syncd.errors import BeanDisabledError
 from syncd.job import JobSpec
 from syncd.ledger import RunLedger, RunRecord
 from syncd.runs import Run, RunCoordinator
-from syncd.values import ValueType
+from syncd.values import Value, ValueType
 
 NextRun = Callable[[str], datetime | None]
 Paused = Callable[[str], bool]
@@ -44,6 +44,7 @@ class JobBeans:
         self._paused: Paused = lambda _name: False
         self._disabled: dict[str, str] = {}
         self._specs: dict[str, JobSpec] = {}
+        self._triggers: dict[str, Operation] = {}
 
     def attach_schedule(self, next_run: NextRun, paused: Paused) -> None:
         """Status answers next run and pause from the scheduler once it exists."""
@@ -58,14 +59,21 @@ class JobBeans:
         self._disabled.pop(name, None)
 
     def disabled_reason(self, name: str) -> str | None:
+        """Why `name` refuses runs: the pack's reason (no broker, …) first, since enabling the
+        job in the configuration would not make it runnable; then the configuration's."""
         spec = self._specs.get(name)
-        return self._disabled.get(name) or (spec.disabled_reason if spec else None)
+        return (spec.disabled_reason if spec else None) or self._disabled.get(name)
 
     def spec(self, name: str) -> JobSpec | None:
         return self._specs.get(name)
 
     def specs(self) -> list[JobSpec]:
         return list(self._specs.values())
+
+    def bind_trigger(self, name: str, arguments: Mapping[str, Value]) -> dict[str, Value]:
+        """`arguments` (e.g. a past run's, read back from the ledger) checked and typed by the
+        job's trigger operation; InvalidArgumentError when they no longer fit it."""
+        return self._triggers[name].bind([], arguments)
 
     def trigger(
         self,
@@ -130,15 +138,16 @@ class JobBeans:
             return Result(value=True, run=run, message=f"Cancelling run {run.run_id}")
 
         trigger_desc = f"{spec.description} Starts a run and returns its id at once."
+        self._triggers[name] = Operation(
+            name=spec.trigger_operation,
+            handler=start,
+            description=trigger_desc,
+            parameters=spec.parameters,
+            returns=ValueType.RUN,
+            impact=Impact.ACTION,
+        )
         operations = [
-            Operation(
-                name=spec.trigger_operation,
-                handler=start,
-                description=trigger_desc,
-                parameters=spec.parameters,
-                returns=ValueType.RUN,
-                impact=Impact.ACTION,
-            ),
+            self._triggers[name],
             Operation(
                 name="run",
                 handler=start,
@@ -251,4 +260,4 @@ class JobBeans:
                 description="The next scheduled run (UTC); empty when the job has no timetable.",
             ),
         ]
-        return Bean.build(name, spec.description, operations, attributes)
+        return Bean.build(name, spec.description, operations, attributes, spec.aliases)

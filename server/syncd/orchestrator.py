@@ -12,14 +12,20 @@ from typing import Any
 import structlog
 
 from syncd.beans import Invocation
-from syncd.catchup import catch_up
+from syncd.catchup import Interrupted, catch_up
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.errors import AlreadyRunningError, BeanDisabledError, BeanNotFoundError, DrainingError
+from syncd.errors import (
+    AlreadyRunningError,
+    BeanDisabledError,
+    BeanNotFoundError,
+    DrainingError,
+    InvalidArgumentError,
+)
 from syncd.events import Event, EventKind
 from syncd.jobbeans import JobBeans
-from syncd.ledger import RunLedger, RunRecord
+from syncd.ledger import EXECUTED, RunLedger, RunRecord
 from syncd.plan import JobPlan, dependants, run_order
 from syncd.runs import Run, RunCoordinator, new_run_id
 from syncd.scheduler import ALL, Scheduler
@@ -92,7 +98,10 @@ class Orchestrator:
         horizon = min(last_seen or now, now - timedelta(days=1)) - timedelta(days=1)
         successes: dict[str, list[datetime]] = {}
         recorded: dict[str, list[datetime]] = {}
-        for record in self._ledger.runs_since(horizon):
+        last_executed: dict[str, RunRecord] = {}
+        for record in self._ledger.runs_since(horizon):  # oldest first
+            if record.outcome in EXECUTED:
+                last_executed[record.bean] = record
             if record.outcome is RunOutcome.SUCCESS:
                 successes.setdefault(record.bean, []).append(record.started_at)
             elif record.outcome is RunOutcome.MISSED and record.slot_time:
@@ -104,6 +113,11 @@ class Orchestrator:
             last_seen=last_seen,
             successes=successes,
             recorded_missed=recorded,
+            interrupted={
+                name: Interrupted(record.started_at, record.slot_time, record.arguments)
+                for name, record in last_executed.items()
+                if record.outcome is RunOutcome.INTERRUPTED
+            },
         )
         for miss in missed:
             self.record_outcome(
@@ -114,15 +128,21 @@ class Orchestrator:
                 "the daemon was not running at this slot",
             )
         if runs:
-            log.info(
-                "scheduler.catch_up",
-                jobs=[r.name for r in runs],
-                trigger=runs[0].trigger.value,
-            )
             slots = {r.name: r.slot for r in runs}
             triggers = {r.name: r.trigger for r in runs}
+            again = {r.name: r.arguments for r in runs if r.arguments is not None}
+            # Timetable order within the dependency constraints; the log line announces the
+            # order that runs, one job after another.
             order = run_order(self.plans, slots)
-            self._spawn(self._chain(order, triggers, "scheduler", slots=slots), "catch-up")
+            log.info(
+                "scheduler.catch_up",
+                jobs=order,
+                triggers=sorted({t.value for t in triggers.values()}),
+            )
+            self._spawn(
+                self._chain(order, triggers, "scheduler", slots=slots, arguments=again),
+                "catch-up",
+            )
 
     async def stop(self) -> None:
         """Stop firing; end chains (runs already started are left to the coordinator's drain)."""
@@ -243,6 +263,15 @@ class Orchestrator:
         assert spec is not None
         return {p.name: p.default for p in spec.parameters}
 
+    def _same_arguments(self, name: str, given: Mapping[str, Value]) -> dict[str, Value]:
+        """A re-run's arguments: the cut-off run's, re-checked (the job may have changed since
+        they were recorded); the defaults when they no longer fit."""
+        try:
+            return self._jobs.bind_trigger(name, given)
+        except InvalidArgumentError as exc:
+            log.warning("scheduler.rerun_defaults", job=name, reason=str(exc))
+            return self._defaults(name)
+
     # --- chains --------------------------------------------------------------------------
 
     async def _chain(
@@ -253,6 +282,7 @@ class Orchestrator:
         *,
         slots: Mapping[str, datetime] | None = None,
         first: Run | None = None,
+        arguments: Mapping[str, Mapping[str, Value]] | None = None,
     ) -> dict[str, RunOutcome]:
         """Run `names` one after another; a job whose prerequisite failed in this chain is
         recorded `skipped_prerequisite_failed` instead of running."""
@@ -280,9 +310,11 @@ class Orchestrator:
                 continue
             spec = self._jobs.spec(name)
             assert spec is not None
+            given = arguments.get(name) if arguments else None
+            args = self._defaults(name) if given is None else self._same_arguments(name, given)
             try:
                 run = self._jobs.trigger(
-                    spec, Invocation(arguments=self._defaults(name), actor=actor), trigger, slot
+                    spec, Invocation(arguments=args, actor=actor), trigger, slot
                 )
             except AlreadyRunningError as exc:
                 # Someone else's run of this job is under way: its result stands for ours.

@@ -81,12 +81,12 @@ class TestUnreachable:
 
 class TestReadCommands:
     def test_beans_piped_is_one_tab_separated_line_per_bean(self, mini_daemon: MiniDaemon) -> None:
-        """Piped `beans`: name, object name, description; "-" for an empty cell."""
+        """Piped `beans`: name, object name, aliases, description; "-" for an empty cell."""
         result = syncctl(["beans"], daemon=mini_daemon)
         assert result.code == 0
         assert result.out.splitlines() == [
-            "Alpha\tsync.mbean:name=Alpha\tFirst job.",
-            "Broken\tsync.mbean:name=Broken\t-",
+            "Alpha\tsync.mbean:name=Alpha\t-\tFirst job.",
+            "Broken\tsync.mbean:name=Broken\t-\t-",
         ]
 
     def test_beans_json(self, mini_daemon: MiniDaemon) -> None:
@@ -95,6 +95,7 @@ class TestReadCommands:
         assert json.loads(result.out)["beans"][0] == {
             "name": "Alpha",
             "object_name": "sync.mbean:name=Alpha",
+            "aliases": [],
             "description": "First job.",
         }
 

@@ -40,9 +40,9 @@ def run(db: Db) -> tuple[int, int]:
         ("ended yesterday", "CURRENT", [(day(-300), day(-1))], "INACTIVE"),
         ("ended five nights ago (missed)", "CURRENT", [(day(-300), day(-5))], "INACTIVE"),
         ("one ended, one live", "INACTIVE", [(day(-300), day(-5)), (day(-4), day(90))], "CURRENT"),
-        ("no funding any more", "CURRENT", [], "INACTIVE"),
+        ("no funding, marked current", "CURRENT", [], "CURRENT"),
         ("never funded", None, [], None),
-        ("never funded, marked inactive", "INACTIVE", [], "INACTIVE"),
+        ("no funding, marked inactive", "INACTIVE", [], "INACTIVE"),
     ],
 )
 def test_each_post_gets_the_tcs_funding_status(
@@ -53,19 +53,46 @@ def test_each_post_gets_the_tcs_funding_status(
     after: str | None,
 ) -> None:
     """CURRENT with a funding ending today or later, or open-ended with a start; else
-    INACTIVE; a post that never had a funding keeps its status."""
+    INACTIVE; a post without funding rows keeps its stored status."""
     p = post_with(db, before, *fundings)
     run(db)
     assert db.funding_statuses()[p] == after, case
 
 
 def test_only_changed_posts_are_written(db: Db) -> None:
-    """Counts: every post visited, only differing rows written; a second run writes none."""
+    """Counts: every funded post visited, only differing rows written; a second run writes
+    none."""
     post_with(db, "CURRENT", (day(-300), None))
     post_with(db, "CURRENT", (day(-300), day(-3)))
     post_with(db, None)
-    assert run(db) == (3, 1)
-    assert run(db) == (3, 0)
+    assert run(db) == (2, 1)
+    assert run(db) == (2, 0)
+
+
+def test_only_posts_with_fundings_are_read(db: Db) -> None:
+    """Posts without funding rows, interleaved with funded ones across page boundaries, are
+    neither read (rows, progress) nor written, whatever their stored status."""
+    Funding = tuple[date | None, date | None]
+    ended: Funding = (day(-300), day(-2))
+    live: Funding = (day(-10), None)
+    posts: list[tuple[str | None, list[Funding], str | None]] = [  # stored, fundings, expected
+        ("CURRENT", [], "CURRENT"),
+        ("CURRENT", [ended, (day(-300), day(-9))], "INACTIVE"),
+        ("INACTIVE", [], "INACTIVE"),
+        (None, [live], "CURRENT"),
+        (None, [], None),
+        ("CURRENT", [], "CURRENT"),
+        ("INACTIVE", [live], "CURRENT"),
+        ("CURRENT", [], "CURRENT"),
+    ]
+    ids = [post_with(db, stored, *fundings) for stored, fundings, _ in posts]
+    ctx = db.context()
+    assert recompute(db.engine, ctx, today=TODAY, page_size=2, policy=POLICY) == (3, 3)
+    assert (ctx.rows_read, ctx.rows_written) == (3, 3)
+    assert ctx.progress[0] == (0, 3)
+    assert ctx.progress[-1] == (3, 3)
+    statuses = db.funding_statuses()
+    assert [statuses[i] for i in ids] == [expected for _, _, expected in posts]
 
 
 def test_the_body_catches_up_with_todays_date(db: Db) -> None:

@@ -55,7 +55,7 @@ class TestJobs:
         """Bean names, trigger operations and REST job keys are the old service's."""
         specs = PACK.build(PackContext(state_dir=tmp_path, settings=None))
         assert [(s.name, s.trigger_operation, s.job_key) for s in specs] == EXPECTED
-        assert "PersonPlacementEmployingBodyJob" in specs[1].description
+        assert specs[1].aliases == ("PersonPlacementEmployingBodyJob",)
         assert [(s.name, p.name) for s in specs for p in s.parameters] == [
             ("PersonRecordStatusJob", "dateOverride"),
             ("RevalCurrentPmSyncJob", "dateOverride"),

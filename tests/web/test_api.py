@@ -8,8 +8,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from syncd.config import HttpConfig
+from syncd.config import HttpConfig, SchedulerConfig
+from syncd.job import PackContext
+from syncd.tis import TisSettings
+from syncd.tis.search.jobs import NO_BROKER, search_and_reval_jobs
 from syncd.web.console import STATIC_DIR
+from syncd_api.v1 import management_pb2 as pb
+from tests.harness import running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job
 from tests.web._support import (
     OPERATOR,
@@ -393,5 +398,53 @@ def test_a_foreign_host_name_is_refused_to_anonymous_callers(short_tmp: Path) ->
             assert status == 200
             status, _ = await call(http, "GET", session, headers={**evil, **bearer(OPERATOR)})
             assert status == 200
+
+    run(main())
+
+
+def test_a_pack_disabled_job_says_why_everywhere(short_tmp: Path) -> None:
+    """The revalidation beans without a broker: gRPC status, the console's JSON and the old
+    REST API's 409 all give the pack's reason, not a configuration switch nobody set."""
+    specs = search_and_reval_jobs(
+        PackContext(state_dir=short_tmp / "s", settings=None), TisSettings(), env={}
+    )
+
+    async def main() -> None:
+        async with (
+            running_daemon(
+                short_tmp / "s",
+                specs,
+                http=HttpConfig(address="127.0.0.1:0"),
+                scheduler=SchedulerConfig(enabled=False, catch_up=False),
+            ) as running,
+            aiohttp.ClientSession() as http,
+        ):
+            daemon = running.daemon
+            reply = await running.stub.GetStatus(pb.GetStatusRequest())
+            reval = {b.ref.name: b for b in reply.beans if b.ref.name.startswith("Reval")}
+            assert set(reval) == {"RevalCurrentPmSyncJob", "RevalCurrentPlacementSyncJob"}
+            for bean in reval.values():
+                assert bean.state == pb.BEAN_STATE_DISABLED
+                assert bean.last_error == f"disabled: {NO_BROKER}"
+            status, body = await call(
+                http, "GET", console_url(daemon, "api/v1/jobs/RevalCurrentPmSyncJob")
+            )
+            assert status == 200
+            assert (body["state"], body["disabledReason"]) == ("disabled", NO_BROKER)
+            token = {"X-CSRF-Token": await csrf(http, daemon)}
+            status, body = await call(
+                http, "PUT", console_url(daemon, "api/job/revalCurrentPmJob"), headers=token
+            )
+            assert status == 409
+            assert body["error"] == f"RevalCurrentPmSyncJob is disabled: {NO_BROKER}"
+            status, body = await call(
+                http,
+                "POST",
+                console_url(daemon, "api/v1/jobs/RevalCurrentPlacementSyncJob/run"),
+                body={},
+                headers=token,
+            )
+            assert status == 409 and NO_BROKER in body["error"]
+            assert "configuration" not in body["error"]
 
     run(main())

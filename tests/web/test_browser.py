@@ -3,6 +3,7 @@ daemon in this process. Screenshots go to tests/artifacts/ (desktop and phone wi
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import NoReturn
@@ -183,4 +184,83 @@ def test_a_closed_console_asks_for_a_token(short_tmp: Path) -> None:
             finally:
                 await browser.close()
 
+    run(main(), bound=60)
+
+
+NO_BROKER = "no AMQP broker configured: set [packs.tis.reval] amqp_url or RABBITMQ_*"
+REVAL = JobSpec(
+    name="RevalJob",
+    aliases=("RevalSyncJob",),
+    trigger_operation="revalJob",
+    body=quick_body,
+    description="Cannot run here: no broker.",
+    parameters=(ROWS,),
+    job_key="revalJob",
+    disabled_reason=NO_BROKER,
+)
+
+# No timetable: a scheduled run at the test's wall-clock time would add a row to its history.
+UNSCHEDULED_INDEX = dataclasses.replace(INDEX, default_at=None)
+
+
+def test_a_disabled_job_says_why_and_runs_show_their_arguments(short_tmp: Path) -> None:
+    """A disabled job's row says why, and nothing in its details can start it; the recent
+    runs of a job show the arguments each run had, including one started from the form."""
+    chromium = _chromium()
+    from playwright.async_api import async_playwright, expect
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "state", [UNSCHEDULED_INDEX, REVAL]) as daemon,
+            async_playwright() as pw,
+        ):
+            for rows in (5, 2):
+                done = daemon.jobs.trigger(
+                    UNSCHEDULED_INDEX,
+                    Invocation(arguments={"rows": rows}, actor="test"),
+                    Trigger.MANUAL,
+                )
+                await done.finished.wait()
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                problems: list[str] = []
+                page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+                await page.goto(console_url(daemon))
+
+                reval = page.locator('tr[data-job="RevalJob"]')
+                await expect(reval.locator('[data-field="state"]')).to_have_text(
+                    "disabled", timeout=WAIT_MS
+                )
+                await expect(reval.locator('[data-field="reason"]')).to_have_text(NO_BROKER)
+                await expect(reval.locator('[data-action="run"]')).to_be_disabled()
+                index = page.locator('tr[data-job="PersonIndexJob"]')
+                await expect(index.locator('[data-field="reason"]')).to_be_hidden()
+
+                await reval.locator('[data-action="select"]').click()
+                detail = page.locator("#detail")
+                await expect(detail.locator("#detail-name")).to_have_text("RevalJob")
+                await expect(detail).to_contain_text(NO_BROKER)
+                await expect(page.locator("#detail-facts")).to_contain_text("RevalSyncJob")
+                submit = page.locator("#args-form button[type=submit]")
+                await expect(submit).to_be_visible()
+                await expect(submit).to_be_disabled()
+                await expect(submit).to_have_attribute("title", NO_BROKER)
+                runs = detail.locator("button:visible", has_text="Run")
+                for i in range(await runs.count()):
+                    await expect(runs.nth(i)).to_be_disabled()
+
+                await index.locator('[data-action="select"]').click()
+                args = page.locator('#history-rows [data-field="arguments"]')
+                await expect(args).to_have_text(["rows=2", "rows=5"], timeout=WAIT_MS)
+                await page.fill("#arg-rows", "3")
+                await expect(submit).to_be_enabled()
+                await submit.click()
+                await expect(args).to_have_text(["rows=3", "rows=2", "rows=5"], timeout=WAIT_MS)
+                await page.screenshot(path=str(ARTIFACTS / "console-disabled.png"), full_page=True)
+                assert problems == []
+            finally:
+                await browser.close()
+
+    ARTIFACTS.mkdir(exist_ok=True)
     run(main(), bound=60)

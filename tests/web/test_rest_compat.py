@@ -79,19 +79,26 @@ def test_put_a_job_starts_it_once_then_says_already_running(short_tmp: Path) -> 
 
 
 def test_unknown_job_is_400_job_not_found(short_tmp: Path) -> None:
-    """The old API answers 400 (not 404) with {"error": "Job not found"}; bean names are not
-    old keys."""
+    """The old API answers 400 (not 404) with {"error": "Job not found"}; besides the old
+    keys it takes the names the registry knows (bean names and aliases), as every edge does."""
 
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK, record_status_job()], http=TOKENS) as daemon,
             aiohttp.ClientSession() as http,
         ):
-            for name in ("noSuchJob", "PersonRecordStatusJob", "QuickJob"):
+            for name in ("noSuchJob", "personRecordStatus", "Daemon"):
                 status, body = await call(
                     http, "PUT", console_url(daemon, f"api/job/{name}"), headers=bearer(OPERATOR)
                 )
                 assert (status, body) == (400, {"error": "Job not found"}), name
+            status, body = await call(
+                http,
+                "PUT",
+                console_url(daemon, "api/job/sync.mbean:name=PersonRecordStatusJob"),
+                headers=bearer(OPERATOR),
+            )
+            assert (status, body) == (200, {"status": "Just started"})
 
     run(main())
 

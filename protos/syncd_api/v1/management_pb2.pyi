@@ -316,21 +316,29 @@ class BeanRef(_message.Message):
     OBJECT_NAME_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    ALIASES_FIELD_NUMBER: _builtins.int
     object_name: _builtins.str
     """"sync.mbean:name=PersonOwnerRebuildJob" """
     name: _builtins.str
     """"PersonOwnerRebuildJob" """
     description: _builtins.str
+    @_builtins.property
+    def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Other short names the daemon accepts for this bean wherever a bean is named (the old
+        service's names, e.g. "PersonElasticSearchSyncJob"); they are not beans of their own.
+        """
+
     def __init__(
         self,
         *,
         object_name: _builtins.str = ...,
         name: _builtins.str = ...,
         description: _builtins.str = ...,
+        aliases: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "name", b"name", "object_name", b"object_name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "description", b"description", "name", b"name", "object_name", b"object_name"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

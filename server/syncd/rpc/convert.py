@@ -108,7 +108,12 @@ def value_from_proto(message: pb.Value) -> Value:
 
 
 def bean_ref(bean: Bean) -> pb.BeanRef:
-    return pb.BeanRef(object_name=bean.object_name, name=bean.name, description=bean.description)
+    return pb.BeanRef(
+        object_name=bean.object_name,
+        name=bean.name,
+        description=bean.description,
+        aliases=bean.aliases,
+    )
 
 
 def operation_info(op: Operation) -> pb.OperationInfo:

@@ -99,12 +99,12 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
         ),
         JobSpec(
             name="PersonPlacementEmployingBodyTrustJob",
+            aliases=("PersonPlacementEmployingBodyJob",),  # its JMX name in the old service
             trigger_operation="doPersonPlacementEmployingBodyFullSync",
             body=_jobs.person_trust_employing_body,
             description=(
                 "Recomputes PersonTrust (trusts that employ or train a person through any"
-                " placement) and switches it in one transaction; JMX name in the old service:"
-                " PersonPlacementEmployingBodyJob"
+                " placement) and switches it in one transaction"
             ),
             job_key="personPlacementEmployingBodyTrustJob",
             settings=settings,

@@ -19,6 +19,7 @@ from syncd.enums import Trigger
 from syncd.errors import (
     AlreadyRunningError,
     BeanDisabledError,
+    BeanNotFoundError,
     DrainingError,
     InvalidArgumentError,
     RunNotFoundError,
@@ -39,8 +40,12 @@ HISTORY_MAX = 200
 
 
 def find_spec(plane: WebPlane, name: str) -> JobSpec:
-    """The job named `name`, or 404 naming the nearest job names."""
-    spec = plane.jobs.spec(name)
+    """The job named `name` (its name or an alias, short or full, resolved by the registry),
+    or 404 naming the nearest job names."""
+    try:
+        spec = plane.jobs.spec(plane.registry.get(name).name)
+    except BeanNotFoundError:
+        spec = None
     if spec is None:
         hint = closest(name, [s.name for s in plane.jobs.specs()])
         more = f"; did you mean {', '.join(hint)}?" if hint else ""

@@ -82,6 +82,7 @@ def job_view(plane: WebPlane, spec: JobSpec) -> dict[str, Any]:
     last = status.last_finished
     return {
         "name": spec.name,
+        "aliases": list(spec.aliases),
         "jobKey": spec.job_key,
         "description": spec.description,
         "state": status.state.value,

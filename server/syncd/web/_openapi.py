@@ -101,6 +101,11 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object",
         "properties": {
             "name": {"type": "string"},
+            "aliases": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "other names the job answers to (the old service's names)",
+            },
             "jobKey": {"type": ["string", "null"], "description": "the old REST API's key"},
             "description": {"type": "string"},
             "state": {"enum": ["idle", "running", "cancelling", "paused", "disabled"]},

@@ -11,7 +11,13 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from syncd.errors import AlreadyRunningError, BeanDisabledError, DrainingError, InvalidArgumentError
+from syncd.errors import (
+    AlreadyRunningError,
+    BeanDisabledError,
+    BeanNotFoundError,
+    DrainingError,
+    InvalidArgumentError,
+)
 from syncd.job import JobSpec
 from syncd.web._api import bind_arguments, start_run
 from syncd.web._auth import Caller
@@ -35,7 +41,16 @@ class RestCompat:
         self._plane = plane
 
     def _by_key(self, key: str) -> JobSpec | None:
-        return next((s for s in self._plane.jobs.specs() if s.job_key == key), None)
+        """The job with this old REST key; else the job the registry knows by this name or
+        alias (old runbooks name jobs by their bean or class names)."""
+        jobs = self._plane.jobs
+        found = next((s for s in jobs.specs() if s.job_key == key), None)
+        if found is not None:
+            return found
+        try:
+            return jobs.spec(self._plane.registry.get(key).name)
+        except BeanNotFoundError:
+            return None
 
     async def status(self, _request: web.Request, _caller: Caller) -> web.Response:
         coordinator = self._plane.coordinator

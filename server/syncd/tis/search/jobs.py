@@ -296,7 +296,7 @@ DAY_PARAMETER = Parameter(
     ),
     validate=validate_day,
 )
-NO_BROKER = "no AMQP broker configured (set [packs.tis.reval] amqp_url, or RABBITMQ_HOST)"
+NO_BROKER = "no AMQP broker configured: set [packs.tis.reval] amqp_url or RABBITMQ_*"
 
 
 # ---- the specs -----------------------------------------------------------------------------
@@ -345,6 +345,7 @@ def search_and_reval_jobs(
     return [
         JobSpec(
             name="PersonElasticSearchJob",
+            aliases=("PersonElasticSearchSyncJob",),  # the old timetable's (class) name
             trigger_operation="personElasticSearchSync",
             body=person_index,
             description=(
@@ -365,6 +366,7 @@ def search_and_reval_jobs(
         ),
         JobSpec(
             name="PostElasticSearchJob",
+            aliases=("PostElasticSearchSyncJob",),  # the old timetable's (class) name
             trigger_operation="postElasticSearchSync",
             body=post_index,
             description=(

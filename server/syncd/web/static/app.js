@@ -123,6 +123,7 @@
       name: el("button", { type: "button", class: "link", dataset: { action: "select" }, onclick: () => select(name) }, name),
       key: el("span", { class: "sub" }),
       state: el("span", { class: "badge", dataset: { field: "state" } }),
+      reason: el("span", { class: "sub reason", dataset: { field: "reason" } }),
       progressText: el("span", { class: "sub", dataset: { field: "progress" } }),
       bar: el("div", { class: "bar" }, el("span")),
       outcome: el("span", { class: "badge", dataset: { field: "outcome" } }),
@@ -136,7 +137,7 @@
     cells.progressCell = el("td", { "data-label": "Progress" }, cells.progress);
     const tr = el("tr", { dataset: { job: name } },
       el("td", { class: "name" }, el("div", {}, cells.name, cells.key)),
-      el("td", { "data-label": "State" }, cells.state),
+      el("td", { "data-label": "State" }, el("div", {}, cells.state, cells.reason)),
       cells.progressCell,
       el("td", { "data-label": "Last run" }, el("div", {}, cells.outcome, cells.lastWhen, cells.lastError)),
       el("td", { "data-label": "Next run" }, cells.next),
@@ -177,6 +178,9 @@
     c.state.textContent = words(job.state);
     c.state.className = `badge ${job.state}`;
     c.state.title = job.disabledReason || "";
+    // Why a job cannot run belongs in plain sight, not only in a tooltip.
+    c.reason.textContent = job.state === "disabled" ? job.disabledReason || "" : "";
+    c.reason.hidden = !c.reason.textContent;
 
     const run = job.current;
     c.progress.hidden = !run;
@@ -307,6 +311,7 @@
     const facts = $("detail-facts");
     facts.replaceChildren();
     if (job.jobKey) fact(facts, "Old REST key", job.jobKey);
+    if (job.aliases && job.aliases.length) fact(facts, "Also answers to", job.aliases.join(", "));
     fact(facts, "Next run", job.nextRunAt ? utc(job.nextRunAt) : "not scheduled");
     fact(facts, "Timetable from", job.schedule);
     fact(facts, "Runs after", job.after.length ? job.after.join(", ") : "nothing");
@@ -315,6 +320,8 @@
 
     const canRun = Boolean(state.session && state.session.canRun);
     const busy = job.state === "running" || job.state === "cancelling";
+    const disabled = job.state === "disabled";
+    const why = disabled ? job.disabledReason || "This job is disabled" : busy ? "Running now" : "";
     const rerun = job.rerunAfterFailure && job.last;
     $("rerun").hidden = !rerun;
     if (rerun) {
@@ -325,7 +332,8 @@
         : `Once the cause is fixed, re-run ${job.name}; no other job depends on it.`;
       $("rerun-text").textContent = `The last run ended ${words(last.outcome)} at ${utc(last.endedAt)}${reason}. ${then}`;
       $("rerun-button").hidden = job.dependants.length === 0;
-      $("rerun-button").disabled = !canRun || busy;
+      $("rerun-button").disabled = !canRun || busy || disabled;
+      $("rerun-button").title = why;
     }
 
     const form = $("args-form");
@@ -342,7 +350,9 @@
           p.description ? el("span", { class: "hint" }, p.description) : null));
       }
     }
-    form.querySelector("button[type=submit]").disabled = !canRun || busy;
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = !canRun || busy || disabled;
+    submit.title = !canRun ? "Running jobs needs an operator token" : why;
   }
 
   $("rerun-button").addEventListener("click", () => {
@@ -372,6 +382,14 @@
     state.historyTimer = setTimeout(loadHistory, 250);
   }
 
+  // A run's arguments as name=value; parameters left at their default (null) are not shown.
+  function argumentsText(args) {
+    const given = Object.entries(args || {}).filter(([, v]) => v !== null && v !== "");
+    if (!given.length) return { text: "—", title: "no arguments: the job's defaults" };
+    const text = given.map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
+    return { text, title: text };
+  }
+
   function renderHistory(runs) {
     const body = $("history-rows");
     body.replaceChildren();
@@ -380,10 +398,12 @@
       const outcome = run.outcome || run.state;
       const rows = run.rowsRead || run.rowsWritten ? `${run.rowsRead} read / ${run.rowsWritten} written` : "—";
       const error = run.errorMessage ? `${run.errorType ? run.errorType + ": " : ""}${run.errorMessage}` : "";
+      const args = argumentsText(run.arguments);
       const selected = state.logRun === run.runId ? " selected" : "";
       body.append(el("tr", { dataset: { run: run.runId }, class: (error ? "has-error" : "") + selected },
         el("td", { class: "when" }, utc(run.startedAt, true)),
         el("td", { class: "wide" }, run.trigger, el("span", { class: "sub" }, run.actor)),
+        el("td", { class: "args-cell", dataset: { field: "arguments" }, title: args.title }, args.text),
         el("td", {}, el("span", { class: `badge ${outcome}` }, words(outcome))),
         el("td", {}, duration(run.durationSeconds)),
         el("td", { class: "wide" }, rows),
@@ -393,7 +413,7 @@
         }, "Log"))));
       if (error) {
         body.append(el("tr", { class: `error-row${selected}`, dataset: { run: run.runId } },
-          el("td", { colspan: "6" }, el("span", { class: "error-text" }, error))));
+          el("td", { colspan: "7" }, el("span", { class: "error-text" }, error))));
       }
     }
   }
