@@ -62,8 +62,14 @@ def iso(ts: Timestamp, *, precise: bool = False) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """0s, 42s, 3m12s, 2h05m, 3d04h: short enough for a table cell."""
-    total = max(0, int(seconds))
+    """0s, 40ms, 0.4s, 42s, 3m12s, 2h05m, 3d04h: short enough for a table cell."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 0.1:  # a quick run is not "0s": it took a measurable time
+        return f"{max(1, round(seconds * 1000))}ms"
+    if seconds < 1:
+        return f"{seconds:.1f}s"
+    total = int(seconds)
     if total < 60:
         return f"{total}s"
     minutes, secs = divmod(total, 60)
