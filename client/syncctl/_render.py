@@ -372,11 +372,19 @@ def invoke_dict(reply: pb.InvokeResponse, now: float) -> dict[str, Any]:
     }
 
 
-def render_invoke(out: IO[str], mode: Mode, reply: pb.InvokeResponse, now: float) -> None:
-    """A started run prints its id (piped) or "Just started: run <id> …" (TTY); else the result."""
+def render_invoke(
+    out: IO[str], mode: Mode, reply: pb.InvokeResponse, now: float, *, operation: str = ""
+) -> None:
+    """A started run prints its id (piped) or "Just started: run <id> …" (TTY); else the result
+    (a search's documents and a reload's changes in their readable form, see _render_results)."""
     if mode is Mode.JSON:
         write_json(out, invoke_dict(reply, now))
         return
+    if reply.result.WhichOneof("kind") == "json_value" and not reply.HasField("run"):
+        from syncctl._render_results import render_result
+
+        if render_result(out, mode, operation, reply.message, reply.result.json_value):
+            return
     if mode is Mode.TSV:
         text = value_text(reply.result, mode=mode, now=now)
         if not text and reply.HasField("run"):
