@@ -154,6 +154,8 @@ class Daemon:
     def stop(self) -> None:
         stop_process(self.proc)
         self._reader.join(STOP_TIMEOUT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     @property
     def log_lines(self) -> list[str]:

@@ -175,7 +175,7 @@ class Client:
 
         def wait() -> None:
             try:
-                call.initial_metadata()  # type: ignore[attr-defined]  # a grpc.Call method
+                call.initial_metadata()
             except self._grpc.RpcError:
                 pass  # iterating the call reports it
             finally:

@@ -23,7 +23,7 @@ class ExitCode(enum.IntEnum):
     UNAVAILABLE = 6  # the daemon answered but will not serve: draining, or no answer in time
     UNREACHABLE = 7  # no daemon at the address (LSB's "program is not running")
     BEAN_FAILING = 8  # `status` found a bean failing or stuck (a monitoring check)
-    DISABLED = 9  # the job cannot run here: disabled in the config, or a setting it needs is missing
+    DISABLED = 9  # the job cannot run here: disabled, or a setting it needs is missing
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 

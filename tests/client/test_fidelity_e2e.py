@@ -112,9 +112,7 @@ def test_with_dependants_wait_fails_when_a_dependant_fails(state: Path, root: Pa
     document = json.loads(ran.stdout)
     assert document["chain"] == ["FailingJob"]
     assert document["run"]["outcome"] == "success"
-    assert [(r["bean"], r["outcome"]) for r in document["chain_runs"]] == [
-        ("FailingJob", "failed")
-    ]
+    assert [(r["bean"], r["outcome"]) for r in document["chain_runs"]] == [("FailingJob", "failed")]
     assert "1 of 2 runs of the chain did not succeed: FailingJob failed" in ran.stderr
 
 
@@ -132,3 +130,13 @@ def test_running_a_disabled_job_exits_9_with_the_reason(root: Path) -> None:
     for done in (ran, waited):
         assert done.returncode == 9, (done.stdout, done.stderr)
         assert "QuickJob is disabled" in done.stderr
+
+
+def test_reload_config_prints_the_changed_jobs_as_lines(state: Path, root: Path) -> None:
+    """`run Daemon reloadConfig`: one line per changed job, not a JSON blob (last: it changes
+    the daemon's configuration)."""
+    config = root / "syncd.toml"
+    config.write_text(config.read_text() + '[jobs.FifoJob]\ntimeout = "1h"\n')
+    reloaded = syncctl(state, "run", "Daemon", "reloadConfig")
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert reloaded.stdout == "changed\tFifoJob\n"
