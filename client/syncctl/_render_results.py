@@ -35,7 +35,7 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.3f}".rstrip("0").rstrip(".")
+        return format(value, ".4g")  # scores: 3.142, and tiny ones (few documents) as 1.375e-06
     return str(value)
 
 

@@ -181,7 +181,7 @@ class EmbeddedSearcher:
             conn.close()
         # FTS5's rank is bm25 negated (lower is better); `_score` is it the right way up, as
         # Elasticsearch's hits carry theirs.
-        return [{**json.loads(body), "_score": round(-rank, 3)} for body, rank in rows]
+        return [{**json.loads(body), "_score": -rank} for body, rank in rows]
 
     def count(self) -> int:
         """Documents in the live file (0 when there is none)."""
