@@ -69,8 +69,8 @@ def render_result(out: IO[str], mode: Mode, operation: str, message: str, json_t
     except ValueError:
         return False
     if operation == "search" and mode is Mode.TABLE and (docs := _documents(value)) is not None:
-        if not docs:
-            out.write(f"{message or 'No documents'}: nothing matched\n")
+        if not docs:  # the daemon's message says why: "0 document(s)", or "not built yet"
+            out.write(f"{message or 'No documents matched'}\n")
             return True
         write_rows(out, mode, SEARCH_HEADERS, search_rows(docs))
         return True

@@ -119,7 +119,11 @@ class TestSearch:
     def test_no_match_says_so(self) -> None:
         out = io.StringIO()
         assert render_result(out, Mode.TABLE, "search", "0 document(s)", "[]")
-        assert out.getvalue() == "0 document(s): nothing matched\n"
+        assert out.getvalue() == "0 document(s)\n"
+        unbuilt = io.StringIO()
+        why = "the persons index has not been built yet: run its index job"
+        assert render_result(unbuilt, Mode.TABLE, "search", why, "[]")
+        assert unbuilt.getvalue() == why + "\n"
 
     def test_run_search_on_a_terminal_goes_through_the_table(self) -> None:
         """`syncctl run <bean> search …`: render_invoke hands a search's JSON to the table."""
