@@ -1,6 +1,7 @@
 """Cold-start latency of `syncctl status`, against a bare gRPC client and `supervisorctl status`.
 
-Starts a real daemon (`python -m syncd --state-dir <tmp> serve`) and a real supervisord, then
+Starts a real daemon (`python -m syncd --state-dir <tmp> serve`, start-up catch-up off so the
+hour does not matter) and a real supervisord, then
 times fresh processes, interleaved round by round so drift on a noisy machine hits all three
 alike:
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from bench._daemon import bench_config
 from bench._stats import percentile
 
 START_TIMEOUT = 30.0  # seconds a server may take to come up
@@ -102,13 +104,26 @@ def timed(argv: Sequence[str], env: dict[str, str]) -> float:
 class Daemon:
     """`python -m syncd serve` in a temp state dir; ready once it logs daemon.started."""
 
-    def __init__(self, state_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, state_dir: Path, env: dict[str, str], config_text: str = "") -> None:
         self.state_dir = state_dir
         self.address = f"unix:{state_dir / 'run' / 'syncd.sock'}"
         self._ready = threading.Event()
         self._lines: list[str] = []
+        # The default jobs, without start-up catch-up: whatever the hour, the daemon idles.
+        config = state_dir.parent / "syncd-bench.toml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(bench_config(config_text), encoding="utf-8")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "syncd", "--state-dir", str(state_dir), "serve"],
+            [
+                sys.executable,
+                "-m",
+                "syncd",
+                "--config",
+                str(config),
+                "--state-dir",
+                str(state_dir),
+                "serve",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
@@ -139,6 +154,13 @@ class Daemon:
     def stop(self) -> None:
         stop_process(self.proc)
         self._reader.join(STOP_TIMEOUT)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    @property
+    def log_lines(self) -> list[str]:
+        """What the daemon logged (all of it once stopped)."""
+        return list(self._lines)
 
 
 class Supervisor:

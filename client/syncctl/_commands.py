@@ -79,6 +79,10 @@ def run(ctx: Context) -> ExitCode:
 
     args = ctx.args
     with ctx.client() as client:
+        if args.with_dependants and args.wait:
+            from syncctl._chain import run_chain
+
+            return run_chain(ctx, client)
         reply = client.invoke(
             args.bean,
             args.operation,
@@ -87,7 +91,7 @@ def run(ctx: Context) -> ExitCode:
             with_dependants=args.with_dependants,
         )
         if not args.wait or not reply.HasField("run"):
-            render_invoke(ctx.stdout, ctx.mode, reply, ctx.now())
+            render_invoke(ctx.stdout, ctx.mode, reply, ctx.now(), operation=args.operation)
             if args.wait:
                 _note(ctx.stderr, f"{args.operation} does not start a run; nothing to wait for")
             return ExitCode.OK

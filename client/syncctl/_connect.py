@@ -7,11 +7,12 @@ grpc, and the CLI imports this module's client only once it knows it has to talk
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from syncctl._exit import SyncctlError, error_from_rpc
+from syncctl._exit import ExitCode, SyncctlError, error_from_rpc
 
 if TYPE_CHECKING:
     import grpc
@@ -160,11 +161,51 @@ class Client:
     def _error(self, error: grpc.RpcError) -> SyncctlError:
         return error_from_rpc(error, address=self.address, timeout=self.timeout)  # type: ignore[arg-type]
 
+    def _opened(self, call: grpc.CallIterator[Reply], started: float) -> grpc.CallIterator[Reply]:
+        """`call` once the daemon has answered it (its headers), within the deadline.
+
+        A followed stream has no deadline of its own (runs take hours), but its set-up does:
+        a daemon that takes no call within --timeout is as unavailable for a stream as for a
+        request. The headers come at once from a live daemon (it sends them on subscribing);
+        a failed call ends the wait too, and iterating it then reports the failure.
+        """
+        import threading
+
+        answered = threading.Event()
+
+        def wait() -> None:
+            try:
+                call.initial_metadata()
+            except self._grpc.RpcError:
+                pass  # iterating the call reports it
+            finally:
+                answered.set()
+
+        threading.Thread(target=wait, name="syncctl-stream-setup", daemon=True).start()
+        left = self.timeout - (time.monotonic() - started)
+        if not answered.wait(max(0.0, left)) or time.monotonic() - started > self.timeout:
+            call.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it untyped
+            raise self._late()
+        return call
+
+    def _late(self) -> SyncctlError:
+        return SyncctlError(
+            ExitCode.UNAVAILABLE,
+            f"syncd at {self.address} did not answer within {self.timeout:g}s (raise --timeout?)",
+        )
+
     def _unary(self, rpc: grpc.UnaryUnaryMultiCallable[Request, Reply], request: Request) -> Reply:
+        started = time.monotonic()
         try:
-            return rpc(request, timeout=self.timeout, metadata=self._metadata)
+            reply = rpc(request, timeout=self.timeout, metadata=self._metadata)
         except self._grpc.RpcError as error:
             raise self._error(error) from None
+        # gRPC checks deadlines on a coarse timer, so a reply can land after one (a 1 ms
+        # deadline is often missed by a millisecond or two and the answer still taken): hold
+        # the line here, so --timeout means what it says.
+        if time.monotonic() - started > self.timeout:
+            raise self._late()
+        return reply
 
     def list_beans(self) -> pb.ListBeansResponse:
         return self._unary(self._stub.ListBeans, self._pb.ListBeansRequest())
@@ -204,11 +245,14 @@ class Client:
         return self._unary(self._stub.GetRun, self._pb.GetRunRequest(run_id=run_id))
 
     def watch_run(self, run_id: str) -> Iterator[pb.RunInfo]:
-        """The run now, then each change until it has finished; no deadline (runs take hours)."""
+        """The run now, then each change until it has finished; only the set-up has a deadline
+        (runs take hours)."""
+        started = time.monotonic()
         stream = self._stub.WatchRun(
             self._pb.WatchRunRequest(run_id=run_id), metadata=self._metadata
         )
         try:
+            self._opened(stream, started)
             yield from stream
         except self._grpc.RpcError as error:
             raise self._error(error) from None
@@ -242,20 +286,22 @@ class Client:
         run_id: str = "",
         level: str = "",
     ) -> Stream[pb.LogLines]:
-        """The last `lines` log lines, then (with follow) every new one; no deadline when
-        following, since the stream only ends when the operator stops it."""
+        """The last `lines` log lines, then (with follow) every new one; only the set-up has a
+        deadline when following, since the stream only ends when the operator stops it."""
         request = self._pb.TailLogsRequest(
             lines=lines, follow=follow, job=job, run_id=run_id, level=level
         )
+        started = time.monotonic()
         call = self._stub.TailLogs(
             request, timeout=None if follow else self.timeout, metadata=self._metadata
         )
-        return Stream(call, self)
+        return Stream(self._opened(call, started), self)
 
     def watch_events(self, bean: str = "") -> Stream[pb.DaemonEvent]:
         """Daemon events from now on; the call starts at once, so open it before asking for
         what should be watched (see `run-all --wait`)."""
+        started = time.monotonic()
         call = self._stub.WatchEvents(
             self._pb.WatchEventsRequest(bean=bean), metadata=self._metadata
         )
-        return Stream(call, self)
+        return Stream(self._opened(call, started), self)

@@ -23,6 +23,7 @@ class ExitCode(enum.IntEnum):
     UNAVAILABLE = 6  # the daemon answered but will not serve: draining, or no answer in time
     UNREACHABLE = 7  # no daemon at the address (LSB's "program is not running")
     BEAN_FAILING = 8  # `status` found a bean failing or stuck (a monitoring check)
+    DISABLED = 9  # the job cannot run here: disabled, or a setting it needs is missing
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
@@ -36,12 +37,14 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.UNAVAILABLE: "the daemon is up but not serving: draining for shutdown, or timed out",
     ExitCode.UNREACHABLE: "the daemon is not reachable (the message names the socket)",
     ExitCode.BEAN_FAILING: "`status`: a bean is failing or stuck (usable as a monitoring check)",
+    ExitCode.DISABLED: "the job is disabled and cannot run (the message says why)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
 # The table: gRPC status code name -> exit code. Two codes are refined by `classify` below:
-# FAILED_PRECONDITION is "already running" only when the daemon says so, and UNAVAILABLE raised by
-# the channel itself (nothing listening) is UNREACHABLE rather than "up but unavailable".
+# FAILED_PRECONDITION is "already running" or "disabled" only when the daemon says so (its
+# trailer), and UNAVAILABLE raised by the channel itself (nothing listening) is UNREACHABLE
+# rather than "up but unavailable".
 BY_STATUS: dict[str, ExitCode] = {
     "OK": ExitCode.OK,
     "NOT_FOUND": ExitCode.NOT_FOUND,
@@ -55,6 +58,7 @@ BY_STATUS: dict[str, ExitCode] = {
 }
 
 RUN_ID_METADATA = "syncd-run-id"
+DISABLED_METADATA = "syncd-disabled"
 
 # What gRPC core says when it never reached a server, or lost it; a draining daemon's own
 # UNAVAILABLE carries its message instead. (Substrings, not a regex: compiling one costs start-up.)
@@ -94,12 +98,16 @@ class RpcErrorLike(Protocol):
     def trailing_metadata(self) -> Sequence[tuple[str, str | bytes]] | None: ...
 
 
-def run_id_of(error: RpcErrorLike) -> str | None:
-    """The active run's id the daemon attaches to an "already running" refusal."""
+def _trailer(error: RpcErrorLike, wanted: str) -> str | None:
     for key, value in error.trailing_metadata() or ():
-        if key == RUN_ID_METADATA:
+        if key == wanted:
             return value.decode() if isinstance(value, bytes) else value
     return None
+
+
+def run_id_of(error: RpcErrorLike) -> str | None:
+    """The active run's id the daemon attaches to an "already running" refusal."""
+    return _trailer(error, RUN_ID_METADATA)
 
 
 def classify(error: RpcErrorLike) -> ExitCode:
@@ -112,6 +120,8 @@ def classify(error: RpcErrorLike) -> ExitCode:
         run_id_of(error) is not None or details.lower().startswith("already running")
     ):
         return ExitCode.ALREADY_RUNNING
+    if name == "FAILED_PRECONDITION" and _trailer(error, DISABLED_METADATA) is not None:
+        return ExitCode.DISABLED
     return BY_STATUS.get(name, ExitCode.FAILED)
 
 

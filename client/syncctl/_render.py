@@ -62,8 +62,14 @@ def iso(ts: Timestamp, *, precise: bool = False) -> str:
 
 
 def human_duration(seconds: float) -> str:
-    """0s, 42s, 3m12s, 2h05m, 3d04h: short enough for a table cell."""
-    total = max(0, int(seconds))
+    """0s, 40ms, 0.4s, 42s, 3m12s, 2h05m, 3d04h: short enough for a table cell."""
+    if seconds <= 0:
+        return "0s"
+    if seconds < 0.1:  # a quick run is not "0s": it took a measurable time
+        return f"{max(1, round(seconds * 1000))}ms"
+    if seconds < 1:
+        return f"{seconds:.1f}s"
+    total = int(seconds)
     if total < 60:
         return f"{total}s"
     minutes, secs = divmod(total, 60)
@@ -376,11 +382,19 @@ def invoke_dict(reply: pb.InvokeResponse, now: float) -> dict[str, Any]:
     }
 
 
-def render_invoke(out: IO[str], mode: Mode, reply: pb.InvokeResponse, now: float) -> None:
-    """A started run prints its id (piped) or "Just started: run <id> …" (TTY); else the result."""
+def render_invoke(
+    out: IO[str], mode: Mode, reply: pb.InvokeResponse, now: float, *, operation: str = ""
+) -> None:
+    """A started run prints its id (piped) or "Just started: run <id> …" (TTY); else the result
+    (a search's documents and a reload's changes in their readable form, see _render_results)."""
     if mode is Mode.JSON:
         write_json(out, invoke_dict(reply, now))
         return
+    if reply.result.WhichOneof("kind") == "json_value" and not reply.HasField("run"):
+        from syncctl._render_results import render_result
+
+        if render_result(out, mode, operation, reply.message, reply.result.json_value):
+            return
     if mode is Mode.TSV:
         text = value_text(reply.result, mode=mode, now=now)
         if not text and reply.HasField("run"):

@@ -158,6 +158,9 @@ class Shell:
         self._err = err
         self._silent = silent
         self._backend: Backend | None = None
+        # Set by a failed `open`: as in jmxterm, the shell is then not connected, and commands
+        # fail until an `open` succeeds (rather than quietly reaching the default daemon).
+        self._failed_open: str | None = None
         self.address: str | None = None
         self.domain: str | None = None
         self.bean: str | None = None
@@ -222,6 +225,11 @@ class Shell:
     def _daemon(self) -> Backend:
         """The open connection; opening the default daemon when none is (jmxterm required open)."""
         if self._backend is None:
+            if self._failed_open is not None:
+                raise SyncctlError(
+                    ExitCode.UNREACHABLE,
+                    f"not connected (open {self._failed_open} failed); use open to connect",
+                )
             return self._open(self._default_address)
         return self._backend
 
@@ -260,13 +268,15 @@ class Shell:
             return
         target = command.args[0]
         address = normalize_address(target) if looks_like_address(target) else None
-        backend = self._open(address or self._default_address)
         try:
+            backend = self._open(address or self._default_address)
             backend.list_beans()  # fail here, at `open`, when nothing is listening
         except SyncctlError:
             self.close()
             self.address = None
+            self._failed_open = target
             raise
+        self._failed_open = None
         self._message(f"Connection to {target} is opened")
 
     def _cmd_close(self, command: Command) -> None:

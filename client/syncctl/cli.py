@@ -30,7 +30,7 @@ RPCS: dict[str, tuple[str, ...]] = {
     "beans": ("ListBeans",),
     "info": ("DescribeBean",),
     "get": ("GetAttributes",),
-    "run": ("Invoke", "WatchRun", "GetRun"),
+    "run": ("Invoke", "WatchRun", "GetRun", "WatchEvents", "History"),
     "cancel": ("Cancel", "WatchRun", "GetRun"),
     "run-all": ("RunAll", "WatchEvents", "GetRun", "History"),
     "status": ("GetStatus",),
@@ -247,12 +247,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         run.add_argument(
             "--with-dependants",
             action="store_true",
-            help="after this run, run every job that depends on this one (a trigger only)",
+            help="after this run, run every job that depends on this one (a trigger only); "
+            "with --wait, follow them all",
         )
         run.add_argument(
             "--wait",
             action="store_true",
-            help="follow the run to its end; exit 0 only if it succeeded",
+            help="follow the run (and its dependants) to the end; exit 0 only if all succeeded",
         )
 
     if wanted("cancel"):

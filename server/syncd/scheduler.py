@@ -77,13 +77,16 @@ class Scheduler:
     def upcoming(self, now: datetime, days: float) -> list[tuple[datetime, str]]:
         """Every fire in the next `days` days, of jobs that are not paused."""
         end = now + timedelta(days=days)
-        fires: list[tuple[datetime, str]] = []
-        for name, plan in self._plans.items():
+        fires: list[tuple[datetime, int, str]] = []
+        for position, (name, plan) in enumerate(self._plans.items()):
             if self.paused(name):
                 continue
             assert plan.schedule is not None
-            fires.extend((moment, name) for moment in fires_between(plan.schedule, now, end))
-        return sorted(fires)
+            fires.extend(
+                (moment, position, name) for moment in fires_between(plan.schedule, now, end)
+            )
+        # Fires at one instant keep timetable order (the plans' order), as `status` lists jobs.
+        return [(moment, name) for moment, _, name in sorted(fires)]
 
     # --- control -------------------------------------------------------------------------
 

@@ -155,6 +155,9 @@ class MiniDaemon(pb_grpc.ManagementServicer):
     run_all_events: str = "all"
     # False: RunAll plans but runs nothing (as a daemon stopping right after it answered).
     run_all_runs: bool = True
+    # Set: every streaming call waits (bounded) for it before answering at all, as a daemon
+    # that is up but takes no new calls.
+    stall_streams: threading.Event | None = None
     _watchers: list[queue.Queue[pb.DaemonEvent | None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _watchers_changed: threading.Condition = field(default_factory=threading.Condition)
@@ -311,6 +314,7 @@ class MiniDaemon(pb_grpc.ManagementServicer):
         self._record("WatchRun", request, context)
         if request.run_id not in self.runs:
             context.abort(grpc.StatusCode.NOT_FOUND, f"no run {request.run_id!r}")
+        self._stream_answer(context)
         run = self.runs[request.run_id]
         yield run
         progress = pb.RunInfo()
@@ -441,6 +445,13 @@ class MiniDaemon(pb_grpc.ManagementServicer):
             reply.fires.add(bean=name).at.FromSeconds(at)
         return reply
 
+    def _stream_answer(self, context: grpc.ServicerContext) -> None:
+        """Answer a stream's set-up (its headers) at once, as the daemon does on subscribing;
+        unless the test stalls streams."""
+        if self.stall_streams is not None:
+            self.stall_streams.wait(BOUND)
+        context.send_initial_metadata((("syncd-following", "1"),))
+
     def _until_client_leaves(self, context: grpc.ServicerContext) -> None:
         gone = threading.Event()
         context.add_callback(gone.set)
@@ -461,6 +472,7 @@ class MiniDaemon(pb_grpc.ManagementServicer):
                 "parameter 'lines' of TailLogs: must not be negative",
             )
         job = self._bean(request.job, context).name if request.job else ""
+        self._stream_answer(context)
         minimum = LEVELS.index(request.level.lower()) if request.level else 0
 
         def keep(text: str) -> bool:
@@ -496,6 +508,7 @@ class MiniDaemon(pb_grpc.ManagementServicer):
     ) -> Iterator[pb.DaemonEvent]:
         self._record("WatchEvents", request, context)
         bean = self._bean(request.bean, context).name if request.bean else ""
+        self._stream_answer(context)
         inbox: queue.Queue[pb.DaemonEvent | None] = queue.Queue()
         for initial in self.initial_events:
             inbox.put(initial)

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 import grpc
 import pytest
 
-from syncctl._exit import BY_STATUS, ExitCode, classify, error_from_rpc, run_id_of
+from syncctl._exit import (
+    BY_STATUS,
+    DESCRIPTIONS,
+    ExitCode,
+    classify,
+    error_from_rpc,
+    run_id_of,
+)
 
 CONNECT_FAILED = (
     "failed to connect to all addresses; last error: FAILED_PRECONDITION: "
@@ -48,6 +55,7 @@ class TestExitCodes:
             "UNAVAILABLE": 6,
             "UNREACHABLE": 7,
             "BEAN_FAILING": 8,
+            "DISABLED": 9,
             "INTERRUPTED": 130,
         }
 
@@ -89,6 +97,21 @@ class TestClassify:
         status = Status(grpc.StatusCode.FAILED_PRECONDITION, "busy", (("syncd-run-id", "r-1"),))
         assert classify(status) is ExitCode.ALREADY_RUNNING
         assert run_id_of(status) == "r-1"
+
+    def test_disabled_job_is_recognised_by_its_trailer(self) -> None:
+        """FAILED_PRECONDITION carrying syncd-disabled is a disabled job: 9, not a failure."""
+        status = Status(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "RevalJob is disabled: no AMQP broker configured",
+            (("syncd-disabled", "RevalJob"),),
+        )
+        assert classify(status) is ExitCode.DISABLED
+        error = error_from_rpc(status, address="unix:/x", timeout=1)
+        assert error.message == "RevalJob is disabled: no AMQP broker configured"
+
+    def test_every_exit_code_is_described(self) -> None:
+        """--help and the README's table list every code."""
+        assert set(DESCRIPTIONS) == set(ExitCode)
 
     def test_already_running_is_recognised_by_its_message(self) -> None:
         """Without the trailer, the daemon's "Already running" wording is enough."""

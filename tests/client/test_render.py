@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 
@@ -21,6 +22,7 @@ from syncctl._render import (
     value_python,
     value_text,
 )
+from syncctl._render_runs import render_run
 from syncd_api.v1 import management_pb2 as pb
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -133,11 +135,28 @@ class TestValues:
 
     @pytest.mark.parametrize(
         ("seconds", "text"),
-        [(0, "0s"), (59.9, "59s"), (192, "3m12s"), (7500, "2h05m"), (97200, "1d03h")],
+        [
+            (0, "0s"),
+            (0.004, "4ms"),
+            (0.4, "0.4s"),
+            (0.44, "0.4s"),
+            (59.9, "59s"),
+            (192, "3m12s"),
+            (7500, "2h05m"),
+            (97200, "1d03h"),
+        ],
     )
     def test_durations_are_short(self, seconds: float, text: str) -> None:
-        """Durations fit a table cell."""
+        """Durations fit a table cell; a sub-second one keeps its size instead of "0s"."""
         assert human_duration(seconds) == text
+
+    def test_a_sub_second_run_reads_its_duration(self) -> None:
+        """`show` of a 0.4 s run says 0.4s, where whole seconds said 0s."""
+        run = pb.RunInfo(run_id="r1", bean="QuickJob")
+        run.elapsed.FromNanoseconds(400_000_000)
+        out = io.StringIO()
+        render_run(out, Mode.TABLE, run, 0.0)
+        assert re.search(r"^duration\s+0\.4s$", out.getvalue(), re.MULTILINE), out.getvalue()
 
     def test_cells_never_hold_tabs_newlines_or_nothing(self) -> None:
         """A TSV cell cannot break the line or the columns."""

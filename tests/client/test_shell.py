@@ -139,6 +139,36 @@ class TestRunbook:
         assert shell.run(["open 1"]) == ExitCode.UNREACHABLE
         assert f"{sock_dir}/run/syncd.sock" in err.getvalue()
 
+    def test_a_failed_open_leaves_the_shell_not_connected(
+        self, mini_daemon: MiniDaemon, sock_dir: Path
+    ) -> None:
+        """After `open host:port` fails, commands fail with "not connected" (as in jmxterm)
+        instead of quietly reaching the default daemon; a later good `open` connects."""
+        s = session(mini_daemon)  # the default daemon is up: it must not be reached
+        gone = f"unix:{sock_dir}/gone.sock"
+        status = s.shell.run(
+            [f"open {gone}", "beans", "run -b Alpha isCurrentlyRunning"], numbered=True
+        )
+        assert status == ExitCode.UNREACHABLE
+        errors = [e for e in s.err.getvalue().splitlines() if e.startswith("#line")]
+        assert errors[0].startswith("#line 1: cannot reach syncd")
+        assert errors[1] == f"#line 2: not connected (open {gone} failed); use open to connect"
+        assert errors[2].startswith("#line 3: not connected")
+        assert s.out.getvalue() == ""
+        assert mini_daemon.calls == []
+
+        again = session(mini_daemon)
+        lines = [f"open {gone}", f"open {mini_daemon.address}", "run -b Alpha isCurrentlyRunning"]
+        assert again.shell.run(lines) == ExitCode.UNREACHABLE  # the first line's failure
+        assert again.out.getvalue() == "false\n"
+
+    def test_a_failed_host_port_open_is_not_connected_either(self, mini_daemon: MiniDaemon) -> None:
+        """The same for a TCP address nobody listens on."""
+        s = session(mini_daemon)
+        assert s.shell.run(["open 127.0.0.1:1", "domains"]) == ExitCode.UNREACHABLE
+        assert "#line 2: not connected (open 127.0.0.1:1 failed)" in s.err.getvalue()
+        assert mini_daemon.calls == []
+
 
 class TestCommands:
     def test_domains_and_beans_list_object_names(self, mini_daemon: MiniDaemon) -> None:

@@ -34,6 +34,7 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
 # Trailing metadata that carries identifiers a client acts on.
 RUN_ID_KEY = "syncd-run-id"
 PARAMETER_KEY = "syncd-parameter"
+DISABLED_KEY = "syncd-disabled"  # the disabled bean's name: "why" is in the message
 
 
 def status_code(exc: SyncdError) -> grpc.StatusCode:
@@ -48,4 +49,6 @@ def trailing_metadata(exc: SyncdError) -> tuple[tuple[str, str], ...]:
         return ((RUN_ID_KEY, exc.run_id),)
     if isinstance(exc, InvalidArgumentError) and exc.parameter:
         return ((PARAMETER_KEY, exc.parameter),)
+    if isinstance(exc, BeanDisabledError):
+        return ((DISABLED_KEY, exc.bean),)
     return ()

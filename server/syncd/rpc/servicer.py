@@ -185,11 +185,11 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetStatusResponse:
         plane = self._plane
-        beans = [
-            convert.bean_status(bean, plane.jobs.status(bean.name))
-            for bean in plane.registry.beans()
-            if plane.jobs.spec(bean.name) is not None
-        ]
+        # Timetable order (the plans' order), as `next` and the console list jobs.
+        position = {name: i for i, name in enumerate(plane.orchestrator.plans)}
+        jobs = [bean for bean in plane.registry.beans() if plane.jobs.spec(bean.name) is not None]
+        jobs.sort(key=lambda bean: position.get(bean.name, len(position)))
+        beans = [convert.bean_status(bean, plane.jobs.status(bean.name)) for bean in jobs]
         return pb.GetStatusResponse(
             beans=beans,
             daemon=pb.DaemonInfo(

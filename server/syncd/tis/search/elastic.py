@@ -355,4 +355,4 @@ class ElasticsearchSearcher:
             raise SearchError(
                 f"the {self._alias} index has not been built yet: run its index job"
             ) from None
-        return [hit["_source"] for hit in response["hits"]["hits"]]
+        return [{**hit["_source"], "_score": hit.get("_score")} for hit in response["hits"]["hits"]]

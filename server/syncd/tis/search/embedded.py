@@ -173,13 +173,15 @@ class EmbeddedSearcher:
             ) from None
         try:
             rows = conn.execute(
-                "SELECT docs.body FROM fts JOIN docs ON docs.id = fts.rowid"
+                "SELECT docs.body, fts.rank FROM fts JOIN docs ON docs.id = fts.rowid"
                 " WHERE fts MATCH ? ORDER BY fts.rank, docs.id LIMIT ?",
                 (match, limit),
             ).fetchall()
         finally:
             conn.close()
-        return [json.loads(body) for (body,) in rows]
+        # FTS5's rank is bm25 negated (lower is better); `_score` is it the right way up, as
+        # Elasticsearch's hits carry theirs.
+        return [{**json.loads(body), "_score": -rank} for body, rank in rows]
 
     def count(self) -> int:
         """Documents in the live file (0 when there is none)."""

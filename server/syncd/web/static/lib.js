@@ -30,6 +30,9 @@ window.syncdLib = (() => {
   }
   function duration(total) {
     if (total === null || total === undefined) return "—";
+    if (total <= 0) return "0 s";
+    // A quick run is not "0.0 s": under a tenth of a second it reads in milliseconds.
+    if (total < 0.1) return `${Math.max(1, Math.round(total * 1000))} ms`;
     if (total < 10) return `${total.toFixed(1)} s`;
     const s = Math.floor(total);
     const h = Math.floor(s / 3600);
