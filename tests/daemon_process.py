@@ -37,6 +37,7 @@ class DaemonProcess:
     proc: subprocess.Popen[bytes]
     state_dir: Path
     lines: list[dict[str, Any]] = field(default_factory=list)
+    unparsed: list[bytes] = field(default_factory=list)
     _buffer: bytes = b""
 
     @property
@@ -65,6 +66,8 @@ class DaemonProcess:
                     try:
                         parsed: dict[str, Any] = json.loads(raw)
                     except json.JSONDecodeError:
+                        # Kept for the failure message: a mangled line may hide the event.
+                        self.unparsed.append(raw[:500])
                         continue
                     self.lines.append(parsed)
                     if parsed.get("event") == event and all(
@@ -73,7 +76,10 @@ class DaemonProcess:
                         return parsed
         finally:
             sel.close()
-        raise AssertionError(f"no {event} {match} within {timeout}s; saw {self.lines[-5:]}")
+        raise AssertionError(
+            f"no {event} {match} within {timeout}s; saw {self.lines[-5:]}"
+            f"; events {[line.get('event') for line in self.lines]}; unparsed {self.unparsed[-3:]}"
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = BOUND) -> int:
         if self.proc.poll() is None:
