@@ -181,8 +181,8 @@ class Streams:
                 pending.cancel()  # a cancelled get leaves its line in the queue
             pending = None
             # The canonical run.finished line is queued before the run is marked finished.
-            while not follower.queue.empty():
-                await send(follower.queue.get_nowait(), 0)
+            for line, lost in follower.drain(follower.queue.qsize()):
+                await send(line, lost)
         finally:
             finished.cancel()
             if pending is not None:
