@@ -432,3 +432,42 @@ class TestOtherRpcProperties:
                 stream.cancel()
 
         calls.check(attach, pb.WatchEventsRequest(bean=bean))
+
+
+# Methods whose raw-bytes requests are sent (RunAll takes no input and starts every job).
+_RAW_METHODS = [
+    m for m in pb.DESCRIPTOR.services_by_name["Management"].methods if m.name != "RunAll"
+]
+
+
+class TestUndecodableRequests:
+    """Bytes that are no request message are INVALID_ARGUMENT, not gRPC's own UNKNOWN."""
+
+    @pytest.mark.parametrize(
+        "raw", [b"\x0a\x02\xff\xfe", b"\xff\xff\xff", b"\x0a\x80"], ids=["utf8", "wire", "short"]
+    )
+    def test_corrupt_request_is_invalid_argument(self, daemon: Daemon, raw: bytes) -> None:
+        with grpc.insecure_channel(daemon.listening.addresses[0]) as channel:
+            describe = channel.unary_unary("/syncd.v1.Management/DescribeBean")
+            error = _refusal(describe, raw)
+        assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert "is not a valid syncd.v1.DescribeBeanRequest" in error.details
+
+    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(method=st.sampled_from(_RAW_METHODS), raw=st.binary(max_size=64))
+    def test_any_bytes_to_any_method(self, daemon: Daemon, method: Any, raw: bytes) -> None:
+        path = f"/{method.containing_service.full_name}/{method.name}"
+        with grpc.insecure_channel(daemon.listening.addresses[0]) as channel:
+            if method.server_streaming:
+                call = channel.unary_stream(path)
+                try:
+                    for _ in call(raw, timeout=0.5):  # a follow stream ends by the deadline
+                        pass
+                except grpc.RpcError as exc:
+                    code = refusal_of(exc).code
+                    assert code in REFUSALS | {grpc.StatusCode.DEADLINE_EXCEEDED}, code
+                return
+            try:
+                channel.unary_unary(path)(raw, timeout=CALL_TIMEOUT)
+            except grpc.RpcError as exc:
+                assert_clean_refusal(refusal_of(exc))

@@ -338,8 +338,8 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             # reaches it, so it may go on to trigger what it wants to watch.
             await context.send_initial_metadata((("syncd-following", "1"),))
             backlog = hub.last(request.lines, keep)
-            for batch in _batches([_log_line(x, 0) for x in backlog]):
-                yield pb.LogLines(lines=batch)
+            for chunk in _batches([_log_line(x, 0) for x in backlog]):
+                yield pb.LogLines(lines=chunk)
             if not request.follow:
                 return
             seen = backlog[-1].seq if backlog else 0
