@@ -448,7 +448,7 @@ class TestUndecodableRequests:
     )
     def test_corrupt_request_is_invalid_argument(self, daemon: Daemon, raw: bytes) -> None:
         with grpc.insecure_channel(daemon.listening.addresses[0]) as channel:
-            describe = channel.unary_unary("/syncd.v1.Management/DescribeBean")
+            describe = channel.unary_unary("/syncd.v1.Management/DescribeBean", None, None)
             error = _refusal(describe, raw)
         assert error.code is grpc.StatusCode.INVALID_ARGUMENT
         assert "is not a valid syncd.v1.DescribeBeanRequest" in error.details
@@ -459,7 +459,7 @@ class TestUndecodableRequests:
         path = f"/{method.containing_service.full_name}/{method.name}"
         with grpc.insecure_channel(daemon.listening.addresses[0]) as channel:
             if method.server_streaming:
-                call = channel.unary_stream(path)
+                call = channel.unary_stream(path, None, None)
                 try:
                     for _ in call(raw, timeout=0.5):  # a follow stream ends by the deadline
                         pass
@@ -468,6 +468,6 @@ class TestUndecodableRequests:
                     assert code in REFUSALS | {grpc.StatusCode.DEADLINE_EXCEEDED}, code
                 return
             try:
-                channel.unary_unary(path)(raw, timeout=CALL_TIMEOUT)
+                channel.unary_unary(path, None, None)(raw, timeout=CALL_TIMEOUT)
             except grpc.RpcError as exc:
                 assert_clean_refusal(refusal_of(exc))
