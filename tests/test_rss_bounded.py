@@ -125,3 +125,27 @@ def test_refused_calls_keep_the_daemon_small(short_tmp: Path) -> None:
             thread.join(BOUND)
     assert out.lines >= CALLS and out.longest <= LINE_LIMIT, (out.lines, out.longest)
     assert out.refused and all(len(line["error"]) < 1000 for line in out.refused)
+
+
+def test_syncctl_names_a_non_ascii_argument_clearly(short_tmp: Path) -> None:
+    """`--arg séconds=1` used to exit 1 with gRPC's "Invalid metadata": now exit 5, named."""
+    with daemon_process(short_tmp / "state", e2e_config(short_tmp)) as process:
+        assert process.proc.stdout is not None and process.proc.stderr is not None
+        readers = [Drain(process.proc.stdout).start(), Drain(process.proc.stderr).start()]
+        env = dict(os.environ, SYNCD_STATE_DIR=str(process.state_dir))
+        env.pop("SYNCD_ADDRESS", None)
+        for name in ("séconds", "x" * 20_000):
+            ran = subprocess.run(
+                [str(SYNCCTL), "run", "QuickJob", "run", "--arg", f"{name}=1"],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=BOUND,
+                check=False,
+            )
+            assert ran.returncode == 5, ran.stderr
+            assert f"no parameter named '{name[:200]}" in ran.stderr
+            assert len(ran.stderr) < 1000
+        process.stop()
+        for thread in readers:
+            thread.join(BOUND)
