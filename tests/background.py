@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from syncd.config import Config, DaemonConfig, HttpConfig, SchedulerConfig
+from syncd.config import Config, DaemonConfig, HttpConfig, LedgerConfig, SchedulerConfig
 from syncd.daemon import Daemon
 from syncd.job import JobSpec
 from tests.harness import BOUND, serving_daemon
@@ -20,13 +20,17 @@ from tests.harness import BOUND, serving_daemon
 
 @contextmanager
 def daemon_in_thread(
-    state_dir: Path, jobs: Sequence[JobSpec], http: HttpConfig | None = None
+    state_dir: Path,
+    jobs: Sequence[JobSpec],
+    http: HttpConfig | None = None,
+    ledger_url: str = "",
 ) -> Iterator[Daemon]:
     """A serving daemon for the block's duration; stopped and awaited (bounded) after it."""
     config = Config(
         daemon=DaemonConfig(state_dir=state_dir, execution="thread", shutdown_grace=5.0),
         scheduler=SchedulerConfig(catch_up=False),
         http=http or HttpConfig(address=""),
+        ledger=LedgerConfig(url=ledger_url),
     )
     daemon = Daemon(config, jobs)
     ready = threading.Event()

@@ -30,6 +30,7 @@ from syncd.values import Value, ValueType
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.background import daemon_in_thread
+from tests.services import fresh_postgres_database
 
 CALL_TIMEOUT = 10.0
 # A refusal's message quotes at most ~200 characters of input; with its own words, well under this.
@@ -475,3 +476,27 @@ class TestUndecodableRequests:
                 channel.unary_unary(path, None, None)(raw, timeout=CALL_TIMEOUT)
             except grpc.RpcError as exc:
                 assert_clean_refusal(refusal_of(exc))
+
+
+def test_text_postgresql_cannot_hold_is_refused_before_the_ledger(short_tmp: Path) -> None:
+    """On a PostgreSQL ledger too, a run id or argument with NUL is NOT_FOUND / INVALID_ARGUMENT
+    (PostgreSQL refuses NUL in text: asking it would be INTERNAL), and no run starts."""
+    with (
+        fresh_postgres_database() as url,
+        daemon_in_thread(short_tmp / "state", [TYPED], ledger_url=url) as daemon,
+        grpc.insecure_channel(daemon.listening.addresses[0]) as channel,
+    ):
+        stub = pb_grpc.ManagementStub(channel)
+        for run_id in ("a\x00b", "x" * 100_000):
+            error = _refusal(stub.GetRun, pb.GetRunRequest(run_id=run_id))
+            assert_clean_refusal(error)
+            assert error.code is grpc.StatusCode.NOT_FOUND
+            error = _refusal(
+                lambda r, timeout: list(stub.WatchRun(r, timeout=timeout)),
+                pb.WatchRunRequest(run_id=run_id),
+            )
+            assert error.code is grpc.StatusCode.NOT_FOUND
+        for value in (pb.Value(string_value="a\x00b"), pb.Value(json_value='["\\u0000"]')):
+            name = "label" if value.HasField("string_value") else "filter"
+            assert_clean_refusal(_invoke(stub, **{name: value}))
+        assert not stub.History(pb.HistoryRequest(), timeout=CALL_TIMEOUT).runs

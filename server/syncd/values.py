@@ -77,6 +77,19 @@ def check_text(text: str) -> str:
     return text
 
 
+def usable_key(text: str, limit: int = 200) -> bool:
+    """Whether `text` can name a stored thing (a run id): short, and text every store keeps.
+    The edges answer "not found" for any other without asking the ledger, which could not
+    even be asked (PostgreSQL refuses NUL in a query parameter)."""
+    if len(text) > limit:
+        return False
+    try:
+        check_text(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_strings(value: Any) -> None:
     """Every string in a parsed JSON value (its depth is already bounded) is storable."""
     if isinstance(value, str):

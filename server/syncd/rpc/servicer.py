@@ -15,7 +15,7 @@ import structlog
 
 from syncd import __version__
 from syncd.beans import Invocation, Operation, Result
-from syncd.errors import InvalidArgumentError, SyncdError, clip
+from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
 from syncd.events import Event
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunRecord
@@ -25,7 +25,7 @@ from syncd.registry import BeanRegistry
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
 from syncd.runs import Run, RunCoordinator
-from syncd.values import ValueType
+from syncd.values import ValueType, usable_key
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
@@ -209,11 +209,16 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             return convert.run_info(target.record, self._plane.coordinator.elapsed(target))
         return convert.run_info(target)
 
+    def _run(self, run_id: str) -> Run | RunRecord:
+        if not usable_key(run_id):
+            raise RunNotFoundError(run_id)
+        return self._plane.coordinator.get(run_id)
+
     async def GetRun(
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunInfo:
         async with _mapped_errors(context, "GetRun"):
-            return self._info(self._plane.coordinator.get(request.run_id))
+            return self._info(self._run(request.run_id))
         raise AssertionError("unreachable")
 
     async def WatchRun(
@@ -221,7 +226,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     ) -> AsyncIterator[pb.RunInfo]:
         target: Run | RunRecord | None = None
         async with _mapped_errors(context, "WatchRun"):
-            target = self._plane.coordinator.get(request.run_id)
+            target = self._run(request.run_id)
         assert target is not None
         if not isinstance(target, Run):
             yield self._info(target)

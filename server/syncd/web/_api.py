@@ -26,8 +26,9 @@ from syncd.errors import (
     quote_input,
 )
 from syncd.job import JobSpec
+from syncd.ledger import RunRecord
 from syncd.runs import Run
-from syncd.values import Value
+from syncd.values import Value, usable_key
 from syncd.web._auth import Access, Caller
 from syncd.web._http import error, instant, json_object, query_int, reply
 from syncd.web._model import job_view, live_run_view, ordered_specs, run_view
@@ -47,6 +48,13 @@ def find_spec(plane: WebPlane, name: str) -> JobSpec:
         more = f"; did you mean {', '.join(hint)}?" if hint else ""
         raise error(404, f"no job named {quote_input(name)}{more}")
     return spec
+
+
+def find_run(plane: WebPlane, run_id: str) -> Run | RunRecord:
+    """The run with this id, or RunNotFoundError (without asking the ledger for a non-key)."""
+    if not usable_key(run_id):
+        raise RunNotFoundError(run_id)
+    return plane.coordinator.get(run_id)
 
 
 def bind_arguments(plane: WebPlane, spec: JobSpec, named: Mapping[str, Any]) -> dict[str, Value]:
@@ -116,7 +124,7 @@ class JsonApi:
 
     async def run(self, request: web.Request, _caller: Caller) -> web.Response:
         try:
-            target = self._plane.coordinator.get(request.match_info["run_id"])
+            target = find_run(self._plane, request.match_info["run_id"])
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
         return reply(live_run_view(self._plane, target))

@@ -17,7 +17,7 @@ from syncd.errors import RunNotFoundError
 from syncd.events import Event, EventKind
 from syncd.loghub import Follower, LogLine, line_filter
 from syncd.runs import Run
-from syncd.web._api import snapshot
+from syncd.web._api import find_run, snapshot
 from syncd.web._auth import Caller
 from syncd.web._http import error, instant, query_int, sse_frame
 from syncd.web._model import job_view, live_run_view, progress_view
@@ -128,7 +128,7 @@ class Streams:
         plane = self._plane
         run_id = request.match_info["run_id"]
         try:
-            target = plane.coordinator.get(run_id)
+            target = find_run(plane, run_id)
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
         lines = query_int(request, "lines", LOG_LINES_DEFAULT, 0, LOG_LINES_MAX)
