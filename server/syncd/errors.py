@@ -13,7 +13,7 @@ from collections.abc import Iterable
 # name must not become a 100 KB message, trailer or log line.
 INPUT_QUOTE_LIMIT = 200
 # A message composed elsewhere (a job's validator) from input is cut to about this length.
-MESSAGE_LIMIT = 400
+MESSAGE_LIMIT = 300
 
 
 def quote_input(value: object, limit: int = INPUT_QUOTE_LIMIT) -> str:
