@@ -9,9 +9,44 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+# Error messages and trailers quote at most this many characters of what a caller sent: a 100 KB
+# name must not become a 100 KB message, trailer or log line.
+INPUT_QUOTE_LIMIT = 200
+# A message composed elsewhere (a job's validator) from input is cut to about this length.
+MESSAGE_LIMIT = 300
+
+
+def quote_input(value: object, limit: int = INPUT_QUOTE_LIMIT) -> str:
+    """`repr` of at most `limit` characters of an input, saying how long it was when cut."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        return f"{value[:limit]!r}… ({len(value)} characters)"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # a nested or huge value: its type says enough
+        return f"<{type(value).__name__}>"
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def bounded(text: str, limit: int = INPUT_QUOTE_LIMIT) -> str:
+    """An identifier taken from input, kept on an error: itself, or its first `limit` chars."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def clip(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A message that may embed input, at most about `limit` characters: head and tail are
+    kept, so "'<input>' is not a date" still says what is wrong after a long input."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    return f"{text[: limit - tail]}…[{len(text) - limit} characters cut]…{text[-tail:]}"
+
 
 def closest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """The existing names nearest to `name`, for "did you mean" messages."""
+    if len(name) > INPUT_QUOTE_LIMIT:
+        return []  # nothing is named that long, and matching it would cost O(len²)
     pool = list(candidates)
     by_lower = {c.lower(): c for c in pool}
     hits = difflib.get_close_matches(name.lower(), list(by_lower), n=limit, cutoff=0.5)
@@ -39,9 +74,9 @@ class BeanNotFoundError(SyncdError, LookupError):
     """Raised by the registry when no bean has the given name."""
 
     def __init__(self, name: str, suggestions: list[str]) -> None:
-        self.name = name
+        self.name = bounded(name)
         self.suggestions = suggestions
-        super().__init__(f"no bean named {name!r}{_did_you_mean(suggestions)}")
+        super().__init__(f"no bean named {quote_input(name)}{_did_you_mean(suggestions)}")
 
 
 class OperationNotFoundError(SyncdError, LookupError):
@@ -49,9 +84,11 @@ class OperationNotFoundError(SyncdError, LookupError):
 
     def __init__(self, bean: str, operation: str, suggestions: list[str]) -> None:
         self.bean = bean
-        self.operation = operation
+        self.operation = bounded(operation)
         self.suggestions = suggestions
-        super().__init__(f"bean {bean} has no operation {operation!r}{_did_you_mean(suggestions)}")
+        super().__init__(
+            f"bean {bean} has no operation {quote_input(operation)}{_did_you_mean(suggestions)}"
+        )
 
 
 class AttributeNotFoundError(SyncdError, LookupError):
@@ -59,28 +96,33 @@ class AttributeNotFoundError(SyncdError, LookupError):
 
     def __init__(self, bean: str, attribute: str, suggestions: list[str]) -> None:
         self.bean = bean
-        self.attribute = attribute
+        self.attribute = bounded(attribute)
         self.suggestions = suggestions
-        super().__init__(f"bean {bean} has no attribute {attribute!r}{_did_you_mean(suggestions)}")
+        super().__init__(
+            f"bean {bean} has no attribute {quote_input(attribute)}{_did_you_mean(suggestions)}"
+        )
 
 
 class RunNotFoundError(SyncdError, LookupError):
     """Raised when no run has the given id."""
 
     def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        super().__init__(f"no run with id {run_id!r}")
+        self.run_id = bounded(run_id)
+        super().__init__(f"no run with id {quote_input(run_id)}")
 
 
 class InvalidArgumentError(SyncdError, ValueError):
-    """Raised when an operation's arguments are wrong; names the parameter when there is one."""
+    """Raised when an operation's arguments are wrong; names the parameter when there is one.
+
+    `problem` may embed the input (a validator's "'<value>' is not a date"): it is clipped.
+    """
 
     def __init__(self, operation: str, problem: str, parameter: str | None = None) -> None:
         self.operation = operation
-        self.parameter = parameter
-        self.problem = problem
-        where = f"parameter {parameter!r} of {operation}" if parameter else operation
-        super().__init__(f"{where}: {problem}")
+        self.parameter = bounded(parameter) if parameter is not None else None
+        self.problem = clip(problem)
+        where = f"parameter {quote_input(parameter)} of {operation}" if parameter else operation
+        super().__init__(f"{where}: {self.problem}")
 
 
 class AlreadyRunningError(SyncdError):

@@ -3,6 +3,10 @@
 Lines arrive from any thread; followers live on the event loop. Each follower has a bounded
 queue: a slow or stalled follower loses lines (and is told how many) instead of slowing the
 daemon or the other followers.
+
+Memory is bounded by characters as well as by lines: a line longer than LINE_LIMIT is kept as
+its identifying fields only, and the tail and each follower's queue hold at most a fixed number
+of characters, so callers who get huge inputs echoed into log lines cannot grow the daemon.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -18,6 +23,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LEVEL_ORDER = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+LINE_LIMIT = 16 * 1024  # characters of one line in the tail; a longer one is cut down
+TAIL_CHARS = 16 * 1024 * 1024  # characters the tail holds at most, beside its line count
+FOLLOWER_CHARS = 8 * 1024 * 1024  # characters one follower may have waiting
+_KEPT_FIELDS = ("timestamp", "level", "event", "logger", "job", "run_id", "trigger")
+_KEPT_FIELD_LIMIT = 200
+
+
+def fit_line(text: str, fields: Mapping[str, Any]) -> str:
+    """`text`, or for a line over LINE_LIMIT a JSON line of its identifying fields saying
+    how long it was (the log file keeps the whole line)."""
+    if len(text) <= LINE_LIMIT:
+        return text
+    kept: dict[str, Any] = {}
+    for key in _KEPT_FIELDS:
+        value = fields.get(key)
+        if value is not None:
+            shown = value if isinstance(value, str) else str(value)
+            kept[key] = shown[:_KEPT_FIELD_LIMIT]
+    kept["truncated_chars"] = len(text)
+    return json.dumps(kept, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +76,24 @@ class Follower:
     keep: Filter
     queue: asyncio.Queue[LogLine] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
     lost: int = 0
+    waiting_chars: int = 0  # of the lines in `queue`; take lines by next() and drain() only
 
     def offer(self, line: LogLine) -> None:
         if not self.keep(line):
+            return
+        if self.waiting_chars + len(line.text) > FOLLOWER_CHARS:
+            self.lost += 1
             return
         try:
             self.queue.put_nowait(line)
         except asyncio.QueueFull:
             self.lost += 1
+        else:
+            self.waiting_chars += len(line.text)
 
     async def next(self) -> tuple[LogLine, int]:
         line = await self.queue.get()
+        self.waiting_chars -= len(line.text)
         lost, self.lost = self.lost, 0
         return line, lost
 
@@ -70,14 +102,18 @@ class Follower:
         out: list[tuple[LogLine, int]] = []
         while len(out) < limit and not self.queue.empty():
             line = self.queue.get_nowait()
+            self.waiting_chars -= len(line.text)
             lost, self.lost = self.lost, 0
             out.append((line, lost))
         return out
 
 
 class LogHub:
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._ring: deque[LogLine] = deque(maxlen=capacity)
+    def __init__(self, capacity: int = 10_000, max_chars: int = TAIL_CHARS) -> None:
+        self._ring: deque[LogLine] = deque()
+        self._capacity = capacity
+        self._max_chars = max_chars
+        self._chars = 0
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
         self._followers: set[Follower] = set()
@@ -89,15 +125,19 @@ class LogHub:
         self._loop_thread = threading.get_ident()
 
     def append(self, text: str, fields: Mapping[str, Any]) -> None:
+        text = fit_line(text, fields)
         with self._lock:
             line = LogLine(
                 next(self._seq),
                 text,
-                str(fields.get("level", "info")),
-                str(fields.get("job", "") or ""),
-                str(fields.get("run_id", "") or ""),
+                str(fields.get("level", "info"))[:_KEPT_FIELD_LIMIT],
+                str(fields.get("job", "") or "")[:_KEPT_FIELD_LIMIT],
+                str(fields.get("run_id", "") or "")[:_KEPT_FIELD_LIMIT],
             )
             self._ring.append(line)
+            self._chars += len(text)
+            while len(self._ring) > self._capacity or self._chars > self._max_chars:
+                self._chars -= len(self._ring.popleft().text)
         if not self._followers or self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:

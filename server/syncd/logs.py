@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 import structlog
 
+from syncd.errors import clip
 from syncd.loghub import LogHub
 
 LEVELS = {
@@ -27,6 +28,12 @@ LEVELS = {
     "critical": logging.CRITICAL,
 }
 _FIRST_KEYS = ("timestamp", "level", "event", "logger", "job", "run_id", "trigger")
+# Fields often echo what a caller sent (a bean name, an error quoting an argument): each is cut
+# to this many characters, so a flood of huge inputs cannot make huge lines. A traceback keeps
+# its head and its tail within the larger limit.
+FIELD_LIMIT = 1000
+TRACE_LIMIT = 32_000
+_TRACE_KEYS = frozenset({"exception", "stack"})
 
 
 class RotatingWriter:
@@ -133,6 +140,30 @@ def add_logger_name(logger: Any, method_name: str, event_dict: Any) -> Any:
     return event_dict
 
 
+def cap_fields(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """Cut every field longer than FIELD_LIMIT characters (TRACE_LIMIT for tracebacks)."""
+    for key, value in event_dict.items():
+        if value is None or isinstance(value, bool | int | float):
+            continue
+        limit = TRACE_LIMIT if key in _TRACE_KEYS else FIELD_LIMIT
+        if isinstance(value, str):
+            if len(value) > limit:
+                event_dict[key] = clip(value, limit)
+            continue
+        try:
+            text = (
+                json.dumps(value, default=str, ensure_ascii=False)
+                if isinstance(value, list | tuple | dict)
+                else str(value)
+            )
+        except (RecursionError, ValueError, TypeError):
+            event_dict[key] = f"<{type(value).__name__}>"
+            continue
+        if len(text) > limit:
+            event_dict[key] = clip(text, limit)
+    return event_dict
+
+
 def _as_kwargs(logger: Any, method_name: str, event_dict: Any) -> Any:
     return event_dict  # the sink takes the dict itself (structlog passes it as **kwargs)
 
@@ -186,6 +217,7 @@ def configure_logging(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
+            cap_fields,
             _as_kwargs,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level.lower()]),

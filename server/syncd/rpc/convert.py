@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from syncd.beans import Bean, Operation
 from syncd.enums import BeanState, Impact, RunOutcome, RunState, Trigger
+from syncd.errors import InvalidArgumentError
 from syncd.jobbeans import JobStatus
 from syncd.ledger import RunRecord
-from syncd.values import Value, ValueType
+from syncd.values import Value, ValueType, check_text, parse_json
 from syncd_api.v1 import management_pb2 as pb
 
 VALUE_TYPES: dict[ValueType, pb.ValueType.ValueType] = {
@@ -61,6 +63,8 @@ TRIGGERS: dict[Trigger, pb.Trigger.ValueType] = {
 }
 
 _INT64 = (-(2**63), 2**63 - 1)
+# google.protobuf.Timestamp's own range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+_TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -70,6 +74,15 @@ def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
 
 
 def from_timestamp(ts: timestamp_pb2.Timestamp) -> datetime:
+    """The instant; ValueError when the message is no valid Timestamp (the wire allows any
+    seconds and nanos, the type does not)."""
+    if not _TIMESTAMP_SECONDS[0] <= ts.seconds <= _TIMESTAMP_SECONDS[1]:
+        raise ValueError(
+            f"timestamp seconds {ts.seconds} outside years 1-9999"
+            f" ({_TIMESTAMP_SECONDS[0]} to {_TIMESTAMP_SECONDS[1]})"
+        )
+    if not 0 <= ts.nanos <= 999_999_999:
+        raise ValueError(f"timestamp nanos {ts.nanos} outside 0 to 999999999")
     return ts.ToDatetime(tzinfo=UTC)
 
 
@@ -90,6 +103,7 @@ def value_to_proto(value: Value) -> pb.Value:
 
 
 def value_from_proto(message: pb.Value) -> Value:
+    """The value a message carries; ValueError (short, bounded) for one no parameter can take."""
     kind = message.WhichOneof("kind")
     if kind is None or kind == "null_value":
         return None
@@ -100,11 +114,32 @@ def value_from_proto(message: pb.Value) -> Value:
     if kind == "float_value":
         return message.float_value
     if kind == "string_value":
-        return message.string_value
+        return check_text(message.string_value)
     if kind == "timestamp_value":
         return from_timestamp(message.timestamp_value)
-    parsed: Value = json.loads(message.json_value)
-    return parsed
+    return parse_json(message.json_value)
+
+
+def arguments_from_proto(
+    operation: Operation, positional: Sequence[pb.Value], named: Mapping[str, pb.Value]
+) -> tuple[list[Value], dict[str, Value]]:
+    """An Invoke's arguments as values, or InvalidArgumentError naming the one that is bad."""
+    params = operation.parameters
+    values: list[Value] = []
+    for index, message in enumerate(positional):
+        name = params[index].name if index < len(params) else None
+        try:
+            values.append(value_from_proto(message))
+        except ValueError as exc:
+            where = "" if name else f"argument {index + 1}: "
+            raise InvalidArgumentError(operation.name, f"{where}{exc}", name) from None
+    by_name: dict[str, Value] = {}
+    for key, message in named.items():
+        try:
+            by_name[key] = value_from_proto(message)
+        except ValueError as exc:
+            raise InvalidArgumentError(operation.name, str(exc), key) from None
+    return values, by_name
 
 
 def bean_ref(bean: Bean) -> pb.BeanRef:

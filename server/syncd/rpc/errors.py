@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import grpc
 
 from syncd.errors import (
+    INPUT_QUOTE_LIMIT,
     AlreadyRunningError,
     AttributeNotFoundError,
     BeanDisabledError,
@@ -44,11 +47,24 @@ def status_code(exc: SyncdError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# What a metadata value may hold as is: printable ASCII but "%", which escapes the rest.
+_PLAIN = frozenset(chr(c) for c in range(0x20, 0x7F)) - {"%"}
+
+
+def metadata_value(text: str, limit: int = INPUT_QUOTE_LIMIT) -> str:
+    """`text` as a metadata value: gRPC carries only printable ASCII in a text header, so
+    anything else is percent-encoded (UTF-8), and at most `limit` characters of it are sent."""
+    cut = text[:limit]
+    if all(ch in _PLAIN for ch in cut):
+        return cut
+    return "".join(ch if ch in _PLAIN else quote(ch, safe="", errors="replace") for ch in cut)
+
+
 def trailing_metadata(exc: SyncdError) -> tuple[tuple[str, str], ...]:
     if isinstance(exc, AlreadyRunningError):
-        return ((RUN_ID_KEY, exc.run_id),)
+        return ((RUN_ID_KEY, metadata_value(exc.run_id)),)
     if isinstance(exc, InvalidArgumentError) and exc.parameter:
-        return ((PARAMETER_KEY, exc.parameter),)
+        return ((PARAMETER_KEY, metadata_value(exc.parameter)),)
     if isinstance(exc, BeanDisabledError):
-        return ((DISABLED_KEY, exc.bean),)
+        return ((DISABLED_KEY, metadata_value(exc.bean)),)
     return ()

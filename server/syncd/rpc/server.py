@@ -9,9 +9,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from syncd.rpc.decoding import management_handlers
 from syncd.rpc.servicer import ControlPlane, ManagementServicer
 from syncd_api.v1 import management_pb2 as pb
-from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 MANAGEMENT_SERVICE = pb.DESCRIPTOR.services_by_name["Management"].full_name
 
@@ -28,7 +28,9 @@ class ControlServer:
             ]
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
-        pb_grpc.add_ManagementServicer_to_server(ManagementServicer(plane), self.server)
+        # Not the generated add_…_to_server: these handlers refuse undecodable requests
+        # with INVALID_ARGUMENT (see syncd.rpc.decoding).
+        self.server.add_generic_rpc_handlers((management_handlers(ManagementServicer(plane)),))
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +15,7 @@ import structlog
 
 from syncd import __version__
 from syncd.beans import Invocation, Operation, Result
-from syncd.errors import InvalidArgumentError, SyncdError
+from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
 from syncd.events import Event
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunRecord
@@ -25,13 +25,15 @@ from syncd.registry import BeanRegistry
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
 from syncd.runs import Run, RunCoordinator
-from syncd.values import ValueType
+from syncd.values import ValueType, usable_key
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 log = structlog.get_logger("syncd.rpc")
 
 ACTOR_KEY = "syncd-actor"
+# A status message travels in a header: far below gRPC's 16 KiB metadata limit.
+DETAILS_LIMIT = 2000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,9 +66,11 @@ async def _mapped_errors(
         yield
     except SyncdError as exc:
         code = status_code(exc)
-        log.info("rpc.refused", method=method, code=code.name, error=str(exc))
+        # Messages quote input bounded already; the clip guards what a job pack composed.
+        message = clip(str(exc), DETAILS_LIMIT)
+        log.info("rpc.refused", method=method, code=code.name, error=message)
         context.set_trailing_metadata(trailing_metadata(exc))
-        await context.abort(code, str(exc))
+        await context.abort(code, message)
     except (asyncio.CancelledError, grpc.aio.AbortError):
         raise
     except Exception as exc:
@@ -104,10 +108,10 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         async with _mapped_errors(context, "Invoke"):
             bean = self._plane.registry.get(request.bean)
             op = bean.operation(request.operation)
-            arguments = op.bind(
-                [convert.value_from_proto(v) for v in request.arguments],
-                {k: convert.value_from_proto(v) for k, v in request.named_arguments.items()},
+            positional, named = convert.arguments_from_proto(
+                op, request.arguments, request.named_arguments
             )
+            arguments = op.bind(positional, named)
             invocation = Invocation(arguments=arguments, actor=actor_of(context))
             if request.with_dependants:
                 return self._with_dependants(bean.name, op, invocation)
@@ -205,11 +209,16 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             return convert.run_info(target.record, self._plane.coordinator.elapsed(target))
         return convert.run_info(target)
 
+    def _run(self, run_id: str) -> Run | RunRecord:
+        if not usable_key(run_id):
+            raise RunNotFoundError(run_id)
+        return self._plane.coordinator.get(run_id)
+
     async def GetRun(
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunInfo:
         async with _mapped_errors(context, "GetRun"):
-            return self._info(self._plane.coordinator.get(request.run_id))
+            return self._info(self._run(request.run_id))
         raise AssertionError("unreachable")
 
     async def WatchRun(
@@ -217,7 +226,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     ) -> AsyncIterator[pb.RunInfo]:
         target: Run | RunRecord | None = None
         async with _mapped_errors(context, "WatchRun"):
-            target = self._plane.coordinator.get(request.run_id)
+            target = self._run(request.run_id)
         assert target is not None
         if not isinstance(target, Run):
             yield self._info(target)
@@ -334,8 +343,8 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             # reaches it, so it may go on to trigger what it wants to watch.
             await context.send_initial_metadata((("syncd-following", "1"),))
             backlog = hub.last(request.lines, keep)
-            for start in range(0, len(backlog), _BATCH):
-                yield pb.LogLines(lines=[_log_line(x, 0) for x in backlog[start : start + _BATCH]])
+            for chunk in _batches([_log_line(x, 0) for x in backlog]):
+                yield pb.LogLines(lines=chunk)
             if not request.follow:
                 return
             seen = backlog[-1].seq if backlog else 0
@@ -346,7 +355,8 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 lines = [_log_line(line, lost) for line, lost in batch if line.seq > seen]
                 if lines:
                     seen = lines[-1].seq
-                    yield pb.LogLines(lines=lines)
+                for chunk in _batches(lines):
+                    yield pb.LogLines(lines=chunk)
 
     async def WatchEvents(
         self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext[object, object]
@@ -364,6 +374,22 @@ class ManagementServicer(pb_grpc.ManagementServicer):
 
 
 _BATCH = 500
+# A message stays well under a client's default 4 MiB receive limit, however long the lines.
+_BATCH_BYTES = 1024 * 1024
+
+
+def _batches(lines: list[pb.LogLine]) -> Iterator[list[pb.LogLine]]:
+    """Consecutive runs of at most _BATCH lines and (but for one long line) _BATCH_BYTES."""
+    batch: list[pb.LogLine] = []
+    size = 0
+    for line in lines:
+        if batch and (len(batch) == _BATCH or size + len(line.json) > _BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(line)
+        size += len(line.json)
+    if batch:
+        yield batch
 
 
 def _log_line(line: LogLine, lost: int) -> pb.LogLine:

@@ -24,12 +24,14 @@ from syncd.errors import (
     InvalidArgumentError,
     RunNotFoundError,
     closest,
+    quote_input,
 )
 from syncd.job import JobSpec
+from syncd.ledger import RunRecord
 from syncd.runs import Run
-from syncd.values import Value
+from syncd.values import Value, usable_key
 from syncd.web._auth import Access, Caller
-from syncd.web._http import error, instant, json_object, reply
+from syncd.web._http import error, instant, json_object, query_int, reply
 from syncd.web._model import job_view, live_run_view, ordered_specs, run_view
 from syncd.web.plane import WebPlane
 
@@ -49,8 +51,15 @@ def find_spec(plane: WebPlane, name: str) -> JobSpec:
     if spec is None:
         hint = closest(name, [s.name for s in plane.jobs.specs()])
         more = f"; did you mean {', '.join(hint)}?" if hint else ""
-        raise error(404, f"no job named {name!r}{more}")
+        raise error(404, f"no job named {quote_input(name)}{more}")
     return spec
+
+
+def find_run(plane: WebPlane, run_id: str) -> Run | RunRecord:
+    """The run with this id, or RunNotFoundError (without asking the ledger for a non-key)."""
+    if not usable_key(run_id):
+        raise RunNotFoundError(run_id)
+    return plane.coordinator.get(run_id)
 
 
 def bind_arguments(plane: WebPlane, spec: JobSpec, named: Mapping[str, Any]) -> dict[str, Value]:
@@ -106,11 +115,9 @@ class JsonApi:
 
     async def history(self, request: web.Request, _caller: Caller) -> web.Response:
         spec = find_spec(self._plane, request.match_info["name"])
-        raw = request.query.get("limit", str(HISTORY_DEFAULT))
-        if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
-            raise error(400, f"limit must be a whole number from 1 to {HISTORY_MAX}, got {raw!r}")
+        limit = query_int(request, "limit", HISTORY_DEFAULT, 1, HISTORY_MAX)
         coordinator = self._plane.coordinator
-        records = await asyncio.to_thread(coordinator.history, spec.name, int(raw))
+        records = await asyncio.to_thread(coordinator.history, spec.name, limit)
         live = coordinator.active(spec.name)
         runs = [
             live_run_view(self._plane, live)
@@ -122,7 +129,7 @@ class JsonApi:
 
     async def run(self, request: web.Request, _caller: Caller) -> web.Response:
         try:
-            target = self._plane.coordinator.get(request.match_info["run_id"])
+            target = find_run(self._plane, request.match_info["run_id"])
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
         return reply(live_run_view(self._plane, target))
@@ -133,7 +140,9 @@ class JsonApi:
         body = await json_object(request)
         unknown = sorted(set(body) - {"arguments", "withDependants"})
         if unknown:
-            raise error(400, f"unknown field {unknown[0]!r} (known: arguments, withDependants)")
+            raise error(
+                400, f"unknown field {quote_input(unknown[0])} (known: arguments, withDependants)"
+            )
         named = body.get("arguments") or {}
         if not isinstance(named, dict):
             raise error(400, "arguments must be a JSON object of parameter names to values")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from syncd.config import HttpConfig
+from syncd.errors import quote_input
 from syncd.web._http import error
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -70,13 +71,12 @@ class Access:
         raise error(401, "the bearer token is not valid")
 
     def _check_host(self, request: web.Request) -> None:
-        host = request.host.lower()
-        name = host[1 : host.index("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
+        name = host_name(request.host)
         if name in _LOOPBACK_NAMES or name in {h.lower() for h in self._config.allowed_hosts}:
             return
         raise error(
             403,
-            f"host {name!r} is not served to callers without a token; add it to"
+            f"host {quote_input(name)} is not served to callers without a token; add it to"
             " http.allowed_hosts or send a bearer token",
         )
 
@@ -118,10 +118,26 @@ class Access:
         return self._caller(request, role, via)
 
 
+def host_name(host: str) -> str:
+    """The name in a Host header (`name`, `name:port`, `[v6]`, `[v6]:port`), lower-cased; 400
+    for a header that is none of these (`[::1` has no closing bracket)."""
+    host = host.lower()
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0 or (host[end + 1 :] and not host[end + 1 :].startswith(":")):
+            raise error(400, f"malformed Host header {quote_input(host)}")
+        return host[1:end]
+    return host.rsplit(":", 1)[0]
+
+
 def _same_origin(request: web.Request) -> None:
     """Defence in depth beside the token: a browser's Origin must be this very host."""
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    if origin == "null" or urlsplit(origin).netloc.lower() != request.host.lower():
-        raise error(403, f"cross-origin request from {origin} refused")
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:  # "http://[::1": not a URL, so no origin of ours
+        netloc = ""
+    if origin == "null" or netloc != request.host.lower():
+        raise error(403, f"cross-origin request from {quote_input(origin)} refused")

@@ -9,7 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.values import Value
+from syncd.errors import quote_input
+from syncd.values import Value, parse_json
 
 JSON_TYPE = "application/json"
 
@@ -37,17 +38,33 @@ def reply(data: Any, status: int = 200) -> web.Response:
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body; an empty body is `{}`; anything else is a 400."""
+    """The request's JSON object body; an empty body is `{}`; anything else is a 400 (too deep,
+    a non-finite number, text no store keeps: see `values.parse_json`)."""
     raw = await request.read()
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise error(400, f"the body is not valid JSON: {exc}") from None
+        body = parse_json(raw)
+    except ValueError as exc:
+        raise error(400, f"the body is not acceptable JSON: {exc}") from None
     if not isinstance(body, dict):
         raise error(400, f"the body must be a JSON object, got {type(body).__name__}")
     return body
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from `low` to `high`, or 400 quoting what was sent.
+
+    ASCII digits only: `str.isdigit` also takes "²", which `int` then refuses.
+    """
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)):
+        number = int(raw)
+        if low <= number <= high:
+            return number
+    raise error(400, f"{name} must be a whole number from {low} to {high}, got {quote_input(raw)}")
 
 
 def instant(moment: datetime | None) -> str | None:

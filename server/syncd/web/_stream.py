@@ -17,9 +17,9 @@ from syncd.errors import RunNotFoundError
 from syncd.events import Event, EventKind
 from syncd.loghub import Follower, LogLine, line_filter
 from syncd.runs import Run
-from syncd.web._api import snapshot
+from syncd.web._api import find_run, snapshot
 from syncd.web._auth import Caller
-from syncd.web._http import error, instant, sse_frame
+from syncd.web._http import error, instant, query_int, sse_frame
 from syncd.web._model import job_view, live_run_view, progress_view
 from syncd.web.plane import WebPlane
 
@@ -128,18 +128,16 @@ class Streams:
         plane = self._plane
         run_id = request.match_info["run_id"]
         try:
-            target = plane.coordinator.get(run_id)
+            target = find_run(plane, run_id)
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
-        raw = request.query.get("lines", str(LOG_LINES_DEFAULT))
-        if not raw.isdigit() or int(raw) > LOG_LINES_MAX:
-            raise error(400, f"lines must be a whole number from 0 to {LOG_LINES_MAX}, got {raw!r}")
+        lines = query_int(request, "lines", LOG_LINES_DEFAULT, 0, LOG_LINES_MAX)
         keep = line_filter(run_id=run_id)
         async with plane.log_hub.follow(keep) as follower:
             seen = 0
             response = await self._open(request)
             try:
-                for line in plane.log_hub.last(int(raw), keep):
+                for line in plane.log_hub.last(lines, keep):
                     await response.write(sse_frame("line", line.text))
                     seen = line.seq
                 if isinstance(target, Run):
@@ -181,8 +179,8 @@ class Streams:
                 pending.cancel()  # a cancelled get leaves its line in the queue
             pending = None
             # The canonical run.finished line is queued before the run is marked finished.
-            while not follower.queue.empty():
-                await send(follower.queue.get_nowait(), 0)
+            for line, lost in follower.drain(follower.queue.qsize()):
+                await send(line, lost)
         finally:
             finished.cancel()
             if pending is not None:

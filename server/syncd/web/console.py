@@ -17,6 +17,7 @@ from aiohttp import web
 
 from syncd.web._api import JsonApi
 from syncd.web._auth import Access, Caller
+from syncd.web._errors import json_errors
 from syncd.web._openapi import document
 from syncd.web._rest_compat import RestCompat
 from syncd.web._stream import Streams
@@ -71,6 +72,8 @@ def install(app: web.Application, plane: WebPlane) -> None:
     async def to_page(_request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(base)
 
+    # Under api/ (the JSON API and the old REST API) every error, aiohttp's own too, is JSON.
+    app.middlewares.append(json_errors(base + "api/"))
     router = app.router
     router.add_get(base, page)
     if base != "/":
