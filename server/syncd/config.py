@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from syncd.configvalues import bounded, shown, shown_key
 from syncd.configvalues import duration as duration
 from syncd.configvalues import load_dataclass as load_dataclass
 from syncd.configvalues import parse_duration as parse_duration
-from syncd.configvalues import bounded, shown, shown_key
 from syncd.errors import ConfigError
 
 
