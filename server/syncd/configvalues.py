@@ -29,6 +29,7 @@ MAX_DURATION = 365 * 86400.0
 # TOML's own integer range; tomllib accepts bigger, SQL drivers and C APIs do not.
 _INT64 = 2**63 - 1
 _SHOWN = 60
+_PROBLEM = 300
 
 
 def shown(value: object) -> str:
@@ -47,7 +48,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration, got {shown(value)}")
     if isinstance(value, int | float):
-        seconds = float(value) if abs(value) <= _INT64 else math.inf
+        seconds = float(value) if math.isnan(value) or abs(value) <= _INT64 else math.inf
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
@@ -110,8 +111,12 @@ def load_dataclass(cls: type[T], table: Mapping[str, Any], path: str) -> T:
     try:
         return cls(**kwargs)
     except ConfigError as exc:
+        # A pack's own check may quote a whole value: keep the message bounded all the same.
+        problem = exc.problem if len(exc.problem) <= _PROBLEM else f"{exc.problem[:_PROBLEM]}…"
         if path and not exc.key_path.startswith(path):
-            raise ConfigError(f"{path}.{exc.key_path}", exc.problem) from None
+            raise ConfigError(f"{path}.{exc.key_path}", problem) from None
+        if problem != exc.problem:
+            raise ConfigError(exc.key_path, problem) from None
         raise
 
 
