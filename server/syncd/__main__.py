@@ -20,7 +20,6 @@ import structlog
 
 from syncd import __version__
 from syncd.config import Config, load_config, with_overrides
-from syncd.daemon import Daemon
 from syncd.errors import (
     ConfigError,
     InstanceLockedError,
@@ -30,9 +29,9 @@ from syncd.errors import (
 )
 from syncd.job import JobPack
 from syncd.loghub import LogHub
-from syncd.logs import LEVELS, configure_logging
+from syncd.logs import LEVELS, RotatingWriter, configure_logging
 from syncd.packs import discover, pack_context, seed_demo_data
-from syncd.startup import check_paths, one_line, starting, validate
+from syncd.startup import one_line, starting, validate
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_ENVIRONMENT = 0, 1, 2, 3
 EXIT_LOCKED = EXIT_ENVIRONMENT  # another daemon holds the state directory
@@ -140,19 +139,23 @@ def _run(
     packs: list[JobPack],
 ) -> int:
     pack_name = getattr(args, _PACK_ATTR, None)
-    if command == "serve":
-        check_paths(config)  # before the log file is opened, so its problems read the same
     hub = LogHub()
     fmt = config.logging.format
-    with starting(f"logging.file: {config.log_file}"):
-        writer = configure_logging(
+
+    def log_to(file: Path | None, *, cache: bool) -> RotatingWriter | None:
+        return configure_logging(
             config.daemon.log_level,
             json_output=None if fmt == "auto" else fmt == "json",
-            file=config.log_file if command == "serve" else None,
+            file=file,
             max_bytes=config.logging.max_bytes,
             backups=config.logging.backups,
             hub=hub,
+            cache=cache,
         )
+
+    # stdout only, and uncached so the serving configuration below reaches every logger:
+    # nothing is created (not even the log file) until the configuration has passed.
+    writer = log_to(None, cache=False)
     try:
         if pack_name is not None:
             owner = next(p for p in packs if p.name == pack_name)
@@ -163,6 +166,12 @@ def _run(
             jobs = ", ".join(spec.name for spec in validated.specs) or "none"
             print(f"configuration ok: {len(packs)} pack(s), jobs: {jobs}")
             return EXIT_OK
+        with starting(f"logging.file: {config.log_file}"):
+            writer = log_to(config.log_file, cache=True)
+        # Only serving needs the servers (grpc, aiohttp): check-config and pack commands start
+        # half a second sooner without them.
+        from syncd.daemon import Daemon
+
         if getattr(args, "seed_demo", False):
             seed_demo_data(validated.built, structlog.get_logger("syncd.main").info)
         daemon = Daemon(

@@ -42,7 +42,7 @@ from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.runs import JobOptions, RunCoordinator
 from syncd.sqlledger import SqlLedger
-from syncd.startup import starting
+from syncd.startup import probe_listen, starting
 from syncd.web import console
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
@@ -261,10 +261,13 @@ class Daemon:
                     prepare_socket(socket_file)
                     self.listening.addresses.append(control.bind_unix(socket_file))
                 else:
+                    probe_listen(f"daemon.address: cannot listen on {address}", address)
                     self.listening.addresses.append(control.bind_tcp(address))
             if daemon_cfg.tcp_address:
-                with starting(f"daemon.tcp_address: cannot listen on {daemon_cfg.tcp_address}"):
-                    self.listening.addresses.append(control.bind_tcp(daemon_cfg.tcp_address))
+                tcp = daemon_cfg.tcp_address
+                with starting(f"daemon.tcp_address: cannot listen on {tcp}"):
+                    probe_listen(f"daemon.tcp_address: cannot listen on {tcp}", tcp)
+                    self.listening.addresses.append(control.bind_tcp(tcp))
             await control.server.start()
             await control.set_serving(True)
             if self.config.http.address:

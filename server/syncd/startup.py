@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from syncd.config import Config
+from syncd.config import Config, split_host_port
 from syncd.configvalues import shown
 from syncd.errors import (
     ConfigError,
@@ -113,6 +114,26 @@ def _usable_file(path: Path, key: str) -> None:
             raise StartupEnvironmentError(key, f"{path} is not writable by this user")
         return
     _usable_dir(path.parent, key)
+
+
+def probe_listen(subject: str, address: str) -> None:
+    """Fail with one line if HOST:PORT cannot be listened on (in use, say). gRPC's own bind
+    failure is a bare RuntimeError and a C-core log line on stderr; this names the key."""
+    try:
+        host, port = split_host_port(address)
+        if port == 0:
+            return
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as sock:
+            # As servers bind: a connection lingering in TIME_WAIT is no conflict.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+    except OSError as exc:
+        raise StartupEnvironmentError(subject, describe_os_error(exc)) from None
+    except ValueError as exc:
+        raise StartupEnvironmentError(subject, str(exc)) from None
 
 
 def describe_os_error(exc: OSError) -> str:
