@@ -33,6 +33,7 @@ from syncd.packs import build_jobs
 from syncd.plan import JobPlan, plan_jobs
 
 _MESSAGE_LIMIT = 1000
+_PATH_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,33 +87,41 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database).expanduser()
 
 
-def _nearest_existing(path: Path, key: str) -> Path:
-    probe = path
-    try:
-        while not probe.exists():
-            probe = probe.parent
-    except OSError as exc:
-        raise StartupEnvironmentError(key, f"{path}: {describe_os_error(exc)}") from None
-    return probe
+def _shown_path(path: Path) -> str:
+    text = str(path)
+    return text if len(text) <= _PATH_LIMIT else f"{text[: _PATH_LIMIT - 1]}…"
 
 
 def _usable_dir(path: Path, key: str) -> None:
-    probe = _nearest_existing(path, key)
-    if not probe.is_dir():
-        where = str(path) if probe == path else f"{path} ({probe})"
-        raise StartupEnvironmentError(key, f"{where} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        where = str(path) if probe == path else f"{path} ({probe})"
-        raise StartupEnvironmentError(key, f"{where} is not writable by this user")
+    try:
+        probe = path
+        while not probe.exists():
+            probe = probe.parent
+        where = _shown_path(path) if probe == path else f"{_shown_path(path)} ({probe})"
+        if not probe.is_dir():
+            raise StartupEnvironmentError(key, f"{where} is not a directory")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise StartupEnvironmentError(key, f"{where} is not writable by this user")
+    except OSError as exc:  # a name too long, a directory we may not search, …
+        raise StartupEnvironmentError(
+            key, f"{_shown_path(path)}: {describe_os_error(exc)}"
+        ) from None
 
 
 def _usable_file(path: Path, key: str) -> None:
-    if path.is_dir():
-        raise StartupEnvironmentError(key, f"{path} is a directory, not a file")
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise StartupEnvironmentError(key, f"{path} is not writable by this user")
-        return
+    try:
+        if path.is_dir():
+            raise StartupEnvironmentError(key, f"{_shown_path(path)} is a directory, not a file")
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise StartupEnvironmentError(
+                    key, f"{_shown_path(path)} is not writable by this user"
+                )
+            return
+    except OSError as exc:
+        raise StartupEnvironmentError(
+            key, f"{_shown_path(path)}: {describe_os_error(exc)}"
+        ) from None
     _usable_dir(path.parent, key)
 
 
