@@ -32,7 +32,7 @@ JOB = "PersonOwnerRebuildJob"
 TABLES = known_tables()
 MESSAGE_LIMIT = 1500  # a problem text, key path included, never echoes unbounded input
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=int(os.environ.get("SYNCD_PROPERTY_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -78,7 +78,7 @@ def to_toml(document: dict[str, Any]) -> str:
 # --- strategies ----------------------------------------------------------------------------
 
 _text = st.text(
-    st.characters(blacklist_categories=("Cs",)),  # TOML text is Unicode scalar values
+    st.characters(blacklist_categories=["Cs"]),  # TOML text is Unicode scalar values
     max_size=40,
 )
 _interesting = st.sampled_from(
