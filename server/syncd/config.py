@@ -153,6 +153,7 @@ class SchedulerConfig:
         return parse_window(self.catch_up_window)
 
 
+_LEDGER_URL = re.compile(r"(sqlite|postgresql)(\+\w+)?://")
 MAX_KEEP_DAYS = 36500  # a century
 MAX_KEEP_RUNS = 1_000_000_000
 
@@ -167,8 +168,11 @@ class LedgerConfig:
     keep_runs: int = 1000  # per bean
 
     def __post_init__(self) -> None:
-        if self.url and not self.url.startswith(("sqlite", "postgresql")):
-            raise ConfigError("url", "the ledger supports sqlite:// and postgresql:// URLs")
+        if self.url and not _LEDGER_URL.match(self.url):
+            raise ConfigError(
+                "url",
+                f"the ledger supports sqlite:// and postgresql:// URLs, got {shown(self.url)}",
+            )
         # The loader refuses nan and inf; the ceiling keeps the cutoff date representable.
         if not (math.isfinite(self.keep_days) and 0 < self.keep_days <= MAX_KEEP_DAYS):
             raise ConfigError(
