@@ -119,10 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     command = args.command or "serve"
     try:
         return _run(command, args, early, config, packs)
-    except SyncdError as exc:
-        return _fail(exc)
-    except Exception as exc:  # a bug or a pack's own failure: still one line, exit 1
-        structlog.get_logger("syncd.main").error("daemon.failed", exc_info=True)
+    except Exception as exc:  # a bug or a pack's own failure too: one line on stderr
         return _fail(exc)
 
 
@@ -181,6 +178,14 @@ def _run(
             reload_config=lambda: _load(early),
         )
         return asyncio.run(daemon.serve())
+    except SyncdError as exc:
+        if exit_code(exc) != EXIT_CONFIG:  # the log (file) keeps why a daemon did not start
+            structlog.get_logger("syncd.main").error("daemon.failed", error=one_line(exc))
+        raise
+    except Exception:
+        # Not one of ours: a bug. Its traceback goes to the log, never to the operator's stderr.
+        structlog.get_logger("syncd.main").error("daemon.failed", exc_info=True)
+        raise
     finally:
         if writer is not None:
             writer.close()
