@@ -69,7 +69,9 @@ def _positive_int(text: str) -> int:
 
 def _engine(args: argparse.Namespace, ctx: PackContext) -> Engine:
     # Not through _pack.settings_from: the pack module imports this one to declare its commands.
-    settings = ctx.settings if isinstance(ctx.settings, TisSettings) else TisSettings()
+    settings = TisSettings() if ctx.settings is None else ctx.settings
+    if not isinstance(settings, TisSettings):
+        raise TypeError(f"the tis pack expects TisSettings, got {type(settings).__name__}")
     settings = settings.resolved(ctx.state_dir)
     url = args.url or settings.url
     try:
