@@ -1,14 +1,18 @@
 """`syncd` / `python -m syncd`: the daemon's command line.
 
-Exit status: 0 clean stop, 1 unexpected failure, 2 bad usage or configuration, 3 another daemon
-holds the state directory.
+Exit status (one table, `EXIT_CODES`): 0 clean stop, 1 unexpected failure, 2 bad usage or
+configuration, 3 the environment cannot host the daemon (an unusable path, a port in use, an
+unusable ledger, another daemon holding the state directory). Every failure is one line on
+stderr naming the key or path; never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +20,37 @@ import structlog
 
 from syncd import __version__
 from syncd.config import Config, load_config, with_overrides
-from syncd.daemon import Daemon
-from syncd.errors import ConfigError, InstanceLockedError, PackLoadError, SyncdError
+from syncd.errors import (
+    ConfigError,
+    InstanceLockedError,
+    PackLoadError,
+    StartupEnvironmentError,
+    SyncdError,
+)
 from syncd.job import JobPack
 from syncd.loghub import LogHub
-from syncd.logs import LEVELS, configure_logging
-from syncd.packs import build_jobs, discover, pack_context, seed_demo_data
+from syncd.logs import LEVELS, RotatingWriter, configure_logging
+from syncd.packs import discover, pack_context, seed_demo_data
+from syncd.startup import one_line, starting, validate
 
-EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_ENVIRONMENT = 0, 1, 2, 3
+EXIT_LOCKED = EXIT_ENVIRONMENT  # another daemon holds the state directory
+
+# First match wins: errors the daemon raises on purpose, by what the operator must fix.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (ConfigError, EXIT_CONFIG),
+    (PackLoadError, EXIT_CONFIG),
+    (InstanceLockedError, EXIT_ENVIRONMENT),
+    (StartupEnvironmentError, EXIT_ENVIRONMENT),
+    (SyncdError, EXIT_FAILURE),
+)
+
+# The argparse attribute naming the pack whose subcommand was chosen.
+_PACK_ATTR = "syncd_pack"
+
+
+def exit_code(exc: BaseException) -> int:
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), EXIT_FAILURE)
 
 
 def _global_parser(add_help: bool) -> argparse.ArgumentParser:
@@ -52,8 +79,21 @@ def _full_parser(packs: list[JobPack]) -> argparse.ArgumentParser:
     sub.add_parser("check-config", help="validate the configuration and job packs, then exit")
     for pack in packs:
         if pack.commands is not None:
-            pack.commands(sub)
+            _add_pack_commands(sub, pack, pack.commands)
     return parser
+
+
+def _add_pack_commands(
+    sub: argparse._SubParsersAction[Any], pack: JobPack, commands: Callable[[Any], None]
+) -> None:
+    """Let `pack` add its subcommands, and remember which pack each one belongs to."""
+    before = set(sub.choices)
+    try:
+        commands(sub)
+    except argparse.ArgumentError as exc:  # a command name another pack (or syncd) has
+        raise PackLoadError(pack.name, f"its commands clash: {exc}") from None
+    for name in set(sub.choices) - before:
+        sub.choices[name].set_defaults(**{_PACK_ATTR: pack.name})
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -72,61 +112,83 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = _load(early)
         packs = discover(config)
-    except (ConfigError, PackLoadError) as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
-    args = _full_parser(packs).parse_args(argv)
+        parser = _full_parser(packs)
+    except SyncdError as exc:
+        return _fail(exc)
+    args = parser.parse_args(argv)
     command = args.command or "serve"
+    try:
+        return _run(command, args, early, config, packs)
+    except Exception as exc:  # a bug or a pack's own failure too: one line on stderr
+        return _fail(exc)
+
+
+def _fail(exc: BaseException) -> int:
+    print(f"syncd: {one_line(exc)}", file=sys.stderr)
+    return exit_code(exc)
+
+
+def _run(
+    command: str,
+    args: argparse.Namespace,
+    early: argparse.Namespace,
+    config: Config,
+    packs: list[JobPack],
+) -> int:
+    pack_name = getattr(args, _PACK_ATTR, None)
     hub = LogHub()
     fmt = config.logging.format
-    writer = configure_logging(
-        config.daemon.log_level,
-        json_output=None if fmt == "auto" else fmt == "json",
-        file=config.log_file if command == "serve" else None,
-        max_bytes=config.logging.max_bytes,
-        backups=config.logging.backups,
-        hub=hub,
-    )
-    log = structlog.get_logger("syncd.main")
+
+    def log_to(file: Path | None, *, cache: bool) -> RotatingWriter | None:
+        return configure_logging(
+            config.daemon.log_level,
+            json_output=None if fmt == "auto" else fmt == "json",
+            file=file,
+            max_bytes=config.logging.max_bytes,
+            backups=config.logging.backups,
+            hub=hub,
+            cache=cache,
+        )
+
+    # stdout only, and uncached so the serving configuration below reaches every logger:
+    # nothing is created (not even the log file) until the configuration has passed.
+    writer = log_to(None, cache=False)
     try:
-        if hasattr(args, "func"):
-            owner = next(p for p in packs if p.commands is not None and _owns(p, args))
+        if pack_name is not None:
+            owner = next(p for p in packs if p.name == pack_name)
             result: int = args.func(args, pack_context(owner, config, config.daemon.state_dir))
             return result
-        built = build_jobs(packs, config, config.daemon.state_dir)
+        validated = validate(config, packs, os.environ)
         if command == "check-config":
-            jobs = [spec.name for _, _, specs in built for spec in specs]
-            print(f"configuration ok: {len(packs)} pack(s), jobs: {', '.join(jobs) or 'none'}")
+            jobs = ", ".join(spec.name for spec in validated.specs) or "none"
+            print(f"configuration ok: {len(packs)} pack(s), jobs: {jobs}")
             return EXIT_OK
+        with starting(f"logging.file: {config.log_file}"):
+            writer = log_to(config.log_file, cache=True)
+        # Only serving needs the servers (grpc, aiohttp): check-config and pack commands start
+        # half a second sooner without them.
+        from syncd.daemon import Daemon
+
         if getattr(args, "seed_demo", False):
-            seed_demo_data(built, log.info)
+            seed_demo_data(validated.built, structlog.get_logger("syncd.main").info)
         daemon = Daemon(
             config,
-            [spec for _, _, specs in built for spec in specs],
+            validated.specs,
             log_hub=hub,
             reload_config=lambda: _load(early),
         )
         return asyncio.run(daemon.serve())
-    except InstanceLockedError as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
-    except (ConfigError, PackLoadError) as exc:
-        print(f"syncd: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
     except SyncdError as exc:
-        log.error("daemon.failed", error=str(exc))
-        print(f"syncd: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
+        if exit_code(exc) != EXIT_CONFIG:  # the log (file) keeps why a daemon did not start
+            structlog.get_logger("syncd.main").error("daemon.failed", error=one_line(exc))
+        raise
+    except Exception:
+        # Not one of ours: a bug. Its traceback goes to the log, never to the operator's stderr.
+        structlog.get_logger("syncd.main").error("daemon.failed", exc_info=True)
+        raise
     finally:
         if writer is not None:
             writer.close()
-
-
-def _owns(pack: JobPack, args: Any) -> bool:
-    """Whether `args.func` came from `pack`'s commands (its module belongs to the pack's)."""
-    func_module = getattr(args.func, "__module__", "") or ""
-    pack_module = getattr(pack.build, "__module__", "") or ""
-    return func_module.split(".")[:2] == pack_module.split(".")[:2]
 
 
 if __name__ == "__main__":

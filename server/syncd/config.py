@@ -10,42 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import re
 import tomllib
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from syncd.configvalues import bounded, shown, shown_key
+from syncd.configvalues import duration as duration
+from syncd.configvalues import load_dataclass as load_dataclass
+from syncd.configvalues import parse_duration as parse_duration
 from syncd.errors import ConfigError
-
-T = TypeVar("T")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number of seconds or text like "1500ms", "30s", "15m", "2h", "1d"."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f'expected a duration such as 30, "30s", "15m" or "2h", got {value!r}')
-    if seconds < 0:
-        raise ValueError(f"a duration cannot be negative, got {value!r}")
-    return seconds
-
-
-def duration(default: float, *, minimum: float = 0.0) -> Any:
-    """A dataclass field holding seconds, written in TOML as a number or "30s"/"15m"."""
-    return field(default=default, metadata={"duration": True, "minimum": minimum})
 
 
 def default_state_dir() -> Path:
@@ -73,8 +51,8 @@ def _is_loopback(host: str) -> bool:
 
 def split_host_port(address: str) -> tuple[str, int]:
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"expected HOST:PORT, got {shown(address)}")
     return host, int(port)
 
 
@@ -87,7 +65,7 @@ def require_loopback(key: str, address: str) -> None:
     if not _is_loopback(host):
         raise ConfigError(
             key,
-            f"{host} is not a loopback address; listening beyond loopback needs TLS,"
+            f"{bounded(host)} is not a loopback address; listening beyond loopback needs TLS,"
             " which this version does not offer",
         )
 
@@ -116,15 +94,22 @@ class DaemonConfig:
             raise ConfigError(
                 "daemon.log_level", "expected debug, info, warning, error or critical"
             )
+        if self.address.startswith("unix:"):
+            if not self.address.removeprefix("unix:").startswith("/"):
+                raise ConfigError(
+                    "daemon.address", f"expected unix:/absolute/path, got {shown(self.address)}"
+                )
+        elif self.address:
+            require_loopback("daemon.address", self.address)
         if self.tcp_address:
             require_loopback("daemon.tcp_address", self.tcp_address)
         if self.execution not in ("process", "thread"):
             raise ConfigError(
-                "daemon.execution", f'expected "process" or "thread", got {self.execution!r}'
+                "daemon.execution", f'expected "process" or "thread", got {shown(self.execution)}'
             )
         for ref in self.packs:
             if ":" not in ref:
-                raise ConfigError("daemon.packs", f"expected 'module:attr', got {ref!r}")
+                raise ConfigError("daemon.packs", f"expected 'module:attr', got {shown(ref)}")
 
     @property
     def listen_address(self) -> str:
@@ -138,13 +123,13 @@ def parse_window(text: str) -> tuple[int, int]:
     """Minutes of the UTC day [start, end) from "HH:MM-HH:MM"."""
     match = _WINDOW.match(text)
     if not match:
-        raise ValueError(f'expected "HH:MM-HH:MM" (UTC), got {text!r}')
+        raise ValueError(f'expected "HH:MM-HH:MM" (UTC), got {shown(text)}')
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2):
-        raise ValueError(f"not a time of day in {text!r}")
+        raise ValueError(f"not a time of day in {shown(text)}")
     start, end = h1 * 60 + m1, h2 * 60 + m2
     if start >= end:
-        raise ValueError(f"the window must end after it starts, got {text!r}")
+        raise ValueError(f"the window must end after it starts, got {shown(text)}")
     return start, end
 
 
@@ -168,6 +153,11 @@ class SchedulerConfig:
         return parse_window(self.catch_up_window)
 
 
+_LEDGER_URL = re.compile(r"(sqlite|postgresql)(\+\w+)?://")
+MAX_KEEP_DAYS = 36500  # a century
+MAX_KEEP_RUNS = 1_000_000_000
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LedgerConfig:
     """The `[ledger]` table: where runs are kept and for how long."""
@@ -178,10 +168,22 @@ class LedgerConfig:
     keep_runs: int = 1000  # per bean
 
     def __post_init__(self) -> None:
-        if self.url and not self.url.startswith(("sqlite", "postgresql")):
-            raise ConfigError("url", "the ledger supports sqlite:// and postgresql:// URLs")
-        if self.keep_days <= 0 or self.keep_runs < 1:
-            raise ConfigError("keep_days", "retention must keep at least one day and one run")
+        if self.url and not _LEDGER_URL.match(self.url):
+            raise ConfigError(
+                "url",
+                f"the ledger supports sqlite:// and postgresql:// URLs, got {shown(self.url)}",
+            )
+        # The loader refuses nan and inf; the ceiling keeps the cutoff date representable.
+        if not (math.isfinite(self.keep_days) and 0 < self.keep_days <= MAX_KEEP_DAYS):
+            raise ConfigError(
+                "keep_days",
+                f"must be more than 0 and at most {MAX_KEEP_DAYS}, got {self.keep_days:g}",
+            )
+        if not 1 <= self.keep_runs <= MAX_KEEP_RUNS:
+            raise ConfigError(
+                "keep_runs",
+                f"must be 1 to {MAX_KEEP_RUNS:_}, got {self.keep_runs}".replace("_", ","),
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,7 +195,7 @@ class JobConfig:
     cron: str | None = None  # 6-field, UTC
     enabled: bool = True
     timeout: float = duration(0.0)  # 0: no limit
-    cancel_grace: float | None = None
+    cancel_grace: float | None = duration(None)  # None: daemon.cancel_grace
     after: tuple[str, ...] | None = None  # None: the job's default dependencies
     on_missed: str = "skip"  # or "run_once"
     execution: str | None = None  # None: daemon.execution
@@ -205,11 +207,16 @@ class JobConfig:
                 given[1], f"give only one of at, every and cron (got {', '.join(given)})"
             )
         if self.on_missed not in ("skip", "run_once"):
-            raise ConfigError("on_missed", f'expected "skip" or "run_once", got {self.on_missed!r}')
+            raise ConfigError(
+                "on_missed", f'expected "skip" or "run_once", got {shown(self.on_missed)}'
+            )
         if self.execution not in (None, "process", "thread"):
             raise ConfigError(
-                "execution", f'expected "process" or "thread", got {self.execution!r}'
+                "execution", f'expected "process" or "thread", got {shown(self.execution)}'
             )
+
+
+MAX_LOG_BACKUPS = 1000  # rotation renames every backup in turn
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,12 +233,16 @@ class LoggingConfig:
     def __post_init__(self) -> None:
         if self.max_bytes < 1024:
             raise ConfigError("max_bytes", f"must be at least 1024, got {self.max_bytes}")
-        if self.backups < 0:
-            raise ConfigError("backups", f"must not be negative, got {self.backups}")
+        if not 0 <= self.backups <= MAX_LOG_BACKUPS:
+            raise ConfigError("backups", f"must be 0 to {MAX_LOG_BACKUPS}, got {self.backups}")
         if self.format not in ("auto", "json", "console"):
             raise ConfigError(
-                "format", f'expected "auto", "json" or "console", got {self.format!r}'
+                "format", f'expected "auto", "json" or "console", got {shown(self.format)}'
             )
+
+
+# URL path segments the router takes literally: no spaces, braces (route patterns) or escapes.
+_CONTEXT_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -257,9 +268,11 @@ class HttpConfig:
     def __post_init__(self) -> None:
         if self.address:
             require_loopback("address", self.address)
-        if not (self.context_path.startswith("/") and self.context_path.endswith("/")):
+        if not _CONTEXT_PATH.fullmatch(self.context_path):
             raise ConfigError(
-                "context_path", f"must start and end with '/', got {self.context_path!r}"
+                "context_path",
+                "must start and end with '/' and hold only letters, digits and . _ ~ -"
+                f" between, got {shown(self.context_path)}",
             )
 
 
@@ -289,7 +302,9 @@ class NotifyConfig:
     def __post_init__(self) -> None:
         for item in self.on:
             if item not in NOTIFY_OUTCOMES:
-                raise ConfigError("on", f"unknown {item!r} (known: {', '.join(NOTIFY_OUTCOMES)})")
+                raise ConfigError(
+                    "on", f"unknown {shown(item)} (known: {', '.join(NOTIFY_OUTCOMES)})"
+                )
         if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
             raise ConfigError("webhook_url", "expected an http:// or https:// URL")
 
@@ -323,103 +338,60 @@ class Config:
         return self.ledger.url or f"sqlite:///{self.daemon.state_dir / 'ledger.sqlite3'}"
 
 
-def load_dataclass(cls: type[T], table: Mapping[str, Any], path: str) -> T:
-    """An instance of the frozen dataclass `cls` from a TOML table, or ConfigError with the path.
+_TABLES = ("daemon", "scheduler", "ledger", "logging", "http", "notify", "jobs", "packs")
+# Job and pack names: what a bean or pack can be called; anything else is a typo or garbage.
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
-    Supports str, int, float, bool, Path, `X | None`, tuple[str, ...], nested dataclasses and
-    duration fields (see `duration`).
-    """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls!r} is not a dataclass")
-    if not isinstance(table, Mapping):
-        raise ConfigError(path or "(top level)", f"expected a table, got {type(table).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    kwargs: dict[str, Any] = {}
-    for key, raw in table.items():
-        key_path = f"{path}.{key}" if path else key
-        if key not in fields:
-            known = ", ".join(sorted(fields)) or "none"
-            raise ConfigError(key_path, f"unknown key (known keys here: {known})")
-        fld = fields[key]
-        try:
-            if fld.metadata.get("duration"):
-                value: Any = parse_duration(raw)
-                if value < fld.metadata.get("minimum", 0.0):
-                    raise ValueError(f"must be at least {fld.metadata['minimum']} s")
-            else:
-                value = _convert(hints[key], raw, key_path)
-        except ConfigError:
-            raise
-        except ValueError as exc:
-            raise ConfigError(key_path, str(exc)) from None
-        kwargs[key] = value
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at `path`, or ConfigError naming the file and what is wrong with it."""
+    where = shown_key(str(path)) if len(str(path)) > 200 else str(path)
     try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        if path and not exc.key_path.startswith(path):
-            raise ConfigError(f"{path}.{exc.key_path}", exc.problem) from None
-        raise
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(where, "no such file") from None
+    except OSError as exc:
+        raise ConfigError(where, f"cannot read it: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(where, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(where, "not valid TOML: not UTF-8 text") from None
+    except RecursionError:
+        # tomllib recurses once per level of nested inline tables and arrays.
+        raise ConfigError(where, "not usable TOML: values nested too deeply") from None
 
 
-def _convert(hint: Any, raw: Any, key_path: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(options) == 1:
-            return _convert(options[0], raw, key_path)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        return load_dataclass(hint, raw, key_path)
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if not isinstance(raw, list):
-            raise ValueError(f"expected a list, got {type(raw).__name__}")
-        return tuple(_convert(args[0], item, key_path) for item in raw)
-    if origin is Mapping or origin is dict:
-        if not isinstance(raw, dict):
-            raise ValueError(f"expected a table, got {type(raw).__name__}")
-        return dict(raw)
-    if hint is bool:
-        if not isinstance(raw, bool):
-            raise ValueError(f"expected true or false, got {raw!r}")
-        return raw
-    if hint is int:
-        if isinstance(raw, bool) or not isinstance(raw, int):
-            raise ValueError(f"expected a whole number, got {raw!r}")
-        return raw
-    if hint is float:
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise ValueError(f"expected a number, got {raw!r}")
-        return float(raw)
-    if hint is str:
-        if not isinstance(raw, str):
-            raise ValueError(f"expected a string, got {raw!r}")
-        return raw
-    if hint is Path:
-        if not isinstance(raw, str) or not raw:
-            raise ValueError(f"expected a path, got {raw!r}")
-        return Path(raw).expanduser()
-    raise ValueError(f"unsupported setting type {hint!r}")  # a programming error in a pack
+def _table(document: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = document.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a table ([{key}]), got {type(value).__name__}")
+    return dict(value)
+
+
+def _named_tables(document: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
+    tables = _table(document, key)
+    for name, value in tables.items():
+        if not _NAME.fullmatch(name):
+            raise ConfigError(
+                f"{key}.{shown_key(name)}", f"not a {what} name (letters, digits, _ . -)"
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{key}.{name}", f"expected a table ([{key}.{name}]), got {type(value).__name__}"
+            )
+    return tables
 
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
     """The configuration from `path` (or defaults), with environment overrides applied."""
     env = os.environ if env is None else env
-    document: dict[str, Any] = {}
-    if path is not None:
-        try:
-            with path.open("rb") as fh:
-                document = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(str(path), "no such file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
-    tables = ("daemon", "scheduler", "ledger", "logging", "http", "notify", "jobs", "packs")
-    unknown = set(document) - set(tables)
+    document = read_toml(path) if path is not None else {}
+    unknown = set(document) - set(_TABLES)
     if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(key, f"unknown table (known: {', '.join(tables)})")
-    daemon_table = dict(document.get("daemon", {}))
+        key = shown_key(sorted(unknown)[0])
+        raise ConfigError(key, f"unknown table (known: {', '.join(_TABLES)})")
+    daemon_table = _table(document, "daemon")
     for var, key in (
         ("SYNCD_STATE_DIR", "state_dir"),
         ("SYNCD_ADDRESS", "address"),
@@ -428,29 +400,25 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
         if env.get(var):
             daemon_table[key] = env[var]
     daemon = load_dataclass(DaemonConfig, daemon_table, "daemon")
-    scheduler = load_dataclass(SchedulerConfig, document.get("scheduler", {}), "scheduler")
-    ledger = load_dataclass(LedgerConfig, document.get("ledger", {}), "ledger")
-    logging_cfg = load_dataclass(LoggingConfig, document.get("logging", {}), "logging")
-    http_table = dict(document.get("http", {}))
+    scheduler = load_dataclass(SchedulerConfig, _table(document, "scheduler"), "scheduler")
+    ledger = load_dataclass(LedgerConfig, _table(document, "ledger"), "ledger")
+    logging_cfg = load_dataclass(LoggingConfig, _table(document, "logging"), "logging")
+    http_table = _table(document, "http")
     if "SYNCD_HTTP_ADDRESS" in env:
         http_table["address"] = env["SYNCD_HTTP_ADDRESS"]
-    if env.get("SYNCD_HTTP_OPERATOR_TOKEN"):
-        http_table["operator_tokens"] = [
-            *http_table.get("operator_tokens", []),
-            env["SYNCD_HTTP_OPERATOR_TOKEN"],
-        ]
+    tokens = http_table.get("operator_tokens", [])
+    if env.get("SYNCD_HTTP_OPERATOR_TOKEN") and isinstance(tokens, list):
+        http_table["operator_tokens"] = [*tokens, env["SYNCD_HTTP_OPERATOR_TOKEN"]]
     http = load_dataclass(HttpConfig, http_table, "http")
-    notify_table = dict(document.get("notify", {}))
+    notify_table = _table(document, "notify")
     if env.get("SYNCD_WEBHOOK_URL"):
         notify_table["webhook_url"] = env["SYNCD_WEBHOOK_URL"]
     notify = load_dataclass(NotifyConfig, notify_table, "notify")
-    jobs_table = document.get("jobs", {})
-    if not isinstance(jobs_table, dict):
-        raise ConfigError("jobs", "expected tables named after jobs ([jobs.<Name>])")
-    jobs = {name: load_dataclass(JobConfig, t, f"jobs.{name}") for name, t in jobs_table.items()}
-    packs = document.get("packs", {})
-    if not isinstance(packs, dict) or not all(isinstance(v, dict) for v in packs.values()):
-        raise ConfigError("packs", "expected tables named after job packs ([packs.<name>])")
+    jobs = {
+        name: load_dataclass(JobConfig, table, f"jobs.{name}")
+        for name, table in _named_tables(document, "jobs", "job").items()
+    }
+    packs = _named_tables(document, "packs", "job pack")
     return Config(
         daemon=daemon,
         scheduler=scheduler,

@@ -42,6 +42,7 @@ from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.runs import JobOptions, RunCoordinator
 from syncd.sqlledger import SqlLedger
+from syncd.startup import probe_listen, starting
 from syncd.web import console
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
@@ -77,8 +78,12 @@ class Daemon:
         self.log_hub = log_hub or LogHub()
         self.clock = clock or SystemClock()
         self.plans = plan_jobs(jobs, config, os.environ)  # bad timetable: ConfigError, early
-        private_dir(config.daemon.state_dir)
-        self.ledger = ledger or SqlLedger(config.ledger_url)
+        with starting("daemon.state_dir"):
+            private_dir(config.daemon.state_dir)
+        if ledger is None:
+            with starting("ledger"):
+                ledger = SqlLedger(config.ledger_url)
+        self.ledger = ledger
         self.coordinator = RunCoordinator(self.ledger, self.clock)
         self.jobs = JobBeans(self.coordinator, self.ledger)
         self.registry = BeanRegistry()
@@ -232,9 +237,10 @@ class Daemon:
     async def serve(self, *, handle_signals: bool = True) -> int:
         """Run until asked to stop; returns the process exit status (0 on a clean stop)."""
         daemon_cfg = self.config.daemon
-        private_dir(self.state_dir)
-        lock = InstanceLock(self.state_dir)
-        lock.acquire()
+        with starting("daemon.state_dir"):
+            private_dir(self.state_dir)
+            lock = InstanceLock(self.state_dir)
+            lock.acquire()
         socket_file: Path | None = None
         control = ControlServer(
             ControlPlane(
@@ -252,14 +258,19 @@ class Daemon:
         http: HttpServer | None = None
         try:
             address = daemon_cfg.listen_address
-            if address.startswith("unix:"):
-                socket_file = Path(address.removeprefix("unix:"))
-                prepare_socket(socket_file)
-                self.listening.addresses.append(control.bind_unix(socket_file))
-            else:
-                self.listening.addresses.append(control.bind_tcp(address))
+            with starting(f"daemon.address: cannot listen on {address}"):
+                if address.startswith("unix:"):
+                    socket_file = Path(address.removeprefix("unix:"))
+                    prepare_socket(socket_file)
+                    self.listening.addresses.append(control.bind_unix(socket_file))
+                else:
+                    probe_listen(f"daemon.address: cannot listen on {address}", address)
+                    self.listening.addresses.append(control.bind_tcp(address))
             if daemon_cfg.tcp_address:
-                self.listening.addresses.append(control.bind_tcp(daemon_cfg.tcp_address))
+                tcp = daemon_cfg.tcp_address
+                with starting(f"daemon.tcp_address: cannot listen on {tcp}"):
+                    probe_listen(f"daemon.tcp_address: cannot listen on {tcp}", tcp)
+                    self.listening.addresses.append(control.bind_tcp(tcp))
             await control.server.start()
             await control.set_serving(True)
             if self.config.http.address:
@@ -269,7 +280,8 @@ class Daemon:
                     lambda: not self.coordinator.draining,
                     extra_routes=self._web_routes,
                 )
-                self.listening.http = await http.start()
+                with starting(f"http.address: cannot listen on {self.config.http.address}"):
+                    self.listening.http = await http.start()
             if handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT):
                     loop.add_signal_handler(signum, self._on_signal, signum)
@@ -283,16 +295,17 @@ class Daemon:
                 state_dir=str(self.state_dir),
                 beans=[b.name for b in self.registry.beans()],
             )
-            removed = self.ledger.prune(
-                self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
-            )
-            if removed:
-                log.info("ledger.pruned", runs=removed)
-            # Under the instance lock and before any job starts: end what runs of a killed
-            # predecessor left, then note it with those (now interrupted) runs.
-            survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
-            self.orchestrator.start()
-            _jobtrees.note_survivors(self.ledger, survivors)
+            with starting("ledger: cannot be written"):
+                removed = self.ledger.prune(
+                    self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
+                )
+                if removed:
+                    log.info("ledger.pruned", runs=removed)
+                # Under the instance lock and before any job starts: end what runs of a killed
+                # predecessor left, then note it with those (now interrupted) runs.
+                survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
+                self.orchestrator.start()
+                _jobtrees.note_survivors(self.ledger, survivors)
             self.listening.ready.set()
             await self._stop.wait()
 

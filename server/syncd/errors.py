@@ -194,3 +194,14 @@ class BeanDisabledError(SyncdError):
         self.bean = bean
         self.reason = reason
         super().__init__(f"{bean} is disabled: {reason}")
+
+
+class StartupEnvironmentError(SyncdError):
+    """Raised at start-up when this machine cannot host the daemon as configured: a path that
+    is not a usable directory or file, a port in use, a ledger that cannot be opened or written.
+    Names the config key or path first, so the operator knows what to fix."""
+
+    def __init__(self, subject: str, problem: str) -> None:
+        self.subject = subject
+        self.problem = problem
+        super().__init__(f"{subject}: {problem}")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from syncd.config import Config, JobConfig
+from syncd.configvalues import shown
 from syncd.errors import ConfigError
 from syncd.job import JobSpec
 from syncd.timetable import Cron, Schedule, ScheduleError, parse_at, parse_every
@@ -34,7 +35,7 @@ def _schedule(spec: JobSpec, cfg: JobConfig, env: Mapping[str, str]) -> tuple[Sc
     path = f"jobs.{spec.name}"
     if spec.cron_env and env.get(spec.cron_env, "").strip():
         try:
-            return Cron.parse(env[spec.cron_env]), f"env {spec.cron_env}"
+            return _firing(Cron.parse(env[spec.cron_env])), f"env {spec.cron_env}"
         except ScheduleError as exc:
             raise ConfigError(f"env {spec.cron_env}", str(exc)) from None
     try:
@@ -43,13 +44,19 @@ def _schedule(spec: JobSpec, cfg: JobConfig, env: Mapping[str, str]) -> tuple[Sc
         if cfg.every is not None:
             return parse_every(cfg.every), f"{path}.every"
         if cfg.cron is not None:
-            return Cron.parse(cfg.cron), f"{path}.cron"
+            return _firing(Cron.parse(cfg.cron)), f"{path}.cron"
     except ScheduleError as exc:
         key = next(k for k in ("at", "every", "cron") if getattr(cfg, k) is not None)
         raise ConfigError(f"{path}.{key}", str(exc)) from None
     if spec.default_at:
         return parse_at(spec.default_at), "default"
     return None, "none"
+
+
+def _firing(cron: Cron) -> Cron:
+    """`cron`, once it is known to fire at all (31 February never comes): ScheduleError if not."""
+    cron.next_after(_MIDNIGHT)
+    return cron
 
 
 def plan_jobs(
@@ -60,7 +67,9 @@ def plan_jobs(
     for name in config.jobs:
         if name not in names:
             known = ", ".join(sorted(names)) or "none"
-            raise ConfigError(f"jobs.{name}", f"no job named {name!r} is loaded (known: {known})")
+            raise ConfigError(
+                f"jobs.{name}", f"no job named {shown(name)} is loaded (known: {known})"
+            )
     plans: dict[str, JobPlan] = {}
     for spec in specs:
         cfg = config.jobs.get(spec.name, JobConfig())
@@ -68,7 +77,7 @@ def plan_jobs(
         if cfg.after is not None:
             for dep in cfg.after:
                 if dep not in names:
-                    raise ConfigError(f"jobs.{spec.name}.after", f"unknown job {dep!r}")
+                    raise ConfigError(f"jobs.{spec.name}.after", f"unknown job {shown(dep)}")
                 if dep == spec.name:
                     raise ConfigError(f"jobs.{spec.name}.after", "a job cannot depend on itself")
             after = tuple(cfg.after)

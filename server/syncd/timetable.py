@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from syncd.config import parse_duration
+from syncd.configvalues import parse_duration, shown
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SEARCH_DAYS = 366 * 5  # enough for any satisfiable cron (29 Feb on a given weekday aside)
@@ -85,8 +85,8 @@ def _parse_cron_field(
         body, _, step_text = part.partition("/")
         step = 1
         if step_text:
-            if not step_text.isdigit() or int(step_text) == 0:
-                raise ScheduleError(f"{name}: bad step {step_text!r}")
+            if not _is_number(step_text) or int(step_text) == 0:
+                raise ScheduleError(f"{name}: bad step {shown(step_text)}")
             step = int(step_text)
         if body in ("*", "?"):
             start, end = low, high
@@ -102,11 +102,15 @@ def _parse_cron_field(
     return frozenset(values)
 
 
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 10
+
+
 def _cron_number(text: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
     if text in names:
         return names[text]
-    if not text.isdigit():
-        raise ScheduleError(f"{name}: {text!r} is not a number")
+    if not _is_number(text):
+        raise ScheduleError(f"{name}: {shown(text)} is not a number")
     value = int(text)
     if not low <= value <= high:
         raise ScheduleError(f"{name}: {value} is outside {low}-{high}")
@@ -171,7 +175,7 @@ class Cron:
             found = self._first_time_from(floor, times)
             if found is not None:
                 return datetime.combine(day, found, tzinfo=UTC)
-        raise ScheduleError(f"cron {self.expression!r} never fires")
+        raise ScheduleError(f"cron {shown(self.expression)} never fires")
 
     def _first_time_from(self, floor: time, times: list[time] | None) -> time | None:
         if times is not None:
@@ -193,18 +197,18 @@ class Cron:
 
 Schedule = DailyAt | Every | Cron
 
-_AT = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+_AT = re.compile(r"^([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?$")
 
 
 def parse_at(text: str) -> DailyAt:
     match = _AT.match(text.strip())
     if not match:
-        raise ScheduleError(f'expected "HH:MM" (UTC), got {text!r}')
+        raise ScheduleError(f'expected "HH:MM" (UTC), got {shown(text)}')
     hour, minute, second = int(match[1]), int(match[2]), int(match[3] or 0)
     if hour > 23:
-        raise ScheduleError(f"hour {hour} is not 0-23 in {text!r}")
+        raise ScheduleError(f"hour {hour} is not 0-23 in {shown(text)}")
     if minute > 59 or second > 59:
-        raise ScheduleError(f"minutes and seconds must be 0-59 in {text!r}")
+        raise ScheduleError(f"minutes and seconds must be 0-59 in {shown(text)}")
     return DailyAt(time(hour, minute, second))
 
 
@@ -214,7 +218,7 @@ def parse_every(value: object) -> Every:
     except ValueError as exc:
         raise ScheduleError(str(exc)) from None
     if seconds < 1:
-        raise ScheduleError(f"an interval must be at least 1s, got {value!r}")
+        raise ScheduleError(f"an interval must be at least 1s, got {shown(value)}")
     return Every(seconds)
 
 

@@ -17,6 +17,7 @@ from syncd.tis._demo import generate
 from syncd.tis._schema import create_schema
 from syncd.tis._search_demo import seed_search_demo
 from syncd.tis._settings import TisSettings, embedded_path
+from syncd.tis.commands import register_commands
 from syncd.tis.search.jobs import search_and_reval_jobs
 from syncd.values import ValueType
 
@@ -225,4 +226,5 @@ PACK = JobPack(
         " post search indices, the revalidation publishers"
     ),
     seed_demo=seed_demo,
+    commands=register_commands,
 )

@@ -17,8 +17,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from syncd.job import PackContext
 from syncd.tis._db import TisError, make_engine
 from syncd.tis._demo import generate
-from syncd.tis._pack import settings_from
 from syncd.tis._schema import create_schema
+from syncd.tis._settings import TisSettings
 
 
 def register_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -68,7 +68,11 @@ def _positive_int(text: str) -> int:
 
 
 def _engine(args: argparse.Namespace, ctx: PackContext) -> Engine:
-    settings = settings_from(ctx).resolved(ctx.state_dir)
+    # Not through _pack.settings_from: the pack module imports this one to declare its commands.
+    settings = TisSettings() if ctx.settings is None else ctx.settings
+    if not isinstance(settings, TisSettings):
+        raise TypeError(f"the tis pack expects TisSettings, got {type(settings).__name__}")
+    settings = settings.resolved(ctx.state_dir)
     url = args.url or settings.url
     try:
         parsed = make_url(url)
