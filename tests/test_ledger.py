@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.errors import LedgerUnavailableError
 from syncd.ledger import MemoryLedger, RunLedger, RunRecord
 from syncd.sqlledger import LedgerError, SqlLedger
 from tests.services import fresh_postgres_database
@@ -168,7 +169,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_an_unreachable_ledger_is_a_clear_error(tmp_path: Path) -> None:
     """A ledger URL that cannot be opened names itself, without the password."""
-    with pytest.raises(LedgerError, match=r"cannot open the run ledger at .*\*\*\*"):
+    with pytest.raises(
+        LedgerUnavailableError, match=r"cannot be opened: database unreachable \(.*\*\*\*"
+    ):
         SqlLedger("postgresql+psycopg://u:secret@127.0.0.1:1/x")
 
 

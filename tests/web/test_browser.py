@@ -91,7 +91,7 @@ def test_run_a_job_and_follow_it_live(short_tmp: Path) -> None:
             async_playwright() as pw,
         ):
             # History for the page: one failed run.
-            failed = daemon.jobs.trigger(
+            failed = await daemon.jobs.trigger(
                 OWNER, Invocation(arguments={}, actor="test"), Trigger.MANUAL
             )
             await failed.finished.wait()

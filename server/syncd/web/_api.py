@@ -6,7 +6,6 @@ the arguments validated by the job's trigger operation.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from syncd.errors import (
     BeanDisabledError,
     DrainingError,
     InvalidArgumentError,
+    LedgerUnavailableError,
     RunNotFoundError,
     closest,
 )
@@ -54,8 +54,10 @@ def bind_arguments(plane: WebPlane, spec: JobSpec, named: Mapping[str, Any]) -> 
     return operation.bind([], dict(named))
 
 
-def start_run(plane: WebPlane, spec: JobSpec, arguments: dict[str, Value], caller: Caller) -> Run:
-    run = plane.jobs.trigger(
+async def start_run(
+    plane: WebPlane, spec: JobSpec, arguments: dict[str, Value], caller: Caller
+) -> Run:
+    run = await plane.jobs.trigger(
         spec, Invocation(arguments=arguments, actor=caller.actor), Trigger.MANUAL
     )
     log.info("web.run", job=spec.name, run_id=run.run_id, actor=caller.actor)
@@ -105,7 +107,10 @@ class JsonApi:
         if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
             raise error(400, f"limit must be a whole number from 1 to {HISTORY_MAX}, got {raw!r}")
         coordinator = self._plane.coordinator
-        records = await asyncio.to_thread(coordinator.history, spec.name, int(raw))
+        try:
+            records = await coordinator.history(spec.name, int(raw))
+        except LedgerUnavailableError as exc:
+            raise error(503, str(exc)) from None
         live = coordinator.active(spec.name)
         runs = [
             live_run_view(self._plane, live)
@@ -117,9 +122,11 @@ class JsonApi:
 
     async def run(self, request: web.Request, _caller: Caller) -> web.Response:
         try:
-            target = self._plane.coordinator.get(request.match_info["run_id"])
+            target = await self._plane.coordinator.get(request.match_info["run_id"])
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
+        except LedgerUnavailableError as exc:
+            raise error(503, str(exc)) from None
         return reply(live_run_view(self._plane, target))
 
     async def start(self, request: web.Request, caller: Caller) -> web.Response:
@@ -138,19 +145,19 @@ class JsonApi:
         try:
             arguments = bind_arguments(plane, spec, named)
             if with_dependants:
-                run, chain = plane.orchestrator.run_with_dependants(
+                run, chain = await plane.orchestrator.run_with_dependants(
                     spec.name, arguments, caller.actor
                 )
                 log.info("web.run", job=spec.name, run_id=run.run_id, chain=chain)
             else:
-                run, chain = start_run(plane, spec, arguments, caller), []
+                run, chain = await start_run(plane, spec, arguments, caller), []
         except InvalidArgumentError as exc:
             raise error(400, str(exc), parameter=exc.parameter) from None
         except AlreadyRunningError as exc:
             raise error(409, "Already running", runId=exc.run_id) from None
         except BeanDisabledError as exc:
             raise error(409, str(exc)) from None
-        except DrainingError as exc:
+        except (DrainingError, LedgerUnavailableError) as exc:
             raise error(503, str(exc)) from None
         return reply(
             {"status": "Just started", "run": live_run_view(plane, run), "then": chain}, 202

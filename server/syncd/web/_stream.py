@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.errors import RunNotFoundError
+from syncd.errors import LedgerUnavailableError, RunNotFoundError
 from syncd.events import Event, EventKind
 from syncd.loghub import Follower, LogLine, line_filter
 from syncd.runs import Run
@@ -128,9 +128,11 @@ class Streams:
         plane = self._plane
         run_id = request.match_info["run_id"]
         try:
-            target = plane.coordinator.get(run_id)
+            target = await plane.coordinator.get(run_id)
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
+        except LedgerUnavailableError as exc:
+            raise error(503, str(exc)) from None
         raw = request.query.get("lines", str(LOG_LINES_DEFAULT))
         if not raw.isdigit() or int(raw) > LOG_LINES_MAX:
             raise error(400, f"lines must be a whole number from 0 to {LOG_LINES_MAX}, got {raw!r}")
