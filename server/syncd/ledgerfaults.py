@@ -82,6 +82,20 @@ def problem_of(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:MAX_DETAIL]}"
 
 
+def check_writable(path: Path) -> None:
+    """Raise LedgerUnavailableError when `path` is read-only, immutable or on a read-only
+    mount. access() sees the immutable flag and read-only mounts, which bind root too; a file
+    with no write bit is taken as the operator's "do not write", even by root."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise LedgerUnavailableError(problem_of(exc)) from exc
+    if not mode & 0o222 or not os.access(path, os.W_OK):
+        raise LedgerUnavailableError(f"its file {path} is read-only or immutable")
+    if not os.access(path.parent, os.W_OK):
+        raise LedgerUnavailableError(f"its directory {path.parent} is read-only")
+
+
 class SqliteFileGuard:
     """Knows which file the ledger opened, and notices when the path no longer leads to it.
 
@@ -93,10 +107,19 @@ class SqliteFileGuard:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.wal = Path(f"{path}-wal")
         self._identity = self._stat_identity()
+        self._wal_identity = self._journal_identity()
 
     def _stat_identity(self) -> tuple[int, int]:
         st = os.stat(self.path)
+        return st.st_dev, st.st_ino
+
+    def _journal_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.wal)
+        except OSError:
+            return None
         return st.st_dev, st.st_ino
 
     def replaced(self) -> bool:
@@ -112,11 +135,23 @@ class SqliteFileGuard:
             raise LedgerUnavailableError(problem_of(exc)) from exc
         if identity != self._identity:
             return True
-        # access() consults the immutable flag and read-only mounts, which bind root too.
-        if not os.access(self.path, os.W_OK):
-            raise LedgerUnavailableError(f"its file {self.path} is read-only or immutable")
+        check_writable(self.path)
+        self._wal_identity = self._journal_identity() or self._wal_identity
         return False
+
+    def set_aside_old_journal(self) -> Path | None:
+        """After the file was replaced or deleted, and the old connections are closed: move
+        the old file's WAL away from the path. SQLite does not checkpoint a moved file on
+        close, and would replay its leftover WAL into the new file. Kept, renamed, because it
+        holds the old file's last commits."""
+        if self._wal_identity is None or self._journal_identity() != self._wal_identity:
+            return None
+        kept = self.wal.with_name(f"{self.wal.name}.replaced-{self._identity[1]}")
+        os.replace(self.wal, kept)
+        Path(f"{self.path}-shm").unlink(missing_ok=True)  # its index; SQLite rebuilds one
+        return kept
 
     def accept(self) -> None:
         """The file now at the path is the one the ledger has (re)opened."""
         self._identity = self._stat_identity()
+        self._wal_identity = self._journal_identity()

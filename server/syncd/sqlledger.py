@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import LedgerUnavailableError, SyncdError
 from syncd.ledger import EXECUTED, INTERRUPTED_MESSAGE, RunRecord
-from syncd.ledgerfaults import SqliteFileGuard, problem_of
+from syncd.ledgerfaults import SqliteFileGuard, check_writable, problem_of
 
 SCHEMA_VERSION = 1
 
@@ -189,6 +189,12 @@ class SqlLedger:
 
     def _open(self) -> Engine:
         """Connect, check the schema and load the latest outcomes; one clear error if not."""
+        path = _sqlite_path(self._url)
+        if path is not None and path.exists():
+            try:
+                check_writable(path)  # a read-only ledger is refused now, not at the first run
+            except LedgerUnavailableError as exc:
+                raise LedgerUnavailableError(exc.problem, action="opened") from None
         engine = _engine(self._url, self._write_timeout)
         try:
             with engine.begin() as conn:
@@ -271,9 +277,17 @@ class SqlLedger:
         # Close the old file first: its last connection checkpoints its WAL into the old
         # inode and removes the -wal beside the path, so the new file never replays it.
         self._engine.dispose()
+        try:
+            kept = self._guard.set_aside_old_journal()
+        except OSError as exc:
+            raise LedgerUnavailableError(problem_of(exc)) from exc
         self._engine = self._open()  # raises if the new file is no usable ledger
         self._guard.accept()
-        log.warning("ledger.reopened", path=str(self._guard.path))
+        log.warning(
+            "ledger.reopened",
+            path=str(self._guard.path),
+            old_journal_kept_as=str(kept) if kept else None,
+        )
 
     def record_start(self, record: RunRecord) -> None:
         with self._tx() as conn:
