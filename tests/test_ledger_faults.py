@@ -35,8 +35,8 @@ from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.harness import BOUND, serving_daemon
 from tests.packs.sample import QUICK, Gates, gated_job
-from tests.services import fresh_postgres_database
 from tests.private_postgres import PrivatePostgres, private_postgres
+from tests.services import fresh_postgres_database
 
 WRITE_TIMEOUT = 1.0  # how long a write waits for a lock; short, so a locked test is quick
 
