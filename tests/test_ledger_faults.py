@@ -11,7 +11,6 @@ kept records are written and runs start again.
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 import shutil
 import sqlite3
@@ -33,10 +32,12 @@ from syncd.errors import LedgerUnavailableError
 from syncd.sqlledger import SqlLedger
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
+from tests.daemon_process import daemon_process, e2e_config
 from tests.harness import BOUND, serving_daemon
 from tests.packs.sample import QUICK, Gates, gated_job
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.services import fresh_postgres_database
+from tests.test_client_e2e import syncctl
 
 WRITE_TIMEOUT = 1.0  # how long a write waits for a lock; short, so a locked test is quick
 
@@ -94,8 +95,8 @@ def _beans(status: pb.GetStatusResponse) -> dict[str, pb.BeanStatus]:
 
 async def _survives(
     rig: Rig,
-    inject: Callable[[], None],
-    repair: Callable[[], None],
+    inject: Callable[[], object],
+    repair: Callable[[], object],
     problem: str,
     stored_outcome: Callable[[str], str | None],
 ) -> None:
@@ -119,8 +120,8 @@ async def _survives(
     with pytest.raises(grpc.aio.AioRpcError) as refused:
         await stub.Invoke(pb.InvokeRequest(bean="QuickJob", operation="run"))
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert refused.value.details().startswith("the run ledger cannot be written: ")
-    assert problem in (refused.value.details() or "")
+    details = refused.value.details() or ""
+    assert details.startswith("the run ledger cannot be written: ") and problem in details
     status = await stub.GetStatus(pb.GetStatusRequest())
     quick = _beans(status)["QuickJob"]
     assert (quick.state, quick.current_run.run_id) == (pb.BEAN_STATE_IDLE, "")
@@ -175,15 +176,15 @@ def tmpfs() -> Iterator[Path]:
 
 
 def _fill(directory: Path) -> Path:
+    """Take every free block of the file system."""
     filler = directory / "filler"
+    fs = os.statvfs(directory)
     fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
     try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC
+        os.posix_fallocate(fd, 0, fs.f_bavail * fs.f_frsize)
     finally:
         os.close(fd)
+    assert os.statvfs(directory).f_bavail == 0
     return filler
 
 
@@ -435,3 +436,44 @@ def postgres() -> Iterator[PrivatePostgres]:
     """A private PostgreSQL server this test may stop and start (never the shared one)."""
     with private_postgres() as server:
         yield server
+
+
+# ---- end to end: the daemon process and syncctl ---------------------------------------------
+
+
+def test_syncctl_status_reports_an_unhealthy_ledger(short_tmp: Path) -> None:
+    """A ledger made read-only under a running daemon: `syncctl run` is refused (exit 6, the
+    reason on stderr), `syncctl status` prints its table and exits 8 naming the ledger's
+    problem; once writable again the daemon recovers on its own and status exits 0."""
+    state = short_tmp / "state"
+    with daemon_process(state, e2e_config(short_tmp)) as process:
+        ledger = state / "ledger.sqlite3"
+        ledger.chmod(0o444)
+        refused = syncctl(state, "run", "QuickJob", "run")
+        assert refused.returncode == 6
+        assert "the run ledger cannot be written: its file" in refused.stderr
+        check = syncctl(state, "status")
+        assert check.returncode == 8
+        assert {line.split("\t")[1] for line in check.stdout.splitlines()} == {"idle"}
+        assert "ledger unhealthy: the run ledger cannot be written" in check.stderr
+        ledger.chmod(0o644)
+        process.wait_for_event("ledger.recovered")
+        assert syncctl(state, "status").returncode == 0
+        ran = syncctl(state, "run", "QuickJob", "run", "--wait")
+        assert ran.returncode == 0, ran.stderr
+        assert process.stop() == 0
+
+
+def test_a_read_only_ledger_at_start_is_one_line(short_tmp: Path) -> None:
+    """`syncd serve` on a read-only ledger: one line naming the file, no traceback."""
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    SqlLedger(_sqlite_url(state / "ledger.sqlite3")).close()
+    (state / "ledger.sqlite3").chmod(0o444)
+    with daemon_process(state, e2e_config(short_tmp), wait_ready=False) as process:
+        assert process.proc.wait(BOUND) != 0
+        assert process.proc.stderr is not None
+        err = process.proc.stderr.read().decode()
+    assert "Traceback" not in err
+    problem = f"the run ledger cannot be opened: its file {state / 'ledger.sqlite3'} is read-only"
+    assert [line for line in err.splitlines() if problem in line], err
