@@ -53,6 +53,7 @@ class Run:
     cancel_signal: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str = ""  # "", "request", "timeout" or "shutdown"
+    ending: bool = False  # its end is being recorded; it finishes once the ledger has it
     version: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -313,7 +314,7 @@ class RunCoordinator:
             log.exception("run.executor_failed", job=spec.name, run_id=run.run_id)
             await self._finish(run, RunOutcome.FAILED, type(exc).__name__, str(exc))
             return
-        if run.record.state is RunState.FINISHED:
+        if run.ending:
             return  # already recorded by a forced stop
         if result.ending is Ending.SUCCEEDED:
             await self._finish(run, RunOutcome.SUCCESS)
@@ -334,18 +335,27 @@ class RunCoordinator:
     async def _finish(
         self, run: Run, outcome: RunOutcome, error_type: str = "", error_message: str = ""
     ) -> None:
-        rec = run.update(
-            state=RunState.FINISHED,
-            outcome=outcome,
-            ended_at=self._clock.now(),
-            error_type=error_type,
-            error_message=error_message,
-        )
+        if run.ending:
+            return
+        run.ending = True
+        with run._lock:
+            ended = replace(
+                run.record,
+                state=RunState.FINISHED,
+                outcome=outcome,
+                ended_at=self._clock.now(),
+                error_type=error_type,
+                error_message=error_message,
+            )
+        # Written, or kept by the recorder until the ledger takes it; only then does anyone
+        # see the run finished, so whoever sees it finished finds it in the ledger.
+        await self._recorder.end(ended)
+        with run._lock:
+            run.record = ended
+        rec = ended
         if self._active.get(rec.bean) is run:
             del self._active[rec.bean]
         self._recent[rec.bean] = run
-        # Written, or kept by the recorder until the ledger takes it; waiters are told after.
-        await self._recorder.end(rec)
         duration = self.elapsed(run).total_seconds()
         level = {RunOutcome.SUCCESS: "info", RunOutcome.CANCELLED: "warning"}.get(outcome, "error")
         getattr(log, level)(
