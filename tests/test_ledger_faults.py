@@ -11,6 +11,7 @@ kept records are written and runs start again.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sqlite3
@@ -462,6 +463,10 @@ def test_syncctl_status_reports_an_unhealthy_ledger(short_tmp: Path) -> None:
         assert check.returncode == 8
         assert {line.split("\t")[1] for line in check.stdout.splitlines()} == {"idle"}
         assert "ledger unhealthy: the run ledger cannot be written" in check.stderr
+        as_json = syncctl(state, "status", "--json")
+        assert as_json.returncode == 8
+        daemon = json.loads(as_json.stdout)["daemon"]
+        assert daemon["ledger_problem"].startswith("the run ledger cannot be written: its file")
         ledger.chmod(0o644)
         process.wait_for_event("ledger.recovered")
         assert syncctl(state, "status").returncode == 0
