@@ -8,7 +8,6 @@ PostgreSQL binaries or no such user are found.
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import pwd
 import shutil
@@ -25,8 +24,15 @@ BOUND_S = 60
 
 
 def _bin_dir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    return Path(found[-1]).parent if found else None
+    """Where initdb and pg_ctl are: SYNCD_TEST_PG_BINDIR, else what `pg_config` says."""
+    if configured := os.environ.get("SYNCD_TEST_PG_BINDIR"):
+        return Path(configured)
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        return None
+    found = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+    bin_dir = Path(found.stdout.strip())
+    return bin_dir if (bin_dir / "pg_ctl").exists() else None
 
 
 def _free_port() -> int:
