@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import threading
+from collections.abc import Iterator, MutableMapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.errors import LedgerUnavailableError
 from syncd.ledger import MemoryLedger, RunLedger, RunRecord
+from syncd.recorder import LedgerHealth, LedgerRecorder
 from syncd.sqlledger import LedgerError, SqlLedger
 from tests.services import fresh_postgres_database
 
@@ -168,7 +176,9 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 def test_an_unreachable_ledger_is_a_clear_error(tmp_path: Path) -> None:
     """A ledger URL that cannot be opened names itself, without the password."""
-    with pytest.raises(LedgerError, match=r"cannot open the run ledger at .*\*\*\*"):
+    with pytest.raises(
+        LedgerUnavailableError, match=r"cannot be opened: database unreachable \(.*\*\*\*"
+    ):
         SqlLedger("postgresql+psycopg://u:secret@127.0.0.1:1/x")
 
 
@@ -204,3 +214,181 @@ def test_a_daemon_keeps_its_runs_in_postgresql(short_tmp: Path) -> None:
             rows = conn.execute(sa.text("SELECT outcome FROM syncd_runs")).scalars().all()
         engine.dispose()
         assert rows == ["success"]
+
+
+# ---- the one writer: the same contract through LedgerRecorder, and what it does with faults --
+
+
+class FaultyLedger(MemoryLedger):
+    """A real (memory) ledger with a switch that makes its writes fail as a full disk would,
+    and a gate that holds `record_start` (to act while a start is being written)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = ""
+        self.start_gate: threading.Event | None = None
+        self.start_entered = threading.Event()
+
+    def _check(self) -> None:
+        if self.failing:
+            raise LedgerUnavailableError(self.failing)
+
+    def record_start(self, record: RunRecord) -> None:
+        self.start_entered.set()
+        if self.start_gate is not None:
+            assert self.start_gate.wait(10)
+        self._check()
+        super().record_start(record)
+
+    def record_end(self, record: RunRecord) -> None:
+        self._check()
+        super().record_end(record)
+
+    def record(self, record: RunRecord) -> None:
+        self._check()
+        super().record(record)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._check()
+        super().set_meta(key, value)
+
+
+def test_the_recorder_keeps_the_contract(ledger: RunLedger) -> None:
+    """Starts, ends, outcomes, holds and reads through the one writer land in the ledger."""
+
+    async def main() -> None:
+        recorder = LedgerRecorder(ledger)
+        start = _run("r1")
+        await recorder.start(start)
+        assert (await recorder.get("r1")) == ledger.get("r1")
+        assert await recorder.end(_finish(start, RunOutcome.SUCCESS)) is True
+        assert await recorder.record(
+            _finish(_run("r2", at=T0 + timedelta(minutes=1)), RunOutcome.MISSED)
+        )
+        await recorder.set_hold("A", T0)
+        recorder.note_meta("k", "v")
+        async with asyncio.timeout(10):
+            await recorder.settled()
+        assert [r.run_id for r in await recorder.history("A")] == ["r2", "r1"]
+        assert [r.run_id for r in ledger.history("A")] == ["r2", "r1"]
+        assert (await recorder.holds(), await recorder.get_meta("k")) == ({"A": T0}, "v")
+        last = recorder.last_success("A")
+        assert last is not None and last.run_id == "r1"
+        assert recorder.health().healthy
+        await recorder.close()
+
+    asyncio.run(main())
+
+
+def test_a_failed_start_raises_and_marks_the_ledger_unhealthy(tmp_path: Path) -> None:
+    """A start that cannot be written is the caller's error; health names the problem until
+    a write (here the recorder's own probe) succeeds."""
+
+    async def main() -> None:
+        faulty = FaultyLedger()
+        recorder = LedgerRecorder(faulty, retry_initial=0.01)
+        faulty.failing = "disk full"
+        with pytest.raises(LedgerUnavailableError, match="cannot be written: disk full"):
+            await recorder.start(_run("r1"))
+        assert recorder.health() == LedgerHealth("the run ledger cannot be written: disk full", 0)
+        assert await recorder.get("r1") is None
+        faulty.failing = ""
+        async with asyncio.timeout(10):
+            await recorder.settled()  # the probe found it writable again
+        assert recorder.health().healthy
+        await recorder.close()
+
+    asyncio.run(main())
+
+
+@settings(max_examples=25, deadline=None)
+@given(failures=st.lists(st.booleans(), min_size=1, max_size=12))
+def test_no_end_is_lost_whatever_fails(failures: list[bool]) -> None:
+    """Property: ends written while the ledger fails and recovers in any pattern are all in
+    the ledger once it is healthy; meanwhile readers see every one of them."""
+
+    async def main() -> None:
+        faulty = FaultyLedger()
+        recorder = LedgerRecorder(faulty, retry_initial=0.01, retry_max=0.05)
+        ends = []
+        for i, fail in enumerate(failures):
+            start = _run(f"r{i}", at=T0 + timedelta(minutes=i))
+            await recorder.start(start)
+            faulty.failing = "disk full" if fail else ""
+            end = _finish(start, RunOutcome.SUCCESS if i % 2 else RunOutcome.FAILED)
+            assert await recorder.end(end) is not fail
+            ends.append(end)
+            faulty.failing = ""
+        assert {r.run_id: r for r in await recorder.history(limit=100)} == {
+            e.run_id: e for e in ends
+        }
+        async with asyncio.timeout(10):
+            await recorder.settled()
+        assert {r.run_id: r for r in faulty.history(limit=100)} == {e.run_id: e for e in ends}
+        last = recorder.last_finished("A")
+        assert last is not None and last.run_id == ends[-1].run_id
+        await recorder.close()
+
+    asyncio.run(main())
+
+
+def test_close_logs_what_could_not_be_written() -> None:
+    """At shutdown a still-failing ledger gets a bounded last chance; each record it did not
+    take is logged whole (an operator can re-enter it), never dropped silently."""
+
+    async def main() -> list[MutableMapping[str, Any]]:
+        faulty = FaultyLedger()
+        recorder = LedgerRecorder(faulty, retry_initial=0.01)
+        start = _run("r1")
+        await recorder.start(start)
+        faulty.failing = "disk full"
+        assert await recorder.end(_finish(start, RunOutcome.SUCCESS)) is False
+        with structlog.testing.capture_logs() as logs:
+            await recorder.close(timeout=0.05)
+        return logs
+
+    lost = [e for e in asyncio.run(main()) if e["event"] == "ledger.record_lost"]
+    assert len(lost) == 1
+    record = lost[0]["record"]
+    assert isinstance(record, dict) and (record["run_id"], record["outcome"]) == ("r1", "success")
+
+
+def test_cancel_of_a_run_whose_start_failed_leaves_the_bean_idle() -> None:
+    """Cancel while the start is being written; the write fails: the start is refused, the
+    bean is idle (not cancelling), and nothing is left claiming it."""
+    from syncd.clock import SystemClock
+    from syncd.enums import BeanState
+    from syncd.jobbeans import JobBeans
+    from syncd.runs import RunCoordinator
+    from tests.packs.sample import QUICK
+
+    async def main() -> None:
+        faulty = FaultyLedger()
+        faulty.start_gate = threading.Event()
+        recorder = LedgerRecorder(faulty)
+        coordinator = RunCoordinator(recorder, SystemClock())
+        jobs = JobBeans(coordinator, recorder)
+        jobs.build(QUICK)
+        starting = asyncio.ensure_future(
+            coordinator.start(QUICK, {}, trigger=Trigger.MANUAL, actor="t")
+        )
+        assert await asyncio.to_thread(faulty.start_entered.wait, 10)
+        cancelling = coordinator.cancel(QUICK.name)
+        assert cancelling is not None
+        assert jobs.status(QUICK.name).state is BeanState.CANCELLING
+        faulty.failing = "disk full"
+        faulty.start_gate.set()
+        with pytest.raises(LedgerUnavailableError):
+            await starting
+        assert coordinator.active(QUICK.name) is None
+        assert jobs.status(QUICK.name).state is BeanState.IDLE
+        assert cancelling.finished.is_set()  # a drain or a chain waiting on it is let go
+        assert coordinator.cancel(QUICK.name) is None
+        faulty.failing = ""
+        run = await coordinator.start(QUICK, {}, trigger=Trigger.MANUAL, actor="t")
+        async with asyncio.timeout(10):
+            await run.finished.wait()
+        assert run.record.outcome is RunOutcome.SUCCESS
+        await recorder.close()
+
+    asyncio.run(main())

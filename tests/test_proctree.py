@@ -3,6 +3,7 @@ and the start-up sweep of a killed predecessor's survivors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ from syncd import _jobtrees, _proctree
 from syncd._proctree import ProcessId, wait_ended
 from syncd.enums import RunOutcome, Trigger
 from syncd.ledger import INTERRUPTED_MESSAGE, RunRecord
+from syncd.recorder import LedgerRecorder
 from syncd.sqlledger import SqlLedger
 from tests.daemon_process import ROOT, daemon_env
 
@@ -211,8 +213,14 @@ def test_survivors_are_noted_with_the_interrupted_run(tmp_path: Path) -> None:
     )
     ledger.mark_interrupted(now)
     found = [_jobtrees.Survivors("r1", "SomeJob", ((ProcessId(42, 1), "sleep"),))]
-    _jobtrees.note_survivors(ledger, found)
-    _jobtrees.note_survivors(ledger, found)  # idempotent
+
+    async def note_twice() -> None:
+        recorder = LedgerRecorder(ledger)
+        await _jobtrees.note_survivors(recorder, found)
+        await _jobtrees.note_survivors(recorder, found)  # idempotent
+        await recorder.close()
+
+    asyncio.run(note_twice())
     record = ledger.get("r1")
     assert record is not None
     assert record.outcome is RunOutcome.INTERRUPTED

@@ -56,7 +56,8 @@ def get(ctx: Context) -> ExitCode:
 
 
 def status(ctx: Context) -> ExitCode:
-    """The table always prints; then exit 8 if any bean is failing or stuck (see _health)."""
+    """The table always prints; then exit 8 if any bean is failing or stuck (see _health), or
+    the daemon's run ledger is unhealthy (it cannot record runs, so it refuses them)."""
     from syncctl._health import problems
     from syncctl._render import render_status
 
@@ -68,7 +69,11 @@ def status(ctx: Context) -> ExitCode:
     ctx.stdout.flush()
     for problem in found:
         _note(ctx.stderr, f"{problem.bean} is {problem.kind}: {problem.detail}")
-    return ExitCode.BEAN_FAILING if found else ExitCode.OK
+    ledger = reply.daemon
+    if ledger.ledger_problem:
+        kept = f" ({ledger.ledger_unwritten} run records kept in memory until it recovers)"
+        _note(ctx.stderr, f"ledger unhealthy: {ledger.ledger_problem}{kept}")
+    return ExitCode.BEAN_FAILING if found or ledger.ledger_problem else ExitCode.OK
 
 
 # ---- run, cancel ---------------------------------------------------------------------------

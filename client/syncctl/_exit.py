@@ -22,7 +22,7 @@ class ExitCode(enum.IntEnum):
     INVALID_ARGUMENT = 5  # the daemon refused an argument's count, name or value
     UNAVAILABLE = 6  # the daemon answered but will not serve: draining, or no answer in time
     UNREACHABLE = 7  # no daemon at the address (LSB's "program is not running")
-    BEAN_FAILING = 8  # `status` found a bean failing or stuck (a monitoring check)
+    BEAN_FAILING = 8  # `status` found a bean failing or stuck, or the ledger unhealthy
     DISABLED = 9  # the job cannot run here: disabled, or a setting it needs is missing
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
@@ -36,7 +36,10 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.INVALID_ARGUMENT: "the daemon refused an argument (the message names the parameter)",
     ExitCode.UNAVAILABLE: "the daemon is up but not serving: draining for shutdown, or timed out",
     ExitCode.UNREACHABLE: "the daemon is not reachable (the message names the socket)",
-    ExitCode.BEAN_FAILING: "`status`: a bean is failing or stuck (usable as a monitoring check)",
+    ExitCode.BEAN_FAILING: (
+        "`status`: a bean is failing or stuck, or the run ledger is unhealthy"
+        " (usable as a monitoring check)"
+    ),
     ExitCode.DISABLED: "the job is disabled and cannot run (the message says why)",
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }

@@ -262,6 +262,8 @@ def status_dict(
             "pid": daemon.pid,
             "started_at": when_json(daemon, "started_at"),
             "draining": daemon.draining,
+            "ledger_problem": daemon.ledger_problem or None,
+            "ledger_unwritten": daemon.ledger_unwritten,
         },
         "beans": [bean_status_dict(b, now, problems.get(b.ref.name)) for b in reply.beans],
     }
@@ -460,6 +462,8 @@ def render_status(
     parts.append(f"{len(reply.beans)} beans")
     if daemon.draining:
         parts.append("DRAINING: new runs are refused")
+    if daemon.ledger_problem:
+        parts.append(f"LEDGER UNHEALTHY: {daemon.ledger_problem}")
     out.write(" · ".join(parts) + "\n\n")
     headers = ("BEAN", "STATE", "RUN", "LAST OUTCOME", "LAST SUCCESS", "NEXT RUN")
     write_rows(out, mode, headers, rows)

@@ -23,7 +23,7 @@ import structlog
 from syncd import _proctree
 from syncd._proctree import ProcessId
 from syncd.enums import RunOutcome
-from syncd.ledger import RunLedger
+from syncd.recorder import LedgerRecorder
 
 log = structlog.get_logger("syncd.processes")
 
@@ -152,7 +152,7 @@ def end_survivors(directory: Path) -> list[Survivors]:
     return found
 
 
-def note_survivors(ledger: RunLedger, found: list[Survivors]) -> None:
+async def note_survivors(recorder: LedgerRecorder, found: list[Survivors]) -> None:
     """Log each run's survivors, and add them to the run's record once it is interrupted."""
     for survivors in found:
         log.warning(
@@ -162,10 +162,10 @@ def note_survivors(ledger: RunLedger, found: list[Survivors]) -> None:
             pids=[p.pid for p, _ in survivors.processes],
             names=[name for _, name in survivors.processes],
         )
-        record = ledger.get(survivors.run_id)
+        record = await recorder.get(survivors.run_id)
         if record is None or record.outcome is not RunOutcome.INTERRUPTED:
             continue
         if survivors.describe() in record.error_message:
             continue
         message = f"{record.error_message}; {survivors.describe()}".lstrip("; ")
-        ledger.record_end(replace(record, error_message=message))
+        await recorder.end(replace(record, error_message=message))

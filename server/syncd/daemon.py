@@ -24,7 +24,7 @@ from syncd.clock import Clock, SystemClock
 from syncd.config import Config
 from syncd.daemonbean import daemon_bean
 from syncd.enums import RunOutcome, RunState
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
 from syncd.events import Event, EventKind
 from syncd.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.instance import InstanceLock, prepare_socket, private_dir
@@ -36,6 +36,7 @@ from syncd.metrics import Metrics
 from syncd.notify import WebhookNotifier
 from syncd.orchestrator import Orchestrator
 from syncd.plan import plan_jobs
+from syncd.recorder import LedgerRecorder
 from syncd.registry import BeanRegistry
 from syncd.reload import ReloadResult, plan_reload
 from syncd.rpc.server import ControlServer
@@ -48,6 +49,9 @@ from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
 
 log = structlog.get_logger("syncd.daemon")
+
+FORCED_EXIT_WRITE_S = 2.0  # how long a forced exit waits for the ledger to take the ends
+LEDGER_CLOSE_S = 10.0  # at most this long, at shutdown, for a faulty ledger to recover
 
 
 @dataclass(slots=True)
@@ -84,8 +88,10 @@ class Daemon:
             with starting("ledger"):
                 ledger = SqlLedger(config.ledger_url)
         self.ledger = ledger
-        self.coordinator = RunCoordinator(self.ledger, self.clock)
-        self.jobs = JobBeans(self.coordinator, self.ledger)
+        # Every ledger write and read from here on goes through its one writer, off the loop.
+        self.recorder = LedgerRecorder(self.ledger)
+        self.coordinator = RunCoordinator(self.recorder, self.clock)
+        self.jobs = JobBeans(self.coordinator, self.recorder)
         self.registry = BeanRegistry()
         self.started_at = self.clock.now()
         self.registry.register(
@@ -110,18 +116,18 @@ class Daemon:
             self.registry.register(self.jobs.build(spec))
         self._apply_plans()
         self.metrics = Metrics(
-            self.jobs, self.ledger, self.coordinator, lambda: self.coordinator.draining
+            self.jobs, self.recorder, self.coordinator, lambda: self.coordinator.draining
         )
         self.coordinator.events.listen(self.metrics.on_event)
         self.notifier: WebhookNotifier | None = None
         if config.notify.webhook_url:
-            self.notifier = WebhookNotifier(config.notify, self.ledger)
+            self.notifier = WebhookNotifier(config.notify, self.recorder)
             self.coordinator.events.listen(self.notifier.on_event)
         self.orchestrator = Orchestrator(
             self.plans,
             self.jobs,
             self.coordinator,
-            self.ledger,
+            self.recorder,
             self.clock,
             config.scheduler,
             observe_lateness=self.metrics.lateness.observe,
@@ -204,16 +210,22 @@ class Daemon:
 
     def _force_exit(self, signum: int) -> None:
         """Second signal: record what is still running and leave now."""
-        for run in self.coordinator.active_runs():
-            record = run.update(
+        ends = [
+            run.update(
                 state=RunState.FINISHED,
                 outcome=RunOutcome.CANCELLED,
                 ended_at=self.clock.now(),
                 error_type="ForcedExit",
                 error_message="the daemon was stopped by a second signal",
             )
-            self.ledger.record_end(record)
-        log.warning("daemon.forced_exit", signal=signal.Signals(signum).name)
+            for run in self.coordinator.active_runs()
+        ]
+        # Through the one writer, bounded: a locked or lost ledger cannot hold the exit up
+        # (what stays unwritten is finished `interrupted` at the next start).
+        unwritten = self.recorder.flush_blocking(ends, timeout=FORCED_EXIT_WRITE_S)
+        log.warning(
+            "daemon.forced_exit", signal=signal.Signals(signum).name, unwritten=unwritten or None
+        )
         os._exit(128 + signum)
 
     def _web_routes(self, app: web.Application) -> None:
@@ -251,6 +263,7 @@ class Daemon:
                 log_hub=self.log_hub,
                 started_at=self.started_at,
                 pid=os.getpid(),
+                ledger_health=self.recorder.health,
             )
         )
         loop = asyncio.get_running_loop()
@@ -279,6 +292,7 @@ class Daemon:
                     self.metrics,
                     lambda: not self.coordinator.draining,
                     extra_routes=self._web_routes,
+                    ledger_problem=lambda: self.recorder.health().problem,
                 )
                 with starting(f"http.address: cannot listen on {self.config.http.address}"):
                     self.listening.http = await http.start()
@@ -295,17 +309,20 @@ class Daemon:
                 state_dir=str(self.state_dir),
                 beans=[b.name for b in self.registry.beans()],
             )
-            with starting("ledger: cannot be written"):
-                removed = self.ledger.prune(
+            try:
+                removed = await self.recorder.prune(
                     self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
                 )
+            except LedgerUnavailableError as exc:
+                log.error("ledger.prune_failed", problem=exc.problem)
+            else:
                 if removed:
                     log.info("ledger.pruned", runs=removed)
-                # Under the instance lock and before any job starts: end what runs of a killed
-                # predecessor left, then note it with those (now interrupted) runs.
-                survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
-                self.orchestrator.start()
-                _jobtrees.note_survivors(self.ledger, survivors)
+            # Under the instance lock and before any job starts: end what runs of a killed
+            # predecessor left, then note it with those (now interrupted) runs.
+            survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
+            await self.orchestrator.start()
+            await _jobtrees.note_survivors(self.recorder, survivors)
             self.listening.ready.set()
             await self._stop.wait()
 
@@ -331,5 +348,6 @@ class Daemon:
                 await http.stop()
             if socket_file is not None and socket_file.is_socket():
                 socket_file.unlink()
-            self.ledger.close()
+            # Ends still kept in memory get a last chance to be written, then are logged whole.
+            await self.recorder.close(timeout=min(daemon_cfg.shutdown_grace, LEDGER_CLOSE_S))
             lock.release()

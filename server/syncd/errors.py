@@ -205,3 +205,13 @@ class StartupEnvironmentError(SyncdError):
         self.subject = subject
         self.problem = problem
         super().__init__(f"{subject}: {problem}")
+class LedgerUnavailableError(SyncdError):
+    """Raised when the run ledger cannot be opened, written or read: disk full, read-only,
+    locked by another writer, its file deleted or replaced, its database unreachable.
+
+    `problem` is the short reason an operator acts on ("disk full"); the message is one line.
+    """
+
+    def __init__(self, problem: str, *, action: str = "written") -> None:
+        self.problem = problem
+        super().__init__(f"the run ledger cannot be {action}: {problem}")

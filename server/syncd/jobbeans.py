@@ -12,7 +12,7 @@ from syncd.clock import stopwatch_text
 from syncd.enums import BeanState, Impact, RunOutcome, Trigger
 from syncd.errors import BeanDisabledError
 from syncd.job import JobSpec
-from syncd.ledger import RunLedger, RunRecord
+from syncd.ledger import LatestRuns, RunRecord
 from syncd.runs import Run, RunCoordinator
 from syncd.values import Value, ValueType
 
@@ -37,7 +37,7 @@ class JobStatus:
 class JobBeans:
     """Builds job beans over one coordinator and ledger, and answers their status."""
 
-    def __init__(self, coordinator: RunCoordinator, ledger: RunLedger) -> None:
+    def __init__(self, coordinator: RunCoordinator, ledger: LatestRuns) -> None:
         self._coordinator = coordinator
         self._ledger = ledger
         self._next_run: NextRun = lambda _name: None  # until attach_schedule
@@ -75,7 +75,7 @@ class JobBeans:
         job's trigger operation; InvalidArgumentError when they no longer fit it."""
         return self._triggers[name].bind([], arguments)
 
-    def trigger(
+    async def trigger(
         self,
         spec: JobSpec,
         invocation: Invocation,
@@ -85,7 +85,7 @@ class JobBeans:
         """Start a run of `spec`: the one path every caller (RPC, scheduler, web) takes."""
         if reason := self.disabled_reason(spec.name):
             raise BeanDisabledError(spec.name, reason)
-        return self._coordinator.start(
+        return await self._coordinator.start(
             spec, invocation.arguments, trigger=trigger, actor=invocation.actor, slot_time=slot_time
         )
 
@@ -119,8 +119,8 @@ class JobBeans:
         coordinator = self._coordinator
         name = spec.name
 
-        def start(inv: Invocation) -> Result:
-            run = self.trigger(spec, inv, Trigger.MANUAL)
+        async def start(inv: Invocation) -> Result:
+            run = await self.trigger(spec, inv, Trigger.MANUAL)
             return Result(value=run.run_id, run=run, message="Just started")
 
         def is_running(_inv: Invocation) -> Result:

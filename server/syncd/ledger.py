@@ -48,8 +48,21 @@ EXECUTED = frozenset(
 )
 
 
+class LatestRuns(Protocol):
+    """Each bean's last executed and last successful run, answered from memory (no I/O)."""
+
+    def last_finished(self, bean: str) -> RunRecord | None: ...
+    def last_success(self, bean: str) -> RunRecord | None: ...
+
+
 class RunLedger(Protocol):
-    """Where runs are kept. Every implementation passes the same contract tests."""
+    """Where runs are kept. Every implementation passes the same contract tests.
+
+    Methods block (SQL, files): the daemon calls them only through `syncd.recorder`, whose
+    threads keep them off the event loop. `last_finished` and `last_success` answer from
+    memory. Storage faults raise `LedgerUnavailableError`; writes are idempotent, so a write
+    may be retried after a fault.
+    """
 
     def record_start(self, record: RunRecord) -> None: ...
     def record_end(self, record: RunRecord) -> None: ...

@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 
 from syncd.events import Event, EventKind
 from syncd.jobbeans import JobBeans
-from syncd.ledger import RunLedger
+from syncd.ledger import LatestRuns
 from syncd.runs import RunCoordinator
 
 
@@ -20,7 +20,7 @@ class _LiveCollector(Collector):
     def __init__(
         self,
         jobs: JobBeans,
-        ledger: RunLedger,
+        ledger: LatestRuns,
         coordinator: RunCoordinator,
         draining: Callable[[], bool],
     ) -> None:
@@ -69,7 +69,7 @@ class Metrics:
     def __init__(
         self,
         jobs: JobBeans,
-        ledger: RunLedger,
+        ledger: LatestRuns,
         coordinator: RunCoordinator,
         draining: Callable[[], bool],
     ) -> None:

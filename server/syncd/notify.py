@@ -7,14 +7,17 @@ and a burst of failures is logged once (then once more when deliveries work agai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import aiohttp
 import structlog
 
 from syncd.config import NotifyConfig
+from syncd.errors import LedgerUnavailableError
 from syncd.events import Event, EventKind
-from syncd.ledger import RunLedger
+from syncd.ledger import RunRecord
+from syncd.recorder import LedgerRecorder
 
 log = structlog.get_logger("syncd.notify")
 
@@ -32,7 +35,7 @@ def _outcome_key(event: Event) -> str | None:
 
 
 class WebhookNotifier:
-    def __init__(self, config: NotifyConfig, ledger: RunLedger) -> None:
+    def __init__(self, config: NotifyConfig, ledger: LedgerRecorder) -> None:
         self._config = config
         self._ledger = ledger
         self._wanted = set(config.on)
@@ -45,12 +48,19 @@ class WebhookNotifier:
         key = _outcome_key(event)
         if key is None or key not in self._wanted or not self._config.webhook_url:
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(self.payload(event, key)))
+        task = asyncio.get_running_loop().create_task(self._notify(event, key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def payload(self, event: Event, key: str) -> dict[str, Any]:
-        record = self._ledger.get(event.run_id) if event.run_id else None
+    async def _notify(self, event: Event, key: str) -> None:
+        record = None
+        if event.run_id:
+            # Off the loop; a ledger that cannot be read leaves the run's figures out.
+            with contextlib.suppress(LedgerUnavailableError):
+                record = await self._ledger.get(event.run_id)
+        await self._deliver(self.payload(event, key, record))
+
+    def payload(self, event: Event, key: str, record: RunRecord | None = None) -> dict[str, Any]:
         if key == "started":
             text = f"Sync [{event.bean}] started (run {event.run_id}, trigger {event.message})."
         elif key == "success":

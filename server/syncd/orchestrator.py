@@ -1,5 +1,6 @@
 """Orchestration over the run coordinator: the scheduler's fires, start-up catch-up, chains
-(run-all, --with-dependants) and pauses. Every run still starts through `JobBeans.trigger`.
+(run-all, --with-dependants) and pauses. Every run still starts through `JobBeans.trigger`;
+every ledger write goes through the recorder (the ledger's one writer).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from syncd.errors import (
     BeanNotFoundError,
     DrainingError,
     InvalidArgumentError,
+    LedgerUnavailableError,
 )
 from syncd.events import Event, EventKind
 from syncd.jobbeans import JobBeans
-from syncd.ledger import EXECUTED, RunLedger, RunRecord
+from syncd.ledger import EXECUTED, RunRecord
 from syncd.plan import JobPlan, dependants, run_order
+from syncd.recorder import LedgerRecorder
 from syncd.runs import Run, RunCoordinator, new_run_id
 from syncd.scheduler import ALL, Scheduler
 from syncd.values import Value
@@ -44,7 +47,7 @@ class Orchestrator:
         plans: Mapping[str, JobPlan],
         jobs: JobBeans,
         coordinator: RunCoordinator,
-        ledger: RunLedger,
+        recorder: LedgerRecorder,
         clock: Clock,
         config: SchedulerConfig,
         observe_lateness: Callable[[float], None] | None = None,
@@ -52,7 +55,7 @@ class Orchestrator:
         self.plans = plans
         self._jobs = jobs
         self._coordinator = coordinator
-        self._ledger = ledger
+        self._ledger = recorder
         self._clock = clock
         self._config = config
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -61,7 +64,7 @@ class Orchestrator:
             clock,
             fire=self._on_fire,
             miss=self._on_miss,
-            holds=ledger.holds(),
+            holds=recorder.ledger.holds(),  # once, at construction, before anything serves
             observe_lateness=observe_lateness,
         )
 
@@ -73,13 +76,19 @@ class Orchestrator:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    def start(self) -> None:
-        """Finish what a crash left running, prune, catch up, then run the scheduler."""
+    async def start(self) -> None:
+        """Finish what a crash left running, catch up, then run the scheduler."""
         now = self._clock.now()
-        for record in self._ledger.mark_interrupted(now):
-            log.warning("run.interrupted", job=record.bean, run_id=record.run_id)
+        try:
+            for record in await self._ledger.mark_interrupted(now):
+                log.warning("run.interrupted", job=record.bean, run_id=record.run_id)
+        except LedgerUnavailableError as exc:  # they stay "running" until a start that can
+            log.error("ledger.interrupted_not_marked", problem=exc.problem)
         if self._config.enabled and self._config.catch_up:
-            self._catch_up(now)
+            try:
+                await self._catch_up(now)
+            except LedgerUnavailableError as exc:
+                log.error("scheduler.catch_up_skipped", problem=exc.problem)
         self._spawn(self._scheduler_loop(), "scheduler")
 
     async def _scheduler_loop(self) -> None:
@@ -90,16 +99,16 @@ class Orchestrator:
 
     def _remember_last_seen(self) -> None:
         seen = self.scheduler.last_seen or self._clock.now()
-        self._ledger.set_meta(LAST_SEEN_KEY, seen.isoformat())
+        self._ledger.note_meta(LAST_SEEN_KEY, seen.isoformat())
 
-    def _catch_up(self, now: datetime) -> None:
-        raw = self._ledger.get_meta(LAST_SEEN_KEY)
+    async def _catch_up(self, now: datetime) -> None:
+        raw = await self._ledger.get_meta(LAST_SEEN_KEY)
         last_seen = datetime.fromisoformat(raw) if raw else None
         horizon = min(last_seen or now, now - timedelta(days=1)) - timedelta(days=1)
         successes: dict[str, list[datetime]] = {}
         recorded: dict[str, list[datetime]] = {}
         last_executed: dict[str, RunRecord] = {}
-        for record in self._ledger.runs_since(horizon):  # oldest first
+        for record in await self._ledger.runs_since(horizon):  # oldest first
             if record.outcome in EXECUTED:
                 last_executed[record.bean] = record
             if record.outcome is RunOutcome.SUCCESS:
@@ -120,7 +129,7 @@ class Orchestrator:
             },
         )
         for miss in missed:
-            self.record_outcome(
+            await self.record_outcome(
                 miss.name,
                 RunOutcome.MISSED,
                 Trigger.SCHEDULE,
@@ -155,7 +164,7 @@ class Orchestrator:
 
     # --- records -------------------------------------------------------------------------
 
-    def record_outcome(
+    async def record_outcome(
         self, name: str, outcome: RunOutcome, trigger: Trigger, slot: datetime | None, why: str
     ) -> RunRecord:
         """A run that did not execute (missed, skipped), written to the ledger and logged."""
@@ -174,7 +183,7 @@ class Orchestrator:
             outcome=outcome,
             error_message=why,
         )
-        self._ledger.record(record)
+        await self._ledger.record(record)  # kept in memory and retried if the ledger fails
         kind = EventKind.RUN_MISSED if outcome is RunOutcome.MISSED else EventKind.RUN_SKIPPED
         self._coordinator.events.publish(
             Event(
@@ -202,7 +211,10 @@ class Orchestrator:
         self._spawn(self._scheduled(name, slot, Trigger.SCHEDULE), f"fire:{name}")
 
     def _on_miss(self, name: str, slot: datetime, run_once: bool) -> None:
-        self.record_outcome(
+        self._spawn(self._missed(name, slot, run_once), f"missed:{name}")
+
+    async def _missed(self, name: str, slot: datetime, run_once: bool) -> None:
+        await self.record_outcome(
             name,
             RunOutcome.MISSED,
             Trigger.SCHEDULE,
@@ -210,7 +222,7 @@ class Orchestrator:
             "the slot passed while the daemon could not fire it",
         )
         if run_once:
-            self._spawn(self._scheduled(name, slot, Trigger.CATCH_UP), f"catch-up:{name}")
+            await self._scheduled(name, slot, Trigger.CATCH_UP)
 
     def _prerequisite_failed(self, name: str) -> str | None:
         now = self._clock.now()
@@ -239,16 +251,18 @@ class Orchestrator:
     async def _scheduled(self, name: str, slot: datetime, trigger: Trigger) -> None:
         await self._wait_for_prerequisites(name)
         if (why := self._prerequisite_failed(name)) is not None:
-            self.record_outcome(name, RunOutcome.SKIPPED_PREREQUISITE_FAILED, trigger, slot, why)
+            await self.record_outcome(
+                name, RunOutcome.SKIPPED_PREREQUISITE_FAILED, trigger, slot, why
+            )
             return
         spec = self._jobs.spec(name)
         assert spec is not None
         try:
-            self._jobs.trigger(
+            await self._jobs.trigger(
                 spec, Invocation(arguments=self._defaults(name), actor="scheduler"), trigger, slot
             )
         except AlreadyRunningError as exc:
-            self.record_outcome(
+            await self.record_outcome(
                 name,
                 RunOutcome.SKIPPED_ALREADY_RUNNING,
                 trigger,
@@ -257,6 +271,8 @@ class Orchestrator:
             )
         except (DrainingError, BeanDisabledError) as exc:
             log.info("scheduler.not_started", job=name, reason=str(exc))
+        except LedgerUnavailableError as exc:  # the slot is not silently lost
+            await self.record_outcome(name, RunOutcome.MISSED, trigger, slot, str(exc))
 
     def _defaults(self, name: str) -> dict[str, Value]:
         spec = self._jobs.spec(name)
@@ -299,7 +315,7 @@ class Orchestrator:
                 if outcomes.get(d, RunOutcome.SUCCESS) is not RunOutcome.SUCCESS
             ]
             if failed:
-                self.record_outcome(
+                await self.record_outcome(
                     name,
                     RunOutcome.SKIPPED_PREREQUISITE_FAILED,
                     trigger,
@@ -313,7 +329,7 @@ class Orchestrator:
             given = arguments.get(name) if arguments else None
             args = self._defaults(name) if given is None else self._same_arguments(name, given)
             try:
-                run = self._jobs.trigger(
+                run = await self._jobs.trigger(
                     spec, Invocation(arguments=args, actor=actor), trigger, slot
                 )
             except AlreadyRunningError as exc:
@@ -328,10 +344,14 @@ class Orchestrator:
                 log.info("chain.stopped", reason="draining", remaining=names[names.index(name) :])
                 break
             except BeanDisabledError as exc:
-                self.record_outcome(
+                await self.record_outcome(
                     name, RunOutcome.SKIPPED_PREREQUISITE_FAILED, trigger, slot, str(exc)
                 )
                 outcomes[name] = RunOutcome.SKIPPED_PREREQUISITE_FAILED
+                continue
+            except LedgerUnavailableError as exc:  # its dependants are skipped in turn
+                await self.record_outcome(name, RunOutcome.MISSED, trigger, slot, str(exc))
+                outcomes[name] = RunOutcome.MISSED
                 continue
             await run.finished.wait()
             outcomes[name] = run.record.outcome or RunOutcome.FAILED
@@ -346,14 +366,16 @@ class Orchestrator:
         self._spawn(self._chain(names, Trigger.MANUAL, actor), "run-all")
         return names
 
-    def run_with_dependants(
+    async def run_with_dependants(
         self, name: str, arguments: Mapping[str, Value], actor: str
     ) -> tuple[Run, list[str]]:
         """Start `name` now; then, in order, every job that depends on it."""
         spec = self._jobs.spec(name)
         if spec is None:
             raise BeanNotFoundError(name, [])
-        run = self._jobs.trigger(spec, Invocation(arguments=arguments, actor=actor), Trigger.MANUAL)
+        run = await self._jobs.trigger(
+            spec, Invocation(arguments=arguments, actor=actor), Trigger.MANUAL
+        )
         chain = dependants(self.plans, name)
         self._spawn(self._chain(chain, Trigger.DEPENDENCY, actor, first=run), f"dependants:{name}")
         return run, chain
@@ -364,19 +386,19 @@ class Orchestrator:
 
     # --- pauses --------------------------------------------------------------------------
 
-    def pause(self, name: str | None, actor: str) -> None:
+    async def pause(self, name: str | None, actor: str) -> None:
         target = self._target(name)
         now = self._clock.now()
-        self._ledger.set_hold(target, now)
+        await self._ledger.set_hold(target, now)  # not persisted, not paused
         self.scheduler.pause(target, now)
         self._coordinator.events.publish(
             Event(kind=EventKind.BEAN_PAUSED, at=now, bean=target, message=actor)
         )
         log.info("bean.paused", job=target, actor=actor)
 
-    def resume(self, name: str | None, actor: str) -> None:
+    async def resume(self, name: str | None, actor: str) -> None:
         target = self._target(name)
-        self._ledger.clear_hold(target)
+        await self._ledger.clear_hold(target)
         self.scheduler.resume(target, self._clock.now())
         self._coordinator.events.publish(
             Event(kind=EventKind.BEAN_RESUMED, at=self._clock.now(), bean=target, message=actor)

@@ -1,8 +1,11 @@
 """Runs: the one code path that starts, follows, cancels, times out and records a job's run.
 
-The coordinator lives on the daemon's event loop. `start()` is synchronous and never awaits
-between checking for an active run and claiming the bean, so concurrent requests on the loop
-cannot both win. Bodies execute off the loop, in a child process or a thread (`executors`).
+The coordinator lives on the daemon's event loop. `start()` never awaits between checking for
+an active run and claiming the bean, so concurrent requests on the loop cannot both win; it then
+awaits the ledger's record of the start, and a start the ledger cannot take releases the claim
+and is refused (LedgerUnavailableError): no bean runs with a run id that exists nowhere. Ends
+go to the ledger's one writer, which keeps them in memory while the ledger is unwritable.
+Bodies execute off the loop, in a child process or a thread (`executors`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,17 @@ import structlog
 
 from syncd.clock import Clock
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.errors import AlreadyRunningError, DrainingError, RunNotFoundError
+from syncd.errors import (
+    AlreadyRunningError,
+    DrainingError,
+    LedgerUnavailableError,
+    RunNotFoundError,
+)
 from syncd.events import Event, EventHub, EventKind
 from syncd.executors import Ending, Execution, Executor, ThreadExecutor
 from syncd.job import JobSpec
-from syncd.ledger import RunLedger, RunRecord
+from syncd.ledger import RunRecord
+from syncd.recorder import LedgerRecorder
 from syncd.values import Value
 
 log = structlog.get_logger("syncd.runs")
@@ -44,6 +53,7 @@ class Run:
     cancel_signal: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str = ""  # "", "request", "timeout" or "shutdown"
+    ending: bool = False  # its end is being recorded; it finishes once the ledger has it
     version: int = 0
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -74,6 +84,12 @@ class Run:
         except TimeoutError:
             return False
         return True
+
+
+def _retrieved(future: asyncio.Future[Run]) -> None:
+    """Mark a launch's refusal as seen when its caller has gone (it was logged already)."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,12 +135,12 @@ class RunCoordinator:
 
     def __init__(
         self,
-        ledger: RunLedger,
+        recorder: LedgerRecorder,
         clock: Clock,
         default_options: JobOptions | None = None,
         events: EventHub | None = None,
     ) -> None:
-        self._ledger = ledger
+        self._recorder = recorder
         self._clock = clock
         self.events = events or EventHub()
         self._default_options = default_options or JobOptions()
@@ -153,7 +169,7 @@ class RunCoordinator:
     def active_runs(self) -> list[Run]:
         return list(self._active.values())
 
-    def start(
+    async def start(
         self,
         spec: JobSpec,
         arguments: Mapping[str, Value],
@@ -162,9 +178,11 @@ class RunCoordinator:
         actor: str,
         slot_time: datetime | None = None,
     ) -> Run:
-        """Claim the bean and start its body on a worker; returns at once.
+        """Claim the bean, record the start, and start its body on a worker; returns once the
+        start is recorded, without waiting for the body.
 
-        Raises AlreadyRunningError (with the active run's id) or DrainingError.
+        Raises AlreadyRunningError (with the active run's id), DrainingError, or
+        LedgerUnavailableError when the start cannot be recorded (the bean stays idle).
         """
         if self._draining:
             raise DrainingError
@@ -186,7 +204,23 @@ class RunCoordinator:
         )
         run = Run(record=record, started_monotonic=self._clock.monotonic())
         self._active[spec.name] = run
-        self._ledger.record_start(record)
+        # Shielded: a caller that goes away does not leave a recorded start without its run.
+        launching = asyncio.ensure_future(self._launch(spec, run))
+        launching.add_done_callback(_retrieved)
+        return await asyncio.shield(launching)
+
+    async def _launch(self, spec: JobSpec, run: Run) -> Run:
+        record = run.record
+        try:
+            await self._recorder.start(record)
+        except LedgerUnavailableError as exc:
+            self._release(run)
+            log.error("run.refused", job=spec.name, run_id=record.run_id, problem=exc.problem)
+            raise
+        except BaseException:
+            self._release(run)
+            raise
+        trigger, actor, started = record.trigger, record.actor, record.started_at
         log.info(
             "run.started",
             job=spec.name,
@@ -209,12 +243,21 @@ class RunCoordinator:
         task.add_done_callback(self._tasks.discard)
         return run
 
-    def get(self, run_id: str) -> Run | RunRecord:
+    def _release(self, run: Run) -> None:
+        """Give up a claim whose start was never recorded: the bean is idle again, and
+        whoever waits on the run (a cancel, a drain) is let go."""
+        if self._active.get(run.record.bean) is run:
+            del self._active[run.record.bean]
+        run.update(state=RunState.FINISHED)
+        run.touch()
+        run.finished.set()
+
+    async def get(self, run_id: str) -> Run | RunRecord:
         """A live run, or a finished run's record from the ledger."""
         for run in (*self._active.values(), *self._recent.values()):
             if run.run_id == run_id:
                 return run
-        record = self._ledger.get(run_id)
+        record = await self._recorder.get(run_id)
         if record is None:
             raise RunNotFoundError(run_id)
         return record
@@ -239,8 +282,8 @@ class RunCoordinator:
     def now(self) -> datetime:
         return self._clock.now()
 
-    def history(self, bean: str | None, limit: int) -> list[RunRecord]:
-        return self._ledger.history(bean, limit)
+    async def history(self, bean: str | None, limit: int) -> list[RunRecord]:
+        return await self._recorder.history(bean, limit)
 
     def elapsed(self, run: Run) -> timedelta:
         return timedelta(seconds=max(0.0, self._clock.monotonic() - run.started_monotonic))
@@ -269,14 +312,14 @@ class RunCoordinator:
             result = await executing
         except Exception as exc:  # the executor itself failed (e.g. could not start a process)
             log.exception("run.executor_failed", job=spec.name, run_id=run.run_id)
-            self._finish(run, RunOutcome.FAILED, type(exc).__name__, str(exc))
+            await self._finish(run, RunOutcome.FAILED, type(exc).__name__, str(exc))
             return
-        if run.record.state is RunState.FINISHED:
+        if run.ending:
             return  # already recorded by a forced stop
         if result.ending is Ending.SUCCEEDED:
-            self._finish(run, RunOutcome.SUCCESS)
+            await self._finish(run, RunOutcome.SUCCESS)
         elif result.ending is Ending.FAILED:
-            self._finish(run, RunOutcome.FAILED, result.error_type, result.error_message)
+            await self._finish(run, RunOutcome.FAILED, result.error_type, result.error_message)
         else:
             outcome = (
                 RunOutcome.TIMED_OUT if run.cancel_reason == "timeout" else RunOutcome.CANCELLED
@@ -287,19 +330,29 @@ class RunCoordinator:
                 message = template.format(timeout=options.timeout)
                 if result.ending in (Ending.KILLED, Ending.ABANDONED):
                     message += f"; {result.error_message}"
-            self._finish(run, outcome, error_type, message)
+            await self._finish(run, outcome, error_type, message)
 
-    def _finish(
+    async def _finish(
         self, run: Run, outcome: RunOutcome, error_type: str = "", error_message: str = ""
     ) -> None:
-        rec = run.update(
-            state=RunState.FINISHED,
-            outcome=outcome,
-            ended_at=self._clock.now(),
-            error_type=error_type,
-            error_message=error_message,
-        )
-        self._ledger.record_end(rec)
+        if run.ending:
+            return
+        run.ending = True
+        with run._lock:
+            ended = replace(
+                run.record,
+                state=RunState.FINISHED,
+                outcome=outcome,
+                ended_at=self._clock.now(),
+                error_type=error_type,
+                error_message=error_message,
+            )
+        # Written, or kept by the recorder until the ledger takes it; only then does anyone
+        # see the run finished, so whoever sees it finished finds it in the ledger.
+        await self._recorder.end(ended)
+        with run._lock:
+            run.record = ended
+        rec = ended
         if self._active.get(rec.bean) is run:
             del self._active[rec.bean]
         self._recent[rec.bean] = run
@@ -380,7 +433,7 @@ class RunCoordinator:
             return
         for run in list(self._active.values()):  # an executor that overran its own bound
             log.warning("run.abandoned", job=run.record.bean, run_id=run.run_id)
-            self._finish(run, RunOutcome.CANCELLED, *_ENDING_ERRORS["shutdown"])
+            await self._finish(run, RunOutcome.CANCELLED, *_ENDING_ERRORS["shutdown"])
 
     async def _wait_all(self, timeout: float) -> bool:
         waits = [asyncio.ensure_future(run.finished.wait()) for run in self._active.values()]

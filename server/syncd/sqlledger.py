@@ -2,6 +2,12 @@
 
 A `syncd_meta` row holds the schema version; a ledger written by a newer syncd is refused.
 The latest outcome per bean is cached in memory so status calls never query.
+
+Every storage fault leaves here as a `LedgerUnavailableError` naming the problem ("disk full",
+"locked by another writer", "database unreachable"); no write waits longer than
+`write_timeout` for a lock; a SQLite file deleted or replaced under the daemon is noticed
+before the next write (see `ledgerfaults`). Methods are blocking: the daemon calls them only
+from the recorder's threads, never from its event loop.
 """
 
 from __future__ import annotations
@@ -11,20 +17,29 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.engine import Connection, Engine
 
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.errors import SyncdError
+from syncd.errors import LedgerUnavailableError, SyncdError
 from syncd.ledger import EXECUTED, INTERRUPTED_MESSAGE, RunRecord
+from syncd.ledgerfaults import SqliteFileGuard, check_writable, problem_of
 
 SCHEMA_VERSION = 1
 
+log = structlog.get_logger("syncd.ledger")
 
-class LedgerError(SyncdError):
-    """Raised when the ledger cannot be opened or is of an unknown schema version."""
+
+class LedgerError(LedgerUnavailableError):
+    """Raised when the ledger is of an unknown schema version (or otherwise unusable)."""
+
+    def __init__(self, message: str) -> None:
+        self.problem = message
+        SyncdError.__init__(self, message)
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -128,36 +143,72 @@ def _record(row: sa.Row[Any]) -> RunRecord:
     )
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, write_timeout: float) -> Engine:
+    wait_ms = max(1, int(write_timeout * 1000))
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={wait_ms}")  # a lock waits this long, no more
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=5000")
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=300, pool_size=2)
+    # A lost server or a held lock fails a statement in bounded time instead of hanging it.
+    connect_args = {
+        "connect_timeout": max(1, round(write_timeout)),
+        "options": f"-c lock_timeout={wait_ms} -c statement_timeout={max(wait_ms, 60_000)}",
+    }
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_recycle=300, pool_size=2, connect_args=connect_args
+    )
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = sa.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 class SqlLedger:
     """A RunLedger over SQLAlchemy Core."""
 
-    def __init__(self, url: str) -> None:
-        try:
-            self._engine = _engine(url)
-            with self._engine.begin() as conn:
-                self._check_schema(conn)
-        except sa.exc.SQLAlchemyError as exc:
-            raise LedgerError(f"cannot open the run ledger at {_safe(url)}: {exc}") from exc
+    def __init__(self, url: str, *, write_timeout: float = 5.0) -> None:
+        self._url = url
+        self._write_timeout = write_timeout
         self._lock = threading.Lock()
         self._last_finished: dict[str, RunRecord] = {}
         self._last_success: dict[str, RunRecord] = {}
-        self._load_latest()
+        self._engine = self._open()
+        path = _sqlite_path(url)
+        self._guard = SqliteFileGuard(path) if path is not None else None
+
+    def _open(self) -> Engine:
+        """Connect, check the schema and load the latest outcomes; one clear error if not."""
+        path = _sqlite_path(self._url)
+        if path is not None and path.exists():
+            try:
+                check_writable(path)  # a read-only ledger is refused now, not at the first run
+            except LedgerUnavailableError as exc:
+                raise LedgerUnavailableError(exc.problem, action="opened") from None
+        engine = _engine(self._url, self._write_timeout)
+        try:
+            with engine.begin() as conn:
+                self._check_schema(conn)
+            self._last_finished, self._last_success = self._load_latest(engine)
+        except LedgerError:
+            engine.dispose()
+            raise
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            engine.dispose()
+            raise LedgerUnavailableError(
+                f"{problem_of(exc)} ({_safe(self._url)})", action="opened"
+            ) from exc
+        return engine
 
     def _check_schema(self, conn: Connection) -> None:
         metadata.create_all(conn, checkfirst=True)
@@ -176,11 +227,14 @@ class SqlLedger:
                 f" {SCHEMA_VERSION}. Upgrade syncd or point ledger.url elsewhere."
             )
 
-    def _load_latest(self) -> None:
-        with self._engine.connect() as conn:
+    @staticmethod
+    def _load_latest(engine: Engine) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
+        last_finished: dict[str, RunRecord] = {}
+        last_success: dict[str, RunRecord] = {}
+        with engine.connect() as conn:
             for outcome_filter, target in (
-                (runs_table.c.outcome.in_([o.value for o in EXECUTED]), self._last_finished),
-                (runs_table.c.outcome == RunOutcome.SUCCESS.value, self._last_success),
+                (runs_table.c.outcome.in_([o.value for o in EXECUTED]), last_finished),
+                (runs_table.c.outcome == RunOutcome.SUCCESS.value, last_success),
             ):
                 newest = (
                     sa.select(runs_table.c.bean, sa.func.max(runs_table.c.ended_at).label("at"))
@@ -202,28 +256,56 @@ class SqlLedger:
                 for row in rows:
                     record = _record(row)
                     target[record.bean] = record
+        return last_finished, last_success
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
-        with self._lock, self._engine.begin() as conn:
+        with self._lock:
+            self._follow_file()
+            with _faults("written"), self._engine.begin() as conn:
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with _faults("read"), self._engine.connect() as conn:
             yield conn
+
+    def _follow_file(self) -> None:
+        """Before a write: refuse a deleted or unwritable file; reopen a replaced one."""
+        if self._guard is None or not self._guard.replaced():
+            return
+        # Close the old file first: its last connection checkpoints its WAL into the old
+        # inode and removes the -wal beside the path, so the new file never replays it.
+        self._engine.dispose()
+        try:
+            kept = self._guard.set_aside_old_journal()
+        except OSError as exc:
+            raise LedgerUnavailableError(problem_of(exc)) from exc
+        self._engine = self._open()  # raises if the new file is no usable ledger
+        self._guard.accept()
+        log.warning(
+            "ledger.reopened",
+            path=str(self._guard.path),
+            old_journal_kept_as=str(kept) if kept else None,
+        )
 
     def record_start(self, record: RunRecord) -> None:
         with self._tx() as conn:
             conn.execute(runs_table.insert().values(**_row(record)))
 
     def record_end(self, record: RunRecord) -> None:
-        with self._tx() as conn:
-            values = _row(record)
-            del values["run_id"]
-            conn.execute(
-                runs_table.update().where(runs_table.c.run_id == record.run_id).values(**values)
-            )
-        self._remember(record)
+        self.record(record)  # a start row that is missing (a replaced file) is written whole
 
     def record(self, record: RunRecord) -> None:
+        # Idempotent, so a retry after an ambiguous failure (a commit whose answer was lost)
+        # cannot fail on the key it already wrote.
         with self._tx() as conn:
-            conn.execute(runs_table.insert().values(**_row(record)))
+            values = _row(record)
+            updated = conn.execute(
+                runs_table.update().where(runs_table.c.run_id == record.run_id).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(runs_table.insert().values(**values))
         self._remember(record)
 
     def _remember(self, record: RunRecord) -> None:
@@ -233,7 +315,7 @@ class SqlLedger:
             self._last_success[record.bean] = record
 
     def get(self, run_id: str) -> RunRecord | None:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
         return _record(row) if row else None
 
@@ -249,7 +331,7 @@ class SqlLedger:
         )
         if bean is not None:
             query = query.where(runs_table.c.bean == bean)
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return [_record(r) for r in conn.execute(query.limit(limit))]
 
     def runs_since(self, since: datetime) -> list[RunRecord]:
@@ -257,7 +339,7 @@ class SqlLedger:
         query = sa.select(runs_table).where(
             sa.or_(runs_table.c.started_at >= since, runs_table.c.slot_time >= since)
         )
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             rows = [_record(r) for r in conn.execute(query.order_by(moment))]
         return sorted(rows, key=lambda r: r.started_at)
 
@@ -281,7 +363,7 @@ class SqlLedger:
                         error_message=INTERRUPTED_MESSAGE,
                     )
                 )
-        done = [self.get(r.run_id) for r in open_rows]
+        done = [self.get(r.run_id) for r in open_rows] if open_rows else []
         for record in done:
             if record is not None:
                 self._remember(record)
@@ -316,7 +398,7 @@ class SqlLedger:
         return removed
 
     def holds(self) -> dict[str, datetime]:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             return {r.bean: r.paused_at for r in conn.execute(sa.select(holds_table))}
 
     def set_hold(self, bean: str, at: datetime) -> None:
@@ -332,7 +414,7 @@ class SqlLedger:
             conn.execute(holds_table.delete().where(holds_table.c.bean == bean))
 
     def get_meta(self, key: str) -> str | None:
-        with self._engine.connect() as conn:
+        with self._read() as conn:
             value = conn.execute(
                 sa.select(meta_table.c.value).where(meta_table.c.key == key)
             ).scalar()
@@ -348,6 +430,17 @@ class SqlLedger:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+@contextmanager
+def _faults(action: str) -> Iterator[None]:
+    """Driver and OS errors out as LedgerUnavailableError naming the problem."""
+    try:
+        yield
+    except LedgerUnavailableError:
+        raise
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise LedgerUnavailableError(problem_of(exc), action=action) from exc
 
 
 def _safe(url: str) -> str:

@@ -94,6 +94,8 @@ class TestStatus:
             "pid": 42,
             "started_at": "2026-01-01T00:00:00Z",
             "draining": False,
+            "ledger_problem": None,
+            "ledger_unwritten": 0,
         }
         busy, failed = document["beans"]
         assert busy["current_run"]["elapsed_seconds"] == 192

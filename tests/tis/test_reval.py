@@ -7,6 +7,7 @@ one (durable, direct), with a fresh exclusive queue bound by the routing key.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
@@ -274,4 +275,4 @@ class TestWithoutABroker:
         status = beans.status(spec.name)
         assert (status.state, status.disabled_reason) == (BeanState.DISABLED, NO_BROKER)
         with pytest.raises(BeanDisabledError):
-            beans.trigger(spec, Invocation(arguments={}, actor="t"), Trigger.MANUAL)
+            asyncio.run(beans.trigger(spec, Invocation(arguments={}, actor="t"), Trigger.MANUAL))

@@ -92,7 +92,7 @@ def test_run_a_job_and_follow_it_live(short_tmp: Path) -> None:
             async_playwright() as pw,
         ):
             # History for the page: one failed run.
-            failed = daemon.jobs.trigger(
+            failed = await daemon.jobs.trigger(
                 OWNER, Invocation(arguments={}, actor="test"), Trigger.MANUAL
             )
             await failed.finished.wait()
@@ -215,7 +215,7 @@ def test_a_disabled_job_says_why_and_runs_show_their_arguments(short_tmp: Path) 
             async_playwright() as pw,
         ):
             for rows in (5, 2):
-                done = daemon.jobs.trigger(
+                done = await daemon.jobs.trigger(
                     UNSCHEDULED_INDEX,
                     Invocation(arguments={"rows": rows}, actor="test"),
                     Trigger.MANUAL,

@@ -663,9 +663,17 @@ class DaemonInfo(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     DRAINING_FIELD_NUMBER: _builtins.int
     PID_FIELD_NUMBER: _builtins.int
+    LEDGER_PROBLEM_FIELD_NUMBER: _builtins.int
+    LEDGER_UNWRITTEN_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     draining: _builtins.bool
     pid: _builtins.int
+    ledger_problem: _builtins.str
+    """Empty while the run ledger takes writes; else why it does not, e.g. "the run ledger
+    cannot be written: disk full". Runs are refused while it cannot record their start.
+    """
+    ledger_unwritten: _builtins.int
+    """Run records kept in memory until the ledger takes them (none are lost)."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -675,10 +683,12 @@ class DaemonInfo(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         draining: _builtins.bool = ...,
         pid: _builtins.int = ...,
+        ledger_problem: _builtins.str = ...,
+        ledger_unwritten: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["draining", b"draining", "pid", b"pid", "started_at", b"started_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draining", b"draining", "ledger_problem", b"ledger_problem", "ledger_unwritten", b"ledger_unwritten", "pid", b"pid", "started_at", b"started_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

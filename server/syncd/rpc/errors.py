@@ -15,6 +15,7 @@ from syncd.errors import (
     ConfigError,
     DrainingError,
     InvalidArgumentError,
+    LedgerUnavailableError,
     NotRunningError,
     OperationNotFoundError,
     RunNotFoundError,
@@ -31,6 +32,7 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
     BeanDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
     NotRunningError: grpc.StatusCode.FAILED_PRECONDITION,
     DrainingError: grpc.StatusCode.UNAVAILABLE,
+    LedgerUnavailableError: grpc.StatusCode.UNAVAILABLE,  # disk full, locked, database down
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,  # a reload found the file invalid
 }
 

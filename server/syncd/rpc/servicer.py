@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +21,7 @@ from syncd.jobbeans import JobBeans
 from syncd.ledger import RunRecord
 from syncd.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.orchestrator import Orchestrator
+from syncd.recorder import LedgerHealth
 from syncd.registry import BeanRegistry
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
@@ -47,6 +48,7 @@ class ControlPlane:
     log_hub: LogHub
     started_at: datetime
     pid: int
+    ledger_health: Callable[[], LedgerHealth]
 
 
 def actor_of(context: grpc.aio.ServicerContext[object, object]) -> str:
@@ -114,7 +116,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             arguments = op.bind(positional, named)
             invocation = Invocation(arguments=arguments, actor=actor_of(context))
             if request.with_dependants:
-                return self._with_dependants(bean.name, op, invocation)
+                return await self._with_dependants(bean.name, op, invocation)
             if op.blocking:
                 outcome = await asyncio.to_thread(op.handler, invocation)
             else:
@@ -141,14 +143,14 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             return response
         raise AssertionError("unreachable")
 
-    def _with_dependants(
+    async def _with_dependants(
         self, bean: str, op: Operation, invocation: Invocation
     ) -> pb.InvokeResponse:
         if op.returns is not ValueType.RUN:
             raise InvalidArgumentError(
                 op.name, "with_dependants applies only to an operation that starts a run"
             )
-        run, chain = self._plane.orchestrator.run_with_dependants(
+        run, chain = await self._plane.orchestrator.run_with_dependants(
             bean, invocation.arguments, invocation.actor
         )
         log.info(
@@ -194,6 +196,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         jobs = [bean for bean in plane.registry.beans() if plane.jobs.spec(bean.name) is not None]
         jobs.sort(key=lambda bean: position.get(bean.name, len(position)))
         beans = [convert.bean_status(bean, plane.jobs.status(bean.name)) for bean in jobs]
+        ledger = plane.ledger_health()
         return pb.GetStatusResponse(
             beans=beans,
             daemon=pb.DaemonInfo(
@@ -201,6 +204,8 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 started_at=convert.timestamp(plane.started_at),
                 draining=plane.coordinator.draining,
                 pid=plane.pid,
+                ledger_problem=ledger.problem,
+                ledger_unwritten=ledger.unwritten,
             ),
         )
 
@@ -209,16 +214,16 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             return convert.run_info(target.record, self._plane.coordinator.elapsed(target))
         return convert.run_info(target)
 
-    def _run(self, run_id: str) -> Run | RunRecord:
+    async def _run(self, run_id: str) -> Run | RunRecord:
         if not usable_key(run_id):
             raise RunNotFoundError(run_id)
-        return self._plane.coordinator.get(run_id)
+        return await self._plane.coordinator.get(run_id)
 
     async def GetRun(
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunInfo:
         async with _mapped_errors(context, "GetRun"):
-            return self._info(self._run(request.run_id))
+            return self._info(await self._run(request.run_id))
         raise AssertionError("unreachable")
 
     async def WatchRun(
@@ -226,7 +231,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     ) -> AsyncIterator[pb.RunInfo]:
         target: Run | RunRecord | None = None
         async with _mapped_errors(context, "WatchRun"):
-            target = self._run(request.run_id)
+            target = await self._run(request.run_id)
         assert target is not None
         if not isinstance(target, Run):
             yield self._info(target)
@@ -270,7 +275,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             if request.limit < 0 or request.limit > 10_000:
                 raise InvalidArgumentError("History", "must be 1-10000", "limit")
             limit = request.limit or 20
-            records = await asyncio.to_thread(self._plane.coordinator.history, bean, limit)
+            records = await self._plane.coordinator.history(bean, limit)
             return pb.HistoryResponse(runs=[self._info(r) for r in records])
         raise AssertionError("unreachable")
 
@@ -286,7 +291,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.PauseRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.PauseResponse:
         async with _mapped_errors(context, "Pause"):
-            self._plane.orchestrator.pause(self._job_or_all(request.bean), actor_of(context))
+            await self._plane.orchestrator.pause(self._job_or_all(request.bean), actor_of(context))
             return self._holds()
         raise AssertionError("unreachable")
 
@@ -294,7 +299,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.PauseRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.PauseResponse:
         async with _mapped_errors(context, "Resume"):
-            self._plane.orchestrator.resume(self._job_or_all(request.bean), actor_of(context))
+            await self._plane.orchestrator.resume(self._job_or_all(request.bean), actor_of(context))
             return self._holds()
         raise AssertionError("unreachable")
 

@@ -6,7 +6,6 @@ the arguments validated by the job's trigger operation.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from syncd.errors import (
     BeanNotFoundError,
     DrainingError,
     InvalidArgumentError,
+    LedgerUnavailableError,
     RunNotFoundError,
     closest,
     quote_input,
@@ -55,11 +55,11 @@ def find_spec(plane: WebPlane, name: str) -> JobSpec:
     return spec
 
 
-def find_run(plane: WebPlane, run_id: str) -> Run | RunRecord:
+async def find_run(plane: WebPlane, run_id: str) -> Run | RunRecord:
     """The run with this id, or RunNotFoundError (without asking the ledger for a non-key)."""
     if not usable_key(run_id):
         raise RunNotFoundError(run_id)
-    return plane.coordinator.get(run_id)
+    return await plane.coordinator.get(run_id)
 
 
 def bind_arguments(plane: WebPlane, spec: JobSpec, named: Mapping[str, Any]) -> dict[str, Value]:
@@ -68,8 +68,10 @@ def bind_arguments(plane: WebPlane, spec: JobSpec, named: Mapping[str, Any]) -> 
     return operation.bind([], dict(named))
 
 
-def start_run(plane: WebPlane, spec: JobSpec, arguments: dict[str, Value], caller: Caller) -> Run:
-    run = plane.jobs.trigger(
+async def start_run(
+    plane: WebPlane, spec: JobSpec, arguments: dict[str, Value], caller: Caller
+) -> Run:
+    run = await plane.jobs.trigger(
         spec, Invocation(arguments=arguments, actor=caller.actor), Trigger.MANUAL
     )
     log.info("web.run", job=spec.name, run_id=run.run_id, actor=caller.actor)
@@ -117,7 +119,10 @@ class JsonApi:
         spec = find_spec(self._plane, request.match_info["name"])
         limit = query_int(request, "limit", HISTORY_DEFAULT, 1, HISTORY_MAX)
         coordinator = self._plane.coordinator
-        records = await asyncio.to_thread(coordinator.history, spec.name, limit)
+        try:
+            records = await coordinator.history(spec.name, limit)
+        except LedgerUnavailableError as exc:
+            raise error(503, str(exc)) from None
         live = coordinator.active(spec.name)
         runs = [
             live_run_view(self._plane, live)
@@ -129,9 +134,11 @@ class JsonApi:
 
     async def run(self, request: web.Request, _caller: Caller) -> web.Response:
         try:
-            target = find_run(self._plane, request.match_info["run_id"])
+            target = await find_run(self._plane, request.match_info["run_id"])
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
+        except LedgerUnavailableError as exc:
+            raise error(503, str(exc)) from None
         return reply(live_run_view(self._plane, target))
 
     async def start(self, request: web.Request, caller: Caller) -> web.Response:
@@ -152,19 +159,19 @@ class JsonApi:
         try:
             arguments = bind_arguments(plane, spec, named)
             if with_dependants:
-                run, chain = plane.orchestrator.run_with_dependants(
+                run, chain = await plane.orchestrator.run_with_dependants(
                     spec.name, arguments, caller.actor
                 )
                 log.info("web.run", job=spec.name, run_id=run.run_id, chain=chain)
             else:
-                run, chain = start_run(plane, spec, arguments, caller), []
+                run, chain = await start_run(plane, spec, arguments, caller), []
         except InvalidArgumentError as exc:
             raise error(400, str(exc), parameter=exc.parameter) from None
         except AlreadyRunningError as exc:
             raise error(409, "Already running", runId=exc.run_id) from None
         except BeanDisabledError as exc:
             raise error(409, str(exc)) from None
-        except DrainingError as exc:
+        except (DrainingError, LedgerUnavailableError) as exc:
             raise error(503, str(exc)) from None
         return reply(
             {"status": "Just started", "run": live_run_view(plane, run), "then": chain}, 202

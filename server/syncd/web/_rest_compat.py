@@ -17,6 +17,7 @@ from syncd.errors import (
     BeanNotFoundError,
     DrainingError,
     InvalidArgumentError,
+    LedgerUnavailableError,
 )
 from syncd.job import JobSpec
 from syncd.web._api import bind_arguments, start_run
@@ -72,14 +73,14 @@ class RestCompat:
         body = await json_object(request)  # e.g. {"dateOverride": "2026-01-31"}
         try:
             arguments = bind_arguments(self._plane, spec, body)
-            start_run(self._plane, spec, arguments, caller)
+            await start_run(self._plane, spec, arguments, caller)
         except InvalidArgumentError as exc:
             return _json({"error": str(exc)}, 400)
         except AlreadyRunningError:
             return _json(ALREADY_RUNNING)
         except BeanDisabledError as exc:
             raise error(409, str(exc)) from None
-        except DrainingError as exc:
+        except (DrainingError, LedgerUnavailableError) as exc:
             raise error(503, str(exc)) from None
         return _json(JUST_STARTED)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.errors import RunNotFoundError
+from syncd.errors import LedgerUnavailableError, RunNotFoundError
 from syncd.events import Event, EventKind
 from syncd.loghub import Follower, LogLine, line_filter
 from syncd.runs import Run
@@ -128,9 +128,11 @@ class Streams:
         plane = self._plane
         run_id = request.match_info["run_id"]
         try:
-            target = find_run(plane, run_id)
+            target = await find_run(plane, run_id)
         except RunNotFoundError as exc:
             raise error(404, str(exc)) from None
+        except LedgerUnavailableError as exc:
+            raise error(503, str(exc)) from None
         lines = query_int(request, "lines", LOG_LINES_DEFAULT, 0, LOG_LINES_MAX)
         keep = line_filter(run_id=run_id)
         async with plane.log_hub.follow(keep) as follower:

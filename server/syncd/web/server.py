@@ -22,10 +22,12 @@ class HttpServer:
         metrics: Metrics,
         serving: Callable[[], bool],
         extra_routes: Callable[[web.Application], None] | None = None,
+        ledger_problem: Callable[[], str] = lambda: "",
     ) -> None:
         self._config = config
         self._metrics = metrics
         self._serving = serving
+        self._ledger_problem = ledger_problem
         self.app = web.Application()
         self.app.router.add_get("/metrics", self._metrics_handler)
         self.app.router.add_get("/healthz", self._health)
@@ -39,9 +41,14 @@ class HttpServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _health(self, _request: web.Request) -> web.Response:
-        if self._serving():
-            return web.json_response({"status": "serving"})
-        return web.json_response({"status": "draining"}, status=503)
+        if not self._serving():
+            return web.json_response({"status": "draining"}, status=503)
+        # A node whose ledger cannot record runs cannot start them: out of rotation.
+        if problem := self._ledger_problem():
+            return web.json_response(
+                {"status": "ledger-unavailable", "ledger": problem}, status=503
+            )
+        return web.json_response({"status": "serving", "ledger": "ok"})
 
     async def start(self) -> str:
         host, port = split_host_port(self._config.address)
