@@ -236,7 +236,7 @@ class TestWhatOnlyServingShows:
         state.mkdir(mode=0o700)
         (state / "ledger.sqlite3").write_bytes(b"this is not an SQLite file" * 100)
         result = syncd(state, "serve")
-        assert_one_line(*result, 3, "ledger: cannot open the run ledger")
+        assert_one_line(*result, 3, "ledger: the run ledger cannot be opened")
 
     def test_a_ledger_server_that_refuses(self, short_tmp: Path) -> None:
         """A PostgreSQL ledger nobody answers for: one line naming the ledger, exit 3."""
@@ -247,4 +247,4 @@ class TestWhatOnlyServingShows:
             short_tmp, f'[ledger]\nurl = "postgresql+psycopg://syncd@127.0.0.1:{port}/syncd"\n'
         )
         result = syncd(short_tmp / "state", "--config", str(config), "serve")
-        assert_one_line(*result, 3, "ledger: cannot open the run ledger")
+        assert_one_line(*result, 3, "ledger: the run ledger cannot be opened")

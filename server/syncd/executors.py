@@ -130,6 +130,12 @@ class ThreadExecutor:
             if not done.done():
                 done.set_result(result)
 
+        def report(result: Result) -> None:
+            # A closed loop: an abandoned body ended after its daemon stopped; its run was
+            # recorded then, and nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result)
+
         def work() -> None:
             # Library logs from this thread carry the run's identity too.
             structlog.contextvars.bind_contextvars(
@@ -138,9 +144,9 @@ class ThreadExecutor:
             try:
                 job.spec.body(ctx)
             except BaseException as exc:  # the body's failure is the run's outcome
-                loop.call_soon_threadsafe(settle, _failure(exc))
+                report(_failure(exc))
             else:
-                loop.call_soon_threadsafe(settle, Result(Ending.SUCCEEDED))
+                report(Result(Ending.SUCCEEDED))
 
         thread = threading.Thread(
             target=contextvars.copy_context().run,
@@ -433,7 +439,8 @@ class ProcessExecutor:
                 final = Result(
                     Ending.FAILED, "ChildDied", f"the job's process exited with status {code}"
                 )
-            loop.call_soon_threadsafe(settle, final)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                loop.call_soon_threadsafe(settle, final)
 
         reader = threading.Thread(target=read, name=f"job-relay:{job.spec.name}", daemon=True)
         reader.start()
