@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from syncctl import _commands
+from syncctl import _follow
 from syncctl._exit import ExitCode
 from syncd_api.v1 import management_pb2 as pb
 
@@ -134,7 +134,7 @@ class TestRunAll:
     ) -> None:
         """No event at all (every run ended before the subscription): after a quiet spell the
         ledger settles the jobs, so the wait still ends."""
-        monkeypatch.setattr(_commands, "RECONCILE_AFTER", 0.05)
+        monkeypatch.setattr(_follow, "RECONCILE_AFTER", 0.05)
         mini_daemon.run_all_events = "none"
         result = syncctl(["run-all", "--wait"], daemon=mini_daemon)
         assert result.code == ExitCode.FAILED

@@ -1,6 +1,6 @@
 """Parity (style guide §4.18): every RPC of the Management service is used by a syncctl command.
 
-`cli.RPCS` says which RPCs each command may call. These tests hold it to the service descriptor
+The command table (`_table.COMMANDS`) says which RPCs each command may call. These tests hold it to the service descriptor
 (nothing missing, nothing invented) and to behaviour: each command, run against MiniDaemon,
 calls only RPCs it lists, and together the commands call every RPC the service has.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from syncctl import cli
+from syncctl import _table, cli
 from syncd_api.v1 import management_pb2 as pb
 
 from .conftest import InterruptAfter, MiniDaemon, event, log_json, syncctl
@@ -30,19 +30,20 @@ def _commands(parser: argparse.ArgumentParser) -> set[str]:
 
 def test_every_rpc_has_a_command() -> None:
     """No RPC of the service is left without a syncctl command."""
-    used = set().union(*cli.RPCS.values())
+    used = set().union(*(command.rpcs for command in _table.COMMANDS))
     assert sorted(METHODS - used) == []
 
 
 def test_the_table_names_only_real_rpcs() -> None:
     """A renamed or removed RPC cannot linger in the table."""
-    used = set().union(*cli.RPCS.values())
+    used = set().union(*(command.rpcs for command in _table.COMMANDS))
     assert sorted(used - METHODS) == []
 
 
 def test_the_table_covers_exactly_the_commands() -> None:
     """Every command the parser offers has an entry, and every entry is a command."""
-    assert _commands(cli.build_parser()) == set(cli.RPCS) == set(cli._COMMANDS)
+    assert _commands(cli.build_parser()) == set(_table.BY_NAME)
+    assert len(_table.BY_NAME) == len(_table.COMMANDS)  # no name declared twice
 
 
 def _prepare_watch(daemon: MiniDaemon) -> None:
@@ -77,13 +78,13 @@ SAMPLES: list[tuple[list[str], Callable[[MiniDaemon], None] | None, int, str]] =
 
 def test_the_samples_run_every_command() -> None:
     """The behavioural check below leaves no command out."""
-    assert {argv[0] for argv, *_ in SAMPLES} == set(cli.RPCS)
+    assert {argv[0] for argv, *_ in SAMPLES} == set(_table.BY_NAME)
 
 
 def test_commands_call_only_what_they_declare_and_together_every_rpc(
     mini_daemon: MiniDaemon,
 ) -> None:
-    """Run each command for real; compare the RPCs the server saw with `cli.RPCS`."""
+    """Run each command for real; compare the RPCs the server saw with the table."""
     mini_daemon.log_lines = [log_json("daemon.started")]
     seen: set[str] = set()
     for argv, prepare, interrupt_after, stdin in SAMPLES:
@@ -95,7 +96,7 @@ def test_commands_call_only_what_they_declare_and_together_every_rpc(
         assert result.code in (0, 1), (argv, result.err)
         called = {call.method for call in mini_daemon.calls[before:]}
         assert called, argv
-        assert called <= set(cli.RPCS[argv[0]]), (argv, called)
+        assert called <= set(_table.BY_NAME[argv[0]].rpcs), (argv, called)
         seen |= called
     assert seen == METHODS
 
