@@ -1,15 +1,15 @@
-"""A small, real Management server for syncctl's tests.
+"""syncctl's tests run the client in-process against the real daemon, served from a thread
+(tests/harness.py) with two sample jobs the test holds (tests/packs/sample.py): Alpha, which
+succeeds, and Broken, which fails with "bad input row 7". The daemon's wall clock stands at
+STARTED and moves only as runs end (each "takes" 75 s), so what syncctl prints is exact.
 
-`MiniDaemon` implements syncd.v1.Management over a real gRPC server on a temporary unix socket,
-with just enough behaviour to exercise the client: two job beans, runs that a test finishes
-through WatchRun, a ledger, holds, a timetable, a log and an event stream, and the daemon's error
-contract (NOT_FOUND with suggestions, INVALID_ARGUMENT naming the parameter, FAILED_PRECONDITION
-+ `syncd-run-id` for "already running", UNAVAILABLE while draining). End-to-end behaviour
-against the real daemon is tested elsewhere (tests/test_client_e2e.py).
+What the client sent is recorded on the client side, by an interceptor on its channel: the
+daemon is the one implementation of the contract.
 """
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import io
 import json
@@ -17,25 +17,29 @@ import queue
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
 
 from syncctl import cli
+from syncd.config import JobConfig
+from syncd.daemon import Daemon
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
+from tests.harness import daemon_in_thread
+from tests.packs.sample import Held, held_job
+from tests.waiting import set_within
 
-DOMAIN = "sync.mbean"
-STARTED = 1_700_000_000  # a fixed instant for every timestamp the server reports
-BOUND = 10.0  # every wait inside the server is bounded
-LEVELS = ("debug", "info", "warning", "error", "critical")
-
-
+STARTED = 1_700_000_000  # the daemon's wall clock at start: 2023-11-14T22:13:20Z
 NOW = float(STARTED + 90)  # the clock the CLI is given in these tests
+SERVICE = "/syncd.v1.Management/"
 
 
 @dataclass
@@ -60,10 +64,123 @@ class InterruptAfter(io.StringIO):
         return written
 
 
+class TestClock:
+    """Wall time that stands still unless moved (runs move it as they end); monotonic time and
+    waits are real, so the daemon's timers behave as always."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def wait(self, event: asyncio.Event, timeout: float | None) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass
+class Call:
+    """One RPC syncctl sent: the method's short name, the request, its metadata."""
+
+    method: str
+    request: Any
+    metadata: dict[str, str]
+
+
+if TYPE_CHECKING:  # generic in the stubs only
+    _UnaryInterceptor = grpc.UnaryUnaryClientInterceptor[Any, Any]
+    _StreamInterceptor = grpc.UnaryStreamClientInterceptor[Any, Any]
+else:
+    _UnaryInterceptor = grpc.UnaryUnaryClientInterceptor
+    _StreamInterceptor = grpc.UnaryStreamClientInterceptor
+
+
+class _Recorder(_UnaryInterceptor, _StreamInterceptor):
+    """Notes every call on the channel, then lets it through unchanged."""
+
+    def __init__(self, calls: list[Call]) -> None:
+        self._calls = calls
+
+    def _note(self, details: grpc.ClientCallDetails, request: Any) -> None:
+        metadata = {k: v for k, v in details.metadata or () if isinstance(v, str)}
+        self._calls.append(Call(details.method.removeprefix(SERVICE), request, metadata))
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._note(details, request)
+        return continuation(details, request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        self._note(details, request)
+        return continuation(details, request)
+
+
+@dataclass
+class LiveDaemon:
+    """The daemon under test, and what the test holds: Alpha's and Broken's runs, the clock,
+    the calls syncctl made."""
+
+    address: str
+    daemon: Daemon
+    clock: TestClock
+    alpha: Held
+    broken: Held
+    loop: asyncio.AbstractEventLoop
+    plain_channel: Callable[..., grpc.Channel]  # a channel whose calls are not recorded
+    calls: list[Call] = field(default_factory=list)
+
+    def requests(self, method: str) -> list[Any]:
+        return [call.request for call in self.calls if call.method == method]
+
+    def hold(self, bean: str = "Alpha") -> Held:
+        """From now on, `bean`'s runs stay under way until released (or cancelled)."""
+        held = self.alpha if bean == "Alpha" else self.broken
+        held.release.clear()
+        held.started.clear()
+        return held
+
+    def drain(self) -> None:
+        """Ask the daemon to stop, and wait until it says it is draining (health NOT_SERVING);
+        a held run keeps it draining until the test ends."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        self.loop.call_soon_threadsafe(self.daemon.request_stop)
+        with self.plain_channel(self.address) as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(), timeout=BOUND
+            )
+            for change in watch:
+                if change.status == health_pb2.HealthCheckResponse.NOT_SERVING:
+                    watch.cancel()
+                    return
+        raise AssertionError("the daemon never said it was draining")
+
+    def start(self, bean: str = "Alpha") -> str:
+        """Start a run that stays under way (until released) and return its id."""
+        held = self.hold(bean)
+        result = syncctl(["run", bean, "run"], daemon=self)
+        assert result.code == 0, result.err
+        set_within(held.started, f"{bean}'s run to start")
+        return result.out.strip()
+
+
 def syncctl(
     argv: Sequence[str],
     *,
-    daemon: MiniDaemon | None = None,
+    daemon: LiveDaemon | MiniDaemon | None = None,
     tty: bool = False,
     env: dict[str, str] | None = None,
     stdout: io.StringIO | None = None,
@@ -82,6 +199,49 @@ def syncctl(
         now=lambda: NOW,
     )
     return Result(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def sock_dir() -> Iterator[Path]:
+    """A temp dir with a short path: unix socket paths must stay under 108 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="sc-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# Alpha every 6 hours, Broken daily (what `next` lists); Broken depends on Alpha.
+TIMETABLE = {"Alpha": JobConfig(every="6h"), "Broken": JobConfig(at="00:13", after=("Alpha",))}
+
+
+@pytest.fixture
+def daemon(sock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveDaemon]:
+    """The real daemon with Alpha (succeeds) and Broken (fails), syncctl's calls recorded."""
+    clock = TestClock(datetime.fromtimestamp(STARTED, UTC))
+    alpha, broken = Held(clock.advance), Held(clock.advance)
+    jobs = [held_job(alpha, "Alpha", "First job."), held_job(broken, "Broken")]
+    with daemon_in_thread(sock_dir / "state", jobs, clock=clock, job_tables=TIMETABLE) as served:
+        plain = grpc.insecure_channel
+        live = LiveDaemon(served.address, served.daemon, clock, alpha, broken, served.loop, plain)
+
+        def recorded(target: str, *args: Any, **kwargs: Any) -> grpc.Channel:
+            return grpc.intercept_channel(plain(target, *args, **kwargs), _Recorder(live.calls))
+
+        monkeypatch.setattr(grpc, "insecure_channel", recorded)
+        try:
+            yield live
+        finally:
+            # A held run must not outlive the test: let it end before the daemon stops.
+            alpha.release.set()
+            broken.release.set()
+
+
+# ---- MiniDaemon: being retired; files not yet moved to the real daemon use it -------
+
+DOMAIN = "sync.mbean"
+BOUND = 10.0
+LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def log_json(event: str, level: str = "info", **fields: object) -> str:
@@ -118,15 +278,6 @@ class JobBean:
         return pb.BeanRef(
             object_name=self.object_name, name=self.name, description=self.description
         )
-
-
-@dataclass
-class Call:
-    """One RPC the server received."""
-
-    method: str
-    request: object
-    metadata: dict[str, str]
 
 
 @dataclass
@@ -530,16 +681,6 @@ class MiniDaemon(pb_grpc.ManagementServicer):
 def enum_name(outcome: int) -> str:
     """RUN_OUTCOME_SUCCESS -> "success", as the daemon's events spell outcomes."""
     return pb.RunOutcome.Name(outcome).removeprefix("RUN_OUTCOME_").lower()  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    """A temp dir with a short path: unix socket paths must stay under 108 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="sc-"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
