@@ -10,6 +10,7 @@ daemon is the one implementation of the contract.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import io
 import json
@@ -55,11 +56,13 @@ class InterruptAfter(io.StringIO):
     def __init__(self, lines: int) -> None:
         super().__init__()
         self.left = lines
+        self.interrupted = threading.Event()
 
     def write(self, text: str) -> int:
         written = super().write(text)
         self.left -= text.count("\n")
         if self.left <= 0:
+            self.interrupted.set()
             raise KeyboardInterrupt
         return written
 
@@ -167,6 +170,42 @@ class LiveDaemon:
                     watch.cancel()
                     return
         raise AssertionError("the daemon never said it was draining")
+
+    @contextlib.contextmanager
+    def events_until_printed(self, stdout: InterruptAfter | None) -> Iterator[None]:
+        """While the block runs, Alpha runs one short run after another (each one publishes
+        run.started and run.finished), until the watcher's stdout has had its Ctrl-C: a
+        watcher subscribed at any moment sees events. Bounded in runs and in time."""
+        assert stdout is not None, "a watcher needs an InterruptAfter to end"
+        self.alpha.release.set()
+        failures: list[BaseException] = []
+
+        def pump() -> None:
+            try:
+                with self.plain_channel(self.address) as channel:
+                    stub = pb_grpc.ManagementStub(channel)
+                    for _ in range(200):
+                        if stdout.interrupted.is_set():
+                            return
+                        reply = stub.Invoke(
+                            pb.InvokeRequest(bean="Alpha", operation="run"), timeout=BOUND
+                        )
+                        for _update in stub.WatchRun(
+                            pb.WatchRunRequest(run_id=reply.run.run_id), timeout=BOUND
+                        ):
+                            pass
+            except BaseException as error:  # reported to the test below
+                failures.append(error)
+
+        thread = threading.Thread(target=pump, name="event-pump", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stdout.interrupted.set()
+            thread.join(BOUND)
+        if failures:
+            raise failures[0]
 
     def start(self, bean: str = "Alpha") -> str:
         """Start a run that stays under way (until released) and return its id."""

@@ -1,4 +1,4 @@
-"""Operator fidelity, against the small server: --timeout bounds a stream's set-up, and the
+"""Operator fidelity, against the real daemon: --timeout bounds a stream's set-up, and the
 results that read better as lines or a table (reloadConfig, search) are printed that way."""
 
 from __future__ import annotations
@@ -7,13 +7,18 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import grpc
 import pytest
 
 from syncctl._render import Mode, render_invoke
 from syncctl._render_results import SEARCH_HEADERS, render_result, search_rows
 from syncd_api.v1 import management_pb2 as pb
-from tests.client.conftest import MiniDaemon, syncctl
+from tests.client.conftest import LiveDaemon, syncctl
+from tests.waiting import BOUND
 
 PERSON = {
     "personId": 42,
@@ -26,15 +31,63 @@ PERSON = {
 POST = {"id": 7, "nationalPostNumber": "NW/RTV/001", "owner": "North West", "status": "CURRENT"}
 
 
+METHODS = pb.DESCRIPTOR.services_by_name["Management"].methods_by_name
+
+if TYPE_CHECKING:  # generic in the stubs only
+    _Handler = grpc.GenericRpcHandler[Any, Any]
+else:
+    _Handler = grpc.GenericRpcHandler
+
+
+class _StallStreams(_Handler):
+    """A relay in front of the real daemon: requests go through as they are (bytes in, bytes
+    out), but a stream is not answered at all (no headers) until `release` is set: a daemon
+    that is up but takes no new streams."""
+
+    def __init__(self, channel: grpc.Channel, release: threading.Event) -> None:
+        self._channel = channel
+        self._release = release
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
+        method = METHODS.get(details.method.rsplit("/", 1)[-1])
+        if method is None:
+            return None
+        if method.server_streaming:
+
+            def stall(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+                self._release.wait(BOUND)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "stalled until the test ended")
+                yield b""  # never reached; makes this a generator
+
+            return grpc.unary_stream_rpc_method_handler(stall)
+        forward = self._channel.unary_unary(details.method, None, None)  # bytes through
+
+        def relay(request: bytes, context: grpc.ServicerContext) -> bytes:
+            try:
+                reply: bytes = forward(request, timeout=BOUND)
+            except grpc.RpcError as error:
+                context.abort(error.code(), error.details() or "")
+            return reply
+
+        return grpc.unary_unary_rpc_method_handler(relay)
+
+
 @pytest.fixture
-def stalled(mini_daemon: MiniDaemon) -> Iterator[MiniDaemon]:
-    """The daemon is up, but its streams do not answer until the test is over."""
+def stalled(daemon: LiveDaemon, sock_dir: Path) -> Iterator[str]:
+    """The address of a daemon that is up, but whose streams are not answered until the test is
+    over (the real daemon behind a relay that holds every stream back)."""
     release = threading.Event()
-    mini_daemon.stall_streams = release
-    try:
-        yield mini_daemon
-    finally:
-        release.set()
+    address = f"unix:{sock_dir / 'stalled.sock'}"
+    with daemon.plain_channel(daemon.address) as channel:
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+        server.add_generic_rpc_handlers((_StallStreams(channel, release),))
+        server.add_insecure_port(address)
+        server.start()
+        try:
+            yield address
+        finally:
+            release.set()
+            server.stop(grace=None).wait(BOUND)
 
 
 class TestTimeoutBoundsStreams:
@@ -49,16 +102,16 @@ class TestTimeoutBoundsStreams:
         ],
     )
     def test_a_stream_that_is_not_answered_in_time_exits_6(
-        self, stalled: MiniDaemon, argv: list[str]
+        self, stalled: str, argv: list[str]
     ) -> None:
         """Following has no deadline, but opening the stream has: --timeout, then exit 6."""
-        result = syncctl([*argv, "--timeout", "0.3"], daemon=stalled)
+        result = syncctl([*argv, "--timeout", "0.3", "--address", stalled])
         assert result.code == 6, (result.out, result.err)
         assert "did not answer within 0.3s (raise --timeout?)" in result.err
 
-    def test_an_answered_stream_is_followed_past_the_timeout(self, mini_daemon: MiniDaemon) -> None:
+    def test_an_answered_stream_is_followed_past_the_timeout(self, daemon: LiveDaemon) -> None:
         """The deadline is for the set-up only: a run followed to its end still exits 0."""
-        result = syncctl(["run", "Alpha", "run", "--wait", "--timeout", "5"], daemon=mini_daemon)
+        result = syncctl(["run", "Alpha", "run", "--wait", "--timeout", "5"], daemon=daemon)
         assert result.code == 0, result.err
 
 
