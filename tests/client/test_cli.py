@@ -132,7 +132,10 @@ class TestReadCommands:
         assert syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=daemon).code == 0
         result = syncctl(["get", "Alpha", "--json"], daemon=daemon)
         attributes = json.loads(result.out)["attributes"]
-        assert (attributes["State"], attributes["LastSuccessAt"]) == ("idle", "2023-11-14T22:14:35Z")
+        assert (attributes["State"], attributes["LastSuccessAt"]) == (
+            "idle",
+            "2023-11-14T22:14:35Z",
+        )
         assert "NextRunAt" in attributes
         (request,) = daemon.requests("GetAttributes")
         assert list(request.names) == []
