@@ -16,10 +16,7 @@ from syncctl import cli
 from syncctl._exit import ExitCode
 from syncd_api.v1 import management_pb2 as pb
 
-from .conftest import LiveDaemon, syncctl
-
-# The id of the first run: the daemon's clock stands at STARTED when it starts.
-FIRST_RUN = r"20231114T221320-[0-9a-f]{6}"
+from .conftest import FIRST_RUN, LiveDaemon, syncctl
 
 
 class TestUsage:
