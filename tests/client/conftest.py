@@ -32,11 +32,12 @@ import pytest
 from syncctl import cli
 from syncd.config import JobConfig
 from syncd.daemon import Daemon
+from syncd.events import Event
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.harness import daemon_in_thread
 from tests.packs.sample import Held, held_job
-from tests.waiting import set_within
+from tests.waiting import BOUND, FOLLOWING, set_within
 
 STARTED = 1_700_000_000  # the daemon's wall clock at start: 2023-11-14T22:13:20Z
 NOW = float(STARTED + 90)  # the clock the CLI is given in these tests
@@ -117,8 +118,9 @@ else:
 class _Recorder(_UnaryInterceptor, _StreamInterceptor):
     """Notes every call on the channel, then lets it through unchanged."""
 
-    def __init__(self, calls: list[Call]) -> None:
+    def __init__(self, calls: list[Call], following: Callable[[str], threading.Event]) -> None:
         self._calls = calls
+        self._following = following
 
     def _note(self, details: grpc.ClientCallDetails, request: Any) -> None:
         metadata = {k: v for k, v in details.metadata or () if isinstance(v, str)}
@@ -130,7 +132,18 @@ class _Recorder(_UnaryInterceptor, _StreamInterceptor):
 
     def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         self._note(details, request)
-        return continuation(details, request)
+        call = continuation(details, request)
+        signal = self._following(details.method.removeprefix(SERVICE))
+
+        def headers() -> None:
+            # The daemon's "syncd-following" header: the stream is subscribed, so whatever
+            # happens from now on reaches it. A failed call has none, and signals nothing.
+            with contextlib.suppress(grpc.RpcError):
+                if FOLLOWING in list(call.initial_metadata() or ()):
+                    signal.set()
+
+        threading.Thread(target=headers, name="following", daemon=True).start()
+        return call
 
 
 @dataclass
@@ -146,6 +159,75 @@ class LiveDaemon:
     loop: asyncio.AbstractEventLoop
     plain_channel: Callable[..., grpc.Channel]  # a channel whose calls are not recorded
     calls: list[Call] = field(default_factory=list)
+    _following: dict[str, threading.Event] = field(default_factory=dict)
+
+    def following(self, method: str) -> threading.Event:
+        """Set once a `method` stream syncctl opened has been told the daemon follows it."""
+        return self._following.setdefault(method, threading.Event())
+
+    def on_loop(self, action: Callable[[], object]) -> None:
+        """Run `action` on the daemon's event loop (its hubs live there), and wait for it."""
+
+        async def call() -> None:
+            action()
+
+        asyncio.run_coroutine_threadsafe(call(), self.loop).result(BOUND)
+
+    def publish(self, *events: Event) -> None:
+        """Events, as the daemon's event hub hands them to every watcher."""
+        def publish() -> None:
+            for event in events:
+                self.daemon.coordinator.events.publish(event)
+
+        self.on_loop(publish)
+
+    def log(self, *lines: str) -> None:
+        """JSON lines, as the daemon's log hands them to its log hub."""
+        def append() -> None:
+            for line in lines:
+                self.daemon.log_hub.append(line, json.loads(line))
+
+        self.on_loop(append)
+
+    @contextlib.contextmanager
+    def once_following(self, method: str, action: Callable[[], object]) -> Iterator[None]:
+        """While the block runs syncctl: once its `method` stream is subscribed, do `action`
+        (from another thread, as something happening in the daemon would)."""
+        failures: list[BaseException] = []
+        signal = self.following(method)
+        signal.clear()
+
+        def act() -> None:
+            try:
+                set_within(signal, f"syncctl's {method} to be followed")
+                action()
+            except BaseException as error:  # reported to the test below
+                failures.append(error)
+
+        thread = threading.Thread(target=act, name="once-following", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join(BOUND * 2)
+        if failures:
+            raise failures[0]
+
+    def run_plain(self, bean: str, **arguments: str) -> str:
+        """A run of `bean` started and followed to its end outside syncctl; its id."""
+        (self.alpha if bean == "Alpha" else self.broken).release.set()  # it is let end
+        with self.plain_channel(self.address) as channel:
+            stub = pb_grpc.ManagementStub(channel)
+            named = {k: pb.Value(string_value=v) for k, v in arguments.items()}
+            reply = stub.Invoke(
+                pb.InvokeRequest(bean=bean, operation="run", named_arguments=named), timeout=BOUND
+            )
+            for _update in stub.WatchRun(
+                pb.WatchRunRequest(run_id=reply.run.run_id), timeout=BOUND
+            ):
+                pass
+        run_id: str = reply.run.run_id
+        return run_id
 
     def requests(self, method: str) -> list[Any]:
         return [call.request for call in self.calls if call.method == method]
@@ -172,42 +254,6 @@ class LiveDaemon:
                     watch.cancel()
                     return
         raise AssertionError("the daemon never said it was draining")
-
-    @contextlib.contextmanager
-    def events_until_printed(self, stdout: InterruptAfter | None) -> Iterator[None]:
-        """While the block runs, Alpha runs one short run after another (each one publishes
-        run.started and run.finished), until the watcher's stdout has had its Ctrl-C: a
-        watcher subscribed at any moment sees events. Bounded in runs and in time."""
-        assert stdout is not None, "a watcher needs an InterruptAfter to end"
-        self.alpha.release.set()
-        failures: list[BaseException] = []
-
-        def pump() -> None:
-            try:
-                with self.plain_channel(self.address) as channel:
-                    stub = pb_grpc.ManagementStub(channel)
-                    for _ in range(200):
-                        if stdout.interrupted.is_set():
-                            return
-                        reply = stub.Invoke(
-                            pb.InvokeRequest(bean="Alpha", operation="run"), timeout=BOUND
-                        )
-                        for _update in stub.WatchRun(
-                            pb.WatchRunRequest(run_id=reply.run.run_id), timeout=BOUND
-                        ):
-                            pass
-            except BaseException as error:  # reported to the test below
-                failures.append(error)
-
-        thread = threading.Thread(target=pump, name="event-pump", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stdout.interrupted.set()
-            thread.join(BOUND)
-        if failures:
-            raise failures[0]
 
     def start(self, bean: str = "Alpha") -> str:
         """Start a run that stays under way (until released) and return its id."""
@@ -270,7 +316,7 @@ def daemon(sock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveDaem
             channel = plain(target, *args, **kwargs)
             if target != live.address:  # only what reaches this daemon is its calls
                 return channel
-            return grpc.intercept_channel(channel, _Recorder(live.calls))
+            return grpc.intercept_channel(channel, _Recorder(live.calls, live.following))
 
         monkeypatch.setattr(grpc, "insecure_channel", recorded)
         try:
@@ -284,7 +330,6 @@ def daemon(sock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveDaem
 # ---- MiniDaemon: being retired; files not yet moved to the real daemon use it -------
 
 DOMAIN = "sync.mbean"
-BOUND = 10.0
 LEVELS = ("debug", "info", "warning", "error", "critical")
 
 

@@ -88,7 +88,7 @@ def test_commands_call_only_what_they_declare_and_together_every_rpc(
         before = len(daemon.calls)
         stdout = InterruptAfter(interrupt_after) if interrupt_after else None
         if argv[0] == "watch":  # a watcher prints only what happens while it watches
-            with daemon.events_until_printed(stdout):
+            with daemon.once_following("WatchEvents", lambda: daemon.run_plain("Alpha")):
                 result = syncctl(argv, daemon=daemon, stdout=stdout, stdin=stdin)
         else:
             result = syncctl(argv, daemon=daemon, stdout=stdout, stdin=stdin)
