@@ -7,18 +7,15 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-import grpc
 import pytest
 
 from syncctl._render import Mode, render_invoke
 from syncctl._render_results import SEARCH_HEADERS, render_result, search_rows
 from syncd_api.v1 import management_pb2 as pb
 from tests.client.conftest import LiveDaemon, syncctl
-from tests.waiting import BOUND
+from tests.client.relay import Faults, relay
 
 PERSON = {
     "personId": 42,
@@ -31,63 +28,13 @@ PERSON = {
 POST = {"id": 7, "nationalPostNumber": "NW/RTV/001", "owner": "North West", "status": "CURRENT"}
 
 
-METHODS = pb.DESCRIPTOR.services_by_name["Management"].methods_by_name
-
-if TYPE_CHECKING:  # generic in the stubs only
-    _Handler = grpc.GenericRpcHandler[Any, Any]
-else:
-    _Handler = grpc.GenericRpcHandler
-
-
-class _StallStreams(_Handler):
-    """A relay in front of the real daemon: requests go through as they are (bytes in, bytes
-    out), but a stream is not answered at all (no headers) until `release` is set: a daemon
-    that is up but takes no new streams."""
-
-    def __init__(self, channel: grpc.Channel, release: threading.Event) -> None:
-        self._channel = channel
-        self._release = release
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler[Any, Any] | None:
-        method = METHODS.get(details.method.rsplit("/", 1)[-1])
-        if method is None:
-            return None
-        if method.server_streaming:
-
-            def stall(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-                self._release.wait(BOUND)
-                context.abort(grpc.StatusCode.UNAVAILABLE, "stalled until the test ended")
-                yield b""  # never reached; makes this a generator
-
-            return grpc.unary_stream_rpc_method_handler(stall)
-        forward = self._channel.unary_unary(details.method, None, None)  # bytes through
-
-        def relay(request: bytes, context: grpc.ServicerContext) -> bytes:
-            try:
-                reply: bytes = forward(request, timeout=BOUND)
-            except grpc.RpcError as error:
-                context.abort(error.code(), error.details() or "")
-            return reply
-
-        return grpc.unary_unary_rpc_method_handler(relay)
-
-
 @pytest.fixture
 def stalled(daemon: LiveDaemon, sock_dir: Path) -> Iterator[str]:
     """The address of a daemon that is up, but whose streams are not answered until the test is
     over (the real daemon behind a relay that holds every stream back)."""
-    release = threading.Event()
-    address = f"unix:{sock_dir / 'stalled.sock'}"
-    with daemon.plain_channel(daemon.address) as channel:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        server.add_generic_rpc_handlers((_StallStreams(channel, release),))
-        server.add_insecure_port(address)
-        server.start()
-        try:
-            yield address
-        finally:
-            release.set()
-            server.stop(grace=None).wait(BOUND)
+    faults = Faults(stall=threading.Event())
+    with relay(daemon.address, f"unix:{sock_dir / 'stalled.sock'}", faults) as address:
+        yield address
 
 
 class TestTimeoutBoundsStreams:
