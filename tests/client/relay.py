@@ -29,11 +29,11 @@ else:
 class Faults:
     """What the relay does to streams. `stall` unset: no stream is answered (no headers) until
     it is set. `drop`: WatchEvents messages for which it is true never arrive. `cut`: a stream
-    ends right after the daemon's headers, as at a shutdown."""
+    ends after that many messages (0: right after the daemon's headers), as at a shutdown."""
 
     stall: threading.Event | None = None
     drop: Callable[[pb.DaemonEvent], bool] = lambda _event: False
-    cut: bool = False
+    cut: int | None = None  # messages let through before the stream ends
     dropped: list[pb.DaemonEvent] = field(default_factory=list)
 
 
@@ -83,10 +83,10 @@ class _Relay(_Handler):
             context.add_callback(upstream.cancel)
             with contextlib.suppress(grpc.RpcError):
                 context.send_initial_metadata(tuple(upstream.initial_metadata() or ()))
-            if faults.cut:
-                upstream.cancel()  # type: ignore[no-untyped-call]  # untyped in grpc-stubs
-                return
+            let_through = faults.cut
             try:
+                if let_through == 0:
+                    return
                 for message in upstream:
                     if name == "WatchEvents":
                         event = pb.DaemonEvent.FromString(message)
@@ -94,6 +94,10 @@ class _Relay(_Handler):
                             faults.dropped.append(event)
                             continue
                     yield message
+                    if let_through is not None:
+                        let_through -= 1
+                        if let_through == 0:
+                            return
             except grpc.RpcError as error:
                 if error.code() is not grpc.StatusCode.CANCELLED:
                     context.abort(error.code(), error.details() or "")
@@ -102,16 +106,15 @@ class _Relay(_Handler):
 
 
 @contextlib.contextmanager
-def relay(target: str, address: str, faults: Faults) -> Iterator[str]:
-    """Serve the relay on `address` in front of the daemon at `target`; yields `address`."""
-    with grpc.insecure_channel(target) as channel:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
-        server.add_generic_rpc_handlers((_Relay(channel, faults),))
-        server.add_insecure_port(address)
-        server.start()
-        try:
-            yield address
-        finally:
-            if faults.stall is not None:
-                faults.stall.set()
-            server.stop(grace=None).wait(BOUND)
+def relay(channel: grpc.Channel, address: str, faults: Faults) -> Iterator[str]:
+    """Serve the relay on `address` in front of the daemon `channel` reaches; yields `address`."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    server.add_generic_rpc_handlers((_Relay(channel, faults),))
+    server.add_insecure_port(address)
+    server.start()
+    try:
+        yield address
+    finally:
+        if faults.stall is not None:
+            faults.stall.set()
+        server.stop(grace=None).wait(BOUND)

@@ -15,7 +15,7 @@ from syncctl._render import Mode, render_invoke
 from syncctl._render_results import SEARCH_HEADERS, render_result, search_rows
 from syncd_api.v1 import management_pb2 as pb
 from tests.client.conftest import LiveDaemon, syncctl
-from tests.client.relay import Faults, relay
+from tests.client.relay import Faults
 
 PERSON = {
     "personId": 42,
@@ -32,8 +32,7 @@ POST = {"id": 7, "nationalPostNumber": "NW/RTV/001", "owner": "North West", "sta
 def stalled(daemon: LiveDaemon, sock_dir: Path) -> Iterator[str]:
     """The address of a daemon that is up, but whose streams are not answered until the test is
     over (the real daemon behind a relay that holds every stream back)."""
-    faults = Faults(stall=threading.Event())
-    with relay(daemon.address, f"unix:{sock_dir / 'stalled.sock'}", faults) as address:
+    with daemon.behind_relay(Faults(stall=threading.Event()), sock_dir) as address:
         yield address
 
 

@@ -293,9 +293,13 @@ SPAWNING = JobPack(
 @dataclass
 class Held:
     """A job the test holds: `release` lets its runs end (set by default, so a run ends at
-    once); each run "takes" `takes` seconds of the test's wall clock (`advance`)."""
+    once); each run "takes" `takes` seconds of the test's wall clock (`advance`), then
+    succeeds or, with `fails`, fails as a bad input row would. A `stubborn` run ignores
+    cancellation (only the release ends it)."""
 
     advance: Callable[[float], None]
+    fails: bool = False
+    stubborn: bool = False
     release: threading.Event = field(default_factory=threading.Event)
     started: threading.Event = field(default_factory=threading.Event)
     takes: float = 75.0
@@ -305,19 +309,20 @@ class Held:
 
 
 def held_body(ctx: RunContext) -> None:
-    """Counts to `rows`, waits for the test's release (or a cancel), then ends; `fail` makes it
-    fail as a bad input row would."""
+    """Counts to `rows`, waits for the test's release (or a cancel), then ends as `Held` says."""
     held: Held = ctx.settings
     rows = _count(ctx, "rows", 0)
     for done in range(1, rows + 1):
         ctx.add_rows(read=1)
         ctx.report_progress(done, rows)
     held.started.set()
+    if held.stubborn:
+        held.release.wait(BOUND)
     while not held.release.is_set():
         if ctx.wait_cancelled(0.05):
             ctx.raise_if_cancelled()
     held.advance(held.takes)
-    if ctx.bean.startswith("Broken"):
+    if held.fails:
         raise ValueError("bad input row 7")
 
 
