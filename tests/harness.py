@@ -1,12 +1,15 @@
-"""Runs a real Daemon in the test's event loop and hands the test a real gRPC stub."""
+"""Runs a real Daemon in the test's event loop and hands the test a real gRPC stub; or, for
+synchronous callers such as syncctl's in-process tests, serves it from a thread of its own."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -94,3 +97,54 @@ async def serving_daemon(daemon: Daemon) -> AsyncIterator[Daemon]:
         grace = daemon.config.daemon.shutdown_grace + daemon.config.daemon.cancel_grace
         async with asyncio.timeout(BOUND + grace):
             await serving
+
+
+@dataclass
+class Served:
+    """A daemon serving from its own thread: its address, and the daemon for inspection."""
+
+    daemon: Daemon
+    address: str
+    loop: asyncio.AbstractEventLoop
+
+
+@contextmanager
+def daemon_in_thread(
+    state_dir: Path, jobs: Sequence[JobSpec] = (), **options: Any
+) -> Iterator[Served]:
+    """`running_daemon(state_dir, jobs, **options)` on a thread with its own event loop, for
+    callers that block (a synchronous gRPC client); stopped and joined, bounded, at the end."""
+    ready = threading.Event()
+    served: list[Served] = []
+    failure: list[BaseException] = []
+    stop: list[asyncio.Event] = []
+
+    async def serve() -> None:
+        stop.append(asyncio.Event())
+        async with running_daemon(state_dir, jobs, **options) as rt:
+            served.append(Served(rt.daemon, rt.address, asyncio.get_running_loop()))
+            ready.set()
+            await stop[0].wait()
+
+    def main() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as error:  # handed to the test below
+            failure.append(error)
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=main, name="test-daemon", daemon=True)
+    thread.start()
+    if not ready.wait(BOUND * 3):
+        raise AssertionError("the daemon thread did not start serving in time")
+    if failure:
+        raise failure[0]
+    try:
+        yield served[0]
+    finally:
+        served[0].loop.call_soon_threadsafe(stop[0].set)
+        thread.join(BOUND * 3)
+        assert not thread.is_alive(), "the daemon thread did not stop in time"
+    if failure:
+        raise failure[0]

@@ -22,6 +22,7 @@ from syncd.logs import configure_logging
 from syncd_api.v1 import management_pb2 as pb
 from tests.harness import BOUND, Running, running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job
+from tests.waiting import following
 
 
 def _run(coro: Awaitable[None]) -> None:
@@ -98,9 +99,7 @@ class TestTailLogs:
                                     return
 
                 reader = asyncio.create_task(read())
-                async with asyncio.timeout(BOUND):
-                    while not hub._followers:  # the stream has subscribed
-                        await asyncio.wait([reader], timeout=0.01)
+                await following(stream)
                 for n in range(200):
                     log.info("test.line", n=n, pad="x" * 40)
                 async with asyncio.timeout(BOUND):
@@ -148,9 +147,7 @@ def test_watch_events_streams_a_runs_life(short_tmp: Path) -> None:
                         return
 
             reader = asyncio.create_task(read())
-            async with asyncio.timeout(BOUND):
-                while not len(rt.daemon.coordinator.events):
-                    await asyncio.wait([reader], timeout=0.01)
+            await following(stream)
             await rt.stub.Invoke(
                 pb.InvokeRequest(
                     bean="GatedJob", operation="run", arguments=[pb.Value(string_value="3")]
@@ -302,8 +299,7 @@ def test_streams_announce_that_they_are_attached(short_tmp: Path) -> None:
     async def main() -> None:
         async with running_daemon(short_tmp / "state", [QUICK]) as rt:
             stream = rt.stub.WatchEvents(pb.WatchEventsRequest())
-            metadata = await asyncio.wait_for(stream.initial_metadata(), BOUND)
-            assert ("syncd-following", "1") in list(metadata)
+            await following(stream)
             reply = await rt.stub.Invoke(pb.InvokeRequest(bean="QuickJob", operation="run"))
             async with asyncio.timeout(BOUND):
                 async for event in stream:

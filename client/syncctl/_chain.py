@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from syncctl._commands import PROG, _follow_interruptibly, _follow_run_all, _note
+from syncctl._context import PROG, note
 from syncctl._exit import ExitCode, SyncctlError
+from syncctl._follow import follow_interruptibly, follow_run_all
 
 if TYPE_CHECKING:
     from syncctl._connect import Client
-    from syncctl.cli import Context
+    from syncctl._context import Context
     from syncd_api.v1 import management_pb2 as pb
 
 
@@ -31,11 +32,11 @@ def run_chain(ctx: Context, client: Client) -> ExitCode:
         if ctx.mode is not Mode.JSON:
             render_invoke(ctx.stdout, ctx.mode, reply, ctx.now())
             ctx.stdout.flush()
-        first = _follow_interruptibly(ctx, client, reply.run)
+        first = follow_interruptibly(ctx, client, reply.run)
         if ctx.mode is not Mode.JSON:
             _write_outcome(ctx, first, chained=bool(reply.chain))
         try:
-            chained = _follow_run_all(ctx, client, events, reply.chain, since)
+            chained = follow_run_all(ctx, client, events, reply.chain, since)
         except KeyboardInterrupt:
             raise SyncctlError(
                 ExitCode.INTERRUPTED,
@@ -74,5 +75,5 @@ def _report_chain(
         return ExitCode.OK
     summary = ", ".join(f"{run.bean} {outcome_word(run)}" for run in failed)
     total = 1 + len(chained)
-    _note(ctx.stderr, f"{len(failed)} of {total} runs of the chain did not succeed: {summary}")
+    note(ctx.stderr, f"{len(failed)} of {total} runs of the chain did not succeed: {summary}")
     return ExitCode.FAILED

@@ -8,30 +8,20 @@ durations in seconds. On a TTY, times also get a relative form ("in 3h12m") and 
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+from syncctl._output import EMPTY as EMPTY
+from syncctl._output import Mode as Mode
+from syncctl._output import cell as cell
+from syncctl._output import choose_mode as choose_mode
+from syncctl._output import write_json as write_json
+from syncctl._output import write_rows as write_rows
 from syncd_api.v1 import management_pb2 as pb
 
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
-
-EMPTY = "-"
-
-
-class Mode(enum.Enum):
-    TABLE = "table"
-    TSV = "tsv"
-    JSON = "json"
-
-
-def choose_mode(*, json_flag: bool, tty: bool) -> Mode:
-    if json_flag:
-        return Mode.JSON
-    return Mode.TABLE if tty else Mode.TSV
-
 
 # ---- scalar formatting ---------------------------------------------------------------------
 
@@ -141,15 +131,6 @@ def jmx_value_text(value: pb.Value) -> str:
     if kind is None or kind == "null_value":
         return "null"
     return value_text(value)
-
-
-def cell(text: str) -> str:
-    """One TSV cell: never empty, never a tab or newline inside."""
-    text = " ".join(text.split())
-    return text or EMPTY
-
-
-# ---- records as dicts (JSON) ---------------------------------------------------------------
 
 
 def run_elapsed(run: pb.RunInfo, now: float) -> float | None:
@@ -270,30 +251,6 @@ def status_dict(
 
 
 # ---- writing -------------------------------------------------------------------------------
-
-
-def write_json(out: IO[str], document: Any) -> None:
-    import json
-
-    out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
-
-
-def write_rows(
-    out: IO[str], mode: Mode, headers: Sequence[str], rows: Iterable[Sequence[str]]
-) -> None:
-    """An aligned table with a header (TABLE) or header-less tab-separated lines (TSV)."""
-    rows = list(rows)
-    if mode is Mode.TSV:
-        for row in rows:
-            out.write("\t".join(cell(c) for c in row) + "\n")
-        return
-    shown = [[" ".join(c.split()) or EMPTY for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in shown:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    for row in [list(headers), *shown]:
-        padded = [c.ljust(w) for c, w in zip(row[:-1], widths, strict=False)]
-        out.write("  ".join([*padded, row[-1]]).rstrip() + "\n")
 
 
 def signature(op: pb.OperationInfo) -> str:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
-from syncctl._render import EMPTY, Mode, cell, write_rows
+from syncctl._output import EMPTY, Mode, cell, write_rows
 
 SEARCH_HEADERS = ("ID", "NAME", "OWNER", "STATUS", "SCORE")
 

@@ -2,7 +2,8 @@
 
 Start-up time matters (operators and scripts call it cold), so this module imports only the
 standard library it needs to parse arguments; grpc and the generated code are imported once a
-command actually talks to the daemon.
+command actually talks to the daemon. The commands themselves are declared in `_table`; this
+module builds the parser from that table and dispatches to the handler it names.
 """
 
 from __future__ import annotations
@@ -13,123 +14,17 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-from syncctl import _commands
+from syncctl import _table
+from syncctl._argtypes import parse_duration, positive_seconds
+from syncctl._context import PROG, Context
 from syncctl._exit import DESCRIPTIONS, ExitCode, SyncctlError
 
-if TYPE_CHECKING:
-    from syncctl._connect import Client
-    from syncctl._render import Mode
-
-PROG = "syncctl"
-
-# Which Management RPCs each command may call. The parity test checks it both ways: every RPC
-# of the service has a command, and running each command calls nothing it does not list here.
-RPCS: dict[str, tuple[str, ...]] = {
-    "beans": ("ListBeans",),
-    "info": ("DescribeBean",),
-    "get": ("GetAttributes",),
-    "run": ("Invoke", "WatchRun", "GetRun", "WatchEvents", "History"),
-    "cancel": ("Cancel", "WatchRun", "GetRun"),
-    "run-all": ("RunAll", "WatchEvents", "GetRun", "History"),
-    "status": ("GetStatus",),
-    "history": ("History",),
-    "show": ("GetRun",),
-    "pause": ("Pause",),
-    "resume": ("Resume",),
-    "next": ("ListFires",),
-    "logs": ("TailLogs",),
-    "watch": ("WatchEvents",),
-    "shell": ("ListBeans", "DescribeBean", "Invoke", "GetAttributes"),
-}
+__all__ = ["PROG", "build_parser", "command_in", "main", "parse_duration", "run"]
 
 
 # ---- arguments -----------------------------------------------------------------------------
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {text!r}")
-    return value
-
-
-def _positive_days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
-    if not value > 0:  # 0 would mean the daemon's default (1 day), not what was typed
-        raise argparse.ArgumentTypeError(f"expected a positive number of days, got {text!r}")
-    return value
-
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from "90", "90s", "15m", "2h", "1h30m", "1.5d"; ValueError otherwise."""
-    rest = text.strip().lower()
-    if not rest:
-        raise ValueError("empty duration")
-    with contextlib.suppress(ValueError):
-        return float(rest)  # bare seconds
-    total = 0.0
-    number = ""
-    for char in rest:
-        if char.isdigit() or char == ".":
-            number += char
-        elif char in _UNITS and number:
-            total += float(number) * _UNITS[char]
-            number = ""
-        else:
-            raise ValueError(f"bad duration {text!r}")
-    if number:
-        raise ValueError(f"bad duration {text!r}: a number needs a unit (s, m, h, d)")
-    return total
-
-
-def _duration(text: str) -> float:
-    try:
-        value = parse_duration(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a duration like 90s, 15m, 2h or 1h30m, got {text!r}"
-        ) from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive duration, got {text!r}")
-    return value
-
-
-def _name_value(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    return name, value
 
 
 def _exit_code_epilog() -> str:
@@ -185,7 +80,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     )
     connection.add_argument(
         "--timeout",
-        type=_positive_seconds,
+        type=positive_seconds,
         default=argparse.SUPPRESS,
         metavar="SECONDS",
         help="deadline for each request (default: 10); following (--wait, logs -f, watch) has none",
@@ -218,167 +113,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             formatter_class=_HelpFormatter,
         )
 
-    if wanted("beans"):
-        command("beans", "List the daemon's beans.")
-
-    if wanted("info"):
-        info = command("info", "Describe a bean: its operations and attributes.")
-        info.add_argument("bean", help="bean name: PersonOwnerRebuildJob or sync.mbean:name=...")
-
-    if wanted("get"):
-        get = command("get", "Read a bean's attributes (all of them when none are named).")
-        get.add_argument("bean", help="bean name")
-        get.add_argument("attributes", nargs="*", metavar="attr", help="attribute names")
-
-    if wanted("run"):
-        run = command("run", "Invoke an operation; a job's trigger starts a run and prints its id.")
-        run.add_argument("bean", help="bean name")
-        run.add_argument("operation", help="operation name, e.g. personOwnerRebuildJob or run")
-        run.add_argument("args", nargs="*", metavar="arg", help="positional arguments, as text")
-        run.add_argument(
-            "--arg",
-            dest="named",
-            action="append",
-            type=_name_value,
-            default=[],
-            metavar="NAME=VALUE",
-            help="a named argument (repeatable)",
-        )
-        run.add_argument(
-            "--with-dependants",
-            action="store_true",
-            help="after this run, run every job that depends on this one (a trigger only); "
-            "with --wait, follow them all",
-        )
-        run.add_argument(
-            "--wait",
-            action="store_true",
-            help="follow the run (and its dependants) to the end; exit 0 only if all succeeded",
-        )
-
-    if wanted("cancel"):
-        cancel = command(
-            "cancel",
-            "Cancel a bean's run; not running is not an error.",
-            more="A job that ignores the request is stopped after its cancel_grace.",
-        )
-        cancel.add_argument("bean", help="bean name")
-        cancel.add_argument(
-            "--wait", action="store_true", help="follow the run until it has ended; then exit 0"
-        )
-
-    if wanted("run-all"):
-        run_all = command(
-            "run-all",
-            'The old "Run All Jobs": every enabled job, one after another, in dependency order.',
-        )
-        run_all.add_argument(
-            "--wait",
-            action="store_true",
-            help="follow every job to its end; exit 0 only if all succeeded",
-        )
-
-    if wanted("status"):
-        status = command(
-            "status",
-            "Every bean: state, current run, last outcome, last success, next run (UTC).",
-            more="Exits 8 when a bean is failing (its last run failed, timed out or was "
-            "interrupted) or stuck (its run is cancelling, or running longer than "
-            "--stuck-after), so it can serve as a monitoring check; the table prints anyway.",
-        )
-        status.add_argument(
-            "--stuck-after",
-            type=_duration,
-            default=None,
-            metavar="DURATION",
-            help="also count a run under way longer than this as stuck (e.g. 90m, 2h)",
-        )
-
-    if wanted("history"):
-        history = command("history", "Recent runs, newest first.")
-        history.add_argument("bean", nargs="?", help="only this bean's runs")
-        history.add_argument(
-            "--limit",
-            "-n",
-            type=_positive_int,
-            default=20,
-            metavar="N",
-            help="at most N runs (default: 20)",
-        )
-
-    if wanted("show"):
-        show = command("show", "Every field of one run.")
-        show.add_argument("run_id", metavar="run-id", help="a run id, as `history` shows it")
-
-    for verb, text in (
-        ("pause", "Stop scheduled runs of a bean, or of every bean (manual runs still work)."),
-        ("resume", "Let a paused bean (or the whole daemon) run on schedule again, from now."),
-    ):
-        if wanted(verb):
-            held = command(verb, text, more="Prints the holds now in force.")
-            held.add_argument("bean", nargs="?", help="bean name (default: the whole daemon)")
-
-    if wanted("next"):
-        upcoming = command("next", "Upcoming scheduled runs, in UTC order (paused beans left out).")
-        upcoming.add_argument(
-            "--days",
-            type=_positive_days,
-            default=1.0,
-            metavar="N",
-            help="how far ahead, in days (default: 1; the daemon allows up to 366)",
-        )
-
-    if wanted("logs"):
-        logs = command(
-            "logs",
-            "The daemon's last log lines, then (with -f) each new one.",
-            more="Readable on a terminal; the daemon's JSON lines as they are when piped or "
-            "with --json. Ctrl-C ends -f with exit 0.",
-        )
-        logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-        logs.add_argument(
-            "-n",
-            "--lines",
-            type=_count,
-            default=10,
-            metavar="N",
-            help="how many past lines first (default: 10; 0: none)",
-        )
-        logs.add_argument("--job", metavar="BEAN", help="only this job's lines")
-        logs.add_argument("--run", metavar="RUN_ID", help="only this run's lines")
-        logs.add_argument(
-            "--level", metavar="LEVEL", help="at least this level: debug, info, warning, error"
-        )
-
-    if wanted("watch"):
-        watch = command(
-            "watch",
-            "Daemon events as they happen, one line each.",
-            more="Runs started, progressing, finished, skipped, missed; beans paused and "
-            "resumed; the daemon draining. --json prints one object per line. Ctrl-C ends it "
-            "with exit 0.",
-        )
-        watch.add_argument("bean", nargs="?", help="only this bean's events")
-
-    if wanted("shell"):
-        shell = command(
-            "shell",
-            "Read jmxterm commands (open, domain, bean, run, ...) from the terminal or stdin.",
-            json=False,
-        )
-        shell.add_argument(
-            "-n", "--non-interactive", action="store_true", help="no prompt (as jmxterm -n)"
-        )
-        shell.add_argument(
-            "-v",
-            "--verbose",
-            choices=("silent", "brief", "verbose"),
-            default="brief",
-            help="silent drops the #-messages (as jmxterm -v silent)",
-        )
-        shell.add_argument(
-            "-i", "--input", metavar="FILE", help="read commands from FILE instead of stdin"
-        )
+    for entry in _table.COMMANDS:
+        if wanted(entry.name):
+            sub = command(entry.name, entry.help, json=entry.json, more=entry.more)
+            for argument in entry.arguments:
+                sub.add_argument(*argument.names, **argument.options)
     return parser
 
 
@@ -401,49 +140,11 @@ def command_in(argv: Sequence[str]) -> str | None:
         elif token.startswith("-"):
             return None
         else:
-            return token if token in RPCS else None
+            return token if token in _table.BY_NAME else None
     return None
 
 
 # ---- running -------------------------------------------------------------------------------
-
-
-class Context:
-    """What a command needs: where the daemon is, how to print, and the clock for "3m ago"."""
-
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        *,
-        stdout: IO[str],
-        stderr: IO[str],
-        stdin: IO[str],
-        environ: Mapping[str, str],
-        tty: bool,
-        now: Callable[[], float],
-    ) -> None:
-        from syncctl._connect import DEFAULT_TIMEOUT, resolve_address
-
-        self.args = args
-        self.stdout = stdout
-        self.stderr = stderr
-        self.stdin = stdin
-        self.environ = environ
-        self.tty = tty
-        self.now = now
-        self.address = resolve_address(getattr(args, "address", None), environ)
-        self.timeout: float = getattr(args, "timeout", DEFAULT_TIMEOUT)
-
-    @property
-    def mode(self) -> Mode:
-        from syncctl._render import choose_mode
-
-        return choose_mode(json_flag=getattr(self.args, "json", False), tty=self.tty)
-
-    def client(self) -> Client:
-        from syncctl._connect import Client
-
-        return Client(self.address, timeout=self.timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -485,7 +186,7 @@ def run(
         now=now,
     )
     try:
-        return int(_COMMANDS[args.command](ctx))
+        return int(_table.handler(_table.BY_NAME[args.command])(ctx))
     except SyncctlError as error:
         stderr.write(f"{PROG}: {error.message}\n")
         return int(error.code)
@@ -501,24 +202,3 @@ def run(
         except (OSError, ValueError):
             pass
         return int(ExitCode.FAILED)
-
-
-# ---- commands ------------------------------------------------------------------------------
-
-_COMMANDS: dict[str, Callable[[Context], ExitCode]] = {
-    "beans": _commands.beans,
-    "info": _commands.info,
-    "get": _commands.get,
-    "run": _commands.run,
-    "cancel": _commands.cancel,
-    "run-all": _commands.run_all,
-    "status": _commands.status,
-    "history": _commands.history,
-    "show": _commands.show,
-    "pause": _commands.pause,
-    "resume": _commands.resume,
-    "next": _commands.next_fires,
-    "logs": _commands.logs,
-    "watch": _commands.watch,
-    "shell": _commands.shell,
-}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from syncctl import cli
 from syncctl._exit import ExitCode
 from syncd_api.v1 import management_pb2 as pb
 
-from .conftest import MiniDaemon, syncctl
+from .conftest import FIRST_RUN, LiveDaemon, syncctl
 
 
 class TestUsage:
@@ -80,76 +82,83 @@ class TestUnreachable:
 
 
 class TestReadCommands:
-    def test_beans_piped_is_one_tab_separated_line_per_bean(self, mini_daemon: MiniDaemon) -> None:
+    def test_beans_piped_is_one_tab_separated_line_per_bean(self, daemon: LiveDaemon) -> None:
         """Piped `beans`: name, object name, aliases, description; "-" for an empty cell."""
-        result = syncctl(["beans"], daemon=mini_daemon)
+        result = syncctl(["beans"], daemon=daemon)
         assert result.code == 0
-        assert result.out.splitlines() == [
-            "Alpha\tsync.mbean:name=Alpha\t-\tFirst job.",
-            "Broken\tsync.mbean:name=Broken\t-\t-",
-        ]
+        assert "Alpha\tsync.mbean:name=Alpha\t-\tFirst job." in result.out.splitlines()
+        assert "Broken\tsync.mbean:name=Broken\t-\t-" in result.out.splitlines()
 
-    def test_beans_json(self, mini_daemon: MiniDaemon) -> None:
+    def test_beans_json(self, daemon: LiveDaemon) -> None:
         """--json prints the bean list as a document."""
-        result = syncctl(["beans", "--json"], daemon=mini_daemon)
-        assert json.loads(result.out)["beans"][0] == {
+        result = syncctl(["beans", "--json"], daemon=daemon)
+        beans = {bean["name"]: bean for bean in json.loads(result.out)["beans"]}
+        assert beans["Alpha"] == {
             "name": "Alpha",
             "object_name": "sync.mbean:name=Alpha",
             "aliases": [],
             "description": "First job.",
         }
 
-    def test_info_on_a_tty_shows_signatures(self, mini_daemon: MiniDaemon) -> None:
+    def test_info_on_a_tty_shows_signatures(self, daemon: LiveDaemon) -> None:
         """`info` reads like MBeanInfo: the object name, operations with types, attributes."""
-        result = syncctl(["info", "sync.mbean:name=Alpha"], daemon=mini_daemon, tty=True)
+        result = syncctl(["info", "sync.mbean:name=Alpha"], daemon=daemon, tty=True)
         assert result.code == 0
         assert result.out.startswith("sync.mbean:name=Alpha\n  First job.\n")
-        assert "alphaJob([int rows])  run" in result.out
+        assert "alphaJob(int rows=0)  run" in result.out
         assert "LastSuccessAt" in result.out
 
-    def test_unknown_bean_exits_3_with_the_suggestion(self, mini_daemon: MiniDaemon) -> None:
+    def test_unknown_bean_exits_3_with_the_suggestion(self, daemon: LiveDaemon) -> None:
         """NOT_FOUND: exit 3, and the daemon's "did you mean" reaches stderr."""
-        result = syncctl(["info", "Alpah"], daemon=mini_daemon)
+        result = syncctl(["info", "Alpah"], daemon=daemon)
         assert result.code == ExitCode.NOT_FOUND
         assert "did you mean Alpha?" in result.err
 
-    def test_get_named_attributes_piped(self, mini_daemon: MiniDaemon) -> None:
+    def test_get_named_attributes_piped(self, daemon: LiveDaemon) -> None:
         """Piped `get`: name<TAB>value, timestamps in UTC ISO 8601."""
-        result = syncctl(["get", "Alpha", "State", "LastSuccessAt"], daemon=mini_daemon)
-        assert result.out.splitlines() == ["State\tidle", "LastSuccessAt\t2023-11-14T22:13:20Z"]
-        request = mini_daemon.calls[-1].request
+        assert syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=daemon).code == 0
+        result = syncctl(["get", "Alpha", "State", "LastSuccessAt"], daemon=daemon)
+        # The run started at STARTED and took 75 s of the daemon's clock.
+        assert result.out.splitlines() == ["State\tidle", "LastSuccessAt\t2023-11-14T22:14:35Z"]
+        request = daemon.calls[-1].request
         assert isinstance(request, pb.GetAttributesRequest)
         assert list(request.names) == ["State", "LastSuccessAt"]
 
-    def test_get_without_names_reads_every_attribute_as_json(self, mini_daemon: MiniDaemon) -> None:
+    def test_get_without_names_reads_every_attribute_as_json(self, daemon: LiveDaemon) -> None:
         """`get <bean>` alone asks for all attributes."""
-        result = syncctl(["get", "Alpha", "--json"], daemon=mini_daemon)
-        assert json.loads(result.out)["attributes"] == {
-            "State": "idle",
-            "LastSuccessAt": "2023-11-14T22:13:20Z",
-        }
+        assert syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=daemon).code == 0
+        result = syncctl(["get", "Alpha", "--json"], daemon=daemon)
+        attributes = json.loads(result.out)["attributes"]
+        assert (attributes["State"], attributes["LastSuccessAt"]) == (
+            "idle",
+            "2023-11-14T22:14:35Z",
+        )
+        assert "NextRunAt" in attributes
+        (request,) = daemon.requests("GetAttributes")
+        assert list(request.names) == []
 
-    def test_unknown_attribute_exits_3(self, mini_daemon: MiniDaemon) -> None:
+    def test_unknown_attribute_exits_3(self, daemon: LiveDaemon) -> None:
         """A misspelt attribute is NOT_FOUND."""
-        assert syncctl(["get", "Alpha", "Sate"], daemon=mini_daemon).code == ExitCode.NOT_FOUND
+        assert syncctl(["get", "Alpha", "Sate"], daemon=daemon).code == ExitCode.NOT_FOUND
 
 
 class TestRun:
-    def test_trigger_prints_the_run_id_when_piped(self, mini_daemon: MiniDaemon) -> None:
+    def test_trigger_prints_the_run_id_when_piped(self, daemon: LiveDaemon) -> None:
         """Piped `run`: just the run id, for `id=$(syncctl run …)`."""
-        result = syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
-        assert (result.code, result.out) == (0, "run-1\n")
+        result = syncctl(["run", "Alpha", "alphaJob"], daemon=daemon)
+        assert result.code == 0
+        assert re.fullmatch(FIRST_RUN + "\n", result.out), result.out
 
-    def test_trigger_on_a_tty_says_just_started(self, mini_daemon: MiniDaemon) -> None:
+    def test_trigger_on_a_tty_says_just_started(self, daemon: LiveDaemon) -> None:
         """On a terminal the old service's words come back with the run id."""
-        result = syncctl(["run", "Alpha", "run"], daemon=mini_daemon, tty=True)
-        assert result.out == "Just started: run run-1 (Alpha alphaJob)\n"
+        result = syncctl(["run", "Alpha", "run"], daemon=daemon, tty=True)
+        assert re.fullmatch(f"Just started: run {FIRST_RUN} \\(Alpha alphaJob\\)\n", result.out)
 
-    def test_arguments_travel_as_text_positional_and_named(self, mini_daemon: MiniDaemon) -> None:
+    def test_arguments_travel_as_text_positional_and_named(self, daemon: LiveDaemon) -> None:
         """Positional args stay positional (even with '='); --arg k=v becomes a named one."""
-        syncctl(["run", "Alpha", "alphaJob", "5"], daemon=mini_daemon)
-        syncctl(["run", "Broken", "brokenJob", "--arg", "rows=6"], daemon=mini_daemon)
-        first, second = (c.request for c in mini_daemon.calls if c.method == "Invoke")
+        syncctl(["run", "Alpha", "alphaJob", "5"], daemon=daemon)
+        syncctl(["run", "Broken", "brokenJob", "--arg", "rows=6"], daemon=daemon)
+        first, second = (c.request for c in daemon.calls if c.method == "Invoke")
         assert isinstance(first, pb.InvokeRequest)
         assert isinstance(second, pb.InvokeRequest)
         assert [a.string_value for a in first.arguments] == ["5"]
@@ -157,117 +166,128 @@ class TestRun:
         assert not second.arguments
         assert second.named_arguments["rows"].string_value == "6"
 
-    def test_with_dependants_asks_for_the_chain_and_shows_it(self, mini_daemon: MiniDaemon) -> None:
+    def test_with_dependants_asks_for_the_chain_and_shows_it(self, daemon: LiveDaemon) -> None:
         """--with-dependants sets the request flag; a terminal shows the queued jobs."""
-        result = syncctl(
-            ["run", "Alpha", "alphaJob", "--with-dependants"], daemon=mini_daemon, tty=True
-        )
-        request = mini_daemon.calls[-1].request
+        result = syncctl(["run", "Alpha", "alphaJob", "--with-dependants"], daemon=daemon, tty=True)
+        request = daemon.calls[-1].request
         assert isinstance(request, pb.InvokeRequest)
         assert request.with_dependants
-        assert result.out.splitlines()[-1] == "then: Broken"
+        assert result.out.splitlines()[-1] == "then: Broken"  # Broken runs after Alpha
 
-    def test_every_call_names_its_actor(self, mini_daemon: MiniDaemon) -> None:
+    def test_every_call_names_its_actor(self, daemon: LiveDaemon) -> None:
         """The syncd-actor metadata says who asked: user@host (uid N)."""
-        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
-        assert "(uid " in mini_daemon.calls[-1].metadata["syncd-actor"]
-        assert mini_daemon.runs["run-1"].actor == mini_daemon.calls[-1].metadata["syncd-actor"]
+        result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=daemon)
+        actor = daemon.calls[0].metadata["syncd-actor"]
+        assert "(uid " in actor
+        assert all(call.metadata["syncd-actor"] == actor for call in daemon.calls)
+        shown = json.loads(syncctl(["show", result.out.split()[0], "--json"], daemon=daemon).out)
+        assert shown["actor"] == actor
 
-    def test_already_running_exits_4_naming_the_active_run(self, mini_daemon: MiniDaemon) -> None:
+    def test_already_running_exits_4_naming_the_active_run(self, daemon: LiveDaemon) -> None:
         """A second trigger while a run is under way: exit 4 and the run id on stderr."""
-        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
-        result = syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        run_id = daemon.start()
+        result = syncctl(["run", "Alpha", "alphaJob"], daemon=daemon)
         assert result.code == ExitCode.ALREADY_RUNNING
-        assert "run-1" in result.err
+        assert run_id in result.err
 
-    def test_bad_argument_exits_5_naming_the_parameter(self, mini_daemon: MiniDaemon) -> None:
+    def test_bad_argument_exits_5_naming_the_parameter(self, daemon: LiveDaemon) -> None:
         """INVALID_ARGUMENT: exit 5 and the parameter's name on stderr."""
-        result = syncctl(["run", "Alpha", "alphaJob", "many"], daemon=mini_daemon)
+        result = syncctl(["run", "Alpha", "alphaJob", "many"], daemon=daemon)
         assert result.code == ExitCode.INVALID_ARGUMENT
         assert "parameter 'rows'" in result.err
 
-    def test_draining_daemon_exits_6(self, mini_daemon: MiniDaemon) -> None:
+    def test_draining_daemon_exits_6(self, daemon: LiveDaemon) -> None:
         """A daemon shutting down refuses new runs: exit 6 with its message."""
-        mini_daemon.draining = True
-        result = syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
+        daemon.start("Broken")  # the drain waits for it
+        daemon.drain()
+        result = syncctl(["run", "Alpha", "alphaJob"], daemon=daemon)
         assert result.code == ExitCode.UNAVAILABLE
-        assert "draining" in result.err
+        assert "shutting down and starts no new runs" in result.err
 
-    def test_non_trigger_result_is_printed_as_a_value(self, mini_daemon: MiniDaemon) -> None:
+    def test_non_trigger_result_is_printed_as_a_value(self, daemon: LiveDaemon) -> None:
         """isCurrentlyRunning prints true/false."""
-        result = syncctl(["run", "Alpha", "isCurrentlyRunning"], daemon=mini_daemon)
+        result = syncctl(["run", "Alpha", "isCurrentlyRunning"], daemon=daemon)
         assert result.out == "false\n"
 
-    def test_wait_exits_0_when_the_run_succeeds(self, mini_daemon: MiniDaemon) -> None:
+    def test_wait_exits_0_when_the_run_succeeds(self, daemon: LiveDaemon) -> None:
         """--wait follows the run; piped it prints the id, then the outcome."""
-        result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=mini_daemon)
-        assert (result.code, result.out.splitlines()) == (0, ["run-1", "success"])
+        result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=daemon)
+        assert result.code == 0
+        assert re.fullmatch(f"{FIRST_RUN}\nsuccess\n", result.out), result.out
 
     def test_wait_exits_1_and_reports_the_error_when_the_run_fails(
-        self, mini_daemon: MiniDaemon
+        self, daemon: LiveDaemon
     ) -> None:
         """A failed run: exit 1, the outcome on stdout, the error on stderr."""
-        result = syncctl(["run", "Broken", "brokenJob", "--wait"], daemon=mini_daemon)
+        result = syncctl(["run", "Broken", "brokenJob", "--wait"], daemon=daemon)
         assert result.code == ExitCode.FAILED
-        assert result.out.splitlines() == ["run-1", "failed"]
-        assert "run run-1 failed after 1m15s: ValueError: bad input row 7" in result.err
+        run_id, outcome = result.out.splitlines()
+        assert re.fullmatch(FIRST_RUN, run_id)
+        assert outcome == "failed"
+        assert f"run {run_id} failed after 1m15s: ValueError: bad input row 7" in result.err
 
-    def test_wait_on_a_tty_prints_one_outcome_line(self, mini_daemon: MiniDaemon) -> None:
+    def test_wait_on_a_tty_prints_one_outcome_line(self, daemon: LiveDaemon) -> None:
         """On a terminal: "Just started …", then "run … success in 1m15s"."""
-        result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=mini_daemon, tty=True)
+        result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=daemon, tty=True)
+        run_id = result.out.split()[3]
+        assert re.fullmatch(FIRST_RUN, run_id)
         assert result.out.splitlines() == [
-            "Just started: run run-1 (Alpha alphaJob)",
-            "run run-1 success in 1m15s",
+            f"Just started: run {run_id} (Alpha alphaJob)",
+            f"run {run_id} success in 1m15s",
         ]
 
-    def test_wait_json_prints_the_finished_run(self, mini_daemon: MiniDaemon) -> None:
+    def test_wait_json_prints_the_finished_run(self, daemon: LiveDaemon) -> None:
         """--wait --json: one document whose run is the finished one."""
-        result = syncctl(["run", "Broken", "brokenJob", "--wait", "--json"], daemon=mini_daemon)
+        result = syncctl(["run", "Broken", "brokenJob", "--wait", "--json"], daemon=daemon)
         document = json.loads(result.out)
-        assert document["result"] == "run-1"
+        assert re.fullmatch(FIRST_RUN, document["result"])
+        assert document["run"]["run_id"] == document["result"]
         assert document["run"]["outcome"] == "failed"
         assert document["run"]["error_message"] == "bad input row 7"
         assert document["run"]["elapsed_seconds"] == 75
 
 
 class TestShellCommand:
-    def test_shell_reads_the_runbook_from_stdin(self, mini_daemon: MiniDaemon) -> None:
+    def test_shell_reads_the_runbook_from_stdin(self, daemon: LiveDaemon) -> None:
         """`syncctl shell < runbook`: values on stdout, no prompt, exit 0."""
         out, err = io.StringIO(), io.StringIO()
+        daemon.hold()  # so that isCurrentlyRunning is true
         runbook = "open 1\nbean Alpha\nrun alphaJob\nrun isCurrentlyRunning\n"
         code = cli.run(
-            ["shell", "-v", "silent", "--address", mini_daemon.address],
+            ["shell", "-v", "silent", "--address", daemon.address],
             stdout=out,
             stderr=err,
             stdin=io.StringIO(runbook),
             environ={},
         )
-        assert (code, out.getvalue(), err.getvalue()) == (0, "run-1\ntrue\n", "")
+        assert (code, err.getvalue()) == (0, "")
+        assert re.fullmatch(f"{FIRST_RUN}\ntrue\n", out.getvalue()), out.getvalue()
 
-    def test_shell_reads_a_file_with_dash_i(self, mini_daemon: MiniDaemon, sock_dir: Path) -> None:
+    def test_shell_reads_a_file_with_dash_i(self, daemon: LiveDaemon, sock_dir: Path) -> None:
         """-i FILE runs the file's commands; the status is the last failure's."""
         script = sock_dir / "runbook.txt"
         script.write_text("bean Alpha\nget Sate\n", encoding="utf-8")
-        result = syncctl(["shell", "-i", str(script)], daemon=mini_daemon)
+        result = syncctl(["shell", "-i", str(script)], daemon=daemon)
         assert result.code == ExitCode.NOT_FOUND
         assert "#line 2: bean sync.mbean:name=Alpha has no attribute 'Sate'" in result.err
 
 
 class TestStatus:
-    def test_status_piped_has_fixed_columns(self, mini_daemon: MiniDaemon) -> None:
+    def test_status_piped_has_fixed_columns(self, daemon: LiveDaemon) -> None:
         """bean, state, run id, elapsed seconds, last outcome, last success, next run."""
-        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
-        result = syncctl(["status"], daemon=mini_daemon)
-        assert result.out.splitlines() == [
-            "Alpha\trunning\trun-1\t90.000\t-\t-\t-",
-            "Broken\tidle\t-\t-\t-\t-\t-",
-        ]
+        run_id = daemon.start()
+        result = syncctl(["status"], daemon=daemon)
+        alpha, broken = (line.split("\t") for line in result.out.splitlines())
+        assert alpha[:3] == ["Alpha", "running", run_id]
+        assert float(alpha[3]) >= 0  # seconds under way, as the daemon measures them
+        assert alpha[4:] == ["-", "-", "2023-11-15T00:00:00Z"]
+        assert broken == ["Broken", "idle", "-", "-", "-", "-", "2023-11-15T00:13:00Z"]
 
-    def test_status_on_a_tty_is_a_table_with_the_daemon_line(self, mini_daemon: MiniDaemon) -> None:
+    def test_status_on_a_tty_is_a_table_with_the_daemon_line(self, daemon: LiveDaemon) -> None:
         """A header line about the daemon, then an aligned table."""
-        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
-        lines = syncctl(["status"], daemon=mini_daemon, tty=True).out.splitlines()
-        assert lines[0] == "syncd test · pid 1 · 2 beans"
+        run_id = daemon.start()
+        lines = syncctl(["status"], daemon=daemon, tty=True).out.splitlines()
+        assert re.fullmatch(rf"syncd \S+ · pid {os.getpid()} · up 1m30s · 2 beans", lines[0])
         assert lines[2].split() == [
             "BEAN",
             "STATE",
@@ -279,16 +299,18 @@ class TestStatus:
             "NEXT",
             "RUN",
         ]
-        assert lines[3].split() == ["Alpha", "running", "run-1", "(1m30s)", "-", "-", "-"]
+        alpha = lines[3].split()
+        assert alpha[:3] == ["Alpha", "running", run_id]
+        assert alpha[4:] == ["-", "-", "2023-11-15T00:00:00Z", "(in", "1h45m)"]
 
-    def test_status_json(self, mini_daemon: MiniDaemon) -> None:
+    def test_status_json(self, daemon: LiveDaemon) -> None:
         """--json: the daemon and every bean, current run included."""
-        syncctl(["run", "Alpha", "alphaJob"], daemon=mini_daemon)
-        document = json.loads(syncctl(["status", "--json"], daemon=mini_daemon).out)
-        assert document["daemon"]["version"] == "test"
+        run_id = daemon.start()
+        document = json.loads(syncctl(["status", "--json"], daemon=daemon).out)
+        assert document["daemon"]["pid"] == os.getpid()
         alpha = document["beans"][0]
         assert (alpha["name"], alpha["state"]) == ("Alpha", "running")
-        assert alpha["current_run"]["run_id"] == "run-1"
+        assert alpha["current_run"]["run_id"] == run_id
         assert document["beans"][1]["current_run"] is None
 
 

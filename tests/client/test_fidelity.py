@@ -1,4 +1,4 @@
-"""Operator fidelity, against the small server: --timeout bounds a stream's set-up, and the
+"""Operator fidelity, against the real daemon: --timeout bounds a stream's set-up, and the
 results that read better as lines or a table (reloadConfig, search) are printed that way."""
 
 from __future__ import annotations
@@ -7,13 +7,15 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from syncctl._render import Mode, render_invoke
 from syncctl._render_results import SEARCH_HEADERS, render_result, search_rows
 from syncd_api.v1 import management_pb2 as pb
-from tests.client.conftest import MiniDaemon, syncctl
+from tests.client.conftest import LiveDaemon, syncctl
+from tests.client.relay import Faults
 
 PERSON = {
     "personId": 42,
@@ -27,14 +29,11 @@ POST = {"id": 7, "nationalPostNumber": "NW/RTV/001", "owner": "North West", "sta
 
 
 @pytest.fixture
-def stalled(mini_daemon: MiniDaemon) -> Iterator[MiniDaemon]:
-    """The daemon is up, but its streams do not answer until the test is over."""
-    release = threading.Event()
-    mini_daemon.stall_streams = release
-    try:
-        yield mini_daemon
-    finally:
-        release.set()
+def stalled(daemon: LiveDaemon, sock_dir: Path) -> Iterator[str]:
+    """The address of a daemon that is up, but whose streams are not answered until the test is
+    over (the real daemon behind a relay that holds every stream back)."""
+    with daemon.behind_relay(Faults(stall=threading.Event()), sock_dir) as address:
+        yield address
 
 
 class TestTimeoutBoundsStreams:
@@ -49,16 +48,16 @@ class TestTimeoutBoundsStreams:
         ],
     )
     def test_a_stream_that_is_not_answered_in_time_exits_6(
-        self, stalled: MiniDaemon, argv: list[str]
+        self, stalled: str, argv: list[str]
     ) -> None:
         """Following has no deadline, but opening the stream has: --timeout, then exit 6."""
-        result = syncctl([*argv, "--timeout", "0.3"], daemon=stalled)
+        result = syncctl([*argv, "--timeout", "0.3", "--address", stalled])
         assert result.code == 6, (result.out, result.err)
         assert "did not answer within 0.3s (raise --timeout?)" in result.err
 
-    def test_an_answered_stream_is_followed_past_the_timeout(self, mini_daemon: MiniDaemon) -> None:
+    def test_an_answered_stream_is_followed_past_the_timeout(self, daemon: LiveDaemon) -> None:
         """The deadline is for the set-up only: a run followed to its end still exits 0."""
-        result = syncctl(["run", "Alpha", "run", "--wait", "--timeout", "5"], daemon=mini_daemon)
+        result = syncctl(["run", "Alpha", "run", "--wait", "--timeout", "5"], daemon=daemon)
         assert result.code == 0, result.err
 
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 from syncctl._runall import RunAllTracker, Settled
 from syncd_api.v1 import management_pb2 as pb
 
-from .conftest import event
-
 PLAN = ["Owner", "Emp", "Train"]
+
+
+def event(kind: str, bean: str = "", run_id: str = "", **fields: object) -> pb.DaemonEvent:
+    """A DaemonEvent as the tracker receives it (the tracker is tested on its own here)."""
+    message = pb.DaemonEvent(kind=kind, bean=bean, run_id=run_id, **fields)  # type: ignore[arg-type]
+    message.at.FromSeconds(1_700_000_000)
+    return message
 
 
 def finished(bean: str, run_id: str, outcome: str = "success") -> pb.DaemonEvent:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,3 +285,54 @@ def _spawning_jobs(_pctx: PackContext) -> list[JobSpec]:
 SPAWNING = JobPack(
     name="spawning", build=_spawning_jobs, description="Jobs whose processes try to escape."
 )
+
+
+# --- syncctl's in-process tests -------------------------------------------------------------
+
+
+@dataclass
+class Held:
+    """A job the test holds: `release` lets its runs end (set by default, so a run ends at
+    once); each run "takes" `takes` seconds of the test's wall clock (`advance`), then
+    succeeds or, with `fails`, fails as a bad input row would. A `stubborn` run ignores
+    cancellation (only the release ends it)."""
+
+    advance: Callable[[float], None]
+    fails: bool = False
+    stubborn: bool = False
+    release: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
+    takes: float = 75.0
+
+    def __post_init__(self) -> None:
+        self.release.set()
+
+
+def held_body(ctx: RunContext) -> None:
+    """Counts to `rows`, waits for the test's release (or a cancel), then ends as `Held` says."""
+    held: Held = ctx.settings
+    rows = _count(ctx, "rows", 0)
+    for done in range(1, rows + 1):
+        ctx.add_rows(read=1)
+        ctx.report_progress(done, rows)
+    held.started.set()
+    if held.stubborn:
+        held.release.wait(BOUND)
+    while not held.release.is_set():
+        if ctx.wait_cancelled(0.05):
+            ctx.raise_if_cancelled()
+    held.advance(held.takes)
+    if held.fails:
+        raise ValueError("bad input row 7")
+
+
+def held_job(held: Held, name: str, description: str = "") -> JobSpec:
+    """A job named `name` (trigger `<name>Job`, lower-cased) whose runs the test holds."""
+    return JobSpec(
+        name=name,
+        trigger_operation=f"{name[0].lower()}{name[1:]}Job",
+        body=held_body,
+        description=description,
+        parameters=(ROWS,),
+        settings=held,
+    )

@@ -1,0 +1,58 @@
+"""What every command handler is given: the parsed arguments, where the daemon is, the streams
+to print on, and the clock for "3m ago". Handlers depend on this module, never on `cli`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from syncctl._connect import Client
+    from syncctl._output import Mode
+
+PROG = "syncctl"
+
+
+def note(err: IO[str], text: str) -> None:
+    """A line for the operator on stderr, prefixed with the program's name."""
+    err.write(f"{PROG}: {text}\n")
+    err.flush()
+
+
+class Context:
+    """What a command needs: where the daemon is, how to print, and the clock for "3m ago"."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        *,
+        stdout: IO[str],
+        stderr: IO[str],
+        stdin: IO[str],
+        environ: Mapping[str, str],
+        tty: bool,
+        now: Callable[[], float],
+    ) -> None:
+        from syncctl._connect import DEFAULT_TIMEOUT, resolve_address
+
+        self.args = args
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin = stdin
+        self.environ = environ
+        self.tty = tty
+        self.now = now
+        self.address = resolve_address(getattr(args, "address", None), environ)
+        self.timeout: float = getattr(args, "timeout", DEFAULT_TIMEOUT)
+
+    @property
+    def mode(self) -> Mode:
+        from syncctl._output import choose_mode
+
+        return choose_mode(json_flag=getattr(self.args, "json", False), tty=self.tty)
+
+    def client(self) -> Client:
+        from syncctl._connect import Client
+
+        return Client(self.address, timeout=self.timeout)

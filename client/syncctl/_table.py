@@ -1,0 +1,266 @@
+"""The command table: every syncctl command declared once — its name, help, the Management RPCs
+it may call, its arguments, and its handler as a dotted path.
+
+The parser (`cli.build_parser`), the dispatch (`handler`) and the RPC parity test all read this
+table. Handlers are named, not imported, so a cold `syncctl status` loads only the module that
+runs it; this module itself imports nothing beyond the standard library and `_argtypes`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from syncctl import _argtypes as types
+
+if TYPE_CHECKING:
+    from syncctl._context import Context
+    from syncctl._exit import ExitCode
+
+
+@dataclass(frozen=True, slots=True)
+class Arg:
+    """One `add_argument` call: its names and its keyword options, as argparse takes them."""
+
+    names: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*names: str, **options: Any) -> Arg:
+    return Arg(names, options)
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One syncctl command. `more` extends its own --help beyond the one line in the list;
+    `json` says whether it takes --json; `handler` is "module:function"."""
+
+    name: str
+    help: str
+    rpcs: tuple[str, ...]
+    handler: str
+    arguments: tuple[Arg, ...] = ()
+    more: str = ""
+    json: bool = True
+
+
+_BEAN = arg("bean", help="bean name")
+_WHOLE_DAEMON = arg("bean", nargs="?", help="bean name (default: the whole daemon)")
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "beans",
+        "List the daemon's beans.",
+        rpcs=("ListBeans",),
+        handler="syncctl._commands:beans",
+    ),
+    Command(
+        "info",
+        "Describe a bean: its operations and attributes.",
+        rpcs=("DescribeBean",),
+        handler="syncctl._commands:info",
+        arguments=(arg("bean", help="bean name: PersonOwnerRebuildJob or sync.mbean:name=..."),),
+    ),
+    Command(
+        "get",
+        "Read a bean's attributes (all of them when none are named).",
+        rpcs=("GetAttributes",),
+        handler="syncctl._commands:get",
+        arguments=(_BEAN, arg("attributes", nargs="*", metavar="attr", help="attribute names")),
+    ),
+    Command(
+        "run",
+        "Invoke an operation; a job's trigger starts a run and prints its id.",
+        rpcs=("Invoke", "WatchRun", "GetRun", "WatchEvents", "History"),
+        handler="syncctl._running:run",
+        arguments=(
+            _BEAN,
+            arg("operation", help="operation name, e.g. personOwnerRebuildJob or run"),
+            arg("args", nargs="*", metavar="arg", help="positional arguments, as text"),
+            arg(
+                "--arg",
+                dest="named",
+                action="append",
+                type=types.name_value,
+                default=[],
+                metavar="NAME=VALUE",
+                help="a named argument (repeatable)",
+            ),
+            arg(
+                "--with-dependants",
+                action="store_true",
+                help="after this run, run every job that depends on this one (a trigger only); "
+                "with --wait, follow them all",
+            ),
+            arg(
+                "--wait",
+                action="store_true",
+                help="follow the run (and its dependants) to the end; exit 0 only if all succeeded",
+            ),
+        ),
+    ),
+    Command(
+        "cancel",
+        "Cancel a bean's run; not running is not an error.",
+        more="A job that ignores the request is stopped after its cancel_grace.",
+        rpcs=("Cancel", "WatchRun", "GetRun"),
+        handler="syncctl._running:cancel",
+        arguments=(
+            _BEAN,
+            arg(
+                "--wait",
+                action="store_true",
+                help="follow the run until it has ended; then exit 0",
+            ),
+        ),
+    ),
+    Command(
+        "run-all",
+        'The old "Run All Jobs": every enabled job, one after another, in dependency order.',
+        rpcs=("RunAll", "WatchEvents", "GetRun", "History"),
+        handler="syncctl._running:run_all",
+        arguments=(
+            arg(
+                "--wait",
+                action="store_true",
+                help="follow every job to its end; exit 0 only if all succeeded",
+            ),
+        ),
+    ),
+    Command(
+        "status",
+        "Every bean: state, current run, last outcome, last success, next run (UTC).",
+        more="Exits 8 when a bean is failing (its last run failed, timed out or was "
+        "interrupted) or stuck (its run is cancelling, or running longer than "
+        "--stuck-after), so it can serve as a monitoring check; the table prints anyway.",
+        rpcs=("GetStatus",),
+        handler="syncctl._commands:status",
+        arguments=(
+            arg(
+                "--stuck-after",
+                type=types.duration,
+                default=None,
+                metavar="DURATION",
+                help="also count a run under way longer than this as stuck (e.g. 90m, 2h)",
+            ),
+        ),
+    ),
+    Command(
+        "history",
+        "Recent runs, newest first.",
+        rpcs=("History",),
+        handler="syncctl._commands:history",
+        arguments=(
+            arg("bean", nargs="?", help="only this bean's runs"),
+            arg(
+                "--limit",
+                "-n",
+                type=types.positive_int,
+                default=20,
+                metavar="N",
+                help="at most N runs (default: 20)",
+            ),
+        ),
+    ),
+    Command(
+        "show",
+        "Every field of one run.",
+        rpcs=("GetRun",),
+        handler="syncctl._commands:show",
+        arguments=(arg("run_id", metavar="run-id", help="a run id, as `history` shows it"),),
+    ),
+    Command(
+        "pause",
+        "Stop scheduled runs of a bean, or of every bean (manual runs still work).",
+        more="Prints the holds now in force.",
+        rpcs=("Pause",),
+        handler="syncctl._commands:pause",
+        arguments=(_WHOLE_DAEMON,),
+    ),
+    Command(
+        "resume",
+        "Let a paused bean (or the whole daemon) run on schedule again, from now.",
+        more="Prints the holds now in force.",
+        rpcs=("Resume",),
+        handler="syncctl._commands:resume",
+        arguments=(_WHOLE_DAEMON,),
+    ),
+    Command(
+        "next",
+        "Upcoming scheduled runs, in UTC order (paused beans left out).",
+        rpcs=("ListFires",),
+        handler="syncctl._commands:next_fires",
+        arguments=(
+            arg(
+                "--days",
+                type=types.positive_days,
+                default=1.0,
+                metavar="N",
+                help="how far ahead, in days (default: 1; the daemon allows up to 366)",
+            ),
+        ),
+    ),
+    Command(
+        "logs",
+        "The daemon's last log lines, then (with -f) each new one.",
+        more="Readable on a terminal; the daemon's JSON lines as they are when piped or "
+        "with --json. Ctrl-C ends -f with exit 0.",
+        rpcs=("TailLogs",),
+        handler="syncctl._streams:logs",
+        arguments=(
+            arg("-f", "--follow", action="store_true", help="keep printing new lines"),
+            arg(
+                "-n",
+                "--lines",
+                type=types.count,
+                default=10,
+                metavar="N",
+                help="how many past lines first (default: 10; 0: none)",
+            ),
+            arg("--job", metavar="BEAN", help="only this job's lines"),
+            arg("--run", metavar="RUN_ID", help="only this run's lines"),
+            arg(
+                "--level", metavar="LEVEL", help="at least this level: debug, info, warning, error"
+            ),
+        ),
+    ),
+    Command(
+        "watch",
+        "Daemon events as they happen, one line each.",
+        more="Runs started, progressing, finished, skipped, missed; beans paused and "
+        "resumed; the daemon draining. --json prints one object per line. Ctrl-C ends it "
+        "with exit 0.",
+        rpcs=("WatchEvents",),
+        handler="syncctl._streams:watch",
+        arguments=(arg("bean", nargs="?", help="only this bean's events"),),
+    ),
+    Command(
+        "shell",
+        "Read jmxterm commands (open, domain, bean, run, ...) from the terminal or stdin.",
+        rpcs=("ListBeans", "DescribeBean", "Invoke", "GetAttributes"),
+        handler="syncctl._commands:shell",
+        json=False,
+        arguments=(
+            arg("-n", "--non-interactive", action="store_true", help="no prompt (as jmxterm -n)"),
+            arg(
+                "-v",
+                "--verbose",
+                choices=("silent", "brief", "verbose"),
+                default="brief",
+                help="silent drops the #-messages (as jmxterm -v silent)",
+            ),
+            arg("-i", "--input", metavar="FILE", help="read commands from FILE instead of stdin"),
+        ),
+    ),
+)
+
+BY_NAME: dict[str, Command] = {command.name: command for command in COMMANDS}
+
+
+def handler(command: Command) -> Callable[[Context], ExitCode]:
+    """Import the command's handler now, and only it."""
+    module, _, function = command.handler.partition(":")
+    found: Callable[[Context], ExitCode] = getattr(importlib.import_module(module), function)
+    return found
