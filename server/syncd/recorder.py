@@ -295,21 +295,34 @@ class LedgerRecorder:
         kept = self._unwritten.get(run_id)
         if kept is not None and kept.record is not None:
             return kept.record
-        return await self._read(self.ledger.get, run_id)
+        stored = await self._read(self.ledger.get, run_id)
+        kept = self._unwritten.get(run_id)  # kept while the read was under way: newer
+        return kept.record if kept is not None and kept.record is not None else stored
+
+    async def _read_runs(
+        self, fn: Callable[..., list[RunRecord]], *args: Any
+    ) -> tuple[list[RunRecord], dict[str, RunRecord]]:
+        """A ledger read and the records kept in memory, taken before and after it: a kept
+        record the retry writes while the read is under way is in neither the read's result
+        nor the memory afterwards, so the snapshot from before has to answer for it."""
+        before = self._kept_runs()
+        stored = await self._read(fn, *args)
+        kept = {r.run_id: r for r in before} | {r.run_id: r for r in self._kept_runs()}
+        return stored, kept
 
     async def history(self, bean: str | None = None, limit: int = 50) -> list[RunRecord]:
-        stored = await self._read(self.ledger.history, bean, limit)
-        kept = [r for r in self._kept_runs() if bean is None or r.bean == bean]
-        if not kept:
+        stored, kept = await self._read_runs(self.ledger.history, bean, limit)
+        mine = {k: r for k, r in kept.items() if bean is None or r.bean == bean}
+        if not mine:
             return stored
-        merged = {r.run_id: r for r in stored} | {r.run_id: r for r in kept}
+        merged = {r.run_id: r for r in stored} | mine
         newest = sorted(merged.values(), key=lambda r: (r.started_at, r.run_id), reverse=True)
         return newest[:limit]
 
     async def runs_since(self, since: datetime) -> list[RunRecord]:
-        stored = await self._read(self.ledger.runs_since, since)
-        kept = [r for r in self._kept_runs() if (r.slot_time or r.started_at) >= since]
-        merged = {r.run_id: r for r in stored} | {r.run_id: r for r in kept}
+        stored, kept = await self._read_runs(self.ledger.runs_since, since)
+        mine = {k: r for k, r in kept.items() if (r.slot_time or r.started_at) >= since}
+        merged = {r.run_id: r for r in stored} | mine
         return sorted(merged.values(), key=lambda r: r.started_at)
 
     async def holds(self) -> dict[str, datetime]:
