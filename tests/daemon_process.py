@@ -45,41 +45,50 @@ class DaemonProcess:
         return f"unix:{self.state_dir}/run/syncd.sock"
 
     def wait_for_event(self, event: str, timeout: float = BOUND, **match: Any) -> dict[str, Any]:
-        """The first log line with this event (and fields), reading stdout until the deadline."""
-        for line in self.lines:
-            if line.get("event") == event and all(line.get(k) == v for k, v in match.items()):
-                return line
+        """The first log line with this event (and fields), reading stdout until the deadline.
+
+        Every line read is kept, also those after the match in the same read: one read often
+        brings several lines (a loaded machine reads late), and the next wait may be for them.
+        """
+        found = self._find(0, event, match)
+        if found is not None:
+            return found
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
-        sel = selectors.DefaultSelector()
-        sel.register(self.proc.stdout, selectors.EVENT_READ)
-        try:
-            while (left := deadline - time.monotonic()) > 0:
-                if not sel.select(left):
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while (left := deadline - time.monotonic()) > 0 and sel.select(left):
+                checked = len(self.lines)
+                if not self._read_lines():
                     break
-                chunk = os.read(self.proc.stdout.fileno(), 65536)
-                if not chunk:
-                    break
-                self._buffer += chunk
-                *complete, self._buffer = self._buffer.split(b"\n")
-                for raw in complete:
-                    try:
-                        parsed: dict[str, Any] = json.loads(raw)
-                    except json.JSONDecodeError:
-                        # Kept for the failure message: a mangled line may hide the event.
-                        self.unparsed.append(raw[:500])
-                        continue
-                    self.lines.append(parsed)
-                    if parsed.get("event") == event and all(
-                        parsed.get(k) == v for k, v in match.items()
-                    ):
-                        return parsed
-        finally:
-            sel.close()
+                found = self._find(checked, event, match)
+                if found is not None:
+                    return found
         raise AssertionError(
             f"no {event} {match} within {timeout}s; saw {self.lines[-5:]}"
             f"; events {[line.get('event') for line in self.lines]}; unparsed {self.unparsed[-3:]}"
         )
+
+    def _find(self, start: int, event: str, match: dict[str, Any]) -> dict[str, Any] | None:
+        for line in self.lines[start:]:
+            if line.get("event") == event and all(line.get(k) == v for k, v in match.items()):
+                return line
+        return None
+
+    def _read_lines(self) -> bool:
+        """Read what stdout has and keep each complete line; False once stdout has closed."""
+        assert self.proc.stdout is not None
+        chunk = os.read(self.proc.stdout.fileno(), 65536)
+        if not chunk:
+            return False
+        *complete, self._buffer = (self._buffer + chunk).split(b"\n")
+        for raw in complete:
+            try:
+                self.lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                # Kept for the failure message: a mangled line may hide the event.
+                self.unparsed.append(raw[:500])
+        return True
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = BOUND) -> int:
         if self.proc.poll() is None:
