@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from syncd.job import RunContext
-from syncd.tis._settings import TisSettings
+from syncd_tis._settings import TisSettings
 
 T = TypeVar("T")
 

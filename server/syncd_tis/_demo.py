@@ -40,8 +40,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, select, text
 
-from syncd.tis._db import TisError
-from syncd.tis._schema import (
+from syncd_tis._db import TisError
+from syncd_tis._schema import (
     contact_details,
     gdc_details,
     gmc_details,

@@ -20,8 +20,8 @@ from datetime import date
 from sqlalchemy import Engine, and_, case, distinct, exists, func, or_, select, update
 
 from syncd.job import RunContext
-from syncd.tis._db import RetryPolicy, page_through
-from syncd.tis._schema import post, post_funding
+from syncd_tis._db import RetryPolicy, page_through
+from syncd_tis._schema import post, post_funding
 
 
 def recompute(

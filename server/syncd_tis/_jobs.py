@@ -12,10 +12,10 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Engine, inspect, make_url
 
 from syncd.job import RunContext
-from syncd.tis import _funding, _owner, _record_status, _trusts
-from syncd.tis._db import RetryPolicy, TisError, job_engine, retrying
-from syncd.tis._schema import TCS
-from syncd.tis._settings import TisSettings
+from syncd_tis import _funding, _owner, _record_status, _trusts
+from syncd_tis._db import RetryPolicy, TisError, job_engine, retrying
+from syncd_tis._schema import TCS
+from syncd_tis._settings import TisSettings
 
 
 def utc_today() -> date:

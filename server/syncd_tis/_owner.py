@@ -64,8 +64,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from syncd.job import RunContext
-from syncd.tis._db import TisError, is_mysql
-from syncd.tis._schema import (
+from syncd_tis._db import TisError, is_mysql
+from syncd_tis._schema import (
     owner_membership_keys,
     owner_placement_keys,
     owner_stage,
@@ -76,8 +76,8 @@ from syncd.tis._schema import (
     programme,
     programme_membership,
 )
-from syncd.tis._settings import TisSettings
-from syncd.tis._staging import Applied, Step, rebuild_aside
+from syncd_tis._settings import TisSettings
+from syncd_tis._staging import Applied, Step, rebuild_aside
 
 LOCK_NAME = "syncd.tis.PersonOwner"
 ID_SPACE = 2**32

@@ -9,17 +9,15 @@ from pathlib import Path
 
 import structlog
 
-from syncd.beans import Parameter
-from syncd.job import JobPack, JobSpec, PackContext
-from syncd.tis import _jobs, _record_status
-from syncd.tis._db import make_engine
-from syncd.tis._demo import generate
-from syncd.tis._schema import create_schema
-from syncd.tis._search_demo import seed_search_demo
-from syncd.tis._settings import TisSettings, embedded_path
-from syncd.tis.commands import register_commands
-from syncd.tis.search.jobs import search_and_reval_jobs
-from syncd.values import ValueType
+from syncd.job import JobPack, JobSpec, PackContext, Parameter, ValueType
+from syncd_tis import _jobs, _record_status
+from syncd_tis._db import make_engine
+from syncd_tis._demo import generate
+from syncd_tis._schema import create_schema
+from syncd_tis._search_demo import seed_search_demo
+from syncd_tis._settings import TisSettings, embedded_path
+from syncd_tis.commands import register_commands
+from syncd_tis.search.jobs import search_and_reval_jobs
 
 log = structlog.get_logger("syncd.tis")
 

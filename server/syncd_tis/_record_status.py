@@ -29,11 +29,10 @@ from typing import Any
 
 from sqlalchemy import Engine, case, exists, func, or_, select, update
 
-from syncd.job import RunContext
-from syncd.tis._db import RetryPolicy, page_through
-from syncd.tis._schema import person, programme_membership
-from syncd.tis._settings import parse_iso_date
-from syncd.values import Value
+from syncd.job import RunContext, Value
+from syncd_tis._db import RetryPolicy, page_through
+from syncd_tis._schema import person, programme_membership
+from syncd_tis._settings import parse_iso_date
 
 PARAMETER = "dateOverride"
 ANY = "ANY"

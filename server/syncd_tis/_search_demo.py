@@ -23,9 +23,9 @@ from typing import Any
 
 from sqlalchemy import Column, Connection, Engine, Table, func, select, update
 
-from syncd.tis._db import TisError
-from syncd.tis._schema import grade, post, programme, programme_membership, site, specialty
-from syncd.tis._search_schema import (
+from syncd_tis._db import TisError
+from syncd_tis._schema import grade, post, programme, programme_membership, site, specialty
+from syncd_tis._search_schema import (
     APPROVED,
     PRIMARY,
     SEARCH_TABLES,

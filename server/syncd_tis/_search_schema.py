@@ -1,6 +1,6 @@
 """The TCS tables only the search index jobs read, on the same MetaData as the others (`TCS`).
 
-Importing this module adds them to `syncd.tis._schema.TCS`, so `create_schema` creates the
+Importing this module adds them to `syncd_tis._schema.TCS`, so `create_schema` creates the
 missing ones like every other TCS table. In production they exist already; their columns here
 are the subset the jobs read, named as in MySQL schema `tcs`.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Date, ForeignKey, Index, String, Table
 
-from syncd.tis._schema import TCS, Id
+from syncd_tis._schema import TCS, Id
 
 APPROVED = "APPROVED"
 PRIMARY = "PRIMARY"

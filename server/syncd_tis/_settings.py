@@ -7,9 +7,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from syncd.config import duration
-from syncd.errors import ConfigError
-from syncd.tis.search.settings import RevalSettings, SearchSettings
+from syncd.job import ConfigError, duration
+from syncd_tis.search.settings import RevalSettings, SearchSettings
 
 EMBEDDED_FILE = "tis.sqlite3"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

@@ -19,8 +19,8 @@ from sqlalchemy import Connection, Engine, Executable, Table, func, select
 from sqlalchemy.exc import DBAPIError
 
 from syncd.job import RunContext
-from syncd.tis._db import TisError, staging_full, staging_tables, switch_transaction
-from syncd.tis._settings import TisSettings
+from syncd_tis._db import TisError, staging_full, staging_tables, switch_transaction
+from syncd_tis._settings import TisSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,8 +47,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from syncd.job import RunContext
-from syncd.tis._db import is_mysql
-from syncd.tis._schema import (
+from syncd_tis._db import is_mysql
+from syncd_tis._schema import (
     person,
     person_trust,
     person_trust_stage,
@@ -57,8 +57,8 @@ from syncd.tis._schema import (
     post_trust,
     post_trust_stage,
 )
-from syncd.tis._settings import TisSettings
-from syncd.tis._staging import Applied, Step, rebuild_aside
+from syncd_tis._settings import TisSettings
+from syncd_tis._staging import Applied, Step, rebuild_aside
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

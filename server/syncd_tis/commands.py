@@ -15,10 +15,10 @@ from sqlalchemy import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from syncd.job import PackContext
-from syncd.tis._db import TisError, make_engine
-from syncd.tis._demo import generate
-from syncd.tis._schema import create_schema
-from syncd.tis._settings import TisSettings
+from syncd_tis._db import TisError, make_engine
+from syncd_tis._demo import generate
+from syncd_tis._schema import create_schema
+from syncd_tis._settings import TisSettings
 
 
 def register_commands(subparsers: argparse._SubParsersAction[Any]) -> None:

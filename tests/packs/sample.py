@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syncd.beans import Parameter
+from syncd.beans.model import Parameter
 from syncd.job import JobPack, JobSpec, PackContext, RunContext
 from syncd.values import Value, ValueType
 

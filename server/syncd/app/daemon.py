@@ -19,31 +19,32 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from syncd import __version__, _jobtrees
+from syncd import __version__
+from syncd.app.instance import InstanceLock, prepare_socket, private_dir
+from syncd.app.reload import ReloadResult, plan_reload
+from syncd.app.startup import probe_listen, starting
+from syncd.beans.daemonbean import daemon_bean
+from syncd.beans.jobbeans import JobBeans
+from syncd.beans.registry import BeanRegistry
 from syncd.clock import Clock, SystemClock
 from syncd.config import Config
-from syncd.daemonbean import daemon_bean
 from syncd.enums import RunOutcome, RunState
 from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
-from syncd.events import Event, EventKind
-from syncd.executors import Executor, ProcessExecutor, ThreadExecutor
-from syncd.instance import InstanceLock, prepare_socket, private_dir
+from syncd.execution import _jobtrees
+from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
+from syncd.execution.runs import JobOptions, RunCoordinator
 from syncd.job import JobSpec
-from syncd.jobbeans import JobBeans
-from syncd.ledger import RunLedger
-from syncd.loghub import LogHub
-from syncd.metrics import Metrics
-from syncd.notify import WebhookNotifier
-from syncd.orchestrator import Orchestrator
-from syncd.plan import plan_jobs
-from syncd.recorder import LedgerRecorder
-from syncd.registry import BeanRegistry
-from syncd.reload import ReloadResult, plan_reload
+from syncd.ledger.model import RunLedger
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.ledger.sql import SqlLedger
+from syncd.observability.events import Event, EventKind
+from syncd.observability.loghub import LogHub
+from syncd.observability.metrics import Metrics
+from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
-from syncd.runs import JobOptions, RunCoordinator
-from syncd.sqlledger import SqlLedger
-from syncd.startup import probe_listen, starting
+from syncd.scheduling.plan import plan_jobs
+from syncd.service.orchestrator import Orchestrator
 from syncd.web import console
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer

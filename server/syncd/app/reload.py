@@ -11,7 +11,7 @@ import structlog
 
 from syncd.config import Config
 from syncd.job import JobSpec
-from syncd.plan import JobPlan, plan_jobs
+from syncd.scheduling.plan import JobPlan, plan_jobs
 
 log = structlog.get_logger("syncd.reload")
 

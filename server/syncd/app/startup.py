@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from syncd.app.packs import build_jobs
 from syncd.config import Config, split_host_port
 from syncd.configvalues import shown
 from syncd.errors import (
@@ -29,8 +30,7 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.job import JobPack, JobSpec, PackContext
-from syncd.packs import build_jobs
-from syncd.plan import JobPlan, plan_jobs
+from syncd.scheduling.plan import JobPlan, plan_jobs
 
 _MESSAGE_LIMIT = 1000
 _PATH_LIMIT = 200

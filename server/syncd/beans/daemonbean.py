@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 
 from syncd import __version__
-from syncd.beans import Attribute, Bean, Operation, Result
+from syncd.beans.model import Attribute, Bean, Operation, Result
 from syncd.clock import Clock
 from syncd.enums import Impact
-from syncd.runs import RunCoordinator
+from syncd.execution.runs import RunCoordinator
 from syncd.values import ValueType
 
 NAME = "Daemon"

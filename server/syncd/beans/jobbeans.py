@@ -7,13 +7,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from syncd.beans import Attribute, Bean, Invocation, Operation, Result
+from syncd.beans.model import Attribute, Bean, Invocation, Operation, Result
 from syncd.clock import stopwatch_text
 from syncd.enums import BeanState, Impact, RunOutcome, Trigger
 from syncd.errors import BeanDisabledError
+from syncd.execution.runs import Run, RunCoordinator
 from syncd.job import JobSpec
-from syncd.ledger import LatestRuns, RunRecord
-from syncd.runs import Run, RunCoordinator
+from syncd.ledger.model import LatestRuns, RunRecord
 from syncd.values import Value, ValueType
 
 NextRun = Callable[[str], datetime | None]

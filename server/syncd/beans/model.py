@@ -68,7 +68,9 @@ class Result:
     """What an operation returns: a value, and for a trigger the run it started."""
 
     value: Value = None
-    run: Any = None  # a syncd.runs.Run; typed loosely to keep this module free of run logic
+    run: Any = (
+        None  # a syncd.execution.runs.Run; typed loosely to keep this module free of run logic
+    )
     message: str = ""
 
 

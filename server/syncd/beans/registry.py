@@ -7,7 +7,7 @@ API) accepts them alike and everything downstream only ever sees the bean's own 
 
 from __future__ import annotations
 
-from syncd.beans import Bean, short_name
+from syncd.beans.model import Bean, short_name
 from syncd.errors import BeanNotFoundError, DuplicateBeanError, closest
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import structlog
 
-from syncd import _proctree
-from syncd._proctree import ProcessId
 from syncd.enums import RunOutcome
-from syncd.recorder import LedgerRecorder
+from syncd.execution import _proctree
+from syncd.execution._proctree import ProcessId
+from syncd.ledger.recorder import LedgerRecorder
 
 log = structlog.get_logger("syncd.processes")
 

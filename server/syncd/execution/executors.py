@@ -31,9 +31,9 @@ from typing import Any, Protocol
 
 import structlog
 
-from syncd import _jobtrees, _proctree
 from syncd.enums import Trigger
 from syncd.errors import RunCancelled
+from syncd.execution import _jobtrees, _proctree
 from syncd.job import JobSpec, RunContext
 from syncd.values import Value
 
@@ -362,7 +362,7 @@ class ProcessExecutor:
 
     def __init__(self, preload: list[str] | None = None, record_dir: Path | None = None) -> None:
         self._mp = multiprocessing.get_context("forkserver")
-        self._mp.set_forkserver_preload(["syncd.executors", *(preload or [])])
+        self._mp.set_forkserver_preload(["syncd.execution.executors", *(preload or [])])
         self._record_dir = record_dir
 
     async def execute(self, job: Execution) -> Result:

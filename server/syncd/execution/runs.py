@@ -28,11 +28,11 @@ from syncd.errors import (
     LedgerUnavailableError,
     RunNotFoundError,
 )
-from syncd.events import Event, EventHub, EventKind
-from syncd.executors import Ending, Execution, Executor, ThreadExecutor
+from syncd.execution.executors import Ending, Execution, Executor, ThreadExecutor
 from syncd.job import JobSpec
-from syncd.ledger import RunRecord
-from syncd.recorder import LedgerRecorder
+from syncd.ledger.model import RunRecord
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.observability.events import Event, EventHub, EventKind
 from syncd.values import Value
 
 log = structlog.get_logger("syncd.runs")

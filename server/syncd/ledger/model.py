@@ -58,7 +58,7 @@ class LatestRuns(Protocol):
 class RunLedger(Protocol):
     """Where runs are kept. Every implementation passes the same contract tests.
 
-    Methods block (SQL, files): the daemon calls them only through `syncd.recorder`, whose
+    Methods block (SQL, files): the daemon calls them only through `syncd.ledger.recorder`, whose
     threads keep them off the event loop. `last_finished` and `last_success` answer from
     memory. Storage faults raise `LedgerUnavailableError`; writes are idempotent, so a write
     may be retried after a fault.

@@ -32,8 +32,8 @@ from typing import Any, Literal, TypeVar
 import structlog
 
 from syncd.errors import LedgerUnavailableError
-from syncd.ledger import EXECUTED, RunLedger, RunRecord
-from syncd.ledgerfaults import problem_of
+from syncd.ledger._faults import problem_of
+from syncd.ledger.model import EXECUTED, RunLedger, RunRecord
 
 log = structlog.get_logger("syncd.ledger")
 

@@ -26,8 +26,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import LedgerUnavailableError, SyncdError
-from syncd.ledger import EXECUTED, INTERRUPTED_MESSAGE, RunRecord
-from syncd.ledgerfaults import SqliteFileGuard, check_writable, problem_of
+from syncd.ledger._faults import SqliteFileGuard, check_writable, problem_of
+from syncd.ledger.model import EXECUTED, INTERRUPTED_MESSAGE, RunRecord
 
 SCHEMA_VERSION = 1
 

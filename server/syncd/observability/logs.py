@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import structlog
 
 from syncd.errors import clip
-from syncd.loghub import LogHub
+from syncd.observability.loghub import LogHub
 
 LEVELS = {
     "debug": logging.DEBUG,

@@ -8,10 +8,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from syncd.events import Event, EventKind
-from syncd.jobbeans import JobBeans
-from syncd.ledger import LatestRuns
-from syncd.runs import RunCoordinator
+from syncd.beans.jobbeans import JobBeans
+from syncd.execution.runs import RunCoordinator
+from syncd.ledger.model import LatestRuns
+from syncd.observability.events import Event, EventKind
 
 
 class _LiveCollector(Collector):

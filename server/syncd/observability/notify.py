@@ -15,9 +15,9 @@ import structlog
 
 from syncd.config import NotifyConfig
 from syncd.errors import LedgerUnavailableError
-from syncd.events import Event, EventKind
-from syncd.ledger import RunRecord
-from syncd.recorder import LedgerRecorder
+from syncd.ledger.model import RunRecord
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.observability.events import Event, EventKind
 
 log = structlog.get_logger("syncd.notify")
 

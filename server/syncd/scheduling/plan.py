@@ -15,7 +15,7 @@ from syncd.config import Config, JobConfig
 from syncd.configvalues import shown
 from syncd.errors import ConfigError
 from syncd.job import JobSpec
-from syncd.timetable import Cron, Schedule, ScheduleError, parse_at, parse_every
+from syncd.scheduling.timetable import Cron, Schedule, ScheduleError, parse_at, parse_every
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 import structlog
 
 from syncd.clock import Clock
-from syncd.plan import JobPlan
-from syncd.timetable import fires_between
+from syncd.scheduling.plan import JobPlan
+from syncd.scheduling.timetable import fires_between
 
 log = structlog.get_logger("syncd.scheduler")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from syncd.enums import Trigger
-from syncd.plan import JobPlan
-from syncd.timetable import fires_between
+from syncd.scheduling.plan import JobPlan
+from syncd.scheduling.timetable import fires_between
 from syncd.values import Value
 
 # Never record more than this many missed slots per job after a long outage.

@@ -12,8 +12,8 @@ from typing import Any
 
 import structlog
 
-from syncd.beans import Invocation
-from syncd.catchup import Interrupted, catch_up
+from syncd.beans.jobbeans import JobBeans
+from syncd.beans.model import Invocation
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
@@ -25,13 +25,13 @@ from syncd.errors import (
     InvalidArgumentError,
     LedgerUnavailableError,
 )
-from syncd.events import Event, EventKind
-from syncd.jobbeans import JobBeans
-from syncd.ledger import EXECUTED, RunRecord
-from syncd.plan import JobPlan, dependants, run_order
-from syncd.recorder import LedgerRecorder
-from syncd.runs import Run, RunCoordinator, new_run_id
-from syncd.scheduler import ALL, Scheduler
+from syncd.execution.runs import Run, RunCoordinator, new_run_id
+from syncd.ledger.model import EXECUTED, RunRecord
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.observability.events import Event, EventKind
+from syncd.scheduling.plan import JobPlan, dependants, run_order
+from syncd.scheduling.scheduler import ALL, Scheduler
+from syncd.service.catchup import Interrupted, catch_up
 from syncd.values import Value
 
 log = structlog.get_logger("syncd.orchestrator")

@@ -8,16 +8,16 @@
 * `reval`: the revalidation publishers (AMQP with publisher confirms).
 * `settings`: `SearchSettings` (`[packs.tis.search]`) and `RevalSettings` (`[packs.tis.reval]`).
 * `jobs`: the job specs and bodies; `jobs.search_and_reval_jobs(ctx, settings)` is what the
-  pack calls. Importing `jobs` imports `syncd.tis._search_schema`, which adds the tables the
+  pack calls. Importing `jobs` imports `syncd_tis._search_schema`, which adds the tables the
   indices read to the TCS MetaData.
 
 This package module imports only the settings, which import nothing of the tis pack, so
-`syncd.tis._settings` can import them without an import cycle.
+`syncd_tis._settings` can import them without an import cycle.
 """
 
 from __future__ import annotations
 
-from syncd.tis.search.settings import RevalSettings as RevalSettings
-from syncd.tis.search.settings import SearchSettings as SearchSettings
+from syncd_tis.search.settings import RevalSettings as RevalSettings
+from syncd_tis.search.settings import SearchSettings as SearchSettings
 
 __all__ = ["RevalSettings", "SearchSettings"]

@@ -34,12 +34,12 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from syncd.errors import RunCancelled
-from syncd.tis._db import RetryPolicy
-from syncd.tis.search.bulk import index_item, split_bulk
-from syncd.tis.search.retry import sleep_uncancelled, with_retries
-from syncd.tis.search.settings import SearchSettings, elasticsearch_hosts
-from syncd.tis.search.sink import Document, SearchError
+from syncd.job import RunCancelled
+from syncd_tis._db import RetryPolicy
+from syncd_tis.search.bulk import index_item, split_bulk
+from syncd_tis.search.retry import sleep_uncancelled, with_retries
+from syncd_tis.search.settings import SearchSettings, elasticsearch_hosts
+from syncd_tis.search.sink import Document, SearchError
 
 T = TypeVar("T")
 

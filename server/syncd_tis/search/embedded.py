@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from syncd.tis.search.sink import Document, SearchError
+from syncd_tis.search.sink import Document, SearchError
 
 SUFFIX = ".sqlite3"
 _TERM = re.compile(r"\w+")

@@ -17,29 +17,37 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, func, select
 
-from syncd.beans import Invocation, Operation, Parameter, Result
-from syncd.job import JobSpec, PackContext, RunContext
-from syncd.tis._db import RetryPolicy, TisError, job_engine, retrying
-from syncd.tis._jobs import require_tables
-from syncd.tis._schema import person, post
-from syncd.tis._settings import TisSettings, parse_iso_date
-from syncd.tis.search import mappings, persons, posts
-from syncd.tis.search.elastic import (
+from syncd.job import (
+    Invocation,
+    JobSpec,
+    Operation,
+    PackContext,
+    Parameter,
+    Result,
+    RunContext,
+    Value,
+    ValueType,
+)
+from syncd_tis._db import RetryPolicy, TisError, job_engine, retrying
+from syncd_tis._jobs import require_tables
+from syncd_tis._schema import person, post
+from syncd_tis._settings import TisSettings, parse_iso_date
+from syncd_tis.search import mappings, persons, posts
+from syncd_tis.search.elastic import (
     ElasticsearchSearcher,
     ElasticsearchSink,
     make_client,
     policy_of,
 )
-from syncd.tis.search.embedded import EmbeddedSearcher, EmbeddedSink
-from syncd.tis.search.reval import RevalPublisher, publish_selected
-from syncd.tis.search.settings import (
+from syncd_tis.search.embedded import EmbeddedSearcher, EmbeddedSink
+from syncd_tis.search.reval import RevalPublisher, publish_selected
+from syncd_tis.search.settings import (
     RevalSettings,
     SearchSettings,
     reval_from_env,
     search_from_env,
 )
-from syncd.tis.search.sink import Document, SearchError, Sink
-from syncd.values import Value, ValueType
+from syncd_tis.search.sink import Document, SearchError, Sink
 
 S = TypeVar("S")
 INDEX_DIR = "search"  # under the state directory

@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, select
 
-from syncd.tis._schema import (
+from syncd_tis._schema import (
     contact_details,
     gdc_details,
     gmc_details,
@@ -50,8 +50,8 @@ from syncd.tis._schema import (
     programme_membership,
     specialty,
 )
-from syncd.tis._search_schema import PRIMARY, curriculum_membership, training_number
-from syncd.tis.search.sink import Document
+from syncd_tis._search_schema import PRIMARY, curriculum_membership, training_number
+from syncd_tis.search.sink import Document
 
 TABLES = (
     "Person",

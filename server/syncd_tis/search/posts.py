@@ -24,9 +24,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
-from syncd.tis._schema import contact_details, placement, post, post_funding, post_trust, programme
-from syncd.tis._schema import specialty as specialty_table
-from syncd.tis._search_schema import (
+from syncd_tis._schema import contact_details, placement, post, post_funding, post_trust, programme
+from syncd_tis._schema import specialty as specialty_table
+from syncd_tis._search_schema import (
     APPROVED,
     PRIMARY,
     post_grade,
@@ -34,7 +34,7 @@ from syncd.tis._search_schema import (
     post_specialty,
     programme_post,
 )
-from syncd.tis.search.sink import Document
+from syncd_tis.search.sink import Document
 
 TABLES = (
     "Post",

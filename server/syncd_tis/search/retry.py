@@ -1,6 +1,6 @@
 """Retries with exponential backoff for the network calls of the index and reval jobs.
 
-The database side has `syncd.tis._db.retrying` (transient SQL errors); this is the same loop for
+The database side has `syncd_tis._db.retrying` (transient SQL errors); this is the same loop for
 Elasticsearch and AMQP, where what counts as transient is the caller's `transient` function.
 Back-offs go through `wait` (a run passes `ctx.wait_cancelled`), so a cancel cuts one short.
 """
@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from syncd.errors import RunCancelled
-from syncd.tis._db import RetryPolicy
+from syncd.job import RunCancelled
+from syncd_tis._db import RetryPolicy
 
 T = TypeVar("T")
 

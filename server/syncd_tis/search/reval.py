@@ -38,10 +38,10 @@ import pika.exceptions  # type: ignore[import-untyped]
 from sqlalchemy import ColumnElement, Engine, func, or_, select
 
 from syncd.job import RunContext
-from syncd.tis._db import RetryPolicy, TisError, retrying
-from syncd.tis._schema import placement, programme_membership
-from syncd.tis.search.retry import with_retries
-from syncd.tis.search.settings import RevalSettings, redacted
+from syncd_tis._db import RetryPolicy, TisError, retrying
+from syncd_tis._schema import placement, programme_membership
+from syncd_tis.search.retry import with_retries
+from syncd_tis.search.settings import RevalSettings, redacted
 
 EXCHANGE_TYPE = "direct"
 # What Spring AMQP's Jackson2JsonMessageConverter adds for a Set<String> payload.

@@ -14,8 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from syncd.config import duration
-from syncd.errors import ConfigError
+from syncd.job import ConfigError, duration
 
 # Elasticsearch index names: lowercase, no path characters; also safe as file names.
 _INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
