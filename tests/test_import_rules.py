@@ -12,6 +12,8 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,6 +175,20 @@ def test_packs_see_only_the_job_contract(module: str, path: Path) -> None:
         and not (i.startswith(CONTRACT + ".") and i.removeprefix(CONTRACT + ".") in contract)
     )
     assert bad == [], f"{module} imports {bad}"
+
+
+def test_loading_a_pack_loads_only_the_contract_side_of_the_daemon() -> None:
+    """Importing the tis pack runs no daemon code beyond the kernel (package faces load nothing
+    until a name is asked for), so a pack cannot lean on the daemon's internals by accident."""
+    probe = "import sys, syncd_tis; print(*sorted(m for m in sys.modules if m.startswith('syncd')))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert CONTRACT in loaded
+    beyond = [
+        m for m in loaded if _within(m, "syncd") and _layer(m) != "kernel" and m not in PACKAGES
+    ]
+    assert beyond == []
 
 
 def test_the_client_never_imports_the_daemon() -> None:

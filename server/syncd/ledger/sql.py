@@ -6,7 +6,7 @@ The latest outcome per bean is cached in memory so status calls never query.
 Every storage fault leaves here as a `LedgerUnavailableError` naming the problem ("disk full",
 "locked by another writer", "database unreachable"); no write waits longer than
 `write_timeout` for a lock; a SQLite file deleted or replaced under the daemon is noticed
-before the next write (see `ledgerfaults`). Methods are blocking: the daemon calls them only
+before the next write (see `_faults`). Methods are blocking: the daemon calls them only
 from the recorder's threads, never from its event loop.
 """
 
