@@ -37,11 +37,12 @@ import sqlalchemy as sa
 
 from bench._context import BenchContext
 from syncd.job import JobBody
-from syncd.tis import TisSettings
-from syncd.tis import _jobs as jobs
-from syncd.tis._db import make_engine
-from syncd.tis._demo import generate
-from syncd.tis._schema import (
+from syncd.values import Value
+from syncd_tis import TisSettings
+from syncd_tis import _jobs as jobs
+from syncd_tis._db import make_engine
+from syncd_tis._demo import generate
+from syncd_tis._schema import (
     contact_details,
     create_schema,
     gdc_details,
@@ -51,7 +52,6 @@ from syncd.tis._schema import (
     placement,
     post,
 )
-from syncd.values import Value
 
 SERVERS = {
     "mariadb": os.environ.get(

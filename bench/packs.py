@@ -40,7 +40,7 @@ def chatter(ctx: RunContext) -> None:
 
 
 def _log_jobs(_ctx: PackContext) -> list[JobSpec]:
-    from syncd.beans import Parameter
+    from syncd.beans.model import Parameter
     from syncd.values import ValueType
 
     return [

@@ -23,15 +23,15 @@ from pathlib import Path
 
 from bench._context import BenchContext
 from syncd.job import JobBody, PackContext
-from syncd.tis import TisSettings
-from syncd.tis import _jobs as tis_jobs
-from syncd.tis._db import make_engine
-from syncd.tis._demo import generate
-from syncd.tis._schema import create_schema
-from syncd.tis._search_demo import seed_search_demo
-from syncd.tis.search import jobs as search_jobs
-from syncd.tis.search.embedded import EmbeddedSearcher
-from syncd.tis.search.settings import SearchSettings
+from syncd_tis import TisSettings
+from syncd_tis import _jobs as tis_jobs
+from syncd_tis._db import make_engine
+from syncd_tis._demo import generate
+from syncd_tis._schema import create_schema
+from syncd_tis._search_demo import seed_search_demo
+from syncd_tis.search import jobs as search_jobs
+from syncd_tis.search.embedded import EmbeddedSearcher
+from syncd_tis.search.settings import SearchSettings
 
 TARGET_SECONDS = 60.0
 TARGET_RSS_MB = 300.0

@@ -17,8 +17,8 @@ from bench._stats import row, summary
 from syncd.clock import SystemClock
 from syncd.config import Config, JobConfig
 from syncd.job import JobSpec
-from syncd.plan import plan_jobs
-from syncd.scheduler import Scheduler
+from syncd.scheduling.plan import plan_jobs
+from syncd.scheduling.scheduler import Scheduler
 
 
 def _noop(_ctx: object) -> None:

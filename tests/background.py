@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from syncd.app.daemon import Daemon
 from syncd.config import Config, DaemonConfig, HttpConfig, LedgerConfig, SchedulerConfig
-from syncd.daemon import Daemon
 from syncd.job import JobSpec
 from tests.harness import BOUND, serving_daemon
 

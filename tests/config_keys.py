@@ -11,9 +11,9 @@ import typing
 from dataclasses import Field
 from typing import Any
 
+from syncd.app.packs import discover
 from syncd.config import Config, JobConfig, load_config
 from syncd.configvalues import is_duration
-from syncd.packs import discover
 
 # How a per-job table is spelled in the walk; the example file uses a real job's name.
 JOB_TABLE = "jobs.<Name>"

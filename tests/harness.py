@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from syncd.app.daemon import Daemon
 from syncd.clock import Clock
 from syncd.config import (
     Config,
@@ -23,9 +24,8 @@ from syncd.config import (
     NotifyConfig,
     SchedulerConfig,
 )
-from syncd.daemon import Daemon
 from syncd.job import JobSpec
-from syncd.loghub import LogHub
+from syncd.observability.loghub import LogHub
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 BOUND = 10.0

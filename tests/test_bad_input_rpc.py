@@ -23,8 +23,8 @@ from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from syncd.beans import Parameter
-from syncd.daemon import Daemon
+from syncd.app.daemon import Daemon
+from syncd.beans.model import Parameter
 from syncd.job import JobSpec, RunContext
 from syncd.values import Value, ValueType
 from syncd_api.v1 import management_pb2 as pb

@@ -8,7 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.beans import Bean, Invocation, Operation, Parameter, Result, object_name, short_name
+from syncd.beans.model import (
+    Bean,
+    Invocation,
+    Operation,
+    Parameter,
+    Result,
+    object_name,
+    short_name,
+)
+from syncd.beans.registry import BeanRegistry
 from syncd.clock import stopwatch_text
 from syncd.errors import (
     BeanNotFoundError,
@@ -16,7 +25,6 @@ from syncd.errors import (
     InvalidArgumentError,
     OperationNotFoundError,
 )
-from syncd.registry import BeanRegistry
 from syncd.values import Value, ValueType, coerce, render
 
 

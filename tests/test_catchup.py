@@ -13,20 +13,20 @@ from pathlib import Path
 
 import pytest
 
-from syncd.catchup import Interrupted, Missed, RunNow, catch_up, in_window, last_window
+from syncd.app.instance import private_dir
 from syncd.config import Config, JobConfig, SchedulerConfig
 from syncd.enums import RunOutcome, Trigger
-from syncd.instance import private_dir
+from syncd.execution.runs import new_run_id
 from syncd.job import JobSpec, PackContext
-from syncd.ledger import RunRecord
-from syncd.loghub import line_filter
-from syncd.orchestrator import LAST_SEEN_KEY
-from syncd.plan import JobPlan, plan_jobs
-from syncd.runs import new_run_id
-from syncd.sqlledger import SqlLedger
-from syncd.tis import PACK, TisSettings
-from syncd.tis.search.settings import RevalSettings
+from syncd.ledger.model import RunRecord
+from syncd.ledger.sql import SqlLedger
+from syncd.observability.loghub import line_filter
+from syncd.scheduling.plan import JobPlan, plan_jobs
+from syncd.service.catchup import Interrupted, Missed, RunNow, catch_up, in_window, last_window
+from syncd.service.orchestrator import LAST_SEEN_KEY
 from syncd.values import Value
+from syncd_tis import PACK, TisSettings
+from syncd_tis.search.settings import RevalSettings
 from tests.clocks import ManualClock
 from tests.harness import BOUND, Running, running_daemon
 from tests.packs.sample import Gates, chain_jobs, quick_body

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from syncd.app.packs import discover, pack_context
+from syncd.app.reload import describe
+from syncd.app.startup import validate
 from syncd.config import Config, load_config
 from syncd.errors import ConfigError
-from syncd.packs import discover, pack_context
-from syncd.plan import plan_jobs
-from syncd.reload import describe
-from syncd.startup import validate
+from syncd.scheduling.plan import plan_jobs
 from tests.config_keys import JOB_TABLE, duration_keys, known_tables
 
 ROOT = Path(__file__).resolve().parents[1]

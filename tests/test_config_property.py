@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from syncd.app.packs import discover
+from syncd.app.startup import validate
 from syncd.config import Config, load_config
 from syncd.errors import ConfigError, PackLoadError, StartupEnvironmentError
 from syncd.job import JobPack
-from syncd.packs import discover
-from syncd.startup import validate
 from tests.config_keys import JOB_TABLE, known_tables
 
 JOB = "PersonOwnerRebuildJob"

@@ -9,10 +9,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from syncd.app.daemon import Daemon
+from syncd.app.instance import prepare_socket
 from syncd.config import Config, DaemonConfig
-from syncd.daemon import Daemon
 from syncd.errors import ConfigError, InstanceLockedError
-from syncd.instance import prepare_socket
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.harness import running_daemon

@@ -15,8 +15,8 @@ from typing import Any
 import grpc
 import pytest
 
-from syncd import _jobtrees, _proctree
-from syncd._proctree import ProcessId, wait_ended
+from syncd.execution import _jobtrees, _proctree
+from syncd.execution._proctree import ProcessId, wait_ended
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.daemon_process import BOUND, DaemonProcess, daemon_process

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import LedgerUnavailableError
-from syncd.ledger import MemoryLedger, RunLedger, RunRecord
-from syncd.recorder import LedgerHealth, LedgerRecorder
-from syncd.sqlledger import LedgerError, SqlLedger
+from syncd.ledger.model import MemoryLedger, RunLedger, RunRecord
+from syncd.ledger.recorder import LedgerHealth, LedgerRecorder
+from syncd.ledger.sql import LedgerError, SqlLedger
 from tests.services import fresh_postgres_database
 
 T0 = datetime(2026, 11, 22, 0, 5, tzinfo=UTC)
@@ -356,10 +356,10 @@ def test_close_logs_what_could_not_be_written() -> None:
 def test_cancel_of_a_run_whose_start_failed_leaves_the_bean_idle() -> None:
     """Cancel while the start is being written; the write fails: the start is refused, the
     bean is idle (not cancelling), and nothing is left claiming it."""
+    from syncd.beans.jobbeans import JobBeans
     from syncd.clock import SystemClock
     from syncd.enums import BeanState
-    from syncd.jobbeans import JobBeans
-    from syncd.runs import RunCoordinator
+    from syncd.execution.runs import RunCoordinator
     from tests.packs.sample import QUICK
 
     async def main() -> None:

@@ -27,10 +27,10 @@ import grpc
 import pytest
 import sqlalchemy as sa
 
+from syncd.app.daemon import Daemon
 from syncd.config import Config, DaemonConfig, HttpConfig, SchedulerConfig
-from syncd.daemon import Daemon
 from syncd.errors import LedgerUnavailableError
-from syncd.sqlledger import SqlLedger
+from syncd.ledger.sql import SqlLedger
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.daemon_process import daemon_process, e2e_config

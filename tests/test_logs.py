@@ -13,8 +13,8 @@ from typing import Any
 import structlog
 from structlog.testing import capture_logs
 
-from syncd.loghub import LogHub, line_filter
-from syncd.logs import RotatingWriter, configure_logging
+from syncd.observability.loghub import LogHub, line_filter
+from syncd.observability.logs import RotatingWriter, configure_logging
 
 
 def test_one_event_reaches_file_stdout_and_tail_as_the_same_json(tmp_path: Path) -> None:

@@ -17,8 +17,8 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.config import NotifyConfig
-from syncd.loghub import LogHub
-from syncd.logs import configure_logging
+from syncd.observability.loghub import LogHub
+from syncd.observability.logs import configure_logging
 from syncd_api.v1 import management_pb2 as pb
 from tests.harness import BOUND, Running, running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd import _jobtrees, _proctree
-from syncd._proctree import ProcessId, wait_ended
 from syncd.enums import RunOutcome, Trigger
-from syncd.ledger import INTERRUPTED_MESSAGE, RunRecord
-from syncd.recorder import LedgerRecorder
-from syncd.sqlledger import SqlLedger
+from syncd.execution import _jobtrees, _proctree
+from syncd.execution._proctree import ProcessId, wait_ended
+from syncd.ledger.model import INTERRUPTED_MESSAGE, RunRecord
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.ledger.sql import SqlLedger
 from tests.daemon_process import ROOT, daemon_env
 
 pytestmark = pytest.mark.skipif(not _proctree.has_proc(), reason="needs Linux /proc")
@@ -130,7 +130,7 @@ def test_a_subreaper_keeps_a_double_forked_daemon_in_its_tree() -> None:
     script = f"""
 import json, os, subprocess, sys
 sys.path[:0] = {[str(ROOT)]!r}
-from syncd import _proctree
+from syncd.execution import _proctree
 from tests.packs.sample import _DAEMONISE
 assert _proctree.become_subreaper()
 with subprocess.Popen([sys.executable, "-c", _DAEMONISE], stdout=subprocess.PIPE) as middle:

@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from syncd.app.daemon import Daemon
 from syncd.config import load_config
-from syncd.daemon import Daemon
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.daemon_process import daemon_process, e2e_config

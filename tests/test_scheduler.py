@@ -10,8 +10,8 @@ import pytest
 
 from syncd.config import Config, JobConfig
 from syncd.job import JobSpec
-from syncd.plan import plan_jobs
-from syncd.scheduler import ALL, Scheduler
+from syncd.scheduling.plan import plan_jobs
+from syncd.scheduling.scheduler import ALL, Scheduler
 from tests.clocks import ManualClock
 
 START = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)

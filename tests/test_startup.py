@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd.__main__ import EXIT_CONFIG, EXIT_ENVIRONMENT, EXIT_FAILURE, exit_code
+from syncd.app.startup import check_paths, one_line, starting
 from syncd.config import Config, DaemonConfig
 from syncd.errors import (
     ConfigError,
@@ -17,7 +18,6 @@ from syncd.errors import (
     StartupEnvironmentError,
     SyncdError,
 )
-from syncd.startup import check_paths, one_line, starting
 
 
 class TestStarting:

@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.timetable import Cron, Every, ScheduleError, fires_between, parse_at, parse_every
+from syncd.scheduling.timetable import (
+    Cron,
+    Every,
+    ScheduleError,
+    fires_between,
+    parse_at,
+    parse_every,
+)
 
 
 def utc(

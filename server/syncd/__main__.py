@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 
 from syncd import __version__
+from syncd.app.packs import discover, pack_context, seed_demo_data
+from syncd.app.startup import one_line, starting, validate
 from syncd.config import Config, load_config, with_overrides
 from syncd.errors import (
     ConfigError,
@@ -28,10 +30,8 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.job import JobPack
-from syncd.loghub import LogHub
-from syncd.logs import LEVELS, RotatingWriter, configure_logging
-from syncd.packs import discover, pack_context, seed_demo_data
-from syncd.startup import one_line, starting, validate
+from syncd.observability.loghub import LogHub
+from syncd.observability.logs import LEVELS, RotatingWriter, configure_logging
 
 EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_ENVIRONMENT = 0, 1, 2, 3
 EXIT_LOCKED = EXIT_ENVIRONMENT  # another daemon holds the state directory
@@ -167,7 +167,7 @@ def _run(
             writer = log_to(config.log_file, cache=True)
         # Only serving needs the servers (grpc, aiohttp): check-config and pack commands start
         # half a second sooner without them.
-        from syncd.daemon import Daemon
+        from syncd.app.daemon import Daemon
 
         if getattr(args, "seed_demo", False):
             seed_demo_data(validated.built, structlog.get_logger("syncd.main").info)

@@ -12,6 +12,9 @@ on a worker, never on the event loop; it reports progress and row counts through
 Packs are found through the entry-point group `syncd.jobs` (each entry point names a `JobPack`)
 or through `module:attr` strings in the config's `daemon.packs` list. Nothing registers itself
 at import time.
+
+This module is the whole contract: a pack imports from `syncd` only what `__all__` lists here
+(the import-rule test holds packs to it), so the daemon's packages can change behind it.
 """
 
 from __future__ import annotations
@@ -21,9 +24,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from syncd.beans import Operation, Parameter
-from syncd.enums import Trigger
-from syncd.values import Value
+from syncd.beans.model import Invocation, Operation, Parameter, Result
+from syncd.configvalues import duration, parse_duration
+from syncd.enums import Impact, Trigger
+from syncd.errors import ConfigError, InvalidArgumentError, RunCancelled, SyncdError
+from syncd.values import Value, ValueType
+
+__all__ = [
+    "ConfigError",
+    "Impact",
+    "InvalidArgumentError",
+    "Invocation",
+    "JobBody",
+    "JobPack",
+    "JobSpec",
+    "Operation",
+    "PackContext",
+    "Parameter",
+    "Result",
+    "RunCancelled",
+    "RunContext",
+    "SyncdError",
+    "Trigger",
+    "Value",
+    "ValueType",
+    "duration",
+    "parse_duration",
+]
 
 
 class RunContext(Protocol):

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syncd.beans import Parameter
+from syncd.beans.model import Parameter
 from syncd.job import JobPack, JobSpec, PackContext, RunContext
 from syncd.values import Value, ValueType
 

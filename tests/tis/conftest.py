@@ -21,9 +21,10 @@ from sqlalchemy import Connection, Engine, create_engine, select
 
 from syncd.enums import Trigger
 from syncd.errors import RunCancelled
-from syncd.tis import TisSettings
-from syncd.tis._db import make_engine
-from syncd.tis._schema import (
+from syncd.values import Value
+from syncd_tis import TisSettings
+from syncd_tis._db import make_engine
+from syncd_tis._schema import (
     REFERENCE,
     TCS,
     create_schema,
@@ -37,7 +38,6 @@ from syncd.tis._schema import (
     programme,
     programme_membership,
 )
-from syncd.values import Value
 from tests.services import fresh_mariadb_database, fresh_postgres_database
 
 BACKENDS = [

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from syncd.tis._schema import (
+from syncd_tis._schema import (
     contact_details,
     gdc_details,
     gmc_details,
@@ -34,7 +34,7 @@ from syncd.tis._schema import (
     programme_membership,
     specialty,
 )
-from syncd.tis._search_schema import curriculum_membership, training_number
+from syncd_tis._search_schema import curriculum_membership, training_number
 from tests.tis.conftest import Db
 
 

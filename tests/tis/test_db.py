@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from syncd.errors import RunCancelled
-from syncd.tis._db import RetryPolicy, retrying, transient_reason
+from syncd_tis._db import RetryPolicy, retrying, transient_reason
 from tests.tis.conftest import RecordingRunContext
 
 # PyMySQL ships no type hints; its exceptions are used as the driver raises them.

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from syncd.tis import TisSettings
-from syncd.tis._db import TisError, make_engine
-from syncd.tis._demo import generate
-from syncd.tis._schema import REFERENCE, TCS, create_schema, person, placement
+from syncd_tis import TisSettings
+from syncd_tis._db import TisError, make_engine
+from syncd_tis._demo import generate
+from syncd_tis._schema import REFERENCE, TCS, create_schema, person, placement
 from tests.tis.conftest import Db
 
 DAY = date(2026, 3, 10)

@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from syncd.tis import _jobs
-from syncd.tis._db import RetryPolicy
-from syncd.tis._funding import recompute
+from syncd_tis import _jobs
+from syncd_tis._db import RetryPolicy
+from syncd_tis._funding import recompute
 from tests.tis.conftest import Db
 
 TODAY = date(2026, 3, 10)

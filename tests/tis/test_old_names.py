@@ -17,10 +17,10 @@ import pytest
 from syncctl import cli
 from syncd.config import HttpConfig, SchedulerConfig
 from syncd.job import JobSpec, PackContext
-from syncd.tis import PACK, TisSettings
-from syncd.tis._db import make_engine
-from syncd.tis._schema import create_schema
-from syncd.tis._settings import embedded_url
+from syncd_tis import PACK, TisSettings
+from syncd_tis._db import make_engine
+from syncd_tis._schema import create_schema
+from syncd_tis._settings import embedded_url
 from tests.harness import Running, running_daemon
 from tests.web._support import call, console_url, csrf
 

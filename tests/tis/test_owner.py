@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import delete, insert, update
 
 from syncd.errors import RunCancelled
-from syncd.tis import _jobs, _owner
-from syncd.tis._schema import person, person_owner, programme_membership
-from syncd.tis._staging import Applied
+from syncd_tis import _jobs, _owner
+from syncd_tis._schema import person, person_owner, programme_membership
+from syncd_tis._staging import Applied
 from tests.tis.conftest import Db, RecordingRunContext
 
 TODAY = date(2026, 3, 10)

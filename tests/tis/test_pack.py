@@ -12,10 +12,10 @@ from sqlalchemy import func, inspect, select
 from syncd.config import load_dataclass
 from syncd.errors import ConfigError
 from syncd.job import PackContext
-from syncd.tis import PACK, TisSettings, _jobs
-from syncd.tis._db import TisError, make_engine
-from syncd.tis._schema import REFERENCE, TCS, person
-from syncd.tis.commands import register_commands
+from syncd_tis import PACK, TisSettings, _jobs
+from syncd_tis._db import TisError, make_engine
+from syncd_tis._schema import REFERENCE, TCS, person
+from syncd_tis.commands import register_commands
 from tests.tis.conftest import RecordingRunContext
 
 EXPECTED = [

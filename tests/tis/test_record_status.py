@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from syncd.beans import Operation, Result
+from syncd.beans.model import Operation, Result
 from syncd.errors import ConfigError, InvalidArgumentError
 from syncd.job import PackContext
-from syncd.tis import PACK, TisSettings, _jobs
-from syncd.tis._db import RetryPolicy
-from syncd.tis._record_status import Selection, recompute, selection, validate_date_override
-from syncd.tis._schema import person
+from syncd_tis import PACK, TisSettings, _jobs
+from syncd_tis._db import RetryPolicy
+from syncd_tis._record_status import Selection, recompute, selection, validate_date_override
+from syncd_tis._schema import person
 from tests.tis.conftest import Db
 
 TODAY = date(2026, 3, 10)

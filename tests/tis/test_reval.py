@@ -22,16 +22,16 @@ from urllib.parse import urlsplit
 import pika  # type: ignore[import-untyped]
 import pytest
 
-from syncd.beans import Invocation
+from syncd.beans.jobbeans import JobBeans
+from syncd.beans.model import Invocation
 from syncd.enums import BeanState, Trigger
 from syncd.errors import BeanDisabledError, RunCancelled
 from syncd.job import JobSpec, PackContext
-from syncd.jobbeans import JobBeans
-from syncd.tis import TisSettings
-from syncd.tis._db import TisError
-from syncd.tis.search.jobs import NO_BROKER, search_and_reval_jobs
-from syncd.tis.search.reval import EXCHANGE_TYPE
-from syncd.tis.search.settings import RevalSettings
+from syncd_tis import TisSettings
+from syncd_tis._db import TisError
+from syncd_tis.search.jobs import NO_BROKER, search_and_reval_jobs
+from syncd_tis.search.reval import EXCHANGE_TYPE
+from syncd_tis.search.settings import RevalSettings
 from tests.services import RABBITMQ_URL, require_tcp
 from tests.tis.conftest import Db, RecordingRunContext
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.tis.search.bulk import index_item, split_bulk
+from syncd_tis.search.bulk import index_item, split_bulk
 
 items_strategy = st.lists(st.binary(min_size=1, max_size=300), max_size=60)
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from syncd.tis._schema import post_funding, post_trust, programme
-from syncd.tis._search_schema import post_grade, post_site, post_specialty, programme_post
-from syncd.tis.search import persons, posts
-from syncd.tis.search.sink import Document
+from syncd_tis._schema import post_funding, post_trust, programme
+from syncd_tis._search_schema import post_grade, post_site, post_specialty, programme_post
+from syncd_tis.search import persons, posts
+from syncd_tis.search.sink import Document
 from tests.tis.conftest import Db
 from tests.tis.search_fixtures import (
     add_membership,

@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, NotFoundError
 
-from syncd.beans import Invocation
+from syncd.beans.model import Invocation
 from syncd.errors import RunCancelled
 from syncd.job import PackContext
-from syncd.tis._db import RetryPolicy
-from syncd.tis.search import mappings
-from syncd.tis.search.elastic import ElasticsearchSearcher, ElasticsearchSink, built_by_us
-from syncd.tis.search.jobs import search_and_reval_jobs
-from syncd.tis.search.settings import SearchSettings
-from syncd.tis.search.sink import Document, SearchError
+from syncd_tis._db import RetryPolicy
+from syncd_tis.search import mappings
+from syncd_tis.search.elastic import ElasticsearchSearcher, ElasticsearchSink, built_by_us
+from syncd_tis.search.jobs import search_and_reval_jobs
+from syncd_tis.search.settings import SearchSettings
+from syncd_tis.search.sink import Document, SearchError
 from tests.tis.conftest import Db, RecordingRunContext
 from tests.tis.search_fixtures import FakeElasticsearch, add_person, fake_elasticsearch
 

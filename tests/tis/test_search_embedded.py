@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from syncd.beans import Invocation, Result
+from syncd.beans.model import Invocation, Result
 from syncd.errors import InvalidArgumentError, RunCancelled
 from syncd.job import JobSpec, PackContext
-from syncd.tis._search_schema import post_specialty
-from syncd.tis.search.embedded import EmbeddedSearcher, fts_query
-from syncd.tis.search.jobs import INDEX_DIR, search_and_reval_jobs
-from syncd.tis.search.settings import SearchSettings
+from syncd_tis._search_schema import post_specialty
+from syncd_tis.search.embedded import EmbeddedSearcher, fts_query
+from syncd_tis.search.jobs import INDEX_DIR, search_and_reval_jobs
+from syncd_tis.search.settings import SearchSettings
 from tests.tis.conftest import Db, RecordingRunContext
 from tests.tis.search_fixtures import add_person, add_placement, add_specialty
 

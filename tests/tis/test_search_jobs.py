@@ -13,20 +13,20 @@ from sqlalchemy import func, select
 from syncd.config import load_dataclass
 from syncd.errors import ConfigError
 from syncd.job import PackContext
-from syncd.tis import TisSettings
-from syncd.tis._db import TisError, make_engine
-from syncd.tis._demo import generate
-from syncd.tis._schema import TCS, create_schema, post, programme_membership
-from syncd.tis._search_demo import seed_search_demo
-from syncd.tis._search_schema import (
+from syncd_tis import TisSettings
+from syncd_tis._db import TisError, make_engine
+from syncd_tis._demo import generate
+from syncd_tis._schema import TCS, create_schema, post, programme_membership
+from syncd_tis._search_demo import seed_search_demo
+from syncd_tis._search_schema import (
     SEARCH_TABLES,
     curriculum_membership,
     post_grade,
     post_site,
     post_specialty,
 )
-from syncd.tis.search.jobs import search_and_reval_jobs
-from syncd.tis.search.settings import RevalSettings, SearchSettings, redacted
+from syncd_tis.search.jobs import search_and_reval_jobs
+from syncd_tis.search.settings import RevalSettings, SearchSettings, redacted
 from tests.tis.conftest import Db, RecordingRunContext
 
 

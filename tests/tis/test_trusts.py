@@ -10,8 +10,8 @@ from sqlalchemy import Column, Index, MetaData, String, Table, insert, select
 
 from syncd.errors import RunCancelled
 from syncd.job import JobBody
-from syncd.tis import _jobs
-from syncd.tis._schema import Id, person_trust, post_trust
+from syncd_tis import _jobs
+from syncd_tis._schema import Id, person_trust, post_trust
 from tests.tis.conftest import Db
 
 TODAY = date(2026, 3, 10)

@@ -14,13 +14,13 @@ from typing import Any
 
 import aiohttp
 
-from syncd.beans import Parameter
+from syncd.app.daemon import Daemon
+from syncd.beans.model import Parameter
 from syncd.config import Config, DaemonConfig, HttpConfig, JobConfig, SchedulerConfig
-from syncd.daemon import Daemon
+from syncd.execution.runs import Run
 from syncd.job import JobSpec
-from syncd.loghub import LogHub
-from syncd.logs import configure_logging
-from syncd.runs import Run
+from syncd.observability.loghub import LogHub
+from syncd.observability.logs import configure_logging
 from syncd.values import Value, ValueType
 from tests.harness import serving_daemon
 from tests.packs.sample import Gates, gated_body, quick_body

@@ -10,10 +10,10 @@ from aiohttp import web
 
 from syncd.config import HttpConfig, SchedulerConfig
 from syncd.job import PackContext
-from syncd.tis import TisSettings
-from syncd.tis.search.jobs import NO_BROKER, search_and_reval_jobs
 from syncd.web.console import STATIC_DIR
 from syncd_api.v1 import management_pb2 as pb
+from syncd_tis import TisSettings
+from syncd_tis.search.jobs import NO_BROKER, search_and_reval_jobs
 from tests.harness import running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job
 from tests.web._support import (

@@ -10,7 +10,7 @@ from typing import NoReturn
 
 import pytest
 
-from syncd.beans import Invocation
+from syncd.beans.model import Invocation
 from syncd.config import HttpConfig
 from syncd.enums import Trigger
 from syncd.job import JobSpec, RunContext

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from syncd.config import HttpConfig, JobConfig
-from syncd.events import EventKind
+from syncd.observability.events import EventKind
 from tests.packs.sample import QUICK, Gates, gated_job
 from tests.web._support import (
     BOUND,

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from syncd.events import Event, EventKind
+from syncd.observability.events import Event, EventKind
 from syncd.web._auth import Caller, Role
 from syncd.web._stream import Streams
 from syncd.web.plane import WebPlane

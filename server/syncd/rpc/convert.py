@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
-from syncd.beans import Bean, Operation
+from syncd.beans.jobbeans import JobStatus
+from syncd.beans.model import Bean, Operation
 from syncd.enums import BeanState, Impact, RunOutcome, RunState, Trigger
 from syncd.errors import InvalidArgumentError
-from syncd.jobbeans import JobStatus
-from syncd.ledger import RunRecord
+from syncd.ledger.model import RunRecord
 from syncd.values import Value, ValueType, check_text, parse_json
 from syncd_api.v1 import management_pb2 as pb
 

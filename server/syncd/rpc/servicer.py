@@ -14,18 +14,18 @@ import grpc
 import structlog
 
 from syncd import __version__
-from syncd.beans import Invocation, Operation, Result
+from syncd.beans.jobbeans import JobBeans
+from syncd.beans.model import Invocation, Operation, Result
+from syncd.beans.registry import BeanRegistry
 from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
-from syncd.events import Event
-from syncd.jobbeans import JobBeans
-from syncd.ledger import RunRecord
-from syncd.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
-from syncd.orchestrator import Orchestrator
-from syncd.recorder import LedgerHealth
-from syncd.registry import BeanRegistry
+from syncd.execution.runs import Run, RunCoordinator
+from syncd.ledger.model import RunRecord
+from syncd.ledger.recorder import LedgerHealth
+from syncd.observability.events import Event
+from syncd.observability.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
-from syncd.runs import Run, RunCoordinator
+from syncd.service.orchestrator import Orchestrator
 from syncd.values import ValueType, usable_key
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc

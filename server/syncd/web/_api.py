@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.beans import Invocation
+from syncd.beans.model import Invocation
 from syncd.enums import Trigger
 from syncd.errors import (
     AlreadyRunningError,
@@ -26,9 +26,9 @@ from syncd.errors import (
     closest,
     quote_input,
 )
+from syncd.execution.runs import Run
 from syncd.job import JobSpec
-from syncd.ledger import RunRecord
-from syncd.runs import Run
+from syncd.ledger.model import RunRecord
 from syncd.values import Value, usable_key
 from syncd.web._auth import Access, Caller
 from syncd.web._http import error, instant, json_object, query_int, reply

@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from syncd.enums import RunOutcome, RunState
+from syncd.execution.runs import Run
 from syncd.job import JobSpec
-from syncd.ledger import RunRecord
-from syncd.plan import dependants
-from syncd.runs import Run
+from syncd.ledger.model import RunRecord
+from syncd.scheduling.plan import dependants
 from syncd.web._http import instant, plain, plain_mapping
 from syncd.web.plane import WebPlane
 

@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from syncd.errors import LedgerUnavailableError, RunNotFoundError
-from syncd.events import Event, EventKind
-from syncd.loghub import Follower, LogLine, line_filter
-from syncd.runs import Run
+from syncd.execution.runs import Run
+from syncd.observability.events import Event, EventKind
+from syncd.observability.loghub import Follower, LogLine, line_filter
 from syncd.web._api import find_run, snapshot
 from syncd.web._auth import Caller
 from syncd.web._http import error, instant, query_int, sse_frame

@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from syncd.beans.jobbeans import JobBeans
+from syncd.beans.registry import BeanRegistry
 from syncd.clock import Clock
 from syncd.config import HttpConfig
-from syncd.events import EventHub
-from syncd.jobbeans import JobBeans
-from syncd.ledger import RunLedger
-from syncd.loghub import LogHub
-from syncd.orchestrator import Orchestrator
-from syncd.registry import BeanRegistry
-from syncd.runs import RunCoordinator
+from syncd.execution.runs import RunCoordinator
+from syncd.ledger.model import RunLedger
+from syncd.observability.events import EventHub
+from syncd.observability.loghub import LogHub
+from syncd.service.orchestrator import Orchestrator
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

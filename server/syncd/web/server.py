@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from syncd.config import HttpConfig, split_host_port
-from syncd.metrics import Metrics
+from syncd.observability.metrics import Metrics
 
 
 class HttpServer:

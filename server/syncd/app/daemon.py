@@ -1,0 +1,354 @@
+"""The daemon: the composition root that owns the event loop's server, runs and shutdown.
+
+Shutdown is a staged protocol: health NOT_SERVING → new runs refused → running jobs get
+`shutdown_grace` to finish → the rest are cancelled (and, after `cancel_grace`, abandoned) and
+recorded → the server stops. A second signal forces an immediate exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from syncd import __version__
+from syncd.app.instance import InstanceLock, prepare_socket, private_dir
+from syncd.app.reload import ReloadResult, plan_reload
+from syncd.app.startup import probe_listen, starting
+from syncd.beans.daemonbean import daemon_bean
+from syncd.beans.jobbeans import JobBeans
+from syncd.beans.registry import BeanRegistry
+from syncd.clock import Clock, SystemClock
+from syncd.config import Config
+from syncd.enums import RunOutcome, RunState
+from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
+from syncd.execution import _jobtrees
+from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
+from syncd.execution.runs import JobOptions, RunCoordinator
+from syncd.job import JobSpec
+from syncd.ledger.model import RunLedger
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.ledger.sql import SqlLedger
+from syncd.observability.events import Event, EventKind
+from syncd.observability.loghub import LogHub
+from syncd.observability.metrics import Metrics
+from syncd.observability.notify import WebhookNotifier
+from syncd.rpc.server import ControlServer
+from syncd.rpc.servicer import ControlPlane
+from syncd.scheduling.plan import plan_jobs
+from syncd.service.orchestrator import Orchestrator
+from syncd.web import console
+from syncd.web.plane import WebPlane
+from syncd.web.server import HttpServer
+
+log = structlog.get_logger("syncd.daemon")
+
+FORCED_EXIT_WRITE_S = 2.0  # how long a forced exit waits for the ledger to take the ends
+LEDGER_CLOSE_S = 10.0  # at most this long, at shutdown, for a faulty ledger to recover
+
+
+@dataclass(slots=True)
+class Listening:
+    """Where the daemon listens, once it does."""
+
+    addresses: list[str] = field(default_factory=list)
+    http: str = ""
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Daemon:
+    """One syncd instance over one state directory."""
+
+    def __init__(
+        self,
+        config: Config,
+        jobs: Sequence[JobSpec] = (),
+        *,
+        clock: Clock | None = None,
+        ledger: RunLedger | None = None,
+        log_hub: LogHub | None = None,
+        reload_config: Callable[[], Config] | None = None,
+    ) -> None:
+        self.config = config
+        self._reload_config = reload_config
+        self._specs = list(jobs)
+        self.log_hub = log_hub or LogHub()
+        self.clock = clock or SystemClock()
+        self.plans = plan_jobs(jobs, config, os.environ)  # bad timetable: ConfigError, early
+        with starting("daemon.state_dir"):
+            private_dir(config.daemon.state_dir)
+        if ledger is None:
+            with starting("ledger"):
+                ledger = SqlLedger(config.ledger_url)
+        self.ledger = ledger
+        # Every ledger write and read from here on goes through its one writer, off the loop.
+        self.recorder = LedgerRecorder(self.ledger)
+        self.coordinator = RunCoordinator(self.recorder, self.clock)
+        self.jobs = JobBeans(self.coordinator, self.recorder)
+        self.registry = BeanRegistry()
+        self.started_at = self.clock.now()
+        self.registry.register(
+            daemon_bean(
+                clock=self.clock,
+                started_at=self.started_at,
+                state_dir=config.daemon.state_dir,
+                coordinator=self.coordinator,
+                bean_count=lambda: len(self.registry),
+                reload=self._reload_summary,
+            )
+        )
+        modules = sorted({s.body.__module__ for s in jobs})
+        self._executors: dict[str, Executor] = {
+            "thread": ThreadExecutor(),
+            # Its fork server starts on first use; each run's process tree is recorded.
+            "process": ProcessExecutor(
+                preload=modules, record_dir=config.daemon.state_dir / _jobtrees.RECORD_DIR
+            ),
+        }
+        for spec in jobs:
+            self.registry.register(self.jobs.build(spec))
+        self._apply_plans()
+        self.metrics = Metrics(
+            self.jobs, self.recorder, self.coordinator, lambda: self.coordinator.draining
+        )
+        self.coordinator.events.listen(self.metrics.on_event)
+        self.notifier: WebhookNotifier | None = None
+        if config.notify.webhook_url:
+            self.notifier = WebhookNotifier(config.notify, self.recorder)
+            self.coordinator.events.listen(self.notifier.on_event)
+        self.orchestrator = Orchestrator(
+            self.plans,
+            self.jobs,
+            self.coordinator,
+            self.recorder,
+            self.clock,
+            config.scheduler,
+            observe_lateness=self.metrics.lateness.observe,
+        )
+        self.jobs.attach_schedule(self.orchestrator.scheduler.next_run, self.orchestrator.paused)
+        self.listening = Listening()
+        self._stop = asyncio.Event()
+        self._stop_signals = 0
+
+    def _apply_plans(self) -> None:
+        for name, plan in self.plans.items():
+            self.coordinator.set_options(
+                name,
+                JobOptions(
+                    timeout=plan.timeout,
+                    cancel_grace=plan.cancel_grace,
+                    executor=self._executors[plan.execution],
+                ),
+            )
+            if plan.enabled:
+                self.jobs.enable(name)
+            else:
+                self.jobs.disable(
+                    name, f"disabled in the configuration (jobs.{name}.enabled = false)"
+                )
+
+    def reload(self) -> ReloadResult:
+        """Re-read the configuration: the timetable and job settings apply now; a bad file
+        changes nothing (raises ConfigError); other changes are reported as needing a restart."""
+        if self._reload_config is None:
+            raise ConfigError("(reload)", "this daemon was started without a configuration source")
+        try:
+            new, plans, result = plan_reload(
+                self._reload_config, self.config, self._specs, dict(self.plans)
+            )
+        except SyncdError as exc:
+            log.error("config.reload_failed", error=str(exc))
+            raise
+        self.config = dataclasses.replace(new, packs=self.config.packs)
+        self.plans = plans
+        self._apply_plans()
+        self.orchestrator.replace_plans(plans)
+        log.info(
+            "config.reloaded",
+            changed_jobs=result.changed_jobs,
+            restart_needed=result.restart_needed,
+        )
+        self.coordinator.events.publish(
+            Event(
+                kind=EventKind.CONFIG_RELOADED,
+                at=self.clock.now(),
+                message=f"changed: {', '.join(result.changed_jobs) or 'nothing'}",
+            )
+        )
+        return result
+
+    def _reload_summary(self) -> dict[str, list[str]]:
+        result = self.reload()
+        return {"changedJobs": result.changed_jobs, "restartNeeded": result.restart_needed}
+
+    def _on_hangup(self) -> None:
+        with contextlib.suppress(SyncdError):  # already logged; the old config stays
+            self.reload()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.daemon.state_dir
+
+    def request_stop(self) -> None:
+        """Begin the shutdown protocol; safe to call at any time and more than once."""
+        self._stop.set()
+
+    def _on_signal(self, signum: int) -> None:
+        self._stop_signals += 1
+        if self._stop_signals == 1:
+            log.info("daemon.signal", signal=signal.Signals(signum).name)
+            self.request_stop()
+            return
+        self._force_exit(signum)
+
+    def _force_exit(self, signum: int) -> None:
+        """Second signal: record what is still running and leave now."""
+        ends = [
+            run.update(
+                state=RunState.FINISHED,
+                outcome=RunOutcome.CANCELLED,
+                ended_at=self.clock.now(),
+                error_type="ForcedExit",
+                error_message="the daemon was stopped by a second signal",
+            )
+            for run in self.coordinator.active_runs()
+        ]
+        # Through the one writer, bounded: a locked or lost ledger cannot hold the exit up
+        # (what stays unwritten is finished `interrupted` at the next start).
+        unwritten = self.recorder.flush_blocking(ends, timeout=FORCED_EXIT_WRITE_S)
+        log.warning(
+            "daemon.forced_exit", signal=signal.Signals(signum).name, unwritten=unwritten or None
+        )
+        os._exit(128 + signum)
+
+    def _web_routes(self, app: web.Application) -> None:
+        """The web console and the old REST API."""
+        console.install(
+            app,
+            WebPlane(
+                config=self.config.http,
+                registry=self.registry,
+                jobs=self.jobs,
+                coordinator=self.coordinator,
+                orchestrator=self.orchestrator,
+                ledger=self.ledger,
+                log_hub=self.log_hub,
+                events=self.coordinator.events,
+                clock=self.clock,
+                started_at=self.started_at,
+            ),
+        )
+
+    async def serve(self, *, handle_signals: bool = True) -> int:
+        """Run until asked to stop; returns the process exit status (0 on a clean stop)."""
+        daemon_cfg = self.config.daemon
+        with starting("daemon.state_dir"):
+            private_dir(self.state_dir)
+            lock = InstanceLock(self.state_dir)
+            lock.acquire()
+        socket_file: Path | None = None
+        control = ControlServer(
+            ControlPlane(
+                registry=self.registry,
+                jobs=self.jobs,
+                coordinator=self.coordinator,
+                orchestrator=self.orchestrator,
+                log_hub=self.log_hub,
+                started_at=self.started_at,
+                pid=os.getpid(),
+                ledger_health=self.recorder.health,
+            )
+        )
+        loop = asyncio.get_running_loop()
+        self.log_hub.bind_loop(loop)
+        http: HttpServer | None = None
+        try:
+            address = daemon_cfg.listen_address
+            with starting(f"daemon.address: cannot listen on {address}"):
+                if address.startswith("unix:"):
+                    socket_file = Path(address.removeprefix("unix:"))
+                    prepare_socket(socket_file)
+                    self.listening.addresses.append(control.bind_unix(socket_file))
+                else:
+                    probe_listen(f"daemon.address: cannot listen on {address}", address)
+                    self.listening.addresses.append(control.bind_tcp(address))
+            if daemon_cfg.tcp_address:
+                tcp = daemon_cfg.tcp_address
+                with starting(f"daemon.tcp_address: cannot listen on {tcp}"):
+                    probe_listen(f"daemon.tcp_address: cannot listen on {tcp}", tcp)
+                    self.listening.addresses.append(control.bind_tcp(tcp))
+            await control.server.start()
+            await control.set_serving(True)
+            if self.config.http.address:
+                http = HttpServer(
+                    self.config.http,
+                    self.metrics,
+                    lambda: not self.coordinator.draining,
+                    extra_routes=self._web_routes,
+                    ledger_problem=lambda: self.recorder.health().problem,
+                )
+                with starting(f"http.address: cannot listen on {self.config.http.address}"):
+                    self.listening.http = await http.start()
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.add_signal_handler(signum, self._on_signal, signum)
+                loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
+            log.info(
+                "daemon.started",
+                version=__version__,
+                pid=os.getpid(),
+                addresses=self.listening.addresses,
+                http=self.listening.http or None,
+                state_dir=str(self.state_dir),
+                beans=[b.name for b in self.registry.beans()],
+            )
+            try:
+                removed = await self.recorder.prune(
+                    self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
+                )
+            except LedgerUnavailableError as exc:
+                log.error("ledger.prune_failed", problem=exc.problem)
+            else:
+                if removed:
+                    log.info("ledger.pruned", runs=removed)
+            # Under the instance lock and before any job starts: end what runs of a killed
+            # predecessor left, then note it with those (now interrupted) runs.
+            survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
+            await self.orchestrator.start()
+            await _jobtrees.note_survivors(self.recorder, survivors)
+            self.listening.ready.set()
+            await self._stop.wait()
+
+            log.info("daemon.draining", running=[r.run_id for r in self.coordinator.active_runs()])
+            await control.set_serving(False)
+            self.coordinator.refuse_new_runs()
+            self.coordinator.events.publish(
+                Event(kind=EventKind.DAEMON_DRAINING, at=self.clock.now(), message="shutting down")
+            )
+            await self.orchestrator.stop()
+            await self.coordinator.drain(daemon_cfg.shutdown_grace)
+            if self.notifier is not None:
+                await self.notifier.close()
+            await control.server.stop(grace=1.0)
+            log.info("daemon.stopped")
+            return 0
+        finally:
+            if handle_signals:
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    loop.remove_signal_handler(signum)
+            await control.server.stop(grace=None)
+            if http is not None:
+                await http.stop()
+            if socket_file is not None and socket_file.is_socket():
+                socket_file.unlink()
+            # Ends still kept in memory get a last chance to be written, then are logged whole.
+            await self.recorder.close(timeout=min(daemon_cfg.shutdown_grace, LEDGER_CLOSE_S))
+            lock.release()

@@ -1,0 +1,73 @@
+"""The daemon's own bean, `sync.mbean:name=Daemon`: who it is and what it is doing."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from syncd import __version__
+from syncd.beans.model import Attribute, Bean, Operation, Result
+from syncd.clock import Clock
+from syncd.enums import Impact
+from syncd.execution.runs import RunCoordinator
+from syncd.values import ValueType
+
+NAME = "Daemon"
+
+
+def daemon_bean(
+    *,
+    clock: Clock,
+    started_at: datetime,
+    state_dir: Path,
+    coordinator: RunCoordinator,
+    bean_count: Callable[[], int],
+    reload: Callable[[], dict[str, list[str]]],
+) -> Bean:
+    def running() -> list[dict[str, str]]:
+        return [{"bean": r.record.bean, "runId": r.run_id} for r in coordinator.active_runs()]
+
+    def uptime() -> float:
+        return round((clock.now() - started_at).total_seconds(), 3)
+
+    operations = [
+        Operation(
+            name="version",
+            handler=lambda _inv: Result(value=__version__),
+            description="The daemon's version.",
+            returns=ValueType.STRING,
+        ),
+        Operation(
+            name="reloadConfig",
+            handler=lambda _inv: Result(value=reload(), message="Reloaded"),
+            description=(
+                "Re-read the configuration file (as SIGHUP does): the timetable and job settings"
+                " apply at once; returns the changed jobs and the keys that need a restart."
+            ),
+            returns=ValueType.JSON,
+            impact=Impact.ACTION,
+        ),
+        Operation(
+            name="runningJobs",
+            handler=lambda _inv: Result(value=running()),
+            description="The runs under way, as a list of {bean, runId}.",
+            returns=ValueType.JSON,
+        ),
+    ]
+    attributes = [
+        Attribute(name="Version", type=ValueType.STRING, read=lambda: __version__),
+        Attribute(name="Pid", type=ValueType.INT, read=os.getpid),
+        Attribute(name="StartedAt", type=ValueType.TIMESTAMP, read=lambda: started_at),
+        Attribute(
+            name="Uptime", type=ValueType.FLOAT, read=uptime, description="Seconds since start."
+        ),
+        Attribute(name="Draining", type=ValueType.BOOL, read=lambda: coordinator.draining),
+        Attribute(name="StateDir", type=ValueType.STRING, read=lambda: str(state_dir)),
+        Attribute(name="BeanCount", type=ValueType.INT, read=bean_count),
+        Attribute(
+            name="RunningJobs", type=ValueType.INT, read=lambda: len(coordinator.active_runs())
+        ),
+    ]
+    return Bean.build(NAME, "The syncd daemon itself.", operations, attributes)

@@ -1,0 +1,498 @@
+"""Where job bodies execute: a child process (the default: killable, no shared GIL) or a thread.
+
+Both watch the run's cancellation: cooperative first (the body sees `ctx.is_cancelled()`), then,
+after `cancel_grace`, a child process is killed with every process it started, however deep; a
+thread cannot be killed and is abandoned (it is a daemon thread, so it cannot hold the process
+open).
+
+No process a job starts outlives its run or its daemon: the job's process is a subreaper (orphans
+of its descendants re-parent to it, not to init), ends its whole tree when its body returns and
+when the daemon dies (its pipe to the daemon reaches end-of-file, whatever signal killed the
+daemon), and keeps a record of its tree in the state directory for the next daemon (_jobtrees).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import enum
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from syncd.enums import Trigger
+from syncd.errors import RunCancelled
+from syncd.execution import _jobtrees, _proctree
+from syncd.job import JobSpec, RunContext
+from syncd.values import Value
+
+
+class Ending(enum.Enum):
+    """How a body's execution ended, before the coordinator maps it to an outcome."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # the body stopped cooperatively
+    KILLED = "killed"  # a child process ignored cancellation and was killed
+    ABANDONED = "abandoned"  # a thread ignored cancellation and was left behind
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    ending: Ending
+    error_type: str = ""
+    error_message: str = ""
+
+
+class Reporter(Protocol):
+    """What an executor tells the coordinator while a body runs (from any thread)."""
+
+    def progress(self, done: int, total: int) -> None: ...
+    def rows(self, read: int, written: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Execution:
+    """One body to execute and the signals around it."""
+
+    spec: JobSpec
+    run_id: str
+    trigger: Trigger
+    arguments: Mapping[str, Value]
+    cancel_requested: threading.Event  # seen by the body
+    cancel_signal: asyncio.Event  # wakes the executor on the loop
+    cancel_grace: float
+    reporter: Reporter
+
+
+class Executor(Protocol):
+    async def execute(self, job: Execution) -> Result: ...
+
+
+def _failure(exc: BaseException) -> Result:
+    if isinstance(exc, RunCancelled):
+        return Result(Ending.CANCELLED, "RunCancelled", "cancelled on request")
+    return Result(Ending.FAILED, type(exc).__name__, str(exc) or repr(exc))
+
+
+class _ThreadContext:
+    """RunContext for a body on a thread of the daemon."""
+
+    def __init__(self, job: Execution) -> None:
+        self._job = job
+        self.log = structlog.get_logger("syncd.job").bind(
+            job=job.spec.name, run_id=job.run_id, trigger=job.trigger.value
+        )
+
+    run_id = property(lambda self: self._job.run_id)
+    bean = property(lambda self: self._job.spec.name)
+    trigger = property(lambda self: self._job.trigger)
+    args = property(lambda self: self._job.arguments)
+    settings = property(lambda self: self._job.spec.settings)
+
+    def is_cancelled(self) -> bool:
+        return self._job.cancel_requested.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._job.cancel_requested.is_set():
+            raise RunCancelled
+
+    def wait_cancelled(self, timeout: float) -> bool:
+        return self._job.cancel_requested.wait(timeout)
+
+    def report_progress(self, done: int, total: int | None = None) -> None:
+        self._job.reporter.progress(done, total or 0)
+
+    def add_rows(self, *, read: int = 0, written: int = 0) -> None:
+        self._job.reporter.rows(read, written)
+
+
+class ThreadExecutor:
+    """Runs the body on a fresh daemon thread; cannot force-stop it."""
+
+    async def execute(self, job: Execution) -> Result:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Result] = loop.create_future()
+        ctx: RunContext = _ThreadContext(job)
+
+        def settle(result: Result) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        def report(result: Result) -> None:
+            # A closed loop: an abandoned body ended after its daemon stopped; its run was
+            # recorded then, and nobody is left to tell.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result)
+
+        def work() -> None:
+            # Library logs from this thread carry the run's identity too.
+            structlog.contextvars.bind_contextvars(
+                job=job.spec.name, run_id=job.run_id, trigger=job.trigger.value
+            )
+            try:
+                job.spec.body(ctx)
+            except BaseException as exc:  # the body's failure is the run's outcome
+                report(_failure(exc))
+            else:
+                report(Result(Ending.SUCCEEDED))
+
+        thread = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(work,),
+            name=f"job:{job.spec.name}",
+            daemon=True,
+        )
+        thread.start()
+        cancelled = asyncio.ensure_future(job.cancel_signal.wait())
+        try:
+            pending: set[asyncio.Future[Any]] = {done, cancelled}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if done.done():
+                return done.result()
+            try:
+                async with asyncio.timeout(job.cancel_grace):
+                    return await asyncio.shield(done)
+            except TimeoutError:
+                return Result(
+                    Ending.ABANDONED,
+                    "Abandoned",
+                    f"the job ignored cancellation for {job.cancel_grace:g}s; its thread was left",
+                )
+        finally:
+            cancelled.cancel()
+
+
+# --- child processes -----------------------------------------------------------------------
+
+
+class _ChildContext:
+    """RunContext inside the child process: everything goes to the parent over the pipe."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        payload: dict[str, Any],
+        cancel: threading.Event,
+        lock: threading.Lock,
+    ) -> None:
+        self._conn = conn
+        self._payload = payload
+        self._cancel = cancel
+        self._lock = lock  # shared with the log forwarder: one writer on the pipe at a time
+        self.log = structlog.get_logger("syncd.job").bind(
+            job=payload["bean"], run_id=payload["run_id"], trigger=payload["trigger"]
+        )
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._conn.send(message)
+
+    run_id = property(lambda self: self._payload["run_id"])
+    bean = property(lambda self: self._payload["bean"])
+    trigger = property(lambda self: Trigger(self._payload["trigger"]))
+    args = property(lambda self: self._payload["args"])
+    settings = property(lambda self: self._payload["settings"])
+
+    def is_cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise RunCancelled
+
+    def wait_cancelled(self, timeout: float) -> bool:
+        return self._cancel.wait(timeout)
+
+    def report_progress(self, done: int, total: int | None = None) -> None:
+        self.send(("progress", done, total or 0))
+
+    def add_rows(self, *, read: int = 0, written: int = 0) -> None:
+        self.send(("rows", read, written))
+
+
+class _ChildLibraryHandler(logging.Handler):
+    """Stdlib records in the job's process, into the forwarding structlog chain."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            known = ("debug", "info", "warning", "error", "critical")
+            log = structlog.get_logger(record.name)
+            getattr(log, level if level in known else "info")(
+                "library.log", logger=record.name, message=record.getMessage()
+            )
+        except Exception:  # logging must never fail the job
+            self.handleError(record)
+
+
+def _child_main(
+    conn: Connection, body: Callable[[RunContext], None], payload: dict[str, Any]
+) -> None:
+    """Entry point of the job's child process."""
+    os.setpgrp()  # its own process group, apart from the daemon's terminal signals
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
+    # Orphans of the body's processes (a double-forked daemon) re-parent to us, not to init,
+    # so they stay in the tree that this process and the daemon end.
+    _proctree.become_subreaper()
+    # Programs the body starts inherit this, so they can be found even outside our tree.
+    os.environ[_proctree.RUN_MARKER] = payload["run_id"]
+    cancel = threading.Event()
+    lock = threading.Lock()
+
+    def forward(
+        _logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> Mapping[str, Any]:
+        with lock:
+            conn.send(("log", method, dict(event_dict)))
+        raise structlog.DropEvent
+
+    # Configure before any logger is bound: a bound logger keeps the configuration it saw.
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.format_exc_info,
+            forward,
+        ],
+        cache_logger_on_first_use=True,
+    )
+    # Library (stdlib) loggers in the job go to the daemon too, with the run's identity.
+    structlog.contextvars.bind_contextvars(
+        job=payload["bean"], run_id=payload["run_id"], trigger=payload["trigger"]
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [_ChildLibraryHandler()]
+    root.setLevel(logging.WARNING)
+    ctx = _ChildContext(conn, payload, cancel, lock)
+    watch: _jobtrees.TreeWatch | None = None
+    if payload["tree_record"]:
+        watch = _jobtrees.TreeWatch(
+            Path(payload["tree_record"]),
+            payload["run_id"],
+            payload["bean"],
+            on_change=lambda tree: ctx.log.debug(
+                "job.tree_recorded", pids=sorted(p.pid for p in tree)
+            ),
+        )
+        watch.start()
+
+    def listen() -> None:
+        try:
+            while True:
+                if conn.recv() == ("cancel",):
+                    cancel.set()
+        except (EOFError, OSError):
+            _end_own_tree()  # the daemon is gone: neither we nor anything we started outlive it
+            os._exit(70)
+
+    threading.Thread(target=listen, name="syncd-control", daemon=True).start()
+    try:
+        body(ctx)
+    except RunCancelled:
+        ended = (Ending.CANCELLED.value, "RunCancelled", "cancelled on request")
+    except BaseException as exc:
+        ctx.log.error("job.crashed", error=str(exc), traceback=traceback.format_exc())
+        result = _failure(exc)
+        ended = (result.ending.value, result.error_type, result.error_message)
+    else:
+        ended = (Ending.SUCCEEDED.value, "", "")
+    if watch is not None:
+        watch.stop()
+    # A run's processes end with it: what the body left running would go on beside its re-run.
+    left = _end_own_tree()
+    if left:
+        ctx.log.warning(
+            "job.processes_ended", pids=sorted(p.pid for p in left), names=sorted(left.values())
+        )
+    ctx.send(("ended", *ended))
+
+
+def _end_own_tree() -> dict[_proctree.ProcessId, str]:
+    me = _proctree.identify(os.getpid())
+    if me is None:  # no /proc: only the daemon's process-group kill reaches the body's children
+        return {}
+    return _proctree.end_tree(me, include_root=False)
+
+
+_LOG = structlog.get_logger("syncd.job")
+
+
+def _relay_log(method: str, event_dict: dict[str, Any]) -> None:
+    event = event_dict.pop("event", "job.log")
+    event_dict.pop("timestamp", None)
+    getattr(
+        _LOG, method if method in {"debug", "info", "warning", "error", "critical"} else "info"
+    )(event, **event_dict)
+
+
+_RELAY_BATCH = 500
+
+
+def _relay_batch(loop: asyncio.AbstractEventLoop, logs: list[tuple[str, dict[str, Any]]]) -> None:
+    """Log a batch of the child's lines on the loop, and wait until it has: a job that logs
+    faster than the daemon can write then fills its pipe and slows down (back-pressure),
+    instead of the daemon queueing its lines without bound."""
+    taken = threading.Event()
+
+    def relay() -> None:
+        try:
+            for method, event_dict in logs:
+                _relay_log(method, event_dict)
+        finally:
+            taken.set()
+
+    try:
+        loop.call_soon_threadsafe(relay)
+    except RuntimeError:
+        return  # the loop has closed
+    taken.wait(10)
+
+
+class ProcessExecutor:
+    """Runs the body in a child process from a fork server; kills its tree if it ignores cancel.
+
+    With a `record_dir`, each run's process tree is recorded there while it runs, so that a
+    daemon started after this one was killed can end what the run left (see _jobtrees).
+    """
+
+    def __init__(self, preload: list[str] | None = None, record_dir: Path | None = None) -> None:
+        self._mp = multiprocessing.get_context("forkserver")
+        self._mp.set_forkserver_preload(["syncd.execution.executors", *(preload or [])])
+        self._record_dir = record_dir
+
+    async def execute(self, job: Execution) -> Result:
+        loop = asyncio.get_running_loop()
+        parent, child = self._mp.Pipe(duplex=True)
+        record: Path | None = None
+        if self._record_dir is not None:
+            try:
+                self._record_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                record = _jobtrees.record_path(self._record_dir, job.run_id)
+            except OSError as exc:  # the run still ends its tree; only a successor can't
+                _LOG.warning("job.tree_unrecorded", job=job.spec.name, error=str(exc)[:200])
+        payload = {
+            "run_id": job.run_id,
+            "bean": job.spec.name,
+            "trigger": job.trigger.value,
+            "args": dict(job.arguments),
+            "settings": job.spec.settings,
+            "tree_record": str(record) if record is not None else "",
+        }
+        proc = self._mp.Process(
+            target=_child_main,
+            args=(child, job.spec.body, payload),
+            name=f"syncd-job:{job.spec.name}",
+        )
+        await asyncio.to_thread(proc.start)  # the first start also starts the fork server
+        child.close()
+        assert proc.pid is not None  # started
+        root = _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
+        ended: asyncio.Future[Result] = loop.create_future()
+
+        def settle(result: Result) -> None:
+            if not ended.done():
+                ended.set_result(result)
+
+        def read() -> None:
+            """Relays the child's messages until its end of the pipe closes."""
+            final: Result | None = None
+            logs: list[tuple[str, dict[str, Any]]] = []
+            try:
+                while True:
+                    message = parent.recv()
+                    kind = message[0]
+                    if kind == "progress":
+                        job.reporter.progress(message[1], message[2])
+                    elif kind == "rows":
+                        job.reporter.rows(message[1], message[2])
+                    elif kind == "log":
+                        logs.append((message[1], message[2]))
+                    elif kind == "ended":
+                        final = Result(Ending(message[1]), message[2], message[3])
+                    if logs and (len(logs) >= _RELAY_BATCH or not parent.poll()):
+                        _relay_batch(loop, logs)
+                        logs = []
+            except (EOFError, OSError):
+                pass
+            if logs:
+                _relay_batch(loop, logs)
+            proc.join()
+            # The job's process ends its own tree; this catches what a process that died
+            # abruptly (killed, out of memory) left, before the run is reported ended.
+            killed = self._end_leftovers(job.run_id, record)
+            if killed:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    loop.call_soon_threadsafe(_log_leftovers, job, killed)
+            if final is None:
+                code = proc.exitcode
+                final = Result(
+                    Ending.FAILED, "ChildDied", f"the job's process exited with status {code}"
+                )
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody to tell
+                loop.call_soon_threadsafe(settle, final)
+
+        reader = threading.Thread(target=read, name=f"job-relay:{job.spec.name}", daemon=True)
+        reader.start()
+        cancelled = asyncio.ensure_future(job.cancel_signal.wait())
+        try:
+            pending: set[asyncio.Future[Any]] = {ended, cancelled}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if ended.done():
+                return ended.result()
+            with contextlib.suppress(OSError):  # a child already gone: its reader settles it
+                parent.send(("cancel",))
+            try:
+                async with asyncio.timeout(job.cancel_grace):
+                    return await asyncio.shield(ended)
+            except TimeoutError:
+                # Off the loop: freezing a large tree and waiting for it to die takes a moment.
+                await asyncio.to_thread(self._kill, root, job.run_id, record)
+                await asyncio.shield(ended)
+                return Result(
+                    Ending.KILLED,
+                    "Killed",
+                    f"the job ignored cancellation for {job.cancel_grace:g}s and was killed",
+                )
+        finally:
+            cancelled.cancel()
+            if not ended.done():  # our own task was cancelled: do not leave the child behind
+                self._kill(root, job.run_id, record)
+            parent.close()
+
+    @staticmethod
+    def _kill(root: _proctree.ProcessId, run_id: str, record: Path | None) -> None:
+        """Kill the job's process and every process it started, however deep."""
+        if not _proctree.has_proc():  # elsewhere, the process group is what we can reach
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(root.pid, signal.SIGKILL)
+            return
+        recorded = _jobtrees.read_record(record) if record is not None else None
+        extra = [*(recorded.processes if recorded else ()), *_proctree.marked(run_id)]
+        _proctree.end_tree(root, include_root=True, extra=extra)
+
+    @staticmethod
+    def _end_leftovers(run_id: str, record: Path | None) -> dict[_proctree.ProcessId, str]:
+        if record is not None:
+            return _jobtrees.end_recorded(record)[1]
+        return _proctree.end_tree(None, include_root=False, extra=_proctree.marked(run_id))
+
+
+def _log_leftovers(job: Execution, killed: Mapping[_proctree.ProcessId, str]) -> None:
+    _LOG.warning(
+        "job.processes_ended",
+        job=job.spec.name,
+        run_id=job.run_id,
+        pids=sorted(p.pid for p in killed),
+        names=sorted(killed.values()),
+    )

@@ -1,0 +1,445 @@
+"""Runs: the one code path that starts, follows, cancels, times out and records a job's run.
+
+The coordinator lives on the daemon's event loop. `start()` never awaits between checking for
+an active run and claiming the bean, so concurrent requests on the loop cannot both win; it then
+awaits the ledger's record of the start, and a start the ledger cannot take releases the claim
+and is refused (LedgerUnavailableError): no bean runs with a run id that exists nowhere. Ends
+go to the ledger's one writer, which keeps them in memory while the ledger is unwritable.
+Bodies execute off the loop, in a child process or a thread (`executors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from syncd.clock import Clock
+from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.errors import (
+    AlreadyRunningError,
+    DrainingError,
+    LedgerUnavailableError,
+    RunNotFoundError,
+)
+from syncd.execution.executors import Ending, Execution, Executor, ThreadExecutor
+from syncd.job import JobSpec
+from syncd.ledger.model import RunRecord
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.observability.events import Event, EventHub, EventKind
+from syncd.values import Value
+
+log = structlog.get_logger("syncd.runs")
+
+
+def new_run_id(started_at: datetime) -> str:
+    """Sortable, readable, unique: `20261122T031500-4f3a9c`."""
+    return f"{started_at:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True, eq=False)
+class Run:
+    """A run under way. Owned by the event loop; its worker thread only touches counters."""
+
+    record: RunRecord
+    started_monotonic: float
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
+    cancel_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    cancel_reason: str = ""  # "", "request", "timeout" or "shutdown"
+    ending: bool = False  # its end is being recorded; it finishes once the ledger has it
+    version: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def run_id(self) -> str:
+        return self.record.run_id
+
+    def update(self, **changes: Any) -> RunRecord:
+        """Replace the record with changed fields; safe from the loop and the worker alike."""
+        with self._lock:
+            self.record = replace(self.record, **changes)
+            return self.record
+
+    def touch(self) -> None:
+        """Wake whoever follows this run (WatchRun, `--wait`)."""
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self, seen_version: int, timeout: float) -> bool:
+        """Wait until the run changes after `seen_version`; False on timeout."""
+        if self.version != seen_version:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+def _retrieved(future: asyncio.Future[Run]) -> None:
+    """Mark a launch's refusal as seen when its caller has gone (it was logged already)."""
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOptions:
+    """How one job executes: its time limit, its cancel grace and where its body runs."""
+
+    timeout: float = 0.0  # seconds; 0 means no limit
+    cancel_grace: float = 10.0
+    executor: Executor = field(default_factory=ThreadExecutor)
+
+
+class _Reporter:
+    """Progress from the executor's threads into the run, coalesced per loop turn."""
+
+    def __init__(self, run: Run, notify: Any) -> None:
+        self._run = run
+        self._notify = notify
+
+    def progress(self, done: int, total: int) -> None:
+        self._run.update(progress_done=done, progress_total=total)
+        self._notify(self._run)
+
+    def rows(self, read: int, written: int) -> None:
+        with self._run._lock:
+            rec = self._run.record
+            self._run.record = replace(
+                rec, rows_read=rec.rows_read + read, rows_written=rec.rows_written + written
+            )
+        self._notify(self._run)
+
+
+_ENDING_ERRORS = {
+    "timeout": ("TimedOut", "the run exceeded its timeout of {timeout:g}s"),
+    "shutdown": (
+        "ShutdownCancelled",
+        "the daemon stopped; the job did not finish within shutdown_grace",
+    ),
+}
+
+
+class RunCoordinator:
+    """Starts runs (one per bean at a time), follows them and writes them to the ledger."""
+
+    def __init__(
+        self,
+        recorder: LedgerRecorder,
+        clock: Clock,
+        default_options: JobOptions | None = None,
+        events: EventHub | None = None,
+    ) -> None:
+        self._recorder = recorder
+        self._clock = clock
+        self.events = events or EventHub()
+        self._default_options = default_options or JobOptions()
+        self._options: dict[str, JobOptions] = {}
+        self._active: dict[str, Run] = {}
+        self._recent: dict[str, Run] = {}  # finished runs still followed by id
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._draining = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending_notify: set[Run] = set()
+        self._notify_lock = threading.Lock()
+
+    def set_options(self, bean: str, options: JobOptions) -> None:
+        self._options[bean] = options
+
+    def options(self, bean: str) -> JobOptions:
+        return self._options.get(bean, self._default_options)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def active(self, bean: str) -> Run | None:
+        return self._active.get(bean)
+
+    def active_runs(self) -> list[Run]:
+        return list(self._active.values())
+
+    async def start(
+        self,
+        spec: JobSpec,
+        arguments: Mapping[str, Value],
+        *,
+        trigger: Trigger,
+        actor: str,
+        slot_time: datetime | None = None,
+    ) -> Run:
+        """Claim the bean, record the start, and start its body on a worker; returns once the
+        start is recorded, without waiting for the body.
+
+        Raises AlreadyRunningError (with the active run's id), DrainingError, or
+        LedgerUnavailableError when the start cannot be recorded (the bean stays idle).
+        """
+        if self._draining:
+            raise DrainingError
+        current = self._active.get(spec.name)
+        if current is not None:
+            raise AlreadyRunningError(spec.name, current.run_id)
+        self._loop = asyncio.get_running_loop()
+        started = self._clock.now()
+        record = RunRecord(
+            run_id=new_run_id(started),
+            bean=spec.name,
+            operation=spec.trigger_operation,
+            arguments=dict(arguments),
+            trigger=trigger,
+            actor=actor,
+            slot_time=slot_time,
+            started_at=started,
+            state=RunState.RUNNING,
+        )
+        run = Run(record=record, started_monotonic=self._clock.monotonic())
+        self._active[spec.name] = run
+        # Shielded: a caller that goes away does not leave a recorded start without its run.
+        launching = asyncio.ensure_future(self._launch(spec, run))
+        launching.add_done_callback(_retrieved)
+        return await asyncio.shield(launching)
+
+    async def _launch(self, spec: JobSpec, run: Run) -> Run:
+        record = run.record
+        try:
+            await self._recorder.start(record)
+        except LedgerUnavailableError as exc:
+            self._release(run)
+            log.error("run.refused", job=spec.name, run_id=record.run_id, problem=exc.problem)
+            raise
+        except BaseException:
+            self._release(run)
+            raise
+        trigger, actor, started = record.trigger, record.actor, record.started_at
+        log.info(
+            "run.started",
+            job=spec.name,
+            run_id=record.run_id,
+            trigger=trigger.value,
+            actor=actor,
+            operation=spec.trigger_operation,
+        )
+        self.events.publish(
+            Event(
+                kind=EventKind.RUN_STARTED,
+                at=started,
+                bean=spec.name,
+                run_id=record.run_id,
+                message=trigger.value,
+            )
+        )
+        task = asyncio.create_task(self._execute(spec, run), name=f"run:{record.run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return run
+
+    def _release(self, run: Run) -> None:
+        """Give up a claim whose start was never recorded: the bean is idle again, and
+        whoever waits on the run (a cancel, a drain) is let go."""
+        if self._active.get(run.record.bean) is run:
+            del self._active[run.record.bean]
+        run.update(state=RunState.FINISHED)
+        run.touch()
+        run.finished.set()
+
+    async def get(self, run_id: str) -> Run | RunRecord:
+        """A live run, or a finished run's record from the ledger."""
+        for run in (*self._active.values(), *self._recent.values()):
+            if run.run_id == run_id:
+                return run
+        record = await self._recorder.get(run_id)
+        if record is None:
+            raise RunNotFoundError(run_id)
+        return record
+
+    def cancel(self, bean: str, reason: str = "request") -> Run | None:
+        """Ask the bean's active run to stop at its next check; None when nothing runs.
+
+        A body that ignores the request is force-stopped after the job's cancel_grace.
+        """
+        run = self._active.get(bean)
+        if run is None:
+            return None
+        if not run.cancel_requested.is_set():
+            run.cancel_reason = reason
+            run.cancel_requested.set()
+            run.cancel_signal.set()
+            run.update(state=RunState.CANCELLING)
+            run.touch()
+            log.info("run.cancel_requested", job=bean, run_id=run.run_id, reason=reason)
+        return run
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def history(self, bean: str | None, limit: int) -> list[RunRecord]:
+        return await self._recorder.history(bean, limit)
+
+    def elapsed(self, run: Run) -> timedelta:
+        return timedelta(seconds=max(0.0, self._clock.monotonic() - run.started_monotonic))
+
+    async def _execute(self, spec: JobSpec, run: Run) -> None:
+        options = self.options(spec.name)
+        execution = Execution(
+            spec=spec,
+            run_id=run.run_id,
+            trigger=run.record.trigger,
+            arguments=run.record.arguments,
+            cancel_requested=run.cancel_requested,
+            cancel_signal=run.cancel_signal,
+            cancel_grace=options.cancel_grace,
+            reporter=_Reporter(run, self._notify_threadsafe),
+        )
+        executing = asyncio.ensure_future(options.executor.execute(execution))
+        if options.timeout > 0:
+            done, _ = await asyncio.wait({executing}, timeout=options.timeout)
+            if not done:
+                log.warning(
+                    "run.timed_out", job=spec.name, run_id=run.run_id, timeout_s=options.timeout
+                )
+                self.cancel(spec.name, reason="timeout")
+        try:
+            result = await executing
+        except Exception as exc:  # the executor itself failed (e.g. could not start a process)
+            log.exception("run.executor_failed", job=spec.name, run_id=run.run_id)
+            await self._finish(run, RunOutcome.FAILED, type(exc).__name__, str(exc))
+            return
+        if run.ending:
+            return  # already recorded by a forced stop
+        if result.ending is Ending.SUCCEEDED:
+            await self._finish(run, RunOutcome.SUCCESS)
+        elif result.ending is Ending.FAILED:
+            await self._finish(run, RunOutcome.FAILED, result.error_type, result.error_message)
+        else:
+            outcome = (
+                RunOutcome.TIMED_OUT if run.cancel_reason == "timeout" else RunOutcome.CANCELLED
+            )
+            error_type, message = result.error_type, result.error_message
+            if run.cancel_reason in _ENDING_ERRORS:
+                error_type, template = _ENDING_ERRORS[run.cancel_reason]
+                message = template.format(timeout=options.timeout)
+                if result.ending in (Ending.KILLED, Ending.ABANDONED):
+                    message += f"; {result.error_message}"
+            await self._finish(run, outcome, error_type, message)
+
+    async def _finish(
+        self, run: Run, outcome: RunOutcome, error_type: str = "", error_message: str = ""
+    ) -> None:
+        if run.ending:
+            return
+        run.ending = True
+        with run._lock:
+            ended = replace(
+                run.record,
+                state=RunState.FINISHED,
+                outcome=outcome,
+                ended_at=self._clock.now(),
+                error_type=error_type,
+                error_message=error_message,
+            )
+        # Written, or kept by the recorder until the ledger takes it; only then does anyone
+        # see the run finished, so whoever sees it finished finds it in the ledger.
+        await self._recorder.end(ended)
+        with run._lock:
+            run.record = ended
+        rec = ended
+        if self._active.get(rec.bean) is run:
+            del self._active[rec.bean]
+        self._recent[rec.bean] = run
+        duration = self.elapsed(run).total_seconds()
+        level = {RunOutcome.SUCCESS: "info", RunOutcome.CANCELLED: "warning"}.get(outcome, "error")
+        getattr(log, level)(
+            "run.finished",
+            job=rec.bean,
+            run_id=rec.run_id,
+            trigger=rec.trigger.value,
+            outcome=outcome.value,
+            duration_s=round(duration, 3),
+            rows_read=rec.rows_read,
+            rows_written=rec.rows_written,
+            error_type=error_type or None,
+            error=error_message or None,
+        )
+        run.touch()
+        run.finished.set()
+        self.events.publish(
+            Event(
+                kind=EventKind.RUN_FINISHED,
+                at=rec.ended_at or self._clock.now(),
+                bean=rec.bean,
+                run_id=rec.run_id,
+                outcome=outcome.value,
+                message=error_message,
+                progress_done=rec.progress_done,
+                progress_total=rec.progress_total,
+                rows_read=rec.rows_read,
+                rows_written=rec.rows_written,
+            )
+        )
+
+    def _notify_threadsafe(self, run: Run) -> None:
+        # Coalesce bursts of progress reports into one wake-up per loop turn.
+        with self._notify_lock:
+            if run in self._pending_notify:
+                return
+            self._pending_notify.add(run)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._flush_notify, run)
+
+    def _flush_notify(self, run: Run) -> None:
+        with self._notify_lock:
+            self._pending_notify.discard(run)
+        run.touch()
+        rec = run.record
+        if rec.state is not RunState.FINISHED:
+            self.events.publish(
+                Event(
+                    kind=EventKind.RUN_PROGRESS,
+                    at=self._clock.now(),
+                    bean=rec.bean,
+                    run_id=rec.run_id,
+                    progress_done=rec.progress_done,
+                    progress_total=rec.progress_total,
+                )
+            )
+
+    def refuse_new_runs(self) -> None:
+        """First step of shutdown: from now on `start()` raises DrainingError."""
+        self._draining = True
+
+    async def drain(self, grace: float) -> None:
+        """Let running jobs finish for `grace` seconds, then cancel the rest and record them.
+
+        Executors end a cancelled run within its cancel_grace (killing a child process, or
+        abandoning a thread that ignores cancellation), so this returns in bounded time.
+        """
+        self.refuse_new_runs()
+        if await self._wait_all(grace):
+            return
+        for bean in list(self._active):
+            self.cancel(bean, reason="shutdown")
+        longest = max((self.options(b).cancel_grace for b in self._active), default=0.0)
+        if await self._wait_all(longest + 5.0):
+            return
+        for run in list(self._active.values()):  # an executor that overran its own bound
+            log.warning("run.abandoned", job=run.record.bean, run_id=run.run_id)
+            await self._finish(run, RunOutcome.CANCELLED, *_ENDING_ERRORS["shutdown"])
+
+    async def _wait_all(self, timeout: float) -> bool:
+        waits = [asyncio.ensure_future(run.finished.wait()) for run in self._active.values()]
+        if not waits:
+            return True
+        _, pending = await asyncio.wait(waits, timeout=timeout)
+        for fut in pending:
+            fut.cancel()
+        return not pending

@@ -1,0 +1,450 @@
+"""The run ledger in SQL: SQLite in the state directory by default, PostgreSQL by `ledger.url`.
+
+A `syncd_meta` row holds the schema version; a ledger written by a newer syncd is refused.
+The latest outcome per bean is cached in memory so status calls never query.
+
+Every storage fault leaves here as a `LedgerUnavailableError` naming the problem ("disk full",
+"locked by another writer", "database unreachable"); no write waits longer than
+`write_timeout` for a lock; a SQLite file deleted or replaced under the daemon is noticed
+before the next write (see `_faults`). Methods are blocking: the daemon calls them only
+from the recorder's threads, never from its event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection, Engine
+
+from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.errors import LedgerUnavailableError, SyncdError
+from syncd.ledger._faults import SqliteFileGuard, check_writable, problem_of
+from syncd.ledger.model import EXECUTED, INTERRUPTED_MESSAGE, RunRecord
+
+SCHEMA_VERSION = 1
+
+log = structlog.get_logger("syncd.ledger")
+
+
+class LedgerError(LedgerUnavailableError):
+    """Raised when the ledger is of an unknown schema version (or otherwise unusable)."""
+
+    def __init__(self, message: str) -> None:
+        self.problem = message
+        SyncdError.__init__(self, message)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+meta_table = sa.Table(
+    "syncd_meta",
+    metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+runs_table = sa.Table(
+    "syncd_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("bean", sa.String(200), nullable=False),
+    sa.Column("operation", sa.String(200), nullable=False),
+    sa.Column("arguments", sa.Text, nullable=False),
+    sa.Column("trigger", sa.String(20), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("slot_time", UTCDateTime),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("outcome", sa.String(40)),
+    sa.Column("error_type", sa.String(200), nullable=False, default=""),
+    sa.Column("error_message", sa.Text, nullable=False, default=""),
+    sa.Column("rows_read", sa.BigInteger, nullable=False, default=0),
+    sa.Column("rows_written", sa.BigInteger, nullable=False, default=0),
+    sa.Column("progress_done", sa.BigInteger, nullable=False, default=0),
+    sa.Column("progress_total", sa.BigInteger, nullable=False, default=0),
+    sa.Index("ix_syncd_runs_bean_started", "bean", "started_at"),
+    sa.Index("ix_syncd_runs_state", "state"),
+)
+holds_table = sa.Table(
+    "syncd_holds",
+    metadata,
+    sa.Column("bean", sa.String(200), primary_key=True),
+    sa.Column("paused_at", UTCDateTime, nullable=False),
+)
+
+
+def _row(record: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": record.run_id,
+        "bean": record.bean,
+        "operation": record.operation,
+        "arguments": json.dumps(dict(record.arguments), default=str, sort_keys=True),
+        "trigger": record.trigger.value,
+        "actor": record.actor,
+        "slot_time": record.slot_time,
+        "started_at": record.started_at,
+        "ended_at": record.ended_at,
+        "state": record.state.value,
+        "outcome": record.outcome.value if record.outcome else None,
+        "error_type": record.error_type,
+        "error_message": record.error_message,
+        "rows_read": record.rows_read,
+        "rows_written": record.rows_written,
+        "progress_done": record.progress_done,
+        "progress_total": record.progress_total,
+    }
+
+
+def _record(row: sa.Row[Any]) -> RunRecord:
+    m = row._mapping
+    return RunRecord(
+        run_id=m["run_id"],
+        bean=m["bean"],
+        operation=m["operation"],
+        arguments=json.loads(m["arguments"]),
+        trigger=Trigger(m["trigger"]),
+        actor=m["actor"],
+        slot_time=m["slot_time"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        state=RunState(m["state"]),
+        outcome=RunOutcome(m["outcome"]) if m["outcome"] else None,
+        error_type=m["error_type"],
+        error_message=m["error_message"],
+        rows_read=m["rows_read"],
+        rows_written=m["rows_written"],
+        progress_done=m["progress_done"],
+        progress_total=m["progress_total"],
+    )
+
+
+def _engine(url: str, write_timeout: float) -> Engine:
+    wait_ms = max(1, int(write_timeout * 1000))
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={wait_ms}")  # a lock waits this long, no more
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    # A lost server or a held lock fails a statement in bounded time instead of hanging it.
+    connect_args = {
+        "connect_timeout": max(1, round(write_timeout)),
+        "options": f"-c lock_timeout={wait_ms} -c statement_timeout={max(wait_ms, 60_000)}",
+    }
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_recycle=300, pool_size=2, connect_args=connect_args
+    )
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = sa.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+class SqlLedger:
+    """A RunLedger over SQLAlchemy Core."""
+
+    def __init__(self, url: str, *, write_timeout: float = 5.0) -> None:
+        self._url = url
+        self._write_timeout = write_timeout
+        self._lock = threading.Lock()
+        self._last_finished: dict[str, RunRecord] = {}
+        self._last_success: dict[str, RunRecord] = {}
+        self._engine = self._open()
+        path = _sqlite_path(url)
+        self._guard = SqliteFileGuard(path) if path is not None else None
+
+    def _open(self) -> Engine:
+        """Connect, check the schema and load the latest outcomes; one clear error if not."""
+        path = _sqlite_path(self._url)
+        if path is not None and path.exists():
+            try:
+                check_writable(path)  # a read-only ledger is refused now, not at the first run
+            except LedgerUnavailableError as exc:
+                raise LedgerUnavailableError(exc.problem, action="opened") from None
+        engine = _engine(self._url, self._write_timeout)
+        try:
+            with engine.begin() as conn:
+                self._check_schema(conn)
+            self._last_finished, self._last_success = self._load_latest(engine)
+        except LedgerError:
+            engine.dispose()
+            raise
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            engine.dispose()
+            raise LedgerUnavailableError(
+                f"{problem_of(exc)} ({_safe(self._url)})", action="opened"
+            ) from exc
+        return engine
+
+    def _check_schema(self, conn: Connection) -> None:
+        metadata.create_all(conn, checkfirst=True)
+        row = conn.execute(
+            sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+        ).first()
+        if row is None:
+            conn.execute(
+                meta_table.insert().values(key="schema_version", value=str(SCHEMA_VERSION))
+            )
+            return
+        found = int(row[0])
+        if found > SCHEMA_VERSION:
+            raise LedgerError(
+                f"the run ledger has schema version {found}; this syncd knows up to"
+                f" {SCHEMA_VERSION}. Upgrade syncd or point ledger.url elsewhere."
+            )
+
+    @staticmethod
+    def _load_latest(engine: Engine) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
+        last_finished: dict[str, RunRecord] = {}
+        last_success: dict[str, RunRecord] = {}
+        with engine.connect() as conn:
+            for outcome_filter, target in (
+                (runs_table.c.outcome.in_([o.value for o in EXECUTED]), last_finished),
+                (runs_table.c.outcome == RunOutcome.SUCCESS.value, last_success),
+            ):
+                newest = (
+                    sa.select(runs_table.c.bean, sa.func.max(runs_table.c.ended_at).label("at"))
+                    .where(outcome_filter)
+                    .group_by(runs_table.c.bean)
+                    .subquery()
+                )
+                rows = conn.execute(
+                    sa.select(runs_table)
+                    .join(
+                        newest,
+                        sa.and_(
+                            runs_table.c.bean == newest.c.bean,
+                            runs_table.c.ended_at == newest.c.at,
+                        ),
+                    )
+                    .where(outcome_filter)
+                )
+                for row in rows:
+                    record = _record(row)
+                    target[record.bean] = record
+        return last_finished, last_success
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self._lock:
+            self._follow_file()
+            with _faults("written"), self._engine.begin() as conn:
+                yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with _faults("read"), self._engine.connect() as conn:
+            yield conn
+
+    def _follow_file(self) -> None:
+        """Before a write: refuse a deleted or unwritable file; reopen a replaced one."""
+        if self._guard is None or not self._guard.replaced():
+            return
+        # Close the old file first: its last connection checkpoints its WAL into the old
+        # inode and removes the -wal beside the path, so the new file never replays it.
+        self._engine.dispose()
+        try:
+            kept = self._guard.set_aside_old_journal()
+        except OSError as exc:
+            raise LedgerUnavailableError(problem_of(exc)) from exc
+        self._engine = self._open()  # raises if the new file is no usable ledger
+        self._guard.accept()
+        log.warning(
+            "ledger.reopened",
+            path=str(self._guard.path),
+            old_journal_kept_as=str(kept) if kept else None,
+        )
+
+    def record_start(self, record: RunRecord) -> None:
+        with self._tx() as conn:
+            conn.execute(runs_table.insert().values(**_row(record)))
+
+    def record_end(self, record: RunRecord) -> None:
+        self.record(record)  # a start row that is missing (a replaced file) is written whole
+
+    def record(self, record: RunRecord) -> None:
+        # Idempotent, so a retry after an ambiguous failure (a commit whose answer was lost)
+        # cannot fail on the key it already wrote.
+        with self._tx() as conn:
+            values = _row(record)
+            updated = conn.execute(
+                runs_table.update().where(runs_table.c.run_id == record.run_id).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(runs_table.insert().values(**values))
+        self._remember(record)
+
+    def _remember(self, record: RunRecord) -> None:
+        if record.outcome in EXECUTED:
+            self._last_finished[record.bean] = record
+        if record.outcome is RunOutcome.SUCCESS:
+            self._last_success[record.bean] = record
+
+    def get(self, run_id: str) -> RunRecord | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
+        return _record(row) if row else None
+
+    def last_finished(self, bean: str) -> RunRecord | None:
+        return self._last_finished.get(bean)
+
+    def last_success(self, bean: str) -> RunRecord | None:
+        return self._last_success.get(bean)
+
+    def history(self, bean: str | None = None, limit: int = 50) -> list[RunRecord]:
+        query = sa.select(runs_table).order_by(
+            runs_table.c.started_at.desc(), runs_table.c.run_id.desc()
+        )
+        if bean is not None:
+            query = query.where(runs_table.c.bean == bean)
+        with self._read() as conn:
+            return [_record(r) for r in conn.execute(query.limit(limit))]
+
+    def runs_since(self, since: datetime) -> list[RunRecord]:
+        moment = sa.func.coalesce(runs_table.c.slot_time, runs_table.c.started_at)
+        query = sa.select(runs_table).where(
+            sa.or_(runs_table.c.started_at >= since, runs_table.c.slot_time >= since)
+        )
+        with self._read() as conn:
+            rows = [_record(r) for r in conn.execute(query.order_by(moment))]
+        return sorted(rows, key=lambda r: r.started_at)
+
+    def mark_interrupted(self, now: datetime) -> list[RunRecord]:
+        with self._tx() as conn:
+            open_rows = [
+                _record(r)
+                for r in conn.execute(
+                    sa.select(runs_table).where(runs_table.c.state != RunState.FINISHED.value)
+                )
+            ]
+            if open_rows:
+                conn.execute(
+                    runs_table.update()
+                    .where(runs_table.c.run_id.in_([r.run_id for r in open_rows]))
+                    .values(
+                        state=RunState.FINISHED.value,
+                        outcome=RunOutcome.INTERRUPTED.value,
+                        ended_at=now,
+                        error_type="Interrupted",
+                        error_message=INTERRUPTED_MESSAGE,
+                    )
+                )
+        done = [self.get(r.run_id) for r in open_rows] if open_rows else []
+        for record in done:
+            if record is not None:
+                self._remember(record)
+        return [r for r in done if r is not None]
+
+    def prune(self, now: datetime, keep_days: float, keep_per_bean: int) -> int:
+        removed = 0
+        with self._tx() as conn:
+            cutoff = now - timedelta(days=keep_days)
+            removed += conn.execute(
+                runs_table.delete().where(
+                    runs_table.c.state == RunState.FINISHED.value, runs_table.c.ended_at < cutoff
+                )
+            ).rowcount
+            beans = [r[0] for r in conn.execute(sa.select(runs_table.c.bean).distinct())]
+            for bean in beans:
+                nth = conn.execute(
+                    sa.select(runs_table.c.started_at)
+                    .where(runs_table.c.bean == bean)
+                    .order_by(runs_table.c.started_at.desc())
+                    .offset(keep_per_bean)
+                    .limit(1)
+                ).scalar()
+                if nth is not None:
+                    removed += conn.execute(
+                        runs_table.delete().where(
+                            runs_table.c.bean == bean,
+                            runs_table.c.started_at <= nth,
+                            runs_table.c.state == RunState.FINISHED.value,
+                        )
+                    ).rowcount
+        return removed
+
+    def holds(self) -> dict[str, datetime]:
+        with self._read() as conn:
+            return {r.bean: r.paused_at for r in conn.execute(sa.select(holds_table))}
+
+    def set_hold(self, bean: str, at: datetime) -> None:
+        with self._tx() as conn:
+            exists = conn.execute(
+                sa.select(holds_table.c.bean).where(holds_table.c.bean == bean)
+            ).first()
+            if exists is None:
+                conn.execute(holds_table.insert().values(bean=bean, paused_at=at))
+
+    def clear_hold(self, bean: str) -> None:
+        with self._tx() as conn:
+            conn.execute(holds_table.delete().where(holds_table.c.bean == bean))
+
+    def get_meta(self, key: str) -> str | None:
+        with self._read() as conn:
+            value = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == key)
+            ).scalar()
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as conn:
+            updated = conn.execute(
+                meta_table.update().where(meta_table.c.key == key).values(value=value)
+            ).rowcount
+            if not updated:
+                conn.execute(meta_table.insert().values(key=key, value=value))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+@contextmanager
+def _faults(action: str) -> Iterator[None]:
+    """Driver and OS errors out as LedgerUnavailableError naming the problem."""
+    try:
+        yield
+    except LedgerUnavailableError:
+        raise
+    except (sa.exc.SQLAlchemyError, OSError) as exc:
+        raise LedgerUnavailableError(problem_of(exc), action=action) from exc
+
+
+def _safe(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable url)"

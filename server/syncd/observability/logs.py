@@ -1,0 +1,230 @@
+"""Logging: structlog configured once, by `main()`, on its native (non-stdlib) path.
+
+Every event is rendered to JSON once and fanned out to: the log file (size-rotated), stdout
+(the console renderer on a terminal, the same JSON otherwise) and the tail hub that serves
+`syncctl logs -f`. Library loggers (grpc, SQLAlchemy, …) are routed into the same chain, so
+their lines carry `job` and `run_id` too when logged from a job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+
+from syncd.errors import clip
+from syncd.observability.loghub import LogHub
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+_FIRST_KEYS = ("timestamp", "level", "event", "logger", "job", "run_id", "trigger")
+# Fields often echo what a caller sent (a bean name, an error quoting an argument): each is cut
+# to this many characters, so a flood of huge inputs cannot make huge lines. A traceback keeps
+# its head and its tail within the larger limit.
+FIELD_LIMIT = 1000
+TRACE_LIMIT = 32_000
+_TRACE_KEYS = frozenset({"exception", "stack"})
+
+
+class RotatingWriter:
+    """Appends lines to a file, rotating it to .1 … .N when it passes `max_bytes`."""
+
+    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+        self.path = path
+        self._max = max_bytes
+        self._backups = backups
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("a", encoding="utf-8")
+        self._size = self._file.tell()
+
+    def write(self, line: str) -> None:
+        data = line + "\n"
+        with self._lock:
+            if self._size and self._size + len(data) > self._max:
+                self._rotate()
+            self._file.write(data)
+            self._file.flush()  # operators `tail -f` this file
+            self._size += len(data)
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for n in range(self._backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+        if self._backups:
+            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+        else:
+            self.path.unlink(missing_ok=True)
+        self._file = self.path.open("a", encoding="utf-8")
+        self._size = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class _Sink:
+    """structlog's logger: receives the finished event dict and fans it out."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        writer: RotatingWriter | None,
+        stream: TextIO | None,
+        console: structlog.dev.ConsoleRenderer | None,
+        hub: LogHub | None,
+        lock: threading.Lock,
+    ) -> None:
+        self.name = name
+        self._writer = writer
+        self._stream = stream
+        self._console = console
+        self._hub = hub
+        self._lock = lock
+
+    def _emit(self, method: str, event: dict[str, Any]) -> None:
+        ordered = {k: event.pop(k) for k in _FIRST_KEYS if k in event}
+        ordered.update(event)
+        text = json.dumps(ordered, default=str, ensure_ascii=False)
+        if self._writer is not None:
+            self._writer.write(text)
+        if self._hub is not None:
+            self._hub.append(text, ordered)
+        if self._stream is not None:
+            out = self._console(None, method, dict(ordered)) if self._console else text
+            with self._lock:
+                self._stream.write(f"{out}\n")
+                self._stream.flush()
+
+    def msg(self, **event: Any) -> None:
+        self._emit("info", event)
+
+    def debug(self, **event: Any) -> None:
+        self._emit("debug", event)
+
+    def info(self, **event: Any) -> None:
+        self._emit("info", event)
+
+    def warning(self, **event: Any) -> None:
+        self._emit("warning", event)
+
+    def error(self, **event: Any) -> None:
+        self._emit("error", event)
+
+    def critical(self, **event: Any) -> None:
+        self._emit("critical", event)
+
+    exception = error
+    warn = warning
+    fatal = critical
+
+
+def add_logger_name(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """`logger`: the name given to structlog.get_logger(name)."""
+    name = getattr(logger, "name", None)
+    if name and "logger" not in event_dict:
+        event_dict["logger"] = name
+    return event_dict
+
+
+def cap_fields(logger: Any, method_name: str, event_dict: Any) -> Any:
+    """Cut every field longer than FIELD_LIMIT characters (TRACE_LIMIT for tracebacks)."""
+    for key, value in event_dict.items():
+        if value is None or isinstance(value, bool | int | float):
+            continue
+        limit = TRACE_LIMIT if key in _TRACE_KEYS else FIELD_LIMIT
+        if isinstance(value, str):
+            if len(value) > limit:
+                event_dict[key] = clip(value, limit)
+            continue
+        try:
+            text = (
+                json.dumps(value, default=str, ensure_ascii=False)
+                if isinstance(value, list | tuple | dict)
+                else str(value)
+            )
+        except (RecursionError, ValueError, TypeError):
+            event_dict[key] = f"<{type(value).__name__}>"
+            continue
+        if len(text) > limit:
+            event_dict[key] = clip(text, limit)
+    return event_dict
+
+
+def _as_kwargs(logger: Any, method_name: str, event_dict: Any) -> Any:
+    return event_dict  # the sink takes the dict itself (structlog passes it as **kwargs)
+
+
+class _LibraryHandler(logging.Handler):
+    """Routes stdlib records (grpc, SQLAlchemy, …) into the structlog chain."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            log = structlog.get_logger(record.name)
+            fields: dict[str, Any] = {"message": record.getMessage()}
+            if record.exc_info:
+                fields["exc_info"] = record.exc_info
+            level = record.levelname.lower()
+            getattr(log, level if level in LEVELS else "info")("library.log", **fields)
+        except Exception:  # logging must never take the daemon down
+            self.handleError(record)
+
+
+def configure_logging(
+    level: str = "info",
+    *,
+    stream: TextIO | None = None,
+    json_output: bool | None = None,
+    file: Path | None = None,
+    max_bytes: int = 50 * 1024 * 1024,
+    backups: int = 5,
+    hub: LogHub | None = None,
+    cache: bool = True,
+) -> RotatingWriter | None:
+    """Configure structlog for the process; returns the file writer (to close at exit).
+
+    Tests pass cache=False: cached loggers would outlive the test's configuration.
+    """
+    stream = sys.stdout if stream is None else stream
+    if json_output is None:
+        json_output = not stream.isatty()
+    writer = RotatingWriter(file, max_bytes, backups) if file is not None else None
+    console = None if json_output else structlog.dev.ConsoleRenderer()
+    lock = threading.Lock()
+
+    def factory(*args: Any) -> _Sink:
+        name = str(args[0]) if args else "syncd"
+        return _Sink(name, writer=writer, stream=stream, console=console, hub=hub, lock=lock)
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            cap_fields,
+            _as_kwargs,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level.lower()]),
+        logger_factory=factory,
+        cache_logger_on_first_use=cache,
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [_LibraryHandler()]
+    root.setLevel(max(LEVELS[level.lower()], logging.WARNING))
+    return writer

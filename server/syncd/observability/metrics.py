@@ -1,0 +1,105 @@
+"""Prometheus metrics: per-job counters fed by daemon events, gauges read at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from syncd.beans.jobbeans import JobBeans
+from syncd.execution.runs import RunCoordinator
+from syncd.ledger.model import LatestRuns
+from syncd.observability.events import Event, EventKind
+
+
+class _LiveCollector(Collector):
+    """Gauges computed from the daemon's state when Prometheus scrapes."""
+
+    def __init__(
+        self,
+        jobs: JobBeans,
+        ledger: LatestRuns,
+        coordinator: RunCoordinator,
+        draining: Callable[[], bool],
+    ) -> None:
+        self._jobs = jobs
+        self._ledger = ledger
+        self._coordinator = coordinator
+        self._draining = draining
+
+    def collect(self) -> Iterable[Metric]:
+        running = GaugeMetricFamily(
+            "syncd_job_running", "1 while a run of the job is under way", labels=["job"]
+        )
+        success = GaugeMetricFamily(
+            "syncd_job_last_success_timestamp_seconds",
+            "End of the last successful run (Unix time)",
+            labels=["job"],
+        )
+        duration = GaugeMetricFamily(
+            "syncd_job_last_duration_seconds", "Duration of the last finished run", labels=["job"]
+        )
+        failing = GaugeMetricFamily(
+            "syncd_job_failing",
+            "1 when the job's last finished run did not succeed",
+            labels=["job"],
+        )
+        for spec in self._jobs.specs():
+            name = spec.name
+            running.add_metric([name], 1.0 if self._coordinator.active(name) else 0.0)
+            last_ok = self._ledger.last_success(name)
+            if last_ok is not None and last_ok.ended_at is not None:
+                success.add_metric([name], last_ok.ended_at.timestamp())
+            last = self._ledger.last_finished(name)
+            if last is not None and last.ended_at is not None:
+                duration.add_metric([name], (last.ended_at - last.started_at).total_seconds())
+                failing.add_metric(
+                    [name], 0.0 if last.outcome and last.outcome.value == "success" else 1.0
+                )
+        draining = GaugeMetricFamily("syncd_draining", "1 while the daemon is shutting down")
+        draining.add_metric([], 1.0 if self._draining() else 0.0)
+        yield from (running, success, duration, failing, draining)
+
+
+class Metrics:
+    """The daemon's registry; `on_event` is an EventHub listener."""
+
+    def __init__(
+        self,
+        jobs: JobBeans,
+        ledger: LatestRuns,
+        coordinator: RunCoordinator,
+        draining: Callable[[], bool],
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._runs = Counter(
+            "syncd_job_runs",
+            "Runs by outcome (incl. skipped and missed slots)",
+            ["job", "outcome"],
+            registry=self.registry,
+        )
+        self._rows_read = Counter(
+            "syncd_job_rows_read", "Rows read by finished runs", ["job"], registry=self.registry
+        )
+        self._rows_written = Counter(
+            "syncd_job_rows_written",
+            "Rows written by finished runs",
+            ["job"],
+            registry=self.registry,
+        )
+        self.lateness = Histogram(
+            "syncd_scheduler_lateness_seconds",
+            "How late scheduled fires were",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 5.0, 60.0),
+            registry=self.registry,
+        )
+        self.registry.register(_LiveCollector(jobs, ledger, coordinator, draining))
+
+    def on_event(self, event: Event) -> None:
+        if event.kind in (EventKind.RUN_FINISHED, EventKind.RUN_SKIPPED, EventKind.RUN_MISSED):
+            self._runs.labels(event.bean, event.outcome).inc()
+        if event.kind is EventKind.RUN_FINISHED:
+            self._rows_read.labels(event.bean).inc(event.rows_read)
+            self._rows_written.labels(event.bean).inc(event.rows_written)

@@ -1,0 +1,168 @@
+"""The job plan: each job's timetable entry, limits and dependencies, validated together.
+
+Sources of a job's schedule, first found wins: the old service's APPLICATION_CRON_<JOB>
+environment variable (as in the old deployment, the environment overrides files), the
+`[jobs.<Name>]` table (at / every / cron), then the job's default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from syncd.config import Config, JobConfig
+from syncd.configvalues import shown
+from syncd.errors import ConfigError
+from syncd.job import JobSpec
+from syncd.scheduling.timetable import Cron, Schedule, ScheduleError, parse_at, parse_every
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobPlan:
+    name: str
+    schedule: Schedule | None
+    schedule_source: str
+    enabled: bool
+    timeout: float
+    cancel_grace: float
+    after: tuple[str, ...]
+    on_missed: str
+    execution: str
+
+
+def _schedule(spec: JobSpec, cfg: JobConfig, env: Mapping[str, str]) -> tuple[Schedule | None, str]:
+    path = f"jobs.{spec.name}"
+    if spec.cron_env and env.get(spec.cron_env, "").strip():
+        try:
+            return _firing(Cron.parse(env[spec.cron_env])), f"env {spec.cron_env}"
+        except ScheduleError as exc:
+            raise ConfigError(f"env {spec.cron_env}", str(exc)) from None
+    try:
+        if cfg.at is not None:
+            return parse_at(cfg.at), f"{path}.at"
+        if cfg.every is not None:
+            return parse_every(cfg.every), f"{path}.every"
+        if cfg.cron is not None:
+            return _firing(Cron.parse(cfg.cron)), f"{path}.cron"
+    except ScheduleError as exc:
+        key = next(k for k in ("at", "every", "cron") if getattr(cfg, k) is not None)
+        raise ConfigError(f"{path}.{key}", str(exc)) from None
+    if spec.default_at:
+        return parse_at(spec.default_at), "default"
+    return None, "none"
+
+
+def _firing(cron: Cron) -> Cron:
+    """`cron`, once it is known to fire at all (31 February never comes): ScheduleError if not."""
+    cron.next_after(_MIDNIGHT)
+    return cron
+
+
+def plan_jobs(
+    specs: Sequence[JobSpec], config: Config, env: Mapping[str, str]
+) -> dict[str, JobPlan]:
+    """Every job's plan, in timetable order; ConfigError names the offending key."""
+    names = {s.name for s in specs}
+    for name in config.jobs:
+        if name not in names:
+            known = ", ".join(sorted(names)) or "none"
+            raise ConfigError(
+                f"jobs.{name}", f"no job named {shown(name)} is loaded (known: {known})"
+            )
+    plans: dict[str, JobPlan] = {}
+    for spec in specs:
+        cfg = config.jobs.get(spec.name, JobConfig())
+        schedule, source = _schedule(spec, cfg, env)
+        if cfg.after is not None:
+            for dep in cfg.after:
+                if dep not in names:
+                    raise ConfigError(f"jobs.{spec.name}.after", f"unknown job {shown(dep)}")
+                if dep == spec.name:
+                    raise ConfigError(f"jobs.{spec.name}.after", "a job cannot depend on itself")
+            after = tuple(cfg.after)
+        else:  # defaults may name jobs of a pack that is not loaded: keep only the present ones
+            after = tuple(d for d in spec.default_after if d in names)
+        plans[spec.name] = JobPlan(
+            name=spec.name,
+            schedule=schedule,
+            schedule_source=source,
+            # A job that cannot run here (no broker, …) is not scheduled either.
+            enabled=cfg.enabled and not spec.disabled_reason,
+            timeout=cfg.timeout,
+            cancel_grace=cfg.cancel_grace
+            if cfg.cancel_grace is not None
+            else config.daemon.cancel_grace,
+            after=after,
+            on_missed=cfg.on_missed,
+            execution=cfg.execution or config.daemon.execution,
+        )
+    _refuse_cycles(plans)
+    ordered = sorted(plans.values(), key=_timetable_key)
+    return {p.name: p for p in ordered}
+
+
+_MIDNIGHT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _timetable_key(plan: JobPlan) -> tuple[int, float, str]:
+    if plan.schedule is None:
+        return (1, 0.0, plan.name)
+    first = plan.schedule.next_after(_MIDNIGHT - _TICK)
+    return (0, (first - _MIDNIGHT).total_seconds() % 86400, plan.name)
+
+
+_TICK = datetime(2000, 1, 1, 0, 0, 1, tzinfo=UTC) - _MIDNIGHT
+
+
+def _refuse_cycles(plans: Mapping[str, JobPlan]) -> None:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = [*path[path.index(name) :], name]
+            raise ConfigError(f"jobs.{cycle[0]}.after", "dependency cycle: " + " → ".join(cycle))
+        state[name] = 1
+        for dep in plans[name].after:
+            visit(dep, [*path, name])
+        state[name] = 2
+
+    for name in plans:
+        visit(name, [])
+
+
+def dependants(plans: Mapping[str, JobPlan], name: str) -> list[str]:
+    """Every job that depends on `name`, directly or not, in a runnable order."""
+    found: set[str] = set()
+    frontier = [name]
+    while frontier:
+        current = frontier.pop()
+        for plan in plans.values():
+            if current in plan.after and plan.name not in found:
+                found.add(plan.name)
+                frontier.append(plan.name)
+    return run_order(plans, found)
+
+
+def run_order(plans: Mapping[str, JobPlan], names: Iterable[str]) -> list[str]:
+    """`names` ordered so each job comes after its prerequisites; timetable order otherwise."""
+    wanted = set(names)
+    position = {n: i for i, n in enumerate(plans)}
+    done: list[str] = []
+    placed: set[str] = set()
+    while len(done) < len(wanted):
+        ready = [
+            n
+            for n in wanted - placed
+            if all(d in placed or d not in wanted for d in plans[n].after)
+        ]
+        nxt = min(ready, key=position.__getitem__)  # ready is never empty: no cycles
+        done.append(nxt)
+        placed.add(nxt)
+    return done
+
+
+def prerequisites(plans: Mapping[str, JobPlan], name: str) -> tuple[str, ...]:
+    return plans[name].after
