@@ -27,9 +27,9 @@ import grpc
 import pytest
 
 from syncctl import cli
+from syncd.app.daemon import Daemon
 from syncd.config import JobConfig
-from syncd.daemon import Daemon
-from syncd.events import Event
+from syncd.observability.events import Event
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.client.relay import Faults, relay

@@ -12,7 +12,7 @@ import pytest
 
 from syncctl import _follow
 from syncctl._exit import ExitCode
-from syncd.events import Event, EventKind
+from syncd.observability.events import Event, EventKind
 from syncd_api.v1 import management_pb2 as pb
 
 from .conftest import FIRST_RUN, NOW, STARTED, InterruptAfter, LiveDaemon, syncctl
