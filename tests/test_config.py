@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from syncd.config import DaemonConfig, load_config, load_dataclass, parse_duration
+from syncd.config import DaemonConfig, Settings, load_config, load_table, parse_duration
 from syncd.errors import ConfigError
 
 
@@ -88,23 +88,21 @@ class TestDaemonTable:
             load_config(_write(tmp_path, '[daemon]\npacks = ["just.a.module"]\n'), env={})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Inner:
+class _Inner(Settings):
     url: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _PackSettings:
+class _PackSettings(Settings):
     page_size: int = 5000
-    inner: _Inner = _Inner()
+    inner: _Inner = msgspec.field(default_factory=_Inner)
     names: tuple[str, ...] = ()
     optional: str | None = None
 
 
-class TestLoadDataclass:
+class TestLoadTable:
     def test_nested_tables_and_lists_load(self) -> None:
         """Nested dataclasses, tuples and optionals load from plain TOML values."""
-        got = load_dataclass(
+        got = load_table(
             _PackSettings,
             {"page_size": 10, "inner": {"url": "sqlite://"}, "names": ["a"], "optional": "x"},
             "packs.p",
@@ -116,13 +114,13 @@ class TestLoadDataclass:
     def test_nested_unknown_keys_carry_the_full_path(self) -> None:
         """An error deep in a pack's table names the whole path."""
         with pytest.raises(ConfigError) as info:
-            load_dataclass(_PackSettings, {"inner": {"ulr": "x"}}, "packs.p")
+            load_table(_PackSettings, {"inner": {"ulr": "x"}}, "packs.p")
         assert info.value.key_path == "packs.p.inner.ulr"
 
     def test_integers_refuse_text(self) -> None:
         """Text such as "5000" is not a number in TOML terms."""
         with pytest.raises(ConfigError, match=r"packs\.p\.page_size: expected a whole number"):
-            load_dataclass(_PackSettings, {"page_size": "5000"}, "packs.p")
+            load_table(_PackSettings, {"page_size": "5000"}, "packs.p")
 
 
 @pytest.mark.parametrize(

@@ -205,6 +205,8 @@ class StartupEnvironmentError(SyncdError):
         self.subject = subject
         self.problem = problem
         super().__init__(f"{subject}: {problem}")
+
+
 class LedgerUnavailableError(SyncdError):
     """Raised when the run ledger cannot be opened, written or read: disk full, read-only,
     locked by another writer, its file deleted or replaced, its database unreachable.

@@ -1,7 +1,7 @@
 """The contract between the daemon and job packs.
 
-A job pack is a `JobPack`: a name, optional settings (a frozen dataclass read from the config
-table `[packs.<name>]`), and a `build` function returning `JobSpec`s. The daemon turns each
+A job pack is a `JobPack`: a name, optional settings (a `syncd.config.Settings` struct read
+from the config table `[packs.<name>]`), and a `build` function returning `JobSpec`s. The daemon turns each
 `JobSpec` into a managed bean with the job's trigger operation, the alias `run`,
 `isCurrentlyRunning`, `elapsedTime` and `cancel`.
 

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from syncd.config import Settings
 from syncd.beans import Parameter
 from syncd.job import JobPack, JobSpec, PackContext, RunContext
 from syncd.values import Value, ValueType
@@ -185,8 +186,7 @@ def chain_jobs(gates: Gates) -> list[JobSpec]:
 # --- the subprocess pack -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class E2ESettings:
+class E2ESettings(Settings):
     gate_dir: str = ""
 
 
