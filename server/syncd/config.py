@@ -342,13 +342,14 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def _named_tables(document: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
-    # Per name, so that an error names the table (msgspec shows a map's values as `[...]`).
-    tables = load_table(dict[str, dict[str, Any]], document.get(key, {}), key)
-    for name in tables:
+    # Table by table, so that an error names it (msgspec shows a map's values as `[...]`).
+    tables = load_table(dict[str, Any], document.get(key, {}), key)
+    for name, table in tables.items():
         if not _NAME.fullmatch(name):
             raise ConfigError(
                 f"{key}.{shown_key(name)}", f"not a {what} name (letters, digits, _ . -)"
             )
+        load_table(dict[str, Any], table, f"{key}.{name}")
     return tables
 
 

@@ -209,7 +209,7 @@ def _config_error(exc: msgspec.ValidationError, cls: Any, table: Any, path: str)
         problem = f"expected {expected}, got {got}"
     elif match := _BOUND.fullmatch(problem):
         bound = match.group(3).removesuffix(".0")
-        if abs(float(bound)) == INT64_MAX:
+        if bound.lstrip("-") in (str(INT64_MAX), str(INT64_MAX + 1)):
             problem = "a whole number beyond 64 bits"
         else:
             problem = f"must be {_BOUND_WORDS[match.group(2)]} {bound}, got {shown(value)}"
