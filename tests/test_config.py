@@ -100,11 +100,11 @@ class TestDaemonTable:
             load_config(_write(tmp_path, '[daemon]\npacks = ["just.a.module"]\n'), env={})
 
 
-class _Inner(Settings):
+class _Inner(Settings, frozen=True):
     url: str = ""
 
 
-class _PackSettings(Settings):
+class _PackSettings(Settings, frozen=True):
     page_size: int = 5000
     inner: _Inner = msgspec.field(default_factory=_Inner)
     names: tuple[str, ...] = ()
@@ -207,7 +207,7 @@ class TestLibraryErrorsReadAsConfigErrors:
         assert load_table(_Waits, {"wait": "2s"}, "packs.p").wait == 2.0
 
 
-class _Waits(Settings):
+class _Waits(Settings, frozen=True):
     wait: DurationAtLeast1s = 5.0
 
 
@@ -219,5 +219,5 @@ def test_a_pack_whose_settings_are_not_a_settings_struct_is_refused(tmp_path: Pa
         x: int = 1
 
     pack = JobPack(name="loose", build=lambda ctx: (), settings_type=Loose)
-    with pytest.raises(PackLoadError, match="settings_type must subclass syncd.config.Settings"):
+    with pytest.raises(PackLoadError, match=r"settings_type must subclass syncd\.config\.Settings"):
         pack_context(pack, load_config(None, env={}), tmp_path)

@@ -74,7 +74,7 @@ def require_loopback(key: str, address: str) -> None:
         )
 
 
-class DaemonConfig(Settings):
+class DaemonConfig(Settings, frozen=True):
     """The `[daemon]` table."""
 
     state_dir: Path = field(default_factory=default_state_dir)
@@ -134,7 +134,7 @@ def parse_window(text: str) -> tuple[int, int]:
     return start, end
 
 
-class SchedulerConfig(Settings):
+class SchedulerConfig(Settings, frozen=True):
     """The `[scheduler]` table."""
 
     enabled: bool = True
@@ -158,7 +158,7 @@ MAX_KEEP_DAYS = 36500  # a century
 MAX_KEEP_RUNS = 1_000_000_000
 
 
-class LedgerConfig(Settings):
+class LedgerConfig(Settings, frozen=True):
     """The `[ledger]` table: where runs are kept and for how long."""
 
     # Empty: SQLite at <state_dir>/ledger.sqlite3. Or e.g. postgresql+psycopg://host/db.
@@ -175,7 +175,7 @@ class LedgerConfig(Settings):
             )
 
 
-class JobConfig(Settings):
+class JobConfig(Settings, frozen=True):
     """One `[jobs.<Name>]` table. At most one of at / every / cron."""
 
     at: str | None = None  # "HH:MM", daily, UTC
@@ -207,7 +207,7 @@ class JobConfig(Settings):
 MAX_LOG_BACKUPS = 1000  # rotation renames every backup in turn
 
 
-class LoggingConfig(Settings):
+class LoggingConfig(Settings, frozen=True):
     """The `[logging]` table."""
 
     # Empty: <state_dir>/logs/syncd.log. "-": no log file (stdout only).
@@ -228,7 +228,7 @@ class LoggingConfig(Settings):
 _CONTEXT_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
 
 
-class HttpConfig(Settings):
+class HttpConfig(Settings, frozen=True):
     """The `[http]` table: the listener for metrics, health and the web console."""
 
     # HOST:PORT, loopback only (no TLS yet); empty disables the listener.
@@ -270,7 +270,7 @@ NOTIFY_OUTCOMES = (
 )
 
 
-class NotifyConfig(Settings):
+class NotifyConfig(Settings, frozen=True):
     """The `[notify]` table: a Slack-compatible webhook (env SYNCD_WEBHOOK_URL overrides)."""
 
     webhook_url: str = ""
@@ -290,7 +290,7 @@ class NotifyConfig(Settings):
             raise ConfigError("webhook_url", "expected an http:// or https:// URL")
 
 
-class Config(Settings):
+class Config(Settings, frozen=True):
     """The whole file. `packs` holds each job pack's raw table, validated by the pack loader;
     `jobs` the per-job tables (their names are checked once the jobs are known)."""
 

@@ -39,6 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     Frozen, keyword-only, and unknown keys are an error. Cross-key rules go in
     `__post_init__`, raising ConfigError with the key relative to the table ("page_size").
+    Subclasses repeat `frozen=True` for type checkers (msgspec inherits it anyway).
     """
 
 
@@ -72,7 +73,7 @@ def duration_minimum(hint: Any) -> float | None:
     None when `hint` is not a duration."""
     for option in (hint, *typing.get_args(hint)):
         if isinstance(option, type) and issubclass(option, Duration):
-            return float(option.minimum)
+            return float(getattr(option, "minimum", 0.0))
     return None
 
 
@@ -118,9 +119,9 @@ def parse_duration(value: object) -> float:
 def _decode(hint: type[Any], raw: Any) -> Any:
     """msgspec's hook for the types it does not know: durations and paths."""
     if issubclass(hint, Duration):
-        seconds = parse_duration(raw)
-        if seconds < hint.minimum:
-            raise ValueError(f"must be at least {hint.minimum:g}s")
+        seconds, minimum = parse_duration(raw), float(getattr(hint, "minimum", 0.0))
+        if seconds < minimum:
+            raise ValueError(f"must be at least {minimum:g}s")
         return hint(seconds)
     if hint is Path:
         if not isinstance(raw, str) or not raw:

@@ -11,7 +11,7 @@ from syncd.config import Settings
 from syncd.job import JobPack, JobSpec, PackContext
 
 
-class GreeterSettings(Settings):
+class GreeterSettings(Settings, frozen=True):
     greeting: str = "hello"
 
 

@@ -11,8 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from syncd.config import Settings
 from syncd.beans import Parameter
+from syncd.config import Settings
 from syncd.job import JobPack, JobSpec, PackContext, RunContext
 from syncd.values import Value, ValueType
 
@@ -186,7 +186,7 @@ def chain_jobs(gates: Gates) -> list[JobSpec]:
 # --- the subprocess pack -------------------------------------------------------------------
 
 
-class E2ESettings(Settings):
+class E2ESettings(Settings, frozen=True):
     gate_dir: str = ""
 
 

@@ -10,7 +10,6 @@ from msgspec import field
 from msgspec.structs import replace
 
 from syncd.config import Count, Duration, DurationAtLeast1s, PositiveCount, Settings
-
 from syncd.errors import ConfigError
 from syncd.tis.search.settings import RevalSettings, SearchSettings
 
@@ -31,7 +30,7 @@ def parse_iso_date(text: str) -> date:
         raise ValueError(f"{text!r} is not a valid date ({exc})") from None
 
 
-class TisSettings(Settings):
+class TisSettings(Settings, frozen=True):
     """How the TIS jobs reach their database and how they pace themselves.
 
     Every field has a default, so an absent `[packs.tis]` table gives the embedded demo.

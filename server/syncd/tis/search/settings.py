@@ -31,7 +31,7 @@ def _check_retries(attempts: int, initial: float, ceiling: float, attempts_key: 
         raise ConfigError("retry_max_delay", "must not be less than retry_initial_delay")
 
 
-class SearchSettings(Settings):
+class SearchSettings(Settings, frozen=True):
     """Where the persons and posts indices go and how they are built.
 
     Every field has a default: without `[packs.tis.search]` the indices are SQLite FTS5 files
@@ -82,7 +82,7 @@ class SearchSettings(Settings):
         return self.elasticsearch_url is None
 
 
-class RevalSettings(Settings):
+class RevalSettings(Settings, frozen=True):
     """Where the revalidation publishers send person ids.
 
     Without a broker (no `amqp_url`, no RABBITMQ_HOST) both reval jobs are disabled, with that
