@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from syncd.config import DaemonConfig, load_config, load_dataclass, parse_duration
-from syncd.errors import ConfigError
+from syncd.app.packs import pack_context
+from syncd.config import (
+    DaemonConfig,
+    DurationAtLeast1s,
+    Settings,
+    load_config,
+    load_table,
+    parse_duration,
+    with_overrides,
+)
+from syncd.errors import ConfigError, PackLoadError
+from syncd.job import JobPack
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -88,23 +100,21 @@ class TestDaemonTable:
             load_config(_write(tmp_path, '[daemon]\npacks = ["just.a.module"]\n'), env={})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Inner:
+class _Inner(Settings, frozen=True):
     url: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _PackSettings:
+class _PackSettings(Settings, frozen=True):
     page_size: int = 5000
-    inner: _Inner = _Inner()
+    inner: _Inner = msgspec.field(default_factory=_Inner)
     names: tuple[str, ...] = ()
     optional: str | None = None
 
 
-class TestLoadDataclass:
+class TestLoadTable:
     def test_nested_tables_and_lists_load(self) -> None:
         """Nested dataclasses, tuples and optionals load from plain TOML values."""
-        got = load_dataclass(
+        got = load_table(
             _PackSettings,
             {"page_size": 10, "inner": {"url": "sqlite://"}, "names": ["a"], "optional": "x"},
             "packs.p",
@@ -116,13 +126,13 @@ class TestLoadDataclass:
     def test_nested_unknown_keys_carry_the_full_path(self) -> None:
         """An error deep in a pack's table names the whole path."""
         with pytest.raises(ConfigError) as info:
-            load_dataclass(_PackSettings, {"inner": {"ulr": "x"}}, "packs.p")
+            load_table(_PackSettings, {"inner": {"ulr": "x"}}, "packs.p")
         assert info.value.key_path == "packs.p.inner.ulr"
 
     def test_integers_refuse_text(self) -> None:
         """Text such as "5000" is not a number in TOML terms."""
         with pytest.raises(ConfigError, match=r"packs\.p\.page_size: expected a whole number"):
-            load_dataclass(_PackSettings, {"page_size": "5000"}, "packs.p")
+            load_table(_PackSettings, {"page_size": "5000"}, "packs.p")
 
 
 @pytest.mark.parametrize(
@@ -137,3 +147,77 @@ def test_negative_durations_are_refused() -> None:
     """A negative duration makes no sense."""
     with pytest.raises(ValueError, match="negative"):
         parse_duration(-1)
+
+
+class TestLibraryErrorsReadAsConfigErrors:
+    """msgspec validates; its `… - at $.daemon.packs[1]` comes out in the daemon's own shape."""
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ('[daemon]\npacks = ["a:b", 3]\n', "config: daemon.packs[1]: expected a string, got 3"),
+            ('[daemon]\npacks = "a:b"\n', "config: daemon.packs: expected a list, got 'a:b'"),
+            ("daemon = 3\n", "config: daemon: expected a table, got 3"),
+            ("[jobs]\nX = 3\n", "config: jobs.X: expected a table, got 3"),
+            ("[packs]\ntis = []\n", "config: packs.tis: expected a table, got list"),
+            ("[ledger]\nkeep_runs = 0\n", "config: ledger.keep_runs: must be at least 1, got 0"),
+            ('[ledger]\nkeep_days = "3"\n', "config: ledger.keep_days: expected a number, got '3'"),
+            ("[logging]\nbackups = 1001\n", "config: logging.backups: must be at most 1000"),
+            ("[logging]\nmax_bytes = 1e3\n", "config: logging.max_bytes: expected a whole number"),
+            (
+                "[logging]\nmax_bytes = 99999999999999999999999\n",
+                "config: logging.max_bytes: a whole number beyond 64 bits",
+            ),
+            ('[jobs.X]\nafter = ["A", 1]\n', "config: jobs.X.after[1]: expected a string, got 1"),
+            ('[daemon]\nstate_dir = "a\\u0000b"\n', "config: daemon.state_dir: a NUL character"),
+            ("[jobs.X]\ncancel_grace = true\n", "config: jobs.X.cancel_grace: expected a duration"),
+        ],
+    )
+    def test_the_message_names_the_key_path(self, tmp_path: Path, text: str, message: str) -> None:
+        """Type, shape and bound errors name the dotted key path (list items by index) and say
+        what was expected in TOML's words."""
+        with pytest.raises(ConfigError) as info:
+            load_config(_write(tmp_path, text), env={})
+        assert str(info.value).startswith(message)
+
+    def test_a_cross_key_rule_names_its_key_under_the_table(self, tmp_path: Path) -> None:
+        """A table's own rule (`__post_init__`) raises with the key relative to the table."""
+        with pytest.raises(ConfigError) as info:
+            load_config(_write(tmp_path, '[jobs.X]\nat = "01:00"\ncron = "* * * * * *"\n'), env={})
+        assert info.value.key_path == "jobs.X.cron"
+
+    def test_command_line_overrides_are_checked_with_the_daemon_path(self) -> None:
+        """`--address` goes through the same rules and is named as daemon.address."""
+        config = load_config(None, env={})
+        with pytest.raises(ConfigError) as info:
+            with_overrides(config, address="10.1.2.3:7601")
+        assert info.value.key_path == "daemon.address"
+
+    def test_durations_loaded_from_the_file_are_floats(self, tmp_path: Path) -> None:
+        """The duration marker type is a float of seconds: it compares, formats and pickles."""
+        config = load_config(_write(tmp_path, '[daemon]\nshutdown_grace = "1500ms"\n'), env={})
+        grace = config.daemon.shutdown_grace
+        assert isinstance(grace, float) and grace == 1.5 and f"{grace:g}" == "1.5"
+        assert pickle.loads(pickle.dumps(config)) == config
+
+    def test_a_minimum_of_one_second_is_its_own_duration_type(self) -> None:
+        """Durations where zero means spinning are annotated so, and refuse 0 by name."""
+        with pytest.raises(ConfigError, match=r"packs\.p\.wait: must be at least 1s"):
+            load_table(_Waits, {"wait": "500ms"}, "packs.p")
+        assert load_table(_Waits, {"wait": "2s"}, "packs.p").wait == 2.0
+
+
+class _Waits(Settings, frozen=True):
+    wait: DurationAtLeast1s = 5.0
+
+
+def test_a_pack_whose_settings_are_not_a_settings_struct_is_refused(tmp_path: Path) -> None:
+    """Only a `Settings` struct refuses unknown keys, so a pack must declare one."""
+
+    @dataclass(frozen=True)
+    class Loose:
+        x: int = 1
+
+    pack = JobPack(name="loose", build=lambda ctx: (), settings_type=Loose)
+    with pytest.raises(PackLoadError, match=r"settings_type must subclass syncd\.config\.Settings"):
+        pack_context(pack, load_config(None, env={}), tmp_path)

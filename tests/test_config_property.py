@@ -258,3 +258,27 @@ def test_deep_nesting_is_refused_by_name(tmp_path: Path, depth: int) -> None:
         with pytest.raises(ConfigError) as info:
             load_config(path, env={})
         assert info.value.key_path in ("daemon.x", str(path))
+
+
+CORE_KEYS = [(table, key) for table, key in KEYS if not table.startswith("packs.")]
+
+
+@PROPERTY
+@given(where=st.sampled_from(CORE_KEYS), value=_values)
+def test_a_refused_value_is_named_by_its_own_key_path(where: tuple[str, str], value: Any) -> None:
+    """The validation library's location (`$.daemon.packs[2]`) comes out as the dotted path of
+    the very key refused: the key itself, or an item or entry below it."""
+    table, key = where
+    header = f"jobs.{JOB}" if table == JOB_TABLE else table
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "syncd.toml"
+        path.write_text(f"[{header}]\n{key} = {_value(value)}\n", encoding="utf-8")
+        try:
+            load_config(path, env={})
+        except ConfigError as exc:
+            refused: ConfigError | None = exc
+        else:
+            refused = None
+    named = f"{header}.{key}"
+    if refused is not None:
+        assert refused.key_path == named or refused.key_path.startswith((f"{named}[", f"{named}."))

@@ -1,4 +1,4 @@
-"""Configuration: one TOML file into frozen, validated dataclasses.
+"""Configuration: one TOML file into frozen settings structs, validated by msgspec.
 
 Unknown keys and bad values are rejected with their key path (`daemon.shutdown_grace: …`).
 Environment overrides: SYNCD_STATE_DIR (daemon.state_dir), SYNCD_ADDRESS (daemon.address),
@@ -8,20 +8,24 @@ SYNCD_WEBHOOK_URL (notify.webhook_url).
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
-import math
 import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
+from msgspec import Meta, field
+
+from syncd.configvalues import Count as Count
+from syncd.configvalues import Duration as Duration
+from syncd.configvalues import DurationAtLeast1s as DurationAtLeast1s
+from syncd.configvalues import PositiveCount as PositiveCount
+from syncd.configvalues import Settings as Settings
 from syncd.configvalues import bounded, shown, shown_key
-from syncd.configvalues import duration as duration
-from syncd.configvalues import load_dataclass as load_dataclass
+from syncd.configvalues import load_table as load_table
 from syncd.configvalues import parse_duration as parse_duration
 from syncd.errors import ConfigError
 
@@ -70,8 +74,7 @@ def require_loopback(key: str, address: str) -> None:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DaemonConfig:
+class DaemonConfig(Settings, frozen=True):
     """The `[daemon]` table."""
 
     state_dir: Path = field(default_factory=default_state_dir)
@@ -79,8 +82,8 @@ class DaemonConfig:
     address: str = ""
     # Optional TCP listener, loopback only until TLS arrives (e.g. "127.0.0.1:7601").
     tcp_address: str = ""
-    shutdown_grace: float = duration(30.0)
-    cancel_grace: float = duration(10.0)
+    shutdown_grace: Duration = 30.0
+    cancel_grace: Duration = 10.0
     log_level: str = "info"
     # Extra job packs as "module:attr" references to JobPack objects.
     packs: tuple[str, ...] = ()
@@ -91,25 +94,23 @@ class DaemonConfig:
 
     def __post_init__(self) -> None:
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
-            raise ConfigError(
-                "daemon.log_level", "expected debug, info, warning, error or critical"
-            )
+            raise ConfigError("log_level", "expected debug, info, warning, error or critical")
         if self.address.startswith("unix:"):
             if not self.address.removeprefix("unix:").startswith("/"):
                 raise ConfigError(
-                    "daemon.address", f"expected unix:/absolute/path, got {shown(self.address)}"
+                    "address", f"expected unix:/absolute/path, got {shown(self.address)}"
                 )
         elif self.address:
-            require_loopback("daemon.address", self.address)
+            require_loopback("address", self.address)
         if self.tcp_address:
-            require_loopback("daemon.tcp_address", self.tcp_address)
+            require_loopback("tcp_address", self.tcp_address)
         if self.execution not in ("process", "thread"):
             raise ConfigError(
-                "daemon.execution", f'expected "process" or "thread", got {shown(self.execution)}'
+                "execution", f'expected "process" or "thread", got {shown(self.execution)}'
             )
         for ref in self.packs:
             if ":" not in ref:
-                raise ConfigError("daemon.packs", f"expected 'module:attr', got {shown(ref)}")
+                raise ConfigError("packs", f"expected 'module:attr', got {shown(ref)}")
 
     @property
     def listen_address(self) -> str:
@@ -133,8 +134,7 @@ def parse_window(text: str) -> tuple[int, int]:
     return start, end
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SchedulerConfig:
+class SchedulerConfig(Settings, frozen=True):
     """The `[scheduler]` table."""
 
     enabled: bool = True
@@ -158,14 +158,14 @@ MAX_KEEP_DAYS = 36500  # a century
 MAX_KEEP_RUNS = 1_000_000_000
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LedgerConfig:
+class LedgerConfig(Settings, frozen=True):
     """The `[ledger]` table: where runs are kept and for how long."""
 
     # Empty: SQLite at <state_dir>/ledger.sqlite3. Or e.g. postgresql+psycopg://host/db.
     url: str = ""
-    keep_days: float = 90.0
-    keep_runs: int = 1000  # per bean
+    # The ceiling keeps the cutoff date representable.
+    keep_days: Annotated[float, Meta(gt=0, le=MAX_KEEP_DAYS)] = 90.0
+    keep_runs: Annotated[int, Meta(ge=1, le=MAX_KEEP_RUNS)] = 1000  # per bean
 
     def __post_init__(self) -> None:
         if self.url and not _LEDGER_URL.match(self.url):
@@ -173,29 +173,17 @@ class LedgerConfig:
                 "url",
                 f"the ledger supports sqlite:// and postgresql:// URLs, got {shown(self.url)}",
             )
-        # The loader refuses nan and inf; the ceiling keeps the cutoff date representable.
-        if not (math.isfinite(self.keep_days) and 0 < self.keep_days <= MAX_KEEP_DAYS):
-            raise ConfigError(
-                "keep_days",
-                f"must be more than 0 and at most {MAX_KEEP_DAYS}, got {self.keep_days:g}",
-            )
-        if not 1 <= self.keep_runs <= MAX_KEEP_RUNS:
-            raise ConfigError(
-                "keep_runs",
-                f"must be 1 to {MAX_KEEP_RUNS:_}, got {self.keep_runs}".replace("_", ","),
-            )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobConfig:
+class JobConfig(Settings, frozen=True):
     """One `[jobs.<Name>]` table. At most one of at / every / cron."""
 
     at: str | None = None  # "HH:MM", daily, UTC
     every: str | None = None  # "15m"
     cron: str | None = None  # 6-field, UTC
     enabled: bool = True
-    timeout: float = duration(0.0)  # 0: no limit
-    cancel_grace: float | None = duration(None)  # None: daemon.cancel_grace
+    timeout: Duration = 0.0  # 0: no limit
+    cancel_grace: Duration | None = None  # None: daemon.cancel_grace
     after: tuple[str, ...] | None = None  # None: the job's default dependencies
     on_missed: str = "skip"  # or "run_once"
     execution: str | None = None  # None: daemon.execution
@@ -219,22 +207,17 @@ class JobConfig:
 MAX_LOG_BACKUPS = 1000  # rotation renames every backup in turn
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoggingConfig:
+class LoggingConfig(Settings, frozen=True):
     """The `[logging]` table."""
 
     # Empty: <state_dir>/logs/syncd.log. "-": no log file (stdout only).
     file: str = ""
-    max_bytes: int = 50 * 1024 * 1024
-    backups: int = 5
+    max_bytes: Annotated[int, Meta(ge=1024, le=2**63 - 1)] = 50 * 1024 * 1024
+    backups: Annotated[int, Meta(ge=0, le=MAX_LOG_BACKUPS)] = 5
     # stdout rendering: "auto" (console on a terminal, JSON otherwise), "json" or "console".
     format: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.max_bytes < 1024:
-            raise ConfigError("max_bytes", f"must be at least 1024, got {self.max_bytes}")
-        if not 0 <= self.backups <= MAX_LOG_BACKUPS:
-            raise ConfigError("backups", f"must be 0 to {MAX_LOG_BACKUPS}, got {self.backups}")
         if self.format not in ("auto", "json", "console"):
             raise ConfigError(
                 "format", f'expected "auto", "json" or "console", got {shown(self.format)}'
@@ -245,8 +228,7 @@ class LoggingConfig:
 _CONTEXT_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpConfig:
+class HttpConfig(Settings, frozen=True):
     """The `[http]` table: the listener for metrics, health and the web console."""
 
     # HOST:PORT, loopback only (no TLS yet); empty disables the listener.
@@ -288,13 +270,12 @@ NOTIFY_OUTCOMES = (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class NotifyConfig:
+class NotifyConfig(Settings, frozen=True):
     """The `[notify]` table: a Slack-compatible webhook (env SYNCD_WEBHOOK_URL overrides)."""
 
     webhook_url: str = ""
     on: tuple[str, ...] = ("failed", "timed_out", "interrupted")
-    timeout: float = duration(5.0)
+    timeout: Duration = 5.0
     channel: str = ""
     # Prefix failure messages with <!channel>, as the old service did (it paged people at night).
     mention_on_failure: bool = False
@@ -309,10 +290,9 @@ class NotifyConfig:
             raise ConfigError("webhook_url", "expected an http:// or https:// URL")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Config:
+class Config(Settings, frozen=True):
     """The whole file. `packs` holds each job pack's raw table, validated by the pack loader;
-    `jobs` the per-job tables, validated once the jobs are known."""
+    `jobs` the per-job tables (their names are checked once the jobs are known)."""
 
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -338,7 +318,6 @@ class Config:
         return self.ledger.url or f"sqlite:///{self.daemon.state_dir / 'ledger.sqlite3'}"
 
 
-_TABLES = ("daemon", "scheduler", "ledger", "logging", "http", "notify", "jobs", "packs")
 # Job and pack names: what a bean or pack can be called; anything else is a typo or garbage.
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
@@ -362,73 +341,58 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(where, "not usable TOML: values nested too deeply") from None
 
 
-def _table(document: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = document.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(key, f"expected a table ([{key}]), got {type(value).__name__}")
-    return dict(value)
-
-
 def _named_tables(document: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
-    tables = _table(document, key)
-    for name, value in tables.items():
+    # Table by table, so that an error names it (msgspec shows a map's values as `[...]`).
+    tables = load_table(dict[str, Any], document.get(key, {}), key)
+    for name, table in tables.items():
         if not _NAME.fullmatch(name):
             raise ConfigError(
                 f"{key}.{shown_key(name)}", f"not a {what} name (letters, digits, _ . -)"
             )
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"{key}.{name}", f"expected a table ([{key}.{name}]), got {type(value).__name__}"
-            )
+        load_table(dict[str, Any], table, f"{key}.{name}")
     return tables
 
 
-def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """The configuration from `path` (or defaults), with environment overrides applied."""
-    env = os.environ if env is None else env
-    document = read_toml(path) if path is not None else {}
-    unknown = set(document) - set(_TABLES)
-    if unknown:
-        key = shown_key(sorted(unknown)[0])
-        raise ConfigError(key, f"unknown table (known: {', '.join(_TABLES)})")
-    daemon_table = _table(document, "daemon")
+def _with_environment(document: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The document with the SYNCD_* overrides applied to its (copied) tables."""
+
+    def table(key: str) -> dict[str, Any]:
+        value = document.get(key, {})
+        # Not a table: left as it is, for the validation to name.
+        document[key] = dict(value) if isinstance(value, dict) else value
+        return document[key] if isinstance(value, dict) else {}
+
+    document = dict(document)
+    daemon = table("daemon")
     for var, key in (
         ("SYNCD_STATE_DIR", "state_dir"),
         ("SYNCD_ADDRESS", "address"),
         ("SYNCD_TCP_ADDRESS", "tcp_address"),
     ):
         if env.get(var):
-            daemon_table[key] = env[var]
-    daemon = load_dataclass(DaemonConfig, daemon_table, "daemon")
-    scheduler = load_dataclass(SchedulerConfig, _table(document, "scheduler"), "scheduler")
-    ledger = load_dataclass(LedgerConfig, _table(document, "ledger"), "ledger")
-    logging_cfg = load_dataclass(LoggingConfig, _table(document, "logging"), "logging")
-    http_table = _table(document, "http")
+            daemon[key] = env[var]
+    http = table("http")
     if "SYNCD_HTTP_ADDRESS" in env:
-        http_table["address"] = env["SYNCD_HTTP_ADDRESS"]
-    tokens = http_table.get("operator_tokens", [])
+        http["address"] = env["SYNCD_HTTP_ADDRESS"]
+    tokens = http.get("operator_tokens", [])
     if env.get("SYNCD_HTTP_OPERATOR_TOKEN") and isinstance(tokens, list):
-        http_table["operator_tokens"] = [*tokens, env["SYNCD_HTTP_OPERATOR_TOKEN"]]
-    http = load_dataclass(HttpConfig, http_table, "http")
-    notify_table = _table(document, "notify")
+        http["operator_tokens"] = [*tokens, env["SYNCD_HTTP_OPERATOR_TOKEN"]]
     if env.get("SYNCD_WEBHOOK_URL"):
-        notify_table["webhook_url"] = env["SYNCD_WEBHOOK_URL"]
-    notify = load_dataclass(NotifyConfig, notify_table, "notify")
+        table("notify")["webhook_url"] = env["SYNCD_WEBHOOK_URL"]
+    return document
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """The configuration from `path` (or defaults), with environment overrides applied."""
+    env = os.environ if env is None else env
+    document = _with_environment(read_toml(path) if path is not None else {}, env)
     jobs = {
-        name: load_dataclass(JobConfig, table, f"jobs.{name}")
+        name: load_table(JobConfig, table, f"jobs.{name}")
         for name, table in _named_tables(document, "jobs", "job").items()
     }
     packs = _named_tables(document, "packs", "job pack")
-    return Config(
-        daemon=daemon,
-        scheduler=scheduler,
-        ledger=ledger,
-        logging=logging_cfg,
-        http=http,
-        notify=notify,
-        jobs=jobs,
-        packs=packs,
-    )
+    tables = {key: value for key, value in document.items() if key not in ("jobs", "packs")}
+    return msgspec.structs.replace(load_table(Config, tables, ""), jobs=jobs, packs=packs)
 
 
 def with_overrides(config: Config, **daemon_changes: Any) -> Config:
@@ -436,4 +400,8 @@ def with_overrides(config: Config, **daemon_changes: Any) -> Config:
     changes = {k: v for k, v in daemon_changes.items() if v is not None}
     if not changes:
         return config
-    return dataclasses.replace(config, daemon=dataclasses.replace(config.daemon, **changes))
+    try:
+        daemon = msgspec.structs.replace(config.daemon, **changes)
+    except ConfigError as exc:
+        raise ConfigError(f"daemon.{exc.key_path}", exc.problem) from None
+    return msgspec.structs.replace(config, daemon=daemon)

@@ -1,7 +1,7 @@
 """The contract between the daemon and job packs.
 
-A job pack is a `JobPack`: a name, optional settings (a frozen dataclass read from the config
-table `[packs.<name>]`), and a `build` function returning `JobSpec`s. The daemon turns each
+A job pack is a `JobPack`: a name, optional settings (a `syncd.config.Settings` struct read
+from the config table `[packs.<name>]`), and a `build` function returning `JobSpec`s. The daemon turns each
 `JobSpec` into a managed bean with the job's trigger operation, the alias `run`,
 `isCurrentlyRunning`, `elapsedTime` and `cancel`.
 
@@ -25,13 +25,23 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from syncd.beans.model import Invocation, Operation, Parameter, Result
-from syncd.configvalues import duration, parse_duration
+from syncd.configvalues import (
+    Count,
+    Duration,
+    DurationAtLeast1s,
+    PositiveCount,
+    Settings,
+    parse_duration,
+)
 from syncd.enums import Impact, Trigger
 from syncd.errors import ConfigError, InvalidArgumentError, RunCancelled, SyncdError
 from syncd.values import Value, ValueType
 
 __all__ = [
     "ConfigError",
+    "Count",
+    "Duration",
+    "DurationAtLeast1s",
     "Impact",
     "InvalidArgumentError",
     "Invocation",
@@ -41,14 +51,15 @@ __all__ = [
     "Operation",
     "PackContext",
     "Parameter",
+    "PositiveCount",
     "Result",
     "RunCancelled",
     "RunContext",
+    "Settings",
     "SyncdError",
     "Trigger",
     "Value",
     "ValueType",
-    "duration",
     "parse_duration",
 ]
 

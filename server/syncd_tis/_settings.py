@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
-from syncd.job import ConfigError, duration
+from msgspec import field
+from msgspec.structs import replace
+
+from syncd.job import (
+    ConfigError,
+    Count,
+    Duration,
+    DurationAtLeast1s,
+    PositiveCount,
+    Settings,
+)
 from syncd_tis.search.settings import RevalSettings, SearchSettings
 
 EMBEDDED_FILE = "tis.sqlite3"
@@ -27,8 +36,7 @@ def parse_iso_date(text: str) -> date:
         raise ValueError(f"{text!r} is not a valid date ({exc})") from None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TisSettings:
+class TisSettings(Settings, frozen=True):
     """How the TIS jobs reach their database and how they pace themselves.
 
     Every field has a default, so an absent `[packs.tis]` table gives the embedded demo.
@@ -39,22 +47,22 @@ class TisSettings:
     source_url: str | None = None
     # Ids per keyset page (and per transaction) for the field-update jobs: record and funding
     # status. The old service used 5,000.
-    page_size: int = 5000
+    page_size: PositiveCount = 5000
     # MySQL only: RAM (MB) a run may give its integer-only staging tables (MEMORY engine,
     # through the session's max_heap_table_size); 0 keeps them on disk (InnoDB), slower.
     # About 50 bytes per PersonTrust row: 1,024 MB holds some 20 million.
-    mysql_staging_memory_mb: int = 1024
+    mysql_staging_memory_mb: Count = 1024
     # What `dateOverride=NONE` means for PersonRecordStatusJob: "" (today), "ANY" or a date.
     record_status_date_override: str = ""
     # Transient database errors (deadlock, lock wait timeout, lost connection) are retried.
-    retry_attempts: int = 5
-    retry_initial_delay: float = duration(0.5)
-    retry_max_delay: float = duration(30.0)
+    retry_attempts: PositiveCount = 5
+    retry_initial_delay: Duration = 0.5
+    retry_max_delay: Duration = 30.0
     # Connections are recycled below MySQL's wait_timeout (the old Hikari maxLifetime was 380 s).
-    pool_recycle: float = duration(280.0, minimum=1.0)
-    connect_timeout: float = duration(10.0, minimum=1.0)
+    pool_recycle: DurationAtLeast1s = 280.0
+    connect_timeout: DurationAtLeast1s = 10.0
     # How long a job waits for another run that is switching the same derived table.
-    lock_timeout: float = duration(300.0, minimum=1.0)
+    lock_timeout: DurationAtLeast1s = 300.0
     # The search index jobs ([packs.tis.search]) and the revalidation publishers ([packs.tis.reval]).
     search: SearchSettings = field(default_factory=SearchSettings)
     reval: RevalSettings = field(default_factory=RevalSettings)
@@ -64,12 +72,6 @@ class TisSettings:
             raise ConfigError(
                 "source_url", "must not be blank (leave it out for the embedded demo)"
             )
-        if self.page_size < 1:
-            raise ConfigError("page_size", f"must be at least 1, got {self.page_size}")
-        if self.mysql_staging_memory_mb < 0:
-            raise ConfigError("mysql_staging_memory_mb", "must be 0 (off) or more")
-        if self.retry_attempts < 1:
-            raise ConfigError("retry_attempts", f"must be at least 1, got {self.retry_attempts}")
         if self.retry_max_delay < self.retry_initial_delay:
             raise ConfigError("retry_max_delay", "must not be less than retry_initial_delay")
         override = self.record_status_date_override.strip()

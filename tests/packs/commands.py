@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from syncd.config import Settings
 from syncd.job import JobPack, JobSpec, PackContext
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GreeterSettings:
+class GreeterSettings(Settings, frozen=True):
     greeting: str = "hello"
 
 

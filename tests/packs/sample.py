@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd.beans.model import Parameter
+from syncd.config import Settings
 from syncd.job import JobPack, JobSpec, PackContext, RunContext
 from syncd.values import Value, ValueType
 
@@ -186,8 +187,7 @@ def chain_jobs(gates: Gates) -> list[JobSpec]:
 # --- the subprocess pack -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class E2ESettings:
+class E2ESettings(Settings, frozen=True):
     gate_dir: str = ""
 
 

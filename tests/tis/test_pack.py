@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, inspect, select
 
-from syncd.config import load_dataclass
+from syncd.config import load_table
 from syncd.errors import ConfigError
 from syncd.job import PackContext
 from syncd_tis import PACK, TisSettings, _jobs
@@ -123,7 +123,7 @@ class TestJobs:
 class TestSettings:
     def test_settings_load_from_the_config_table(self) -> None:
         """[packs.tis] keys map onto TisSettings, durations accept units."""
-        settings = load_dataclass(
+        settings = load_table(
             TisSettings,
             {"source_url": "sqlite:///x", "page_size": 100, "retry_initial_delay": "2s"},
             "packs.tis",
@@ -147,7 +147,7 @@ class TestSettings:
     def test_bad_settings_are_refused_by_key(self, table: dict[str, object], key: str) -> None:
         """Every invalid value names its key path."""
         with pytest.raises(ConfigError) as caught:
-            load_dataclass(TisSettings, table, "packs.tis")
+            load_table(TisSettings, table, "packs.tis")
         assert caught.value.key_path == key
 
 

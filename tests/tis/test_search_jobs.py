@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from syncd.config import load_dataclass
+from syncd.config import load_table
 from syncd.errors import ConfigError
 from syncd.job import PackContext
 from syncd_tis import TisSettings
@@ -123,7 +123,7 @@ class TestSpecs:
 
 class TestSettings:
     def test_the_config_tables_load_with_their_types(self) -> None:
-        search = load_dataclass(
+        search = load_table(
             SearchSettings,
             {
                 "elasticsearch_url": "http://es:9200",
@@ -137,7 +137,7 @@ class TestSettings:
             2_000_000,
             120.0,
         )
-        reval = load_dataclass(RevalSettings, {"amqp_url": "amqps://u:p@mq/"}, "packs.tis.reval")
+        reval = load_table(RevalSettings, {"amqp_url": "amqps://u:p@mq/"}, "packs.tis.reval")
         assert (reval.exchange, reval.routing_key, reval.page_size) == (
             "reval.exchange",
             "reval.trainee.update",
@@ -161,7 +161,7 @@ class TestSettings:
         self, cls: type[Any], table: dict[str, Any], message: str
     ) -> None:
         with pytest.raises(ConfigError, match=message):
-            load_dataclass(cls, table, "packs.tis.x")
+            load_table(cls, table, "packs.tis.x")
 
     def test_the_old_environment_fills_what_the_config_leaves_unset(self, tmp_path: Path) -> None:
         env = {

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import structlog
 from aiohttp import web
 
@@ -167,7 +167,7 @@ class Daemon:
         except SyncdError as exc:
             log.error("config.reload_failed", error=str(exc))
             raise
-        self.config = dataclasses.replace(new, packs=self.config.packs)
+        self.config = msgspec.structs.replace(new, packs=self.config.packs)
         self.plans = plans
         self._apply_plans()
         self.orchestrator.replace_plans(plans)

@@ -8,7 +8,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from syncd.config import Config, load_dataclass
+from syncd.config import Config, Settings, load_table
 from syncd.errors import ConfigError, PackLoadError
 from syncd.job import JobPack, JobSpec, PackContext
 
@@ -66,7 +66,9 @@ def pack_context(pack: JobPack, config: Config, state_dir: Path) -> PackContext:
     table = config.packs.get(pack.name, {})
     settings = None
     if pack.settings_type is not None:
-        settings = load_dataclass(pack.settings_type, table, f"packs.{pack.name}")
+        if not (isinstance(pack.settings_type, type) and issubclass(pack.settings_type, Settings)):
+            raise PackLoadError(pack.name, "settings_type must subclass syncd.config.Settings")
+        settings = load_table(pack.settings_type, table, f"packs.{pack.name}")
     elif table:
         raise ConfigError(f"packs.{pack.name}", "this pack takes no settings")
     return PackContext(state_dir=state_dir, settings=settings)

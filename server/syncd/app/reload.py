@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
+import msgspec
 import structlog
 
 from syncd.config import Config
@@ -50,9 +51,11 @@ def diff(
         a, b = getattr(old, section), getattr(new, section)
         if a == b:
             continue
-        if hasattr(a, "__dataclass_fields__"):
+        if isinstance(a, msgspec.Struct):
             restart += [
-                f"{section}.{f.name}" for f in fields(a) if getattr(a, f.name) != getattr(b, f.name)
+                f"{section}.{name}"
+                for name in a.__struct_fields__
+                if getattr(a, name) != getattr(b, name)
             ]
         else:
             restart.append(section)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from syncd.job import ConfigError, duration
+from msgspec.structs import replace
+
+from syncd.job import ConfigError, Duration, DurationAtLeast1s, PositiveCount, Settings
 
 # Elasticsearch index names: lowercase, no path characters; also safe as file names.
 _INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -29,8 +30,7 @@ def _check_retries(attempts: int, initial: float, ceiling: float, attempts_key: 
         raise ConfigError("retry_max_delay", "must not be less than retry_initial_delay")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SearchSettings:
+class SearchSettings(Settings, frozen=True):
     """Where the persons and posts indices go and how they are built.
 
     Every field has a default: without `[packs.tis.search]` the indices are SQLite FTS5 files
@@ -44,15 +44,15 @@ class SearchSettings:
     person_index: str = "persons"
     post_index: str = "posts"
     # Persons (or posts) per keyset page: one set of queries and one write to the sink each.
-    page_size: int = 2000
+    page_size: PositiveCount = 2000
     # A bulk request body never exceeds this many bytes, unless one document alone does
     # (AWS Elasticsearch refuses requests over 10 MB).
-    bulk_max_bytes: int = 5_000_000
+    bulk_max_bytes: PositiveCount = 5_000_000
     # 429, 5xx and connection errors from Elasticsearch are retried with exponential backoff.
-    retry_attempts: int = 6
-    retry_initial_delay: float = duration(1.0)
-    retry_max_delay: float = duration(60.0)
-    request_timeout: float = duration(120.0, minimum=1.0)
+    retry_attempts: PositiveCount = 6
+    retry_initial_delay: Duration = 1.0
+    retry_max_delay: Duration = 60.0
+    request_timeout: DurationAtLeast1s = 120.0
 
     def __post_init__(self) -> None:
         if self.elasticsearch_url is not None and not elasticsearch_hosts(self.elasticsearch_url):
@@ -81,8 +81,7 @@ class SearchSettings:
         return self.elasticsearch_url is None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RevalSettings:
+class RevalSettings(Settings, frozen=True):
     """Where the revalidation publishers send person ids.
 
     Without a broker (no `amqp_url`, no RABBITMQ_HOST) both reval jobs are disabled, with that
@@ -97,12 +96,12 @@ class RevalSettings:
     exchange: str = DEFAULT_EXCHANGE
     routing_key: str = "reval.trainee.update"
     # Person ids per message (and per keyset page), as the old service.
-    page_size: int = 5000
+    page_size: PositiveCount = 5000
     # A page is published again until the broker confirms it, at most this many times.
-    publish_attempts: int = 8
-    retry_initial_delay: float = duration(1.0)
-    retry_max_delay: float = duration(60.0)
-    connect_timeout: float = duration(10.0, minimum=1.0)
+    publish_attempts: PositiveCount = 8
+    retry_initial_delay: Duration = 1.0
+    retry_max_delay: Duration = 60.0
+    connect_timeout: DurationAtLeast1s = 10.0
 
     def __post_init__(self) -> None:
         if self.amqp_url is not None and urlsplit(self.amqp_url.strip()).scheme not in (
