@@ -141,12 +141,11 @@ _CLASSIC_TEMPLATE = ("0", "0", "*", "*", "*")
 
 
 def _reason(exc: CroniterError) -> str:
-    """croniter's complaint without its copy of the expression, bounded."""
-    text = re.sub(r"\[[^\]]*\]\s*", "", str(exc)).strip()
-    text = text.removeprefix("is ").rstrip(".") or "is not valid"
-    text = text if text.startswith(("not ", "out ")) else f"is not valid ({text})"
-    if not text.startswith("is "):
-        text = f"is {text}"
+    """croniter's complaint without its copy of the expression, bounded: "is not …"."""
+    text = re.sub(r"\[[^\]]*\]\s*", "", str(exc)).strip().removeprefix("is ").rstrip(".")
+    if not text.startswith("not "):
+        text = f"not valid ({text})" if text else "not valid"
+    text = f"is {text}"
     return text if len(text) <= _CRON_REASON_LIMIT else f"{text[: _CRON_REASON_LIMIT - 1]}…"
 
 
