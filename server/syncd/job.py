@@ -23,6 +23,12 @@ from typing import Any, Protocol
 
 from syncd.beans import Operation, Parameter
 from syncd.enums import Trigger
+
+# The daemon's one retry helper is part of the pack contract: packs retry with it too.
+from syncd.retry import Backoff as Backoff
+from syncd.retry import RetryNote as RetryNote
+from syncd.retry import retrying as retrying
+from syncd.retry import sleep_uncancelled as sleep_uncancelled
 from syncd.values import Value
 
 

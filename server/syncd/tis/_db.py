@@ -30,9 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
-from syncd.job import RunContext
-from syncd.retry import Backoff, RetryNote, sleep_uncancelled
-from syncd.retry import retrying as retry_with_backoff
+from syncd.job import Backoff, RetryNote, RunContext, sleep_uncancelled
+from syncd.job import retrying as retry_with_backoff
 from syncd.tis._settings import TisSettings
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from syncd.retry import RetryNote, retrying, sleep_uncancelled
+from syncd.job import RetryNote, retrying, sleep_uncancelled
 from syncd.tis._db import RetryPolicy
 
 T = TypeVar("T")
