@@ -6,10 +6,12 @@ import asyncio
 import io
 import json
 import logging
+import logging.handlers
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
 from structlog.testing import capture_logs
 
@@ -91,6 +93,32 @@ def test_the_file_rotates_by_size_and_keeps_its_backups(tmp_path: Path) -> None:
     assert kept == lines[-len(kept) :]
     assert all(json.loads(k) for k in kept)
     assert not (tmp_path / "s.log.3").exists()
+
+
+@pytest.mark.parametrize("text", ["é", "€", "𝄞", "名"])
+def test_the_size_limit_counts_bytes_not_characters(tmp_path: Path, text: str) -> None:
+    """Lines of multi-byte text rotate by their UTF-8 size: no file passes max_bytes."""
+    writer = RotatingWriter(tmp_path / "s.log", max_bytes=200, backups=3)
+    assert isinstance(writer, logging.handlers.RotatingFileHandler)
+    lines = [f"{i} {text * 40}" for i in range(8)]  # 80-160 bytes each, 42 characters
+    for line in lines:
+        writer.write(line)
+    writer.close()
+    names = ("s.log.3", "s.log.2", "s.log.1", "s.log")
+    files = [tmp_path / n for n in names if (tmp_path / n).exists()]
+    assert len(files) >= 3 and all(f.stat().st_size <= 200 for f in files)
+    kept = [line for f in files for line in f.read_text(encoding="utf-8").splitlines()]
+    assert kept == lines[-len(kept) :] and len(kept) >= 4
+
+
+def test_no_backups_means_the_file_starts_over(tmp_path: Path) -> None:
+    """With backups = 0 a full file is emptied, not kept growing."""
+    writer = RotatingWriter(tmp_path / "s.log", max_bytes=100, backups=0)
+    for i in range(5):
+        writer.write(f"{i} {'x' * 60}")
+    writer.close()
+    assert (tmp_path / "s.log").read_text().splitlines() == [f"4 {'x' * 60}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.log"]
 
 
 def test_tail_filters_by_job_run_and_level() -> None:

@@ -181,7 +181,11 @@ def test_upcoming_lists_fires_in_utc_order() -> None:
     ("tables", "key", "message"),
     [
         ({"A": JobConfig(at="25:00")}, "jobs.A.at", "hour 25 is not 0-23"),
-        ({"A": JobConfig(cron="0 0 0 * * FUNDAY")}, "jobs.A.cron", "not a number"),
+        (
+            {"A": JobConfig(cron="0 0 0 * * FUNDAY")},
+            "jobs.A.cron",
+            "day of week: 'FUNDAY' is not acceptable",
+        ),
         ({"A": JobConfig(after=("Nope",))}, "jobs.A.after", "unknown job 'Nope'"),
         (
             {"A": JobConfig(after=("B",)), "B": JobConfig(after=("A",))},

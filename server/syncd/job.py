@@ -35,9 +35,11 @@ from syncd.configvalues import (
 )
 from syncd.enums import Impact, Trigger
 from syncd.errors import ConfigError, InvalidArgumentError, RunCancelled, SyncdError
+from syncd.retry import Backoff, RetryNote, retrying, sleep_uncancelled
 from syncd.values import Value, ValueType
 
 __all__ = [
+    "Backoff",
     "ConfigError",
     "Count",
     "Duration",
@@ -53,6 +55,7 @@ __all__ = [
     "Parameter",
     "PositiveCount",
     "Result",
+    "RetryNote",
     "RunCancelled",
     "RunContext",
     "Settings",
@@ -61,6 +64,8 @@ __all__ = [
     "Value",
     "ValueType",
     "parse_duration",
+    "retrying",
+    "sleep_uncancelled",
 ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
-from syncd.job import RunContext
+from syncd.job import Backoff, RetryNote, RunContext, sleep_uncancelled
+from syncd.job import retrying as retry_with_backoff
 from syncd_tis._settings import TisSettings
 
 T = TypeVar("T")
@@ -94,6 +94,8 @@ def transient_reason(exc: BaseException) -> str | None:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RetryPolicy:
+    """The pack's retry settings, as the daemon's one retry helper takes them."""
+
     attempts: int
     initial_delay: float
     max_delay: float
@@ -106,15 +108,22 @@ class RetryPolicy:
             max_delay=settings.retry_max_delay,
         )
 
+    @property
+    def backoff(self) -> Backoff:
+        """Exponential, with jitter (half to all of each step) so two retrying runs drift apart."""
+        return Backoff(
+            initial=self.initial_delay,
+            maximum=self.max_delay,
+            attempts=self.attempts,
+            jitter=(0.5, 1.0),
+        )
+
     def delay(self, attempt: int, rng: random.Random) -> float:
-        """Exponential backoff with jitter, so two retrying runs drift apart."""
-        ceiling = min(self.max_delay, self.initial_delay * 2.0 ** (attempt - 1))
-        return ceiling * rng.uniform(0.5, 1.0)
+        return self.backoff.delay(attempt, rng)
 
 
-def _sleep(seconds: float) -> bool:
-    time.sleep(seconds)
-    return False
+def _transient_db_error(exc: BaseException) -> str | None:
+    return transient_reason(exc) if isinstance(exc, DBAPIError) else None
 
 
 def retrying(
@@ -124,7 +133,7 @@ def retrying(
     log: Any,
     what: str,
     before_attempt: Callable[[], None] = lambda: None,
-    wait: Callable[[float], bool] = _sleep,
+    wait: Callable[[float], bool] = sleep_uncancelled,
     rng: random.Random | None = None,
 ) -> T:
     """`work()`, retried with backoff while it fails with a transient database error.
@@ -133,28 +142,21 @@ def retrying(
     `before_attempt` runs before each try and `wait(seconds)` between tries; jobs pass
     `ctx.raise_if_cancelled` and `ctx.wait_cancelled`, so a cancel cuts a back-off short.
     """
-    rng = rng or random.Random()
-    attempt = 1
-    while True:
-        before_attempt()
-        try:
-            return work()
-        except DBAPIError as exc:
-            reason = transient_reason(exc)
-            if reason is None or attempt >= policy.attempts:
-                raise
-            delay = policy.delay(attempt, rng)
-            log.warning(
-                "tis.db.retry",
-                what=what,
-                attempt=attempt,
-                of=policy.attempts,
-                reason=reason,
-                delay_s=round(delay, 3),
-                error=str(exc.orig),
-            )
-            wait(delay)
-            attempt += 1
+
+    def note(retry: RetryNote) -> None:
+        error = retry.error
+        cause = error.orig if isinstance(error, DBAPIError) else error
+        log.warning("tis.db.retry", what=what, **{**retry.fields(), "error": str(cause)})
+
+    return retry_with_backoff(
+        work,
+        backoff=policy.backoff,
+        transient=_transient_db_error,
+        on_retry=note,
+        before_attempt=before_attempt,
+        wait=wait,
+        rng=rng,
+    )
 
 
 # The jobs count what they write from `rowcount`; SQLAlchemy 2.1 only keeps it for INSERT

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 from collections.abc import Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -34,6 +33,7 @@ import structlog
 from syncd.errors import LedgerUnavailableError
 from syncd.ledger._faults import problem_of
 from syncd.ledger.model import EXECUTED, RunLedger, RunRecord
+from syncd.retry import Backoff, retrying_async
 
 log = structlog.get_logger("syncd.ledger")
 
@@ -244,15 +244,22 @@ class LedgerRecorder:
         )
 
     async def _retry_loop(self) -> None:
-        delay = self._retry_initial
+        # Started by a failed write: wait before the first try, back off while it fails, and
+        # start over (short waits) once a flush goes through but more has come in meanwhile.
+        backoff = Backoff(
+            initial=self._retry_initial, maximum=self._retry_max, jitter=_REPLICA_JITTER
+        )
         while (self._unwritten or self._problem) and not self._closed:
-            await self._pause(delay * random.uniform(0.8, 1.2))  # jitter: replicas spread out
-            if self._closed:
+            try:
+                await retrying_async(
+                    self._flush_or_raise,
+                    backoff=backoff,
+                    transient=_not_taken,
+                    sleep=self._pause,
+                    first_wait=True,
+                )
+            except _Closed:
                 return
-            if await self._flush_once():
-                delay = self._retry_initial
-            else:
-                delay = min(delay * 2, self._retry_max)
 
     async def _pause(self, seconds: float) -> None:
         """Wait out a backoff, or less when woken (`retry_now`, recovery, close)."""
@@ -260,6 +267,12 @@ class LedgerRecorder:
             async with asyncio.timeout(seconds):
                 await self._wake.wait()
         self._wake.clear()
+
+    async def _flush_or_raise(self) -> None:
+        if self._closed:
+            raise _Closed
+        if not await self._flush_once():
+            raise _NotTaken
 
     async def _flush_once(self) -> bool:
         """Write every record kept in memory, or probe the ledger when none is; True if it
@@ -349,15 +362,20 @@ class LedgerRecorder:
     async def close(self, timeout: float = 10.0) -> None:
         """Write what is kept in memory (retrying for up to `timeout` seconds), log whatever
         still could not be written, then release the ledger."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        delay = self._retry_initial
-        while self._unwritten and not await self._flush_once():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await self._pause(min(delay, remaining))
-            delay = min(delay * 2, self._retry_max)
+        if self._unwritten:
+            last_chance = Backoff(
+                initial=self._retry_initial,
+                maximum=self._retry_max,
+                within=timeout,
+                jitter=(1.0, 1.0),
+            )
+            with contextlib.suppress(_NotTaken):
+                await retrying_async(
+                    self._flush_or_raise,
+                    backoff=last_chance,
+                    transient=_not_taken,
+                    sleep=self._pause,
+                )
         self._closed = True
         self._wake.set()
         if self._retrying is not None:
@@ -378,6 +396,21 @@ class LedgerRecorder:
         self._readers.shutdown(wait=False, cancel_futures=True)
         await asyncio.wrap_future(self._writer.submit(self.ledger.close))
         self._writer.shutdown(wait=False)
+
+
+_REPLICA_JITTER = (0.8, 1.2)  # replicas that lost the ledger together retry apart
+
+
+class _NotTaken(Exception):
+    """The ledger did not take the records kept in memory (yet)."""
+
+
+class _Closed(Exception):
+    """The recorder closed while it was retrying."""
+
+
+def _not_taken(exc: BaseException) -> str | None:
+    return "the ledger did not take the write" if isinstance(exc, _NotTaken) else None
 
 
 def _loggable(record: RunRecord) -> dict[str, Any]:

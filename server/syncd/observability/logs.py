@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import os
 import sys
 import threading
 from pathlib import Path
@@ -36,43 +38,50 @@ TRACE_LIMIT = 32_000
 _TRACE_KEYS = frozenset({"exception", "stack"})
 
 
-class RotatingWriter:
-    """Appends lines to a file, rotating it to .1 … .N when it passes `max_bytes`."""
+class RotatingWriter(logging.handlers.RotatingFileHandler):
+    """The log file: the standard library's rotation to .1 … .N, with the size in bytes.
+
+    The standard check adds the new line's length in characters to the file's size in bytes,
+    so lines of multi-byte text could push the file past `max_bytes`; here both are bytes.
+    A failed write is reported by logging's handleError, never raised into the caller.
+    """
 
     def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
-        self.path = path
-        self._max = max_bytes
-        self._backups = backups
-        self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("a", encoding="utf-8")
-        self._size = self._file.tell()
+        super().__init__(
+            path,
+            maxBytes=max_bytes,
+            backupCount=backups,
+            encoding=_ENCODING,
+            errors=_ENCODING_ERRORS,
+        )
+        self.path = path
 
     def write(self, line: str) -> None:
-        data = line + "\n"
-        with self._lock:
-            if self._size and self._size + len(data) > self._max:
-                self._rotate()
-            self._file.write(data)
-            self._file.flush()  # operators `tail -f` this file
-            self._size += len(data)
+        self.handle(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
 
-    def _rotate(self) -> None:
-        self._file.close()
-        for n in range(self._backups - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{n}")
-            if older.exists():
-                older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
-        if self._backups:
-            self.path.replace(self.path.with_name(f"{self.path.name}.1"))
-        else:
-            self.path.unlink(missing_ok=True)
-        self._file = self.path.open("a", encoding="utf-8")
-        self._size = 0
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        if self.stream is None:
+            self.stream = self._open()
+        if not os.path.isfile(self.baseFilename):  # never rotate a device or a pipe
+            return False
+        size = os.fstat(self.stream.fileno()).st_size  # flushed after every line
+        data = f"{self.format(record)}\n".encode(_ENCODING, _ENCODING_ERRORS)
+        return size > 0 and size + len(data) > self.maxBytes
 
-    def close(self) -> None:
-        with self._lock:
-            self._file.close()
+    def doRollover(self) -> None:
+        if self.backupCount:
+            super().doRollover()
+            return
+        # With no backups the standard handler would keep appending; the file starts over.
+        if self.stream is not None:
+            self.stream.close()
+        self.path.unlink(missing_ok=True)
+        self.stream = self._open()
+
+
+_ENCODING = "utf-8"
+_ENCODING_ERRORS = "backslashreplace"  # a lone surrogate in a field must not lose the line
 
 
 class _Sink:

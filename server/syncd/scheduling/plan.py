@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from graphlib import CycleError, TopologicalSorter
 
 from syncd.config import Config, JobConfig
 from syncd.configvalues import shown
@@ -116,21 +117,19 @@ _TICK = datetime(2000, 1, 1, 0, 0, 1, tzinfo=UTC) - _MIDNIGHT
 
 
 def _refuse_cycles(plans: Mapping[str, JobPlan]) -> None:
-    state: dict[str, int] = {}  # 1 visiting, 2 done
-
-    def visit(name: str, path: list[str]) -> None:
-        if state.get(name) == 2:
-            return
-        if state.get(name) == 1:
-            cycle = [*path[path.index(name) :], name]
-            raise ConfigError(f"jobs.{cycle[0]}.after", "dependency cycle: " + " → ".join(cycle))
-        state[name] = 1
-        for dep in plans[name].after:
-            visit(dep, [*path, name])
-        state[name] = 2
-
-    for name in plans:
-        visit(name, [])
+    try:
+        TopologicalSorter({name: plan.after for name, plan in plans.items()}).prepare()
+    except CycleError as exc:
+        # graphlib lists each job before one that waits for it, the first repeated at the end;
+        # the message reads the other way ("A → B": A waits for B), from the first job in plan
+        # order, so the same config always names the same key.
+        waits_for = list(reversed(exc.args[1][:-1]))
+        position = list(plans)
+        start = min(range(len(waits_for)), key=lambda i: position.index(waits_for[i]))
+        cycle = [*waits_for[start:], *waits_for[:start]]
+        raise ConfigError(
+            f"jobs.{cycle[0]}.after", "dependency cycle: " + " → ".join([*cycle, cycle[0]])
+        ) from None
 
 
 def dependants(plans: Mapping[str, JobPlan], name: str) -> list[str]:
@@ -150,18 +149,20 @@ def run_order(plans: Mapping[str, JobPlan], names: Iterable[str]) -> list[str]:
     """`names` ordered so each job comes after its prerequisites; timetable order otherwise."""
     wanted = set(names)
     position = {n: i for i, n in enumerate(plans)}
-    done: list[str] = []
-    placed: set[str] = set()
-    while len(done) < len(wanted):
-        ready = [
-            n
-            for n in wanted - placed
-            if all(d in placed or d not in wanted for d in plans[n].after)
-        ]
-        nxt = min(ready, key=position.__getitem__)  # ready is never empty: no cycles
-        done.append(nxt)
-        placed.add(nxt)
-    return done
+    graph: TopologicalSorter[str] = TopologicalSorter(
+        {n: [d for d in plans[n].after if d in wanted] for n in wanted}
+    )
+    graph.prepare()  # plans are cycle-free: plan_jobs refused cycles
+    order: list[str] = []
+    ready: list[str] = []
+    while graph.is_active():
+        ready.extend(graph.get_ready())
+        # Of all jobs whose prerequisites are done, the earliest in the timetable goes next.
+        nxt = min(ready, key=position.__getitem__)
+        ready.remove(nxt)
+        order.append(nxt)
+        graph.done(nxt)
+    return order
 
 
 def prerequisites(plans: Mapping[str, JobPlan], name: str) -> tuple[str, ...]:

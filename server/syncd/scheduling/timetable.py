@@ -1,22 +1,23 @@
-"""When jobs fire: daily `at`, interval `every`, and 6-field cron, all in UTC.
+"""When jobs fire: daily `at`, interval `every`, and cron (Spring 6-field, classic 5-field), in UTC.
 
 Next-fire times are pure functions of (schedule, instant), so they are tested with fixed
-datetimes. We compute them ourselves rather than with the `schedule` library: `schedule`
-works in the host's naive local time (UTC needs pytz), reads the real clock inside its jobs
-(no clock can be injected), and has no cron expressions, which the old service's
-APPLICATION_CRON_* variables are.
+datetimes. Cron expressions are evaluated by croniter. The timetable is ours rather than the
+`schedule` library's: `schedule` works in the host's naive local time (UTC needs pytz), reads
+the real clock inside its jobs (no clock can be injected), and has no cron expressions, which
+the old service's APPLICATION_CRON_* variables are.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
+
+from croniter import CroniterError, croniter
 
 from syncd.configvalues import parse_duration, shown
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SEARCH_DAYS = 366 * 5  # enough for any satisfiable cron (29 Feb on a given weekday aside)
 
 
 class ScheduleError(ValueError):
@@ -46,153 +47,106 @@ class Every:
     seconds: float
 
     def next_after(self, moment: datetime) -> datetime:
-        elapsed = (moment - _EPOCH).total_seconds()
-        steps = int(elapsed // self.seconds) + 1
-        candidate = _EPOCH + timedelta(seconds=steps * self.seconds)
-        while candidate <= moment:  # float rounding at step boundaries
-            candidate += timedelta(seconds=self.seconds)
-        return candidate
+        # timedelta arithmetic is exact in microseconds; float seconds since 1970 are not
+        # (a moment just before a step could round onto it and skip a fire).
+        step = timedelta(seconds=self.seconds)
+        return _EPOCH + ((moment - _EPOCH) // step + 1) * step
 
     def describe(self) -> str:
         return f"every {self.seconds:g}s"
 
 
-_MONTHS = {
-    m: i
-    for i, m in enumerate(
-        ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], 1
-    )
-}
-_DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
-_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
-    ("second", 0, 59, {}),
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    ("month", 1, 12, _MONTHS),
-    ("day of week", 0, 7, _DAYS),
-)
-
-
-def _parse_cron_field(
-    text: str, name: str, low: int, high: int, names: dict[str, int]
-) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.upper().split(","):
-        if part in ("*", "?"):
-            values.update(range(low, high + 1))
-            continue
-        body, _, step_text = part.partition("/")
-        step = 1
-        if step_text:
-            if not _is_number(step_text) or int(step_text) == 0:
-                raise ScheduleError(f"{name}: bad step {shown(step_text)}")
-            step = int(step_text)
-        if body in ("*", "?"):
-            start, end = low, high
-        else:
-            first, dash, last = body.partition("-")
-            start = _cron_number(first, name, low, high, names)
-            end = _cron_number(last, name, low, high, names) if dash else start
-            if step_text and not dash:
-                end = high
-            if start > end:
-                raise ScheduleError(f"{name}: range {body} runs backwards")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
-
-
-def _is_number(text: str) -> bool:
-    return text.isascii() and text.isdigit() and len(text) <= 10
-
-
-def _cron_number(text: str, name: str, low: int, high: int, names: dict[str, int]) -> int:
-    if text in names:
-        return names[text]
-    if not _is_number(text):
-        raise ScheduleError(f"{name}: {shown(text)} is not a number")
-    value = int(text)
-    if not low <= value <= high:
-        raise ScheduleError(f"{name}: {value} is outside {low}-{high}")
-    return value
+_NOT_DETERMINISTIC = re.compile(r"(?<![A-Z])[HR](?![A-Z])")
+_QUARTZ_LAST_WEEKDAY = re.compile(r"^([0-7])L$")
+_NUMERIC_RANGE = re.compile(r"(?<![0-9])([0-9]{1,4})-([0-9]{1,4})(?![0-9])")
+_MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_CRON_REASON_LIMIT = 120
 
 
 @dataclass(frozen=True, slots=True)
 class Cron:
-    """A Spring-style 6-field cron: second minute hour day-of-month month day-of-week.
+    """A cron expression, evaluated by croniter in UTC.
 
-    As in Spring, a day must match both the day-of-month and the day-of-week fields.
+    Three forms: Spring's 6 fields (second minute hour day-of-month month day-of-week, `?` for
+    "any"), where a day must match both day fields, as in Spring and the old service's
+    APPLICATION_CRON_*; the classic 5 fields, where a day matches when either restricted day
+    field does, as in crontab; and the `@daily`-style macros. `L`, `W` and `#` work in both.
     """
 
-    expression: str
-    seconds: frozenset[int]
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
+    expression: str  # as written, for messages and status
+    evaluated: str  # as croniter reads it (Quartz's `5L` becomes croniter's `L5`)
+    spring: bool  # 6 fields: seconds first, day fields ANDed
 
     @classmethod
     def parse(cls, expression: str) -> Cron:
         fields = expression.split()
-        if len(fields) == 5:  # classic cron: no seconds field
-            fields = ["0", *fields]
-        if len(fields) != 6:
+        if fields and fields[0].startswith("@"):
+            if len(fields) != 1 or fields[0].lower() not in _MACROS:
+                known = ", ".join(_MACROS)
+                raise ScheduleError(f"cron macros are {known}; got {shown(expression)}")
+            return cls._checked(expression, fields[0].lower(), spring=False)
+        if len(fields) not in (5, 6):
             raise ScheduleError(
-                f"cron needs 6 fields (second minute hour day month weekday), got {len(fields)}"
+                "cron needs 6 fields (second minute hour day month weekday), the classic 5 "
+                f"(minute hour day month weekday) or a macro like @daily; got {len(fields)} fields"
             )
-        parsed = [
-            _parse_cron_field(text, name, low, high, names)
-            for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True)
-        ]
-        seconds, minutes, hours, days, months, weekdays = parsed
-        return cls(
-            expression=expression,
-            seconds=seconds,
-            minutes=minutes,
-            hours=hours,
-            days=days,
-            months=months,
-            weekdays=frozenset(d % 7 for d in weekdays),
-        )
+        if _NOT_DETERMINISTIC.search(expression.upper()):
+            # croniter's hashed (H) and random (R) fields would make the timetable unpredictable.
+            raise ScheduleError(f"H and R fields are not supported in {shown(expression)}")
+        for first, last in _NUMERIC_RANGE.findall(expression):
+            if int(first) > int(last):
+                raise ScheduleError(f"range {first}-{last} runs backwards in {shown(expression)}")
+        fields[-1] = _QUARTZ_LAST_WEEKDAY.sub(r"L\1", fields[-1].upper())
+        spring = len(fields) == 6
+        for index, text in enumerate(fields):
+            template = list(_SPRING_TEMPLATE if spring else _CLASSIC_TEMPLATE)
+            template[index] = text
+            try:
+                croniter(" ".join(template), _EPOCH, second_at_beginning=spring)
+            except CroniterError as exc:
+                name = (_SPRING_FIELDS if spring else _SPRING_FIELDS[1:])[index]
+                raise ScheduleError(f"{name}: {shown(text)} {_reason(exc)}") from None
+        return cls._checked(expression, " ".join(fields), spring=spring)
 
-    def _day_matches(self, day: date) -> bool:
-        weekday = (day.weekday() + 1) % 7  # Python: Monday = 0; cron: Sunday = 0
-        return day.month in self.months and day.day in self.days and weekday in self.weekdays
+    @classmethod
+    def _checked(cls, expression: str, evaluated: str, *, spring: bool) -> Cron:
+        cron = cls(expression=expression.strip(), evaluated=evaluated, spring=spring)
+        cron._iterator(_EPOCH)  # croniter checks the whole expression when it is built
+        return cron
+
+    def _iterator(self, start: datetime) -> croniter:
+        try:
+            return croniter(
+                self.evaluated, start, day_or=not self.spring, second_at_beginning=self.spring
+            )
+        except CroniterError as exc:
+            raise ScheduleError(f"cron {shown(self.expression)} {_reason(exc)}") from None
 
     def next_after(self, moment: datetime) -> datetime:
-        start = moment.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
-        times = (
-            sorted(time(h, m, s) for h in self.hours for m in self.minutes for s in self.seconds)
-            if len(self.hours) * len(self.minutes) * len(self.seconds) <= 5000
-            else None
-        )
-        for offset in range(_SEARCH_DAYS):
-            day = start.date() + timedelta(days=offset)
-            if not self._day_matches(day):
-                continue
-            floor = start.time() if offset == 0 else time(0)
-            found = self._first_time_from(floor, times)
-            if found is not None:
-                return datetime.combine(day, found, tzinfo=UTC)
-        raise ScheduleError(f"cron {shown(self.expression)} never fires")
-
-    def _first_time_from(self, floor: time, times: list[time] | None) -> time | None:
-        if times is not None:
-            return next((t for t in times if t >= floor), None)
-        for h in sorted(self.hours):
-            if h < floor.hour:
-                continue
-            for m in sorted(self.minutes):
-                if (h, m) < (floor.hour, floor.minute):
-                    continue
-                for s in sorted(self.seconds):
-                    if (h, m, s) >= (floor.hour, floor.minute, floor.second):
-                        return time(h, m, s)
-        return None
+        iterator = self._iterator(moment.astimezone(UTC).replace(microsecond=0))
+        try:
+            fire = iterator.get_next(datetime)
+        except CroniterError:
+            raise ScheduleError(f"cron {shown(self.expression)} never fires") from None
+        assert isinstance(fire, datetime)
+        return fire.astimezone(UTC)
 
     def describe(self) -> str:
         return f"cron {self.expression} (UTC)"
+
+
+_SPRING_FIELDS = ("second", "minute", "hour", "day of month", "month", "day of week")
+_SPRING_TEMPLATE = ("0", "0", "0", "*", "*", "*")
+_CLASSIC_TEMPLATE = ("0", "0", "*", "*", "*")
+
+
+def _reason(exc: CroniterError) -> str:
+    """croniter's complaint without its copy of the expression, bounded: "is not …"."""
+    text = re.sub(r"\[[^\]]*\]\s*", "", str(exc)).strip().removeprefix("is ").rstrip(".")
+    if not text.startswith("not "):
+        text = f"not valid ({text})" if text else "not valid"
+    text = f"is {text}"
+    return text if len(text) <= _CRON_REASON_LIMIT else f"{text[: _CRON_REASON_LIMIT - 1]}…"
 
 
 Schedule = DailyAt | Every | Cron
