@@ -1,4 +1,4 @@
-"""What the HTTP edge reaches of the daemon: the same domain objects the gRPC edge uses."""
+"""What the HTTP edge reaches of the daemon: the run service and the objects the gRPC edge uses."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from syncd.events import EventHub
 from syncd.jobbeans import JobBeans
 from syncd.ledger import RunLedger
 from syncd.loghub import LogHub
-from syncd.orchestrator import Orchestrator
 from syncd.registry import BeanRegistry
-from syncd.runs import RunCoordinator
+from syncd.service.runservice import RunService
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,8 +20,7 @@ class WebPlane:
     config: HttpConfig
     registry: BeanRegistry
     jobs: JobBeans
-    coordinator: RunCoordinator
-    orchestrator: Orchestrator
+    service: RunService
     ledger: RunLedger
     log_hub: LogHub
     events: EventHub
