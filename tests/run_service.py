@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from syncd.beans import Bean
 from syncd.clock import Clock, SystemClock
 from syncd.config import Config, SchedulerConfig
 from syncd.job import JobSpec
@@ -23,6 +24,7 @@ class Built:
     service: RunService
     jobs: JobBeans
     recorder: LedgerRecorder
+    beans: dict[str, Bean]
 
 
 def build_service(
@@ -39,6 +41,5 @@ def build_service(
     plans = plan_jobs(specs, Config(), {})
     service = RunService(coordinator, recorder, clock, plans, SchedulerConfig(enabled=False))
     jobs = JobBeans(service, recorder)
-    for spec in specs:
-        jobs.build(spec)
-    return Built(service, jobs, recorder)
+    beans = {spec.name: jobs.build(spec) for spec in specs}
+    return Built(service, jobs, recorder, beans)
