@@ -102,7 +102,6 @@ class Daemon:
             # The metrics are built over the job beans, after the service.
             observe_lateness=lambda seconds: self.metrics.lateness.observe(seconds),
         )
-        self.orchestrator = self.service.schedule
         self.jobs = JobBeans(self.service, self.recorder)
         self.registry = BeanRegistry()
         self.started_at = self.clock.now()

@@ -75,7 +75,6 @@ class JobBeans:
     def build(self, spec: JobSpec) -> Bean:
         """The bean for `spec`, whose job the run service now knows."""
         service = self._service
-        coordinator = self._coordinator
         name = spec.name
 
         async def start(inv: Invocation) -> Result:
@@ -86,11 +85,11 @@ class JobBeans:
             return Result(value=run_id, run_id=run_id, message="Just started")
 
         def is_running(_inv: Invocation) -> Result:
-            return Result(value=coordinator.active(name) is not None)
+            return Result(value=service.active(name) is not None)
 
         def elapsed_time(_inv: Invocation) -> Result:
-            run = coordinator.active(name)
-            seconds = coordinator.elapsed(run).total_seconds() if run else 0.0
+            run = service.active(name)
+            seconds = service.elapsed(run).total_seconds() if run else 0.0
             return Result(value=stopwatch_text(seconds))
 
         async def cancel(inv: Invocation) -> Result:
@@ -143,7 +142,7 @@ class JobBeans:
         ]
 
         def current() -> RunRecord | None:
-            run = coordinator.active(name)
+            run = service.active(name)
             return run.record if run else None
 
         def outcome(record: RunRecord | None) -> str | None:
@@ -164,8 +163,8 @@ class JobBeans:
             return f"{last.error_type}: {last.error_message}" if last.error_type else None
 
         def elapsed_seconds() -> float | None:
-            run = coordinator.active(name)
-            return round(coordinator.elapsed(run).total_seconds(), 3) if run else None
+            run = service.active(name)
+            return round(service.elapsed(run).total_seconds(), 3) if run else None
 
         attributes = [
             Attribute(
