@@ -26,9 +26,12 @@ CLIENT = ROOT / "client" / "syncctl"
 LAYER_OF = {
     "syncd": "kernel",  # errors, enums, values, clock, config, configvalues, job, _exports
     # The bean model is part of the pack contract (syncd.job re-exports its parameter and
-    # operation types), so it sits with the kernel; the job and daemon beans are domain.
+    # operation types), so it sits with the kernel; the registry is domain; the job and daemon
+    # beans are the run service's bean face (their operations call it), so they sit with it.
     "syncd.beans.model": "kernel",
     "syncd.beans": "domain",
+    "syncd.beans.jobbeans": "service",
+    "syncd.beans.daemonbean": "service",
     "syncd.scheduling": "domain",
     "syncd.execution": "domain",
     "syncd.ledger": "domain",

@@ -356,19 +356,15 @@ def test_close_logs_what_could_not_be_written() -> None:
 def test_cancel_of_a_run_whose_start_failed_leaves_the_bean_idle() -> None:
     """Cancel while the start is being written; the write fails: the start is refused, the
     bean is idle (not cancelling), and nothing is left claiming it."""
-    from syncd.beans.jobbeans import JobBeans
-    from syncd.clock import SystemClock
     from syncd.enums import BeanState
-    from syncd.execution.runs import RunCoordinator
     from tests.packs.sample import QUICK
+    from tests.run_service import build_service
 
     async def main() -> None:
         faulty = FaultyLedger()
         faulty.start_gate = threading.Event()
-        recorder = LedgerRecorder(faulty)
-        coordinator = RunCoordinator(recorder, SystemClock())
-        jobs = JobBeans(coordinator, recorder)
-        jobs.build(QUICK)
+        built = build_service(faulty, [QUICK])
+        recorder, coordinator, jobs = built.recorder, built.service.coordinator, built.jobs
         starting = asyncio.ensure_future(
             coordinator.start(QUICK, {}, trigger=Trigger.MANUAL, actor="t")
         )

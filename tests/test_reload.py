@@ -37,7 +37,7 @@ def test_reload_applies_a_new_timetable_and_refuses_a_bad_one(short_tmp: Path) -
             await daemon.listening.ready.wait()
         async with grpc.aio.insecure_channel(daemon.listening.addresses[0]) as channel:
             stub: pb_grpc.ManagementAsyncStub = pb_grpc.ManagementStub(channel)
-            before = daemon.orchestrator.scheduler.next_run("QuickJob")
+            before = daemon.service.next_run("QuickJob")
             assert before is not None and (before.hour, before.minute) == (3, 0)
             _write(config_file, "04:30")
             reply = await stub.Invoke(pb.InvokeRequest(bean="Daemon", operation="reloadConfig"))
@@ -45,14 +45,14 @@ def test_reload_applies_a_new_timetable_and_refuses_a_bad_one(short_tmp: Path) -
                 "changedJobs": ["QuickJob"],
                 "restartNeeded": [],
             }
-            after = daemon.orchestrator.scheduler.next_run("QuickJob")
+            after = daemon.service.next_run("QuickJob")
             assert after is not None and (after.hour, after.minute) == (4, 30)
             _write(config_file, "25:00")
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await stub.Invoke(pb.InvokeRequest(bean="Daemon", operation="reloadConfig"))
             assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "jobs.QuickJob.at: hour 25 is not 0-23" in (info.value.details() or "")
-            assert daemon.orchestrator.scheduler.next_run("QuickJob") == after
+            assert daemon.service.next_run("QuickJob") == after
         daemon.request_stop()
         async with asyncio.timeout(10):
             assert await serving == 0

@@ -125,6 +125,14 @@ class InvalidArgumentError(SyncdError, ValueError):
         super().__init__(f"{where}: {self.problem}")
 
 
+class NotAJobError(InvalidArgumentError):
+    """Raised when a run operation (start, cancel, pause) names a bean that is not a job."""
+
+    def __init__(self, operation: str, bean: str) -> None:
+        self.bean = bounded(bean)
+        super().__init__(operation, f"{self.bean} is not a job", "bean")
+
+
 class AlreadyRunningError(SyncdError):
     """Raised when a run is asked for while the bean already has one; carries that run's id."""
 

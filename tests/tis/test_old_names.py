@@ -150,9 +150,9 @@ def test_runs_paused_and_resumed_by_old_name_are_the_beans(short_tmp: Path) -> N
             runs = json.loads(out)["runs"]
             assert [(r["bean"], r["outcome"]) for r in runs] == [(name, "success")]
             assert (await syncctl(running, "pause", old))[0] == 0
-            assert running.daemon.orchestrator.paused(name)
+            assert running.daemon.service.paused(name)
             assert (await syncctl(running, "resume", old))[0] == 0
-            assert not running.daemon.orchestrator.paused(name)
+            assert not running.daemon.service.paused(name)
 
     asyncio.run(main())
 

@@ -22,16 +22,17 @@ from urllib.parse import urlsplit
 import pika  # type: ignore[import-untyped]
 import pytest
 
-from syncd.beans.jobbeans import JobBeans
-from syncd.beans.model import Invocation
-from syncd.enums import BeanState, Trigger
+from syncd.enums import BeanState
 from syncd.errors import BeanDisabledError, RunCancelled
 from syncd.job import JobSpec, PackContext
+from syncd.ledger.model import MemoryLedger
+from syncd.service import StartRequest
 from syncd_tis import TisSettings
 from syncd_tis._db import TisError
 from syncd_tis.search.jobs import NO_BROKER, search_and_reval_jobs
 from syncd_tis.search.reval import EXCHANGE_TYPE
 from syncd_tis.search.settings import RevalSettings
+from tests.run_service import build_service
 from tests.services import RABBITMQ_URL, require_tcp
 from tests.tis.conftest import Db, RecordingRunContext
 
@@ -260,19 +261,8 @@ class TestWithoutABroker:
             if s.name == "RevalCurrentPmSyncJob"
         )
 
-        class Idle:
-            def active(self, _name: str) -> None:
-                return None
-
-        class NoHistory:
-            def last_finished(self, _name: str) -> None:
-                return None
-
-            last_success = last_finished
-
-        beans = JobBeans(Idle(), NoHistory())  # type: ignore[arg-type]
-        beans.build(spec)
-        status = beans.status(spec.name)
+        built = build_service(MemoryLedger(), [spec])
+        status = built.jobs.status(spec.name)
         assert (status.state, status.disabled_reason) == (BeanState.DISABLED, NO_BROKER)
         with pytest.raises(BeanDisabledError):
-            asyncio.run(beans.trigger(spec, Invocation(arguments={}, actor="t"), Trigger.MANUAL))
+            asyncio.run(built.service.start(StartRequest(bean=spec.name, actor="t")))

@@ -168,7 +168,7 @@ def reval_job() -> JobSpec:
 
 async def finished(daemon: Daemon, run_id: str) -> dict[str, Any]:
     """Wait for a run to finish; its record as the API shows it."""
-    target = await daemon.coordinator.get(run_id)
+    target = await daemon.service.get_run(run_id)
     if isinstance(target, Run):
         async with asyncio.timeout(BOUND):
             await target.finished.wait()

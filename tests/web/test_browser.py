@@ -10,10 +10,9 @@ from typing import NoReturn
 
 import pytest
 
-from syncd.beans.model import Invocation
 from syncd.config import HttpConfig
-from syncd.enums import Trigger
 from syncd.job import JobSpec, RunContext
+from syncd.service import StartRequest
 from tests.packs.sample import ROWS, Gates, gated_job, quick_body
 from tests.services import services_required
 from tests.web._support import (
@@ -92,10 +91,8 @@ def test_run_a_job_and_follow_it_live(short_tmp: Path) -> None:
             async_playwright() as pw,
         ):
             # History for the page: one failed run.
-            failed = await daemon.jobs.trigger(
-                OWNER, Invocation(arguments={}, actor="test"), Trigger.MANUAL
-            )
-            await failed.finished.wait()
+            failed = await daemon.service.start(StartRequest(bean=OWNER.name, actor="test"))
+            await failed.run.finished.wait()
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 900})
@@ -215,12 +212,12 @@ def test_a_disabled_job_says_why_and_runs_show_their_arguments(short_tmp: Path) 
             async_playwright() as pw,
         ):
             for rows in (5, 2):
-                done = await daemon.jobs.trigger(
-                    UNSCHEDULED_INDEX,
-                    Invocation(arguments={"rows": rows}, actor="test"),
-                    Trigger.MANUAL,
+                done = await daemon.service.start(
+                    StartRequest(
+                        bean=UNSCHEDULED_INDEX.name, actor="test", arguments={"rows": rows}
+                    )
                 )
-                await done.finished.wait()
+                await done.run.finished.wait()
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page(viewport={"width": 1280, "height": 900})

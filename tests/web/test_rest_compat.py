@@ -70,7 +70,7 @@ def test_put_a_job_starts_it_once_then_says_already_running(short_tmp: Path) -> 
                 200,
                 {"status": "Already running"},
             )
-            active = daemon.coordinator.active("GatedJob")
+            active = daemon.service.active("GatedJob")
             assert active is not None and active.record.actor.startswith("rest:operator@")
             gates.release.set()
             assert (await finished(daemon, active.run_id))["outcome"] == "success"

@@ -31,6 +31,7 @@ from syncd.config import Config
 from syncd.enums import RunOutcome, RunState
 from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
 from syncd.execution import _jobtrees
+from syncd.execution.claim import InMemoryRunClaim
 from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.execution.runs import JobOptions, RunCoordinator
 from syncd.job import JobSpec
@@ -44,7 +45,7 @@ from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.scheduling.plan import plan_jobs
-from syncd.service.orchestrator import Orchestrator
+from syncd.service.runservice import RunService
 from syncd.web import console
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
@@ -91,8 +92,18 @@ class Daemon:
         self.ledger = ledger
         # Every ledger write and read from here on goes through its one writer, off the loop.
         self.recorder = LedgerRecorder(self.ledger)
-        self.coordinator = RunCoordinator(self.recorder, self.clock)
-        self.jobs = JobBeans(self.coordinator, self.recorder)
+        # One daemon: claims held in memory (cluster mode plugs a cluster-wide claim in here).
+        self.coordinator = RunCoordinator(self.recorder, self.clock, claim=InMemoryRunClaim())
+        self.service = RunService(
+            self.coordinator,
+            self.recorder,
+            self.clock,
+            self.plans,
+            config.scheduler,
+            # The metrics are built over the job beans, after the service.
+            observe_lateness=lambda seconds: self.metrics.lateness.observe(seconds),
+        )
+        self.jobs = JobBeans(self.service, self.recorder)
         self.registry = BeanRegistry()
         self.started_at = self.clock.now()
         self.registry.register(
@@ -100,7 +111,7 @@ class Daemon:
                 clock=self.clock,
                 started_at=self.started_at,
                 state_dir=config.daemon.state_dir,
-                coordinator=self.coordinator,
+                service=self.service,
                 bean_count=lambda: len(self.registry),
                 reload=self._reload_summary,
             )
@@ -124,16 +135,6 @@ class Daemon:
         if config.notify.webhook_url:
             self.notifier = WebhookNotifier(config.notify, self.recorder)
             self.coordinator.events.listen(self.notifier.on_event)
-        self.orchestrator = Orchestrator(
-            self.plans,
-            self.jobs,
-            self.coordinator,
-            self.recorder,
-            self.clock,
-            config.scheduler,
-            observe_lateness=self.metrics.lateness.observe,
-        )
-        self.jobs.attach_schedule(self.orchestrator.scheduler.next_run, self.orchestrator.paused)
         self.listening = Listening()
         self._stop = asyncio.Event()
         self._stop_signals = 0
@@ -149,9 +150,9 @@ class Daemon:
                 ),
             )
             if plan.enabled:
-                self.jobs.enable(name)
+                self.service.enable(name)
             else:
-                self.jobs.disable(
+                self.service.disable(
                     name, f"disabled in the configuration (jobs.{name}.enabled = false)"
                 )
 
@@ -170,7 +171,7 @@ class Daemon:
         self.config = msgspec.structs.replace(new, packs=self.config.packs)
         self.plans = plans
         self._apply_plans()
-        self.orchestrator.replace_plans(plans)
+        self.service.replace_plans(plans)
         log.info(
             "config.reloaded",
             changed_jobs=result.changed_jobs,
@@ -237,8 +238,7 @@ class Daemon:
                 config=self.config.http,
                 registry=self.registry,
                 jobs=self.jobs,
-                coordinator=self.coordinator,
-                orchestrator=self.orchestrator,
+                service=self.service,
                 ledger=self.ledger,
                 log_hub=self.log_hub,
                 events=self.coordinator.events,
@@ -259,8 +259,7 @@ class Daemon:
             ControlPlane(
                 registry=self.registry,
                 jobs=self.jobs,
-                coordinator=self.coordinator,
-                orchestrator=self.orchestrator,
+                service=self.service,
                 log_hub=self.log_hub,
                 started_at=self.started_at,
                 pid=os.getpid(),
@@ -322,7 +321,7 @@ class Daemon:
             # Under the instance lock and before any job starts: end what runs of a killed
             # predecessor left, then note it with those (now interrupted) runs.
             survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
-            await self.orchestrator.start()
+            await self.service.begin()
             await _jobtrees.note_survivors(self.recorder, survivors)
             self.listening.ready.set()
             await self._stop.wait()
@@ -333,7 +332,7 @@ class Daemon:
             self.coordinator.events.publish(
                 Event(kind=EventKind.DAEMON_DRAINING, at=self.clock.now(), message="shutting down")
             )
-            await self.orchestrator.stop()
+            await self.service.stop_scheduling()
             await self.coordinator.drain(daemon_cfg.shutdown_grace)
             if self.notifier is not None:
                 await self.notifier.close()

@@ -11,7 +11,7 @@ from syncd import __version__
 from syncd.beans.model import Attribute, Bean, Operation, Result
 from syncd.clock import Clock
 from syncd.enums import Impact
-from syncd.execution.runs import RunCoordinator
+from syncd.service.runservice import RunService
 from syncd.values import ValueType
 
 NAME = "Daemon"
@@ -22,12 +22,12 @@ def daemon_bean(
     clock: Clock,
     started_at: datetime,
     state_dir: Path,
-    coordinator: RunCoordinator,
+    service: RunService,
     bean_count: Callable[[], int],
     reload: Callable[[], dict[str, list[str]]],
 ) -> Bean:
     def running() -> list[dict[str, str]]:
-        return [{"bean": r.record.bean, "runId": r.run_id} for r in coordinator.active_runs()]
+        return [{"bean": r.record.bean, "runId": r.run_id} for r in service.active_runs()]
 
     def uptime() -> float:
         return round((clock.now() - started_at).total_seconds(), 3)
@@ -63,11 +63,9 @@ def daemon_bean(
         Attribute(
             name="Uptime", type=ValueType.FLOAT, read=uptime, description="Seconds since start."
         ),
-        Attribute(name="Draining", type=ValueType.BOOL, read=lambda: coordinator.draining),
+        Attribute(name="Draining", type=ValueType.BOOL, read=lambda: service.draining),
         Attribute(name="StateDir", type=ValueType.STRING, read=lambda: str(state_dir)),
         Attribute(name="BeanCount", type=ValueType.INT, read=bean_count),
-        Attribute(
-            name="RunningJobs", type=ValueType.INT, read=lambda: len(coordinator.active_runs())
-        ),
+        Attribute(name="RunningJobs", type=ValueType.INT, read=lambda: len(service.active_runs())),
     ]
     return Bean.build(NAME, "The syncd daemon itself.", operations, attributes)

@@ -1,23 +1,20 @@
 """Job beans: each JobSpec becomes a bean with its trigger operation, `run`, `isCurrentlyRunning`,
-`elapsedTime`, `cancel`, and the attributes an operator asks about."""
+`elapsedTime`, `cancel`, and the attributes an operator asks about. The beans are an edge over
+the run service: their operations start and cancel through it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from syncd.beans.model import Attribute, Bean, Invocation, Operation, Result
 from syncd.clock import stopwatch_text
-from syncd.enums import BeanState, Impact, RunOutcome, Trigger
-from syncd.errors import BeanDisabledError
-from syncd.execution.runs import Run, RunCoordinator
+from syncd.enums import BeanState, Impact, RunOutcome
 from syncd.job import JobSpec
 from syncd.ledger.model import LatestRuns, RunRecord
-from syncd.values import Value, ValueType
-
-NextRun = Callable[[str], datetime | None]
-Paused = Callable[[str], bool]
+from syncd.service.requests import CancelRequest, StartRequest
+from syncd.service.runservice import RunService
+from syncd.values import ValueType
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,59 +32,23 @@ class JobStatus:
 
 
 class JobBeans:
-    """Builds job beans over one coordinator and ledger, and answers their status."""
+    """Builds job beans over the run service and the ledger, and answers their status."""
 
-    def __init__(self, coordinator: RunCoordinator, ledger: LatestRuns) -> None:
-        self._coordinator = coordinator
+    def __init__(self, service: RunService, ledger: LatestRuns) -> None:
+        self._service = service
+        self._coordinator = service.coordinator
         self._ledger = ledger
-        self._next_run: NextRun = lambda _name: None  # until attach_schedule
-        self._paused: Paused = lambda _name: False
-        self._disabled: dict[str, str] = {}
-        self._specs: dict[str, JobSpec] = {}
-        self._triggers: dict[str, Operation] = {}
-
-    def attach_schedule(self, next_run: NextRun, paused: Paused) -> None:
-        """Status answers next run and pause from the scheduler once it exists."""
-        self._next_run = next_run
-        self._paused = paused
-
-    def disable(self, name: str, reason: str) -> None:
-        """Refuse runs of `name` (e.g. `enabled = false` in its config table)."""
-        self._disabled[name] = reason
-
-    def enable(self, name: str) -> None:
-        self._disabled.pop(name, None)
+        self._next_run = service.next_run
+        self._paused = service.paused
 
     def disabled_reason(self, name: str) -> str | None:
-        """Why `name` refuses runs: the pack's reason (no broker, …) first, since enabling the
-        job in the configuration would not make it runnable; then the configuration's."""
-        spec = self._specs.get(name)
-        return (spec.disabled_reason if spec else None) or self._disabled.get(name)
+        return self._service.disabled_reason(name)
 
     def spec(self, name: str) -> JobSpec | None:
-        return self._specs.get(name)
+        return self._service.spec(name)
 
     def specs(self) -> list[JobSpec]:
-        return list(self._specs.values())
-
-    def bind_trigger(self, name: str, arguments: Mapping[str, Value]) -> dict[str, Value]:
-        """`arguments` (e.g. a past run's, read back from the ledger) checked and typed by the
-        job's trigger operation; InvalidArgumentError when they no longer fit it."""
-        return self._triggers[name].bind([], arguments)
-
-    async def trigger(
-        self,
-        spec: JobSpec,
-        invocation: Invocation,
-        trigger: Trigger,
-        slot_time: datetime | None = None,
-    ) -> Run:
-        """Start a run of `spec`: the one path every caller (RPC, scheduler, web) takes."""
-        if reason := self.disabled_reason(spec.name):
-            raise BeanDisabledError(spec.name, reason)
-        return await self._coordinator.start(
-            spec, invocation.arguments, trigger=trigger, actor=invocation.actor, slot_time=slot_time
-        )
+        return self._service.specs()
 
     def status(self, name: str) -> JobStatus:
         run = self._coordinator.active(name)
@@ -112,33 +73,33 @@ class JobBeans:
         )
 
     def build(self, spec: JobSpec) -> Bean:
-        """The bean for `spec`; remembers the spec for status and triggers."""
-        if spec.name in self._specs:
-            raise ValueError(f"job {spec.name} is built twice")
-        self._specs[spec.name] = spec
-        coordinator = self._coordinator
+        """The bean for `spec`, whose job the run service now knows."""
+        service = self._service
         name = spec.name
 
         async def start(inv: Invocation) -> Result:
-            run = await self.trigger(spec, inv, Trigger.MANUAL)
-            return Result(value=run.run_id, run=run, message="Just started")
+            started = await service.start(
+                StartRequest(bean=name, actor=inv.actor, arguments=inv.arguments)
+            )
+            run_id = started.run.run_id
+            return Result(value=run_id, run_id=run_id, message="Just started")
 
         def is_running(_inv: Invocation) -> Result:
-            return Result(value=coordinator.active(name) is not None)
+            return Result(value=service.active(name) is not None)
 
         def elapsed_time(_inv: Invocation) -> Result:
-            run = coordinator.active(name)
-            seconds = coordinator.elapsed(run).total_seconds() if run else 0.0
+            run = service.active(name)
+            seconds = service.elapsed(run).total_seconds() if run else 0.0
             return Result(value=stopwatch_text(seconds))
 
-        def cancel(_inv: Invocation) -> Result:
-            run = coordinator.cancel(name)
+        async def cancel(inv: Invocation) -> Result:
+            run = (await service.cancel(CancelRequest(bean=name, actor=inv.actor))).run
             if run is None:
                 return Result(value=False, message="Not running")
-            return Result(value=True, run=run, message=f"Cancelling run {run.run_id}")
+            return Result(value=True, run_id=run.run_id, message=f"Cancelling run {run.run_id}")
 
         trigger_desc = f"{spec.description} Starts a run and returns its id at once."
-        self._triggers[name] = Operation(
+        trigger = Operation(
             name=spec.trigger_operation,
             handler=start,
             description=trigger_desc,
@@ -146,8 +107,9 @@ class JobBeans:
             returns=ValueType.RUN,
             impact=Impact.ACTION,
         )
+        service.add_job(spec, trigger)
         operations = [
-            self._triggers[name],
+            trigger,
             Operation(
                 name="run",
                 handler=start,
@@ -180,7 +142,7 @@ class JobBeans:
         ]
 
         def current() -> RunRecord | None:
-            run = coordinator.active(name)
+            run = service.active(name)
             return run.record if run else None
 
         def outcome(record: RunRecord | None) -> str | None:
@@ -201,8 +163,8 @@ class JobBeans:
             return f"{last.error_type}: {last.error_message}" if last.error_type else None
 
         def elapsed_seconds() -> float | None:
-            run = coordinator.active(name)
-            return round(coordinator.elapsed(run).total_seconds(), 3) if run else None
+            run = service.active(name)
+            return round(service.elapsed(run).total_seconds(), 3) if run else None
 
         attributes = [
             Attribute(

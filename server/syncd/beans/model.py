@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from syncd.enums import Impact
 from syncd.errors import (
@@ -65,12 +65,11 @@ class Invocation:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Result:
-    """What an operation returns: a value, and for a trigger the run it started."""
+    """What an operation returns: a value, and the id of the run it started or acted on (the
+    edge reads that run from the run service)."""
 
     value: Value = None
-    run: Any = (
-        None  # a syncd.execution.runs.Run; typed loosely to keep this module free of run logic
-    )
+    run_id: str = ""
     message: str = ""
 
 

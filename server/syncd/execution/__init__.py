@@ -9,14 +9,18 @@ from typing import TYPE_CHECKING
 from syncd._exports import public_names
 
 if TYPE_CHECKING:
+    from syncd.execution.claim import Claim, InMemoryRunClaim, RunClaim
     from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
     from syncd.execution.runs import JobOptions, Run, RunCoordinator, new_run_id
 
 __all__ = [
+    "Claim",
     "Executor",
+    "InMemoryRunClaim",
     "JobOptions",
     "ProcessExecutor",
     "Run",
+    "RunClaim",
     "RunCoordinator",
     "ThreadExecutor",
     "new_run_id",
@@ -25,6 +29,7 @@ __all__ = [
 __getattr__ = public_names(
     __name__,
     {
+        "claim": ("Claim", "InMemoryRunClaim", "RunClaim"),
         "runs": ("JobOptions", "Run", "RunCoordinator", "new_run_id"),
         "executors": ("Executor", "ProcessExecutor", "ThreadExecutor"),
     },

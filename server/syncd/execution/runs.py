@@ -1,10 +1,11 @@
 """Runs: the one code path that starts, follows, cancels, times out and records a job's run.
 
-The coordinator lives on the daemon's event loop. `start()` never awaits between checking for
-an active run and claiming the bean, so concurrent requests on the loop cannot both win; it then
-awaits the ledger's record of the start, and a start the ledger cannot take releases the claim
-and is refused (LedgerUnavailableError): no bean runs with a run id that exists nowhere. Ends
-go to the ledger's one writer, which keeps them in memory while the ledger is unwritable.
+The coordinator lives on the daemon's event loop. `start()` acquires the bean's run claim
+(`syncd.execution.claim`) before it writes anything, then awaits the ledger's record of the
+start; a start the ledger cannot take releases the claim and is refused
+(LedgerUnavailableError): no bean runs with a run id that exists nowhere. The claim is released
+only once the run's end is recorded. Ends go to the ledger's one writer, which keeps them in
+memory while the ledger is unwritable.
 Bodies execute off the loop, in a child process or a thread (`executors`).
 """
 
@@ -23,11 +24,11 @@ import structlog
 from syncd.clock import Clock
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import (
-    AlreadyRunningError,
     DrainingError,
     LedgerUnavailableError,
     RunNotFoundError,
 )
+from syncd.execution.claim import Claim, InMemoryRunClaim, RunClaim
 from syncd.execution.executors import Ending, Execution, Executor, ThreadExecutor
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
@@ -139,13 +140,16 @@ class RunCoordinator:
         clock: Clock,
         default_options: JobOptions | None = None,
         events: EventHub | None = None,
+        claim: RunClaim | None = None,
     ) -> None:
         self._recorder = recorder
+        self._claim: RunClaim = claim or InMemoryRunClaim()
+        self._claims: dict[str, Claim] = {}  # by run id, until the run's end is recorded
         self._clock = clock
         self.events = events or EventHub()
         self._default_options = default_options or JobOptions()
         self._options: dict[str, JobOptions] = {}
-        self._active: dict[str, Run] = {}
+        self._active: dict[str, Run] = {}  # the live runs by bean (the claim is the guard)
         self._recent: dict[str, Run] = {}  # finished runs still followed by id
         self._tasks: set[asyncio.Task[None]] = set()
         self._draining = False
@@ -181,18 +185,18 @@ class RunCoordinator:
         """Claim the bean, record the start, and start its body on a worker; returns once the
         start is recorded, without waiting for the body.
 
-        Raises AlreadyRunningError (with the active run's id), DrainingError, or
-        LedgerUnavailableError when the start cannot be recorded (the bean stays idle).
+        Raises AlreadyRunningError (from the claim, with the holder's run id), DrainingError,
+        or LedgerUnavailableError when the start cannot be recorded (the bean stays idle).
         """
         if self._draining:
             raise DrainingError
-        current = self._active.get(spec.name)
-        if current is not None:
-            raise AlreadyRunningError(spec.name, current.run_id)
         self._loop = asyncio.get_running_loop()
         started = self._clock.now()
+        run_id = new_run_id(started)
+        # Before anything is written: a refused claim leaves no trace in the ledger.
+        self._claims[run_id] = self._claim.acquire(spec.name, run_id)
         record = RunRecord(
-            run_id=new_run_id(started),
+            run_id=run_id,
             bean=spec.name,
             operation=spec.trigger_operation,
             arguments=dict(arguments),
@@ -248,9 +252,15 @@ class RunCoordinator:
         whoever waits on the run (a cancel, a drain) is let go."""
         if self._active.get(run.record.bean) is run:
             del self._active[run.record.bean]
+        self._release_claim(run)
         run.update(state=RunState.FINISHED)
         run.touch()
         run.finished.set()
+
+    def _release_claim(self, run: Run) -> None:
+        claim = self._claims.pop(run.run_id, None)
+        if claim is not None:
+            self._claim.release(claim)
 
     async def get(self, run_id: str) -> Run | RunRecord:
         """A live run, or a finished run's record from the ledger."""
@@ -355,6 +365,7 @@ class RunCoordinator:
         rec = ended
         if self._active.get(rec.bean) is run:
             del self._active[rec.bean]
+        self._release_claim(run)  # only now: the ledger has the end
         self._recent[rec.bean] = run
         duration = self.elapsed(run).total_seconds()
         level = {RunOutcome.SUCCESS: "info", RunOutcome.CANCELLED: "warning"}.get(outcome, "error")

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from syncd.beans.jobbeans import JobBeans
 from syncd.execution.runs import RunCoordinator
+from syncd.job import JobSpec
 from syncd.ledger.model import LatestRuns
 from syncd.observability.events import Event, EventKind
+
+
+class JobCatalogue(Protocol):
+    """The jobs to report on (the run service's job beans provide it)."""
+
+    def specs(self) -> list[JobSpec]: ...
 
 
 class _LiveCollector(Collector):
@@ -19,7 +26,7 @@ class _LiveCollector(Collector):
 
     def __init__(
         self,
-        jobs: JobBeans,
+        jobs: JobCatalogue,
         ledger: LatestRuns,
         coordinator: RunCoordinator,
         draining: Callable[[], bool],
@@ -68,7 +75,7 @@ class Metrics:
 
     def __init__(
         self,
-        jobs: JobBeans,
+        jobs: JobCatalogue,
         ledger: LatestRuns,
         coordinator: RunCoordinator,
         draining: Callable[[], bool],

@@ -1,4 +1,5 @@
-"""The syncd.v1.Management servicer: decode, ask the domain, encode. Nothing else."""
+"""The syncd.v1.Management servicer: decode, ask the run service (or the bean registry), encode.
+Nothing else."""
 
 from __future__ import annotations
 
@@ -18,14 +19,15 @@ from syncd.beans.jobbeans import JobBeans
 from syncd.beans.model import Invocation, Operation, Result
 from syncd.beans.registry import BeanRegistry
 from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
-from syncd.execution.runs import Run, RunCoordinator
+from syncd.execution.runs import Run
 from syncd.ledger.model import RunRecord
 from syncd.ledger.recorder import LedgerHealth
 from syncd.observability.events import Event
 from syncd.observability.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
-from syncd.service.orchestrator import Orchestrator
+from syncd.service import CancelRequest, HoldRequest, Holds, RunAllRequest, StartRequest
+from syncd.service.runservice import RunService
 from syncd.values import ValueType, usable_key
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
@@ -33,6 +35,7 @@ from syncd_api.v1 import management_pb2_grpc as pb_grpc
 log = structlog.get_logger("syncd.rpc")
 
 ACTOR_KEY = "syncd-actor"
+Context = grpc.aio.ServicerContext[object, object]
 # A status message travels in a header: far below gRPC's 16 KiB metadata limit.
 DETAILS_LIMIT = 2000
 
@@ -43,8 +46,7 @@ class ControlPlane:
 
     registry: BeanRegistry
     jobs: JobBeans
-    coordinator: RunCoordinator
-    orchestrator: Orchestrator
+    service: RunService
     log_hub: LogHub
     started_at: datetime
     pid: int
@@ -83,7 +85,7 @@ async def _mapped_errors(
 
 
 class ManagementServicer(pb_grpc.ManagementServicer):
-    """Thin adapter from syncd.v1.Management to the bean registry and run coordinator."""
+    """Thin adapter from syncd.v1.Management to the bean registry and the run service."""
 
     def __init__(self, plane: ControlPlane, watch_heartbeat: float = 5.0) -> None:
         self._plane = plane
@@ -127,18 +129,15 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             response = pb.InvokeResponse(
                 result=convert.value_to_proto(outcome.value), message=outcome.message
             )
-            if isinstance(outcome.run, Run):
-                run: Run = outcome.run
-                response.run.CopyFrom(
-                    convert.run_info(run.record, self._plane.coordinator.elapsed(run))
-                )
+            if outcome.run_id:
+                response.run.CopyFrom(self._info(await self._plane.service.get_run(outcome.run_id)))
             if op.impact.value != "info":
                 log.info(
                     "rpc.invoked",
                     bean=bean.name,
                     operation=op.name,
                     actor=invocation.actor,
-                    run_id=outcome.run.run_id if isinstance(outcome.run, Run) else None,
+                    run_id=outcome.run_id or None,
                 )
             return response
         raise AssertionError("unreachable")
@@ -150,22 +149,28 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             raise InvalidArgumentError(
                 op.name, "with_dependants applies only to an operation that starts a run"
             )
-        run, chain = await self._plane.orchestrator.run_with_dependants(
-            bean, invocation.arguments, invocation.actor
+        started = await self._plane.service.start(
+            StartRequest(
+                bean=bean,
+                actor=invocation.actor,
+                arguments=invocation.arguments,
+                with_dependants=True,
+            )
         )
+        run = started.run
         log.info(
             "rpc.invoked",
             bean=bean,
             operation=op.name,
             actor=invocation.actor,
             run_id=run.run_id,
-            chain=chain,
+            chain=list(started.chain),
         )
         return pb.InvokeResponse(
             result=convert.value_to_proto(run.run_id),
-            run=convert.run_info(run.record, self._plane.coordinator.elapsed(run)),
+            run=self._info(run),
             message="Just started",
-            chain=chain,
+            chain=started.chain,
         )
 
     async def GetAttributes(
@@ -192,7 +197,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     ) -> pb.GetStatusResponse:
         plane = self._plane
         # Timetable order (the plans' order), as `next` and the console list jobs.
-        position = {name: i for i, name in enumerate(plane.orchestrator.plans)}
+        position = {name: i for i, name in enumerate(plane.service.plans)}
         jobs = [bean for bean in plane.registry.beans() if plane.jobs.spec(bean.name) is not None]
         jobs.sort(key=lambda bean: position.get(bean.name, len(position)))
         beans = [convert.bean_status(bean, plane.jobs.status(bean.name)) for bean in jobs]
@@ -202,7 +207,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             daemon=pb.DaemonInfo(
                 version=__version__,
                 started_at=convert.timestamp(plane.started_at),
-                draining=plane.coordinator.draining,
+                draining=plane.service.draining,
                 pid=plane.pid,
                 ledger_problem=ledger.problem,
                 ledger_unwritten=ledger.unwritten,
@@ -211,13 +216,13 @@ class ManagementServicer(pb_grpc.ManagementServicer):
 
     def _info(self, target: Run | RunRecord) -> pb.RunInfo:
         if isinstance(target, Run):
-            return convert.run_info(target.record, self._plane.coordinator.elapsed(target))
+            return convert.run_info(target.record, self._plane.service.elapsed(target))
         return convert.run_info(target)
 
     async def _run(self, run_id: str) -> Run | RunRecord:
         if not usable_key(run_id):
             raise RunNotFoundError(run_id)
-        return await self._plane.coordinator.get(run_id)
+        return await self._plane.service.get_run(run_id)
 
     async def GetRun(
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
@@ -249,22 +254,21 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     ) -> pb.CancelResponse:
         async with _mapped_errors(context, "Cancel"):
             bean = self._plane.registry.get(request.bean)
-            run = self._plane.coordinator.cancel(bean.name)
-            if run is None:
-                if self._plane.jobs.spec(bean.name) is None:
-                    raise InvalidArgumentError("Cancel", f"{bean.name} is not a job", "bean")
+            cancelled = await self._plane.service.cancel(
+                CancelRequest(bean=bean.name, actor=actor_of(context))
+            )
+            if cancelled.run is None:
                 return pb.CancelResponse(cancelling=False)
-            log.info("rpc.cancel", bean=bean.name, run_id=run.run_id, actor=actor_of(context))
-            return pb.CancelResponse(cancelling=True, run=self._info(run))
+            return pb.CancelResponse(cancelling=True, run=self._info(cancelled.run))
         raise AssertionError("unreachable")
 
     async def RunAll(
         self, request: pb.RunAllRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunAllResponse:
         async with _mapped_errors(context, "RunAll"):
-            jobs = self._plane.orchestrator.run_all(actor_of(context))
-            log.info("rpc.run_all", jobs=jobs, actor=actor_of(context))
-            return pb.RunAllResponse(jobs=jobs)
+            started = await self._plane.service.run_all(RunAllRequest(actor=actor_of(context)))
+            log.info("rpc.run_all", jobs=list(started.jobs), actor=actor_of(context))
+            return pb.RunAllResponse(jobs=started.jobs)
         raise AssertionError("unreachable")
 
     async def History(
@@ -275,41 +279,23 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             if request.limit < 0 or request.limit > 10_000:
                 raise InvalidArgumentError("History", "must be 1-10000", "limit")
             limit = request.limit or 20
-            records = await self._plane.coordinator.history(bean, limit)
+            records = await self._plane.service.history(bean, limit)
             return pb.HistoryResponse(runs=[self._info(r) for r in records])
         raise AssertionError("unreachable")
 
-    def _holds(self) -> pb.PauseResponse:
-        return pb.PauseResponse(
-            holds={
-                k: convert.timestamp(v)
-                for k, v in self._plane.orchestrator.scheduler.holds().items()
-            }
-        )
+    def _hold(self, request: pb.PauseRequest, context: Context) -> HoldRequest:
+        bean = None if request.bean in ("", "*") else self._plane.registry.get(request.bean).name
+        return HoldRequest(bean=bean, actor=actor_of(context))
 
-    async def Pause(
-        self, request: pb.PauseRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.PauseResponse:
+    async def Pause(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
         async with _mapped_errors(context, "Pause"):
-            await self._plane.orchestrator.pause(self._job_or_all(request.bean), actor_of(context))
-            return self._holds()
+            return _holds(await self._plane.service.pause(self._hold(request, context)))
         raise AssertionError("unreachable")
 
-    async def Resume(
-        self, request: pb.PauseRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.PauseResponse:
+    async def Resume(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
         async with _mapped_errors(context, "Resume"):
-            await self._plane.orchestrator.resume(self._job_or_all(request.bean), actor_of(context))
-            return self._holds()
+            return _holds(await self._plane.service.resume(self._hold(request, context)))
         raise AssertionError("unreachable")
-
-    def _job_or_all(self, ref: str) -> str | None:
-        if not ref or ref == "*":
-            return None
-        bean = self._plane.registry.get(ref)
-        if self._plane.jobs.spec(bean.name) is None:
-            raise InvalidArgumentError("Pause", f"{bean.name} is not a job", "bean")
-        return bean.name
 
     async def ListFires(
         self, request: pb.ListFiresRequest, context: grpc.aio.ServicerContext[object, object]
@@ -320,8 +306,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 raise InvalidArgumentError(
                     "ListFires", "must be more than 0 and at most 366", "days"
                 )
-            scheduler = self._plane.orchestrator.scheduler
-            fires = scheduler.upcoming(self._plane.coordinator.now(), days)
+            fires = self._plane.service.upcoming(days)
             return pb.ListFiresResponse(
                 fires=[pb.Fire(bean=name, at=convert.timestamp(at)) for at, name in fires]
             )
@@ -369,13 +354,17 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         bean = ""
         async with _mapped_errors(context, "WatchEvents"):
             bean = self._plane.registry.get(request.bean).name if request.bean else ""
-        async with self._plane.coordinator.events.subscribe() as events:
+        async with self._plane.service.events.subscribe() as events:
             await context.send_initial_metadata((("syncd-following", "1"),))
             while True:
                 event, lost = await events.next()
                 if bean and event.bean not in (bean, "*", ""):
                     continue
                 yield _event(event, lost)
+
+
+def _holds(holds: Holds) -> pb.PauseResponse:
+    return pb.PauseResponse(holds={k: convert.timestamp(v) for k, v in holds.holds.items()})
 
 
 _BATCH = 500

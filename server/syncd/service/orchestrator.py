@@ -1,6 +1,7 @@
-"""Orchestration over the run coordinator: the scheduler's fires, start-up catch-up, chains
-(run-all, --with-dependants) and pauses. Every run still starts through `JobBeans.trigger`;
-every ledger write goes through the recorder (the ledger's one writer).
+"""The scheduling policy: the scheduler's fires, start-up catch-up, chains (run-all,
+--with-dependants) and pauses. It decides when; every run starts through the run service
+(`syncd.service.RunService.start`), and every ledger write goes through the recorder (the
+ledger's one writer).
 """
 
 from __future__ import annotations
@@ -8,15 +9,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from syncd.beans.jobbeans import JobBeans
-from syncd.beans.model import Invocation
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
-from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.enums import RunOutcome, Trigger
 from syncd.errors import (
     AlreadyRunningError,
     BeanDisabledError,
@@ -25,14 +24,18 @@ from syncd.errors import (
     InvalidArgumentError,
     LedgerUnavailableError,
 )
-from syncd.execution.runs import Run, RunCoordinator, new_run_id
+from syncd.execution.runs import Run
 from syncd.ledger.model import EXECUTED, RunRecord
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.observability.events import Event, EventKind
 from syncd.scheduling.plan import JobPlan, dependants, run_order
 from syncd.scheduling.scheduler import ALL, Scheduler
 from syncd.service.catchup import Interrupted, catch_up
+from syncd.service.requests import StartRequest
 from syncd.values import Value
+
+if TYPE_CHECKING:  # the service owns this policy; it is passed in, not imported at run time
+    from syncd.service.runservice import RunService
 
 log = structlog.get_logger("syncd.orchestrator")
 
@@ -45,16 +48,14 @@ class Orchestrator:
     def __init__(
         self,
         plans: Mapping[str, JobPlan],
-        jobs: JobBeans,
-        coordinator: RunCoordinator,
+        service: RunService,
         recorder: LedgerRecorder,
         clock: Clock,
         config: SchedulerConfig,
         observe_lateness: Callable[[float], None] | None = None,
     ) -> None:
         self.plans = plans
-        self._jobs = jobs
-        self._coordinator = coordinator
+        self._service = service
         self._ledger = recorder
         self._clock = clock
         self._config = config
@@ -129,7 +130,7 @@ class Orchestrator:
             },
         )
         for miss in missed:
-            await self.record_outcome(
+            await self._service.record_outcome(
                 miss.name,
                 RunOutcome.MISSED,
                 Trigger.SCHEDULE,
@@ -162,48 +163,6 @@ class Orchestrator:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
 
-    # --- records -------------------------------------------------------------------------
-
-    async def record_outcome(
-        self, name: str, outcome: RunOutcome, trigger: Trigger, slot: datetime | None, why: str
-    ) -> RunRecord:
-        """A run that did not execute (missed, skipped), written to the ledger and logged."""
-        now = self._clock.now()
-        spec = self._jobs.spec(name)
-        record = RunRecord(
-            run_id=new_run_id(now),
-            bean=name,
-            operation=spec.trigger_operation if spec else "run",
-            trigger=trigger,
-            actor="scheduler",
-            slot_time=slot,
-            started_at=now,
-            ended_at=now,
-            state=RunState.FINISHED,
-            outcome=outcome,
-            error_message=why,
-        )
-        await self._ledger.record(record)  # kept in memory and retried if the ledger fails
-        kind = EventKind.RUN_MISSED if outcome is RunOutcome.MISSED else EventKind.RUN_SKIPPED
-        self._coordinator.events.publish(
-            Event(
-                kind=kind,
-                at=now,
-                bean=name,
-                run_id=record.run_id,
-                outcome=outcome.value,
-                message=why,
-            )
-        )
-        log.info(
-            f"run.{outcome.value}",
-            job=name,
-            run_id=record.run_id,
-            slot=slot.isoformat() if slot else None,
-            reason=why,
-        )
-        return record
-
     # --- the scheduler's callbacks -------------------------------------------------------
 
     def _on_fire(self, name: str, slot: datetime) -> None:
@@ -214,7 +173,7 @@ class Orchestrator:
         self._spawn(self._missed(name, slot, run_once), f"missed:{name}")
 
     async def _missed(self, name: str, slot: datetime, run_once: bool) -> None:
-        await self.record_outcome(
+        await self._service.record_outcome(
             name,
             RunOutcome.MISSED,
             Trigger.SCHEDULE,
@@ -238,7 +197,7 @@ class Orchestrator:
 
     async def _wait_for_prerequisites(self, name: str) -> None:
         for dep in self.plans[name].after:
-            run = self._coordinator.active(dep)
+            run = self._service.active(dep)
             if run is not None:
                 log.info(
                     "scheduler.waiting_for_prerequisite",
@@ -251,18 +210,15 @@ class Orchestrator:
     async def _scheduled(self, name: str, slot: datetime, trigger: Trigger) -> None:
         await self._wait_for_prerequisites(name)
         if (why := self._prerequisite_failed(name)) is not None:
-            await self.record_outcome(
+            await self._service.record_outcome(
                 name, RunOutcome.SKIPPED_PREREQUISITE_FAILED, trigger, slot, why
             )
             return
-        spec = self._jobs.spec(name)
-        assert spec is not None
+        request = StartRequest(bean=name, actor="scheduler", trigger=trigger, slot_time=slot)
         try:
-            await self._jobs.trigger(
-                spec, Invocation(arguments=self._defaults(name), actor="scheduler"), trigger, slot
-            )
+            await self._service.start(request)
         except AlreadyRunningError as exc:
-            await self.record_outcome(
+            await self._service.record_outcome(
                 name,
                 RunOutcome.SKIPPED_ALREADY_RUNNING,
                 trigger,
@@ -272,21 +228,16 @@ class Orchestrator:
         except (DrainingError, BeanDisabledError) as exc:
             log.info("scheduler.not_started", job=name, reason=str(exc))
         except LedgerUnavailableError as exc:  # the slot is not silently lost
-            await self.record_outcome(name, RunOutcome.MISSED, trigger, slot, str(exc))
-
-    def _defaults(self, name: str) -> dict[str, Value]:
-        spec = self._jobs.spec(name)
-        assert spec is not None
-        return {p.name: p.default for p in spec.parameters}
+            await self._service.record_outcome(name, RunOutcome.MISSED, trigger, slot, str(exc))
 
     def _same_arguments(self, name: str, given: Mapping[str, Value]) -> dict[str, Value]:
         """A re-run's arguments: the cut-off run's, re-checked (the job may have changed since
         they were recorded); the defaults when they no longer fit."""
         try:
-            return self._jobs.bind_trigger(name, given)
+            return self._service.bind(name, given)
         except InvalidArgumentError as exc:
             log.warning("scheduler.rerun_defaults", job=name, reason=str(exc))
-            return self._defaults(name)
+            return self._service.defaults(name)
 
     # --- chains --------------------------------------------------------------------------
 
@@ -315,7 +266,7 @@ class Orchestrator:
                 if outcomes.get(d, RunOutcome.SUCCESS) is not RunOutcome.SUCCESS
             ]
             if failed:
-                await self.record_outcome(
+                await self._service.record_outcome(
                     name,
                     RunOutcome.SKIPPED_PREREQUISITE_FAILED,
                     trigger,
@@ -324,17 +275,16 @@ class Orchestrator:
                 )
                 outcomes[name] = RunOutcome.SKIPPED_PREREQUISITE_FAILED
                 continue
-            spec = self._jobs.spec(name)
-            assert spec is not None
             given = arguments.get(name) if arguments else None
-            args = self._defaults(name) if given is None else self._same_arguments(name, given)
+            args = None if given is None else self._same_arguments(name, given)
+            request = StartRequest(
+                bean=name, actor=actor, arguments=args, trigger=trigger, slot_time=slot
+            )
             try:
-                run = await self._jobs.trigger(
-                    spec, Invocation(arguments=args, actor=actor), trigger, slot
-                )
+                run = (await self._service.start(request)).run
             except AlreadyRunningError as exc:
                 # Someone else's run of this job is under way: its result stands for ours.
-                other = self._coordinator.active(name)
+                other = self._service.active(name)
                 log.info("chain.joined_run", job=name, run_id=exc.run_id)
                 if other is None:
                     outcomes[name] = RunOutcome.SUCCESS
@@ -344,13 +294,13 @@ class Orchestrator:
                 log.info("chain.stopped", reason="draining", remaining=names[names.index(name) :])
                 break
             except BeanDisabledError as exc:
-                await self.record_outcome(
+                await self._service.record_outcome(
                     name, RunOutcome.SKIPPED_PREREQUISITE_FAILED, trigger, slot, str(exc)
                 )
                 outcomes[name] = RunOutcome.SKIPPED_PREREQUISITE_FAILED
                 continue
             except LedgerUnavailableError as exc:  # its dependants are skipped in turn
-                await self.record_outcome(name, RunOutcome.MISSED, trigger, slot, str(exc))
+                await self._service.record_outcome(name, RunOutcome.MISSED, trigger, slot, str(exc))
                 outcomes[name] = RunOutcome.MISSED
                 continue
             await run.finished.wait()
@@ -360,25 +310,18 @@ class Orchestrator:
 
     def run_all(self, actor: str) -> list[str]:
         """The old "Run All Jobs": every enabled job in dependency order, sequentially."""
-        if self._coordinator.draining:
+        if self._service.draining:
             raise DrainingError
         names = run_order(self.plans, [n for n, p in self.plans.items() if p.enabled])
         self._spawn(self._chain(names, Trigger.MANUAL, actor), "run-all")
         return names
 
-    async def run_with_dependants(
-        self, name: str, arguments: Mapping[str, Value], actor: str
-    ) -> tuple[Run, list[str]]:
-        """Start `name` now; then, in order, every job that depends on it."""
-        spec = self._jobs.spec(name)
-        if spec is None:
-            raise BeanNotFoundError(name, [])
-        run = await self._jobs.trigger(
-            spec, Invocation(arguments=arguments, actor=actor), Trigger.MANUAL
-        )
+    def follow_with_dependants(self, run: Run, actor: str) -> list[str]:
+        """Once `run` has ended, run every job that depends on its job, in order."""
+        name = run.record.bean
         chain = dependants(self.plans, name)
         self._spawn(self._chain(chain, Trigger.DEPENDENCY, actor, first=run), f"dependants:{name}")
-        return run, chain
+        return chain
 
     def replace_plans(self, plans: Mapping[str, JobPlan]) -> None:
         self.plans = plans
@@ -391,7 +334,7 @@ class Orchestrator:
         now = self._clock.now()
         await self._ledger.set_hold(target, now)  # not persisted, not paused
         self.scheduler.pause(target, now)
-        self._coordinator.events.publish(
+        self._service.events.publish(
             Event(kind=EventKind.BEAN_PAUSED, at=now, bean=target, message=actor)
         )
         log.info("bean.paused", job=target, actor=actor)
@@ -400,7 +343,7 @@ class Orchestrator:
         target = self._target(name)
         await self._ledger.clear_hold(target)
         self.scheduler.resume(target, self._clock.now())
-        self._coordinator.events.publish(
+        self._service.events.publish(
             Event(kind=EventKind.BEAN_RESUMED, at=self._clock.now(), bean=target, message=actor)
         )
         log.info("bean.resumed", job=target, actor=actor)

@@ -1,7 +1,8 @@
 """The console's JSON API (`<context>/api/v1/...`): what the page reads and the actions it takes.
 
-Every run starts through `JobBeans.trigger`, as from the scheduler and the control plane, with
-the arguments validated by the job's trigger operation.
+Every run starts through the run service, as from the scheduler and the control plane, with
+the arguments validated by the job's trigger operation. Refusals are the service's domain
+errors, answered through the one HTTP table (`_errors`).
 """
 
 from __future__ import annotations
@@ -13,22 +14,11 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.beans.model import Invocation
-from syncd.enums import Trigger
-from syncd.errors import (
-    AlreadyRunningError,
-    BeanDisabledError,
-    BeanNotFoundError,
-    DrainingError,
-    InvalidArgumentError,
-    LedgerUnavailableError,
-    RunNotFoundError,
-    closest,
-    quote_input,
-)
+from syncd.errors import BeanNotFoundError, RunNotFoundError, closest, quote_input
 from syncd.execution.runs import Run
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
+from syncd.service import CancelRequest, RunAllRequest, StartRequest
 from syncd.values import Value, usable_key
 from syncd.web._auth import Access, Caller
 from syncd.web._http import error, instant, json_object, query_int, reply
@@ -45,11 +35,11 @@ def find_spec(plane: WebPlane, name: str) -> JobSpec:
     """The job named `name` (its name or an alias, short or full, resolved by the registry),
     or 404 naming the nearest job names."""
     try:
-        spec = plane.jobs.spec(plane.registry.get(name).name)
+        spec = plane.service.spec(plane.registry.get(name).name)
     except BeanNotFoundError:
         spec = None
     if spec is None:
-        hint = closest(name, [s.name for s in plane.jobs.specs()])
+        hint = closest(name, [s.name for s in plane.service.specs()])
         more = f"; did you mean {', '.join(hint)}?" if hint else ""
         raise error(404, f"no job named {quote_input(name)}{more}")
     return spec
@@ -59,23 +49,31 @@ async def find_run(plane: WebPlane, run_id: str) -> Run | RunRecord:
     """The run with this id, or RunNotFoundError (without asking the ledger for a non-key)."""
     if not usable_key(run_id):
         raise RunNotFoundError(run_id)
-    return await plane.coordinator.get(run_id)
-
-
-def bind_arguments(plane: WebPlane, spec: JobSpec, named: Mapping[str, Any]) -> dict[str, Value]:
-    """Arguments checked and typed by the job's trigger operation; InvalidArgumentError if not."""
-    operation = plane.registry.get(spec.name).operation(spec.trigger_operation)
-    return operation.bind([], dict(named))
+    return await plane.service.get_run(run_id)
 
 
 async def start_run(
-    plane: WebPlane, spec: JobSpec, arguments: dict[str, Value], caller: Caller
-) -> Run:
-    run = await plane.jobs.trigger(
-        spec, Invocation(arguments=arguments, actor=caller.actor), Trigger.MANUAL
+    plane: WebPlane,
+    spec: JobSpec,
+    named: Mapping[str, Any],
+    caller: Caller,
+    *,
+    with_dependants: bool = False,
+) -> tuple[Run, tuple[str, ...]]:
+    """Start a run with `named` arguments, checked and typed by the job's trigger operation
+    (InvalidArgumentError if they do not fit: nothing starts); the run and what follows it."""
+    arguments: dict[str, Value] = plane.service.bind(spec.name, dict(named))
+    started = await plane.service.start(
+        StartRequest(
+            bean=spec.name,
+            actor=caller.actor,
+            arguments=arguments,
+            with_dependants=with_dependants,
+        )
     )
-    log.info("web.run", job=spec.name, run_id=run.run_id, actor=caller.actor)
-    return run
+    run = started.run
+    log.info("web.run", job=spec.name, run_id=run.run_id, chain=started.chain, actor=caller.actor)
+    return run, started.chain
 
 
 def snapshot(plane: WebPlane) -> dict[str, Any]:
@@ -83,7 +81,7 @@ def snapshot(plane: WebPlane) -> dict[str, Any]:
     return {
         "jobs": [job_view(plane, spec) for spec in ordered_specs(plane)],
         "now": instant(plane.clock.now()),
-        "draining": plane.coordinator.draining,
+        "draining": plane.service.draining,
         "profile": plane.config.profile,
     }
 
@@ -104,7 +102,7 @@ class JsonApi:
                 "version": __version__,
                 "startedAt": instant(plane.started_at),
                 "now": instant(plane.clock.now()),
-                "draining": plane.coordinator.draining,
+                "draining": plane.service.draining,
             }
         )
 
@@ -118,12 +116,9 @@ class JsonApi:
     async def history(self, request: web.Request, _caller: Caller) -> web.Response:
         spec = find_spec(self._plane, request.match_info["name"])
         limit = query_int(request, "limit", HISTORY_DEFAULT, 1, HISTORY_MAX)
-        coordinator = self._plane.coordinator
-        try:
-            records = await coordinator.history(spec.name, limit)
-        except LedgerUnavailableError as exc:
-            raise error(503, str(exc)) from None
-        live = coordinator.active(spec.name)
+        service = self._plane.service
+        records = await service.history(spec.name, limit)
+        live = service.active(spec.name)
         runs = [
             live_run_view(self._plane, live)
             if live is not None and live.run_id == r.run_id
@@ -133,12 +128,7 @@ class JsonApi:
         return reply({"job": spec.name, "runs": runs})
 
     async def run(self, request: web.Request, _caller: Caller) -> web.Response:
-        try:
-            target = await find_run(self._plane, request.match_info["run_id"])
-        except RunNotFoundError as exc:
-            raise error(404, str(exc)) from None
-        except LedgerUnavailableError as exc:
-            raise error(503, str(exc)) from None
+        target = await find_run(self._plane, request.match_info["run_id"])
         return reply(live_run_view(self._plane, target))
 
     async def start(self, request: web.Request, caller: Caller) -> web.Response:
@@ -156,39 +146,22 @@ class JsonApi:
         with_dependants = body.get("withDependants", False)
         if not isinstance(with_dependants, bool):
             raise error(400, "withDependants must be true or false")
-        try:
-            arguments = bind_arguments(plane, spec, named)
-            if with_dependants:
-                run, chain = await plane.orchestrator.run_with_dependants(
-                    spec.name, arguments, caller.actor
-                )
-                log.info("web.run", job=spec.name, run_id=run.run_id, chain=chain)
-            else:
-                run, chain = await start_run(plane, spec, arguments, caller), []
-        except InvalidArgumentError as exc:
-            raise error(400, str(exc), parameter=exc.parameter) from None
-        except AlreadyRunningError as exc:
-            raise error(409, "Already running", runId=exc.run_id) from None
-        except BeanDisabledError as exc:
-            raise error(409, str(exc)) from None
-        except (DrainingError, LedgerUnavailableError) as exc:
-            raise error(503, str(exc)) from None
+        run, chain = await start_run(plane, spec, named, caller, with_dependants=with_dependants)
         return reply(
-            {"status": "Just started", "run": live_run_view(plane, run), "then": chain}, 202
+            {"status": "Just started", "run": live_run_view(plane, run), "then": list(chain)}, 202
         )
 
     async def cancel(self, request: web.Request, caller: Caller) -> web.Response:
         spec = find_spec(self._plane, request.match_info["name"])
-        run = self._plane.coordinator.cancel(spec.name)
+        cancelled = await self._plane.service.cancel(
+            CancelRequest(bean=spec.name, actor=caller.actor)
+        )
+        run = cancelled.run
         if run is None:
             raise error(409, f"{spec.name} has no run under way")
-        log.info("web.cancel", job=spec.name, run_id=run.run_id, actor=caller.actor)
         return reply({"status": "Cancelling", "run": live_run_view(self._plane, run)}, 202)
 
     async def run_all(self, _request: web.Request, caller: Caller) -> web.Response:
-        try:
-            names = self._plane.orchestrator.run_all(caller.actor)
-        except DrainingError as exc:
-            raise error(503, str(exc)) from None
+        names = list((await self._plane.service.run_all(RunAllRequest(actor=caller.actor))).jobs)
         log.info("web.run_all", jobs=names, actor=caller.actor)
         return reply({"status": "Just started", "jobs": names}, 202)

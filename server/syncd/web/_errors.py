@@ -1,6 +1,8 @@
 """JSON error answers for the API routes, whatever raised them.
 
-Handlers raise `_http.error(...)`, whose body is JSON already. What aiohttp raises on its own —
+Domain refusals (`syncd.errors`, raised by the run service) become HTTP answers through the one
+table below, as `rpc.errors` maps them to gRPC codes. Handlers raise `_http.error(...)` for
+what only HTTP knows, whose body is JSON already. What aiohttp raises on its own —
 no route (404), wrong method (405), a body over `client_max_size` (413) — is plain text; under
 the API prefix it becomes `{"error": ...}` with the same status and headers, so a script reading
 the API always gets JSON. An unexpected exception is logged and answered as a JSON 500: a bug,
@@ -15,10 +17,53 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from syncd.errors import quote_input
-from syncd.web._http import JSON_TYPE, reply
+from syncd.errors import (
+    AlreadyRunningError,
+    AttributeNotFoundError,
+    BeanDisabledError,
+    BeanNotFoundError,
+    ConfigError,
+    DrainingError,
+    InvalidArgumentError,
+    LedgerUnavailableError,
+    NotAJobError,
+    NotRunningError,
+    OperationNotFoundError,
+    RunNotFoundError,
+    SyncdError,
+    quote_input,
+)
+from syncd.web._http import JSON_TYPE, error, reply
 
 log = structlog.get_logger("syncd.web")
+
+HTTP_STATUS: dict[type[SyncdError], int] = {
+    BeanNotFoundError: 404,
+    OperationNotFoundError: 404,
+    AttributeNotFoundError: 404,
+    RunNotFoundError: 404,
+    InvalidArgumentError: 400,
+    NotAJobError: 400,
+    AlreadyRunningError: 409,
+    BeanDisabledError: 409,
+    NotRunningError: 409,
+    ConfigError: 409,  # a reload found the file invalid
+    DrainingError: 503,
+    LedgerUnavailableError: 503,  # disk full, locked, database down
+}
+
+
+def domain_error(exc: SyncdError) -> web.HTTPException | None:
+    """The HTTP answer to a domain refusal; None when the table has no row for it (a bug)."""
+    status = next((HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS), None)
+    if status is None:
+        return None
+    if isinstance(exc, AlreadyRunningError):
+        return error(status, "Already running", runId=exc.run_id)
+    if isinstance(exc, InvalidArgumentError):
+        return error(status, str(exc), parameter=exc.parameter)
+    return error(status, str(exc))
+
 
 # Headers of aiohttp's own answer that the JSON answer keeps (405 names the allowed methods).
 _KEPT_HEADERS = ("Allow", "WWW-Authenticate")
@@ -54,6 +99,12 @@ def json_errors(prefix: str) -> Middleware:
             return answer
         except (asyncio.CancelledError, ConnectionResetError):
             raise
+        except SyncdError as exc:
+            refusal = domain_error(exc)
+            if refusal is None:
+                log.exception("web.unmapped_error", method=request.method, path=request.path)
+                return reply({"error": f"internal error: {type(exc).__name__}"}, 500)
+            raise refusal from None
         except Exception as exc:
             log.exception("web.failed", method=request.method, path=request.path)
             return reply({"error": f"internal error: {type(exc).__name__}"}, 500)

@@ -63,22 +63,22 @@ def live_run_view(plane: WebPlane, target: Run | RunRecord) -> dict[str, Any]:
     if isinstance(target, Run):
         if target.record.state is RunState.FINISHED:
             return run_view(target.record)
-        return run_view(target.record, plane.coordinator.elapsed(target))
+        return run_view(target.record, plane.service.elapsed(target))
     return run_view(target)
 
 
 def ordered_specs(plane: WebPlane) -> list[JobSpec]:
     """Jobs in timetable order (the plans' order), then any job without a plan."""
     specs = {s.name: s for s in plane.jobs.specs()}
-    ordered = [specs[n] for n in plane.orchestrator.plans if n in specs]
-    return ordered + [s for n, s in specs.items() if n not in plane.orchestrator.plans]
+    ordered = [specs[n] for n in plane.service.plans if n in specs]
+    return ordered + [s for n, s in specs.items() if n not in plane.service.plans]
 
 
 def job_view(plane: WebPlane, spec: JobSpec) -> dict[str, Any]:
     status = plane.jobs.status(spec.name)
-    plans = plane.orchestrator.plans
+    plans = plane.service.plans
     plan = plans.get(spec.name)
-    run = plane.coordinator.active(spec.name)
+    run = plane.service.active(spec.name)
     last = status.last_finished
     return {
         "name": spec.name,

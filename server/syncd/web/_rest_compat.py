@@ -11,18 +11,12 @@ from __future__ import annotations
 import structlog
 from aiohttp import web
 
-from syncd.errors import (
-    AlreadyRunningError,
-    BeanDisabledError,
-    BeanNotFoundError,
-    DrainingError,
-    InvalidArgumentError,
-    LedgerUnavailableError,
-)
+from syncd.errors import AlreadyRunningError, BeanNotFoundError, InvalidArgumentError
 from syncd.job import JobSpec
-from syncd.web._api import bind_arguments, start_run
+from syncd.service import RunAllRequest
+from syncd.web._api import start_run
 from syncd.web._auth import Caller
-from syncd.web._http import error, json_object
+from syncd.web._http import json_object
 from syncd.web._model import ordered_specs
 from syncd.web.plane import WebPlane
 
@@ -44,20 +38,20 @@ class RestCompat:
     def _by_key(self, key: str) -> JobSpec | None:
         """The job with this old REST key; else the job the registry knows by this name or
         alias (old runbooks name jobs by their bean or class names)."""
-        jobs = self._plane.jobs
-        found = next((s for s in jobs.specs() if s.job_key == key), None)
+        service = self._plane.service
+        found = next((s for s in service.specs() if s.job_key == key), None)
         if found is not None:
             return found
         try:
-            return jobs.spec(self._plane.registry.get(key).name)
+            return service.spec(self._plane.registry.get(key).name)
         except BeanNotFoundError:
             return None
 
     async def status(self, _request: web.Request, _caller: Caller) -> web.Response:
-        coordinator = self._plane.coordinator
+        service = self._plane.service
         return _json(
             {
-                spec.job_key: coordinator.active(spec.name) is not None
+                spec.job_key: service.active(spec.name) is not None
                 for spec in ordered_specs(self._plane)
                 if spec.job_key
             }
@@ -71,23 +65,16 @@ class RestCompat:
         if spec is None:
             return _json(JOB_NOT_FOUND, 400)
         body = await json_object(request)  # e.g. {"dateOverride": "2026-01-31"}
+        # The old API's own answers to these two; every other refusal is the HTTP table's.
         try:
-            arguments = bind_arguments(self._plane, spec, body)
-            await start_run(self._plane, spec, arguments, caller)
+            await start_run(self._plane, spec, body, caller)
         except InvalidArgumentError as exc:
             return _json({"error": str(exc)}, 400)
         except AlreadyRunningError:
             return _json(ALREADY_RUNNING)
-        except BeanDisabledError as exc:
-            raise error(409, str(exc)) from None
-        except (DrainingError, LedgerUnavailableError) as exc:
-            raise error(503, str(exc)) from None
         return _json(JUST_STARTED)
 
     async def run_all(self, _request: web.Request, caller: Caller) -> web.Response:
-        try:
-            names = self._plane.orchestrator.run_all(caller.actor)
-        except DrainingError as exc:
-            raise error(503, str(exc)) from None
+        names = list((await self._plane.service.run_all(RunAllRequest(actor=caller.actor))).jobs)
         log.info("web.run_all", jobs=names, actor=caller.actor)
         return web.Response(status=200, headers={"Cache-Control": "no-store"})

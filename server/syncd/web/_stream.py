@@ -13,13 +13,12 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.errors import LedgerUnavailableError, RunNotFoundError
 from syncd.execution.runs import Run
 from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import Follower, LogLine, line_filter
 from syncd.web._api import find_run, snapshot
 from syncd.web._auth import Caller
-from syncd.web._http import error, instant, query_int, sse_frame
+from syncd.web._http import instant, query_int, sse_frame
 from syncd.web._model import job_view, live_run_view, progress_view
 from syncd.web.plane import WebPlane
 
@@ -102,7 +101,7 @@ class Streams:
         if spec is None:  # a reloaded config, the whole daemon paused ("*"): all may change
             return sse_frame("snapshot", snapshot(plane))
         if event.kind is EventKind.RUN_PROGRESS:
-            run = plane.coordinator.active(spec.name)
+            run = plane.service.active(spec.name)
             if run is None or run.run_id != event.run_id:
                 return None  # the run ended since: its run.finished follows
             return sse_frame("progress", progress_view(plane, run))
@@ -127,12 +126,7 @@ class Streams:
         while the run is under way — its new lines as they come; `end` when it has finished."""
         plane = self._plane
         run_id = request.match_info["run_id"]
-        try:
-            target = await find_run(plane, run_id)
-        except RunNotFoundError as exc:
-            raise error(404, str(exc)) from None
-        except LedgerUnavailableError as exc:
-            raise error(503, str(exc)) from None
+        target = await find_run(plane, run_id)  # refusals: the HTTP table's 404 or 503
         lines = query_int(request, "lines", LOG_LINES_DEFAULT, 0, LOG_LINES_MAX)
         keep = line_filter(run_id=run_id)
         async with plane.log_hub.follow(keep) as follower:

@@ -1,4 +1,4 @@
-"""What the HTTP edge reaches of the daemon: the same domain objects the gRPC edge uses."""
+"""What the HTTP edge reaches of the daemon: the run service and the objects the gRPC edge uses."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
 from syncd.clock import Clock
 from syncd.config import HttpConfig
-from syncd.execution.runs import RunCoordinator
 from syncd.ledger.model import RunLedger
 from syncd.observability.events import EventHub
 from syncd.observability.loghub import LogHub
-from syncd.service.orchestrator import Orchestrator
+from syncd.service.runservice import RunService
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,8 +20,7 @@ class WebPlane:
     config: HttpConfig
     registry: BeanRegistry
     jobs: JobBeans
-    coordinator: RunCoordinator
-    orchestrator: Orchestrator
+    service: RunService
     ledger: RunLedger
     log_hub: LogHub
     events: EventHub

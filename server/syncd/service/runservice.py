@@ -1,0 +1,256 @@
+"""The run service: the one way anything starts, cancels, pauses, resumes or reads runs.
+
+The gRPC servicer, the web console, the old REST API, the bean operations, the scheduler,
+start-up catch-up, dependency chains and run-all all come here with typed requests. The
+service owns the job catalogue (the "is this bean a job" rule), the disabled state and the
+records of runs that did not execute (missed, skipped); the coordinator claims, records and
+executes; the scheduling policy (`Orchestrator`) decides when, and asks this service to start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+import structlog
+
+from syncd.beans.model import Operation
+from syncd.clock import Clock
+from syncd.config import SchedulerConfig
+from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.errors import BeanDisabledError, NotAJobError
+from syncd.execution.runs import Run, RunCoordinator, new_run_id
+from syncd.job import JobSpec
+from syncd.ledger.model import RunRecord
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.observability.events import Event, EventHub, EventKind
+from syncd.scheduling.plan import JobPlan
+from syncd.service.orchestrator import Orchestrator
+from syncd.service.requests import (
+    Cancelled,
+    CancelRequest,
+    HoldRequest,
+    Holds,
+    RunAllRequest,
+    RunAllStarted,
+    Started,
+    StartRequest,
+)
+from syncd.values import Value
+
+log = structlog.get_logger("syncd.service")
+
+
+class RunService:
+    """Typed requests in, typed results out; domain errors (`syncd.errors`) for refusals."""
+
+    def __init__(
+        self,
+        coordinator: RunCoordinator,
+        recorder: LedgerRecorder,
+        clock: Clock,
+        plans: Mapping[str, JobPlan],
+        scheduling: SchedulerConfig,
+        observe_lateness: Callable[[float], None] | None = None,
+    ) -> None:
+        self.coordinator = coordinator
+        self._recorder = recorder
+        self._clock = clock
+        self._specs: dict[str, JobSpec] = {}
+        self._triggers: dict[str, Operation] = {}
+        self._disabled: dict[str, str] = {}
+        # The scheduling policy is the service's own: it fires, catches up and chains by
+        # asking this service to start runs.
+        self.schedule = Orchestrator(plans, self, recorder, clock, scheduling, observe_lateness)
+
+    # --- the catalogue: which beans are jobs ---------------------------------------------
+
+    def add_job(self, spec: JobSpec, trigger: Operation) -> None:
+        """Make `spec` a job of this service; `trigger` checks and types its arguments."""
+        if spec.name in self._specs:
+            raise ValueError(f"job {spec.name} is added twice")
+        self._specs[spec.name] = spec
+        self._triggers[spec.name] = trigger
+
+    def spec(self, name: str) -> JobSpec | None:
+        return self._specs.get(name)
+
+    def specs(self) -> list[JobSpec]:
+        return list(self._specs.values())
+
+    def job(self, name: str, operation: str) -> JobSpec:
+        """The job `name` (a bean name the edge resolved), or NotAJobError."""
+        spec = self._specs.get(name)
+        if spec is None:
+            raise NotAJobError(operation, name)
+        return spec
+
+    def bind(self, name: str, named: Mapping[str, Value]) -> dict[str, Value]:
+        """Named arguments checked and typed by the job's trigger operation;
+        InvalidArgumentError naming the parameter when they do not fit."""
+        self.job(name, "start")
+        return self._triggers[name].bind([], named)
+
+    def defaults(self, name: str) -> dict[str, Value]:
+        return {p.name: p.default for p in self.job(name, "start").parameters}
+
+    # --- the disabled state --------------------------------------------------------------
+
+    def disable(self, name: str, reason: str) -> None:
+        """Refuse runs of `name` (e.g. `enabled = false` in its config table)."""
+        self._disabled[name] = reason
+
+    def enable(self, name: str) -> None:
+        self._disabled.pop(name, None)
+
+    def disabled_reason(self, name: str) -> str | None:
+        """Why `name` refuses runs: the pack's reason (no broker, …) first, since enabling the
+        job in the configuration would not make it runnable; then the configuration's."""
+        spec = self._specs.get(name)
+        return (spec.disabled_reason if spec else None) or self._disabled.get(name)
+
+    # --- runs ----------------------------------------------------------------------------
+
+    @property
+    def events(self) -> EventHub:
+        return self.coordinator.events
+
+    @property
+    def draining(self) -> bool:
+        return self.coordinator.draining
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    async def start(self, request: StartRequest) -> Started:
+        """Start a run (claimed, its start recorded) and answer at once; with dependants, the
+        jobs that depend on it follow in order once it has ended.
+
+        Raises NotAJobError, BeanDisabledError, AlreadyRunningError, DrainingError, or
+        LedgerUnavailableError (the start could not be recorded; nothing runs).
+        """
+        spec = self.job(request.bean, "start")
+        if reason := self.disabled_reason(spec.name):
+            raise BeanDisabledError(spec.name, reason)
+        arguments = self.defaults(spec.name) if request.arguments is None else request.arguments
+        run = await self.coordinator.start(
+            spec,
+            arguments,
+            trigger=request.trigger,
+            actor=request.actor,
+            slot_time=request.slot_time,
+        )
+        chain: tuple[str, ...] = ()
+        if request.with_dependants:
+            chain = tuple(self.schedule.follow_with_dependants(run, request.actor))
+        return Started(run=run, chain=chain)
+
+    async def cancel(self, request: CancelRequest) -> Cancelled:
+        """Ask the job's run under way to stop; `Cancelled(run=None)` when nothing runs."""
+        spec = self.job(request.bean, "Cancel")
+        run = self.coordinator.cancel(spec.name, request.reason)
+        if run is not None:
+            log.info("run.cancel", job=spec.name, run_id=run.run_id, actor=request.actor)
+        return Cancelled(run=run)
+
+    async def run_all(self, request: RunAllRequest) -> RunAllStarted:
+        """The old "Run All Jobs": every enabled job in dependency order, one after another."""
+        return RunAllStarted(jobs=tuple(self.schedule.run_all(request.actor)))
+
+    def active(self, name: str) -> Run | None:
+        return self.coordinator.active(name)
+
+    def active_runs(self) -> list[Run]:
+        return self.coordinator.active_runs()
+
+    def elapsed(self, run: Run) -> timedelta:
+        return self.coordinator.elapsed(run)
+
+    async def get_run(self, run_id: str) -> Run | RunRecord:
+        """A live run, or a finished run's record; RunNotFoundError when there is none."""
+        return await self.coordinator.get(run_id)
+
+    async def history(self, bean: str | None, limit: int) -> list[RunRecord]:
+        return await self.coordinator.history(bean, limit)
+
+    async def record_outcome(
+        self, name: str, outcome: RunOutcome, trigger: Trigger, slot: datetime | None, why: str
+    ) -> RunRecord:
+        """A run that did not execute (missed, skipped), written to the ledger and logged."""
+        now = self._clock.now()
+        spec = self._specs.get(name)
+        record = RunRecord(
+            run_id=new_run_id(now),
+            bean=name,
+            operation=spec.trigger_operation if spec else "run",
+            trigger=trigger,
+            actor="scheduler",
+            slot_time=slot,
+            started_at=now,
+            ended_at=now,
+            state=RunState.FINISHED,
+            outcome=outcome,
+            error_message=why,
+        )
+        await self._recorder.record(record)  # kept in memory and retried if the ledger fails
+        kind = EventKind.RUN_MISSED if outcome is RunOutcome.MISSED else EventKind.RUN_SKIPPED
+        self.events.publish(
+            Event(
+                kind=kind,
+                at=now,
+                bean=name,
+                run_id=record.run_id,
+                outcome=outcome.value,
+                message=why,
+            )
+        )
+        log.info(
+            f"run.{outcome.value}",
+            job=name,
+            run_id=record.run_id,
+            slot=slot.isoformat() if slot else None,
+            reason=why,
+        )
+        return record
+
+    # --- holds and the timetable ---------------------------------------------------------
+
+    def _hold_target(self, request: HoldRequest, operation: str) -> str | None:
+        return None if request.bean is None else self.job(request.bean, operation).name
+
+    async def pause(self, request: HoldRequest) -> Holds:
+        """Hold one job's scheduled runs (or every job's); recorded before it applies."""
+        await self.schedule.pause(self._hold_target(request, "Pause"), request.actor)
+        return self.holds()
+
+    async def resume(self, request: HoldRequest) -> Holds:
+        await self.schedule.resume(self._hold_target(request, "Resume"), request.actor)
+        return self.holds()
+
+    def holds(self) -> Holds:
+        return Holds(holds=self.schedule.scheduler.holds())
+
+    def paused(self, name: str) -> bool:
+        return self.schedule.paused(name)
+
+    def next_run(self, name: str) -> datetime | None:
+        return self.schedule.scheduler.next_run(name)
+
+    def upcoming(self, days: float) -> list[tuple[datetime, str]]:
+        """The scheduled fires of the next `days` days, in time order: (at, job)."""
+        return self.schedule.scheduler.upcoming(self._clock.now(), days)
+
+    @property
+    def plans(self) -> Mapping[str, JobPlan]:
+        return self.schedule.plans
+
+    def replace_plans(self, plans: Mapping[str, JobPlan]) -> None:
+        self.schedule.replace_plans(plans)
+
+    async def begin(self) -> None:
+        """Finish what a crash left running, catch up, then run the scheduler."""
+        await self.schedule.start()
+
+    async def stop_scheduling(self) -> None:
+        """Stop firing and end chains; runs already started are left to the drain."""
+        await self.schedule.stop()
