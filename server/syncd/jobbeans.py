@@ -11,6 +11,7 @@ from syncd.beans import Attribute, Bean, Invocation, Operation, Result
 from syncd.clock import stopwatch_text
 from syncd.enums import BeanState, Impact, RunOutcome, Trigger
 from syncd.errors import BeanDisabledError
+from syncd.health import Verdict, judge, stuck_threshold
 from syncd.job import JobSpec
 from syncd.ledger import LatestRuns, RunRecord
 from syncd.runs import Run, RunCoordinator
@@ -32,6 +33,7 @@ class JobStatus:
     last_success: RunRecord | None
     next_run_at: datetime | None
     disabled_reason: str | None
+    verdict: Verdict  # failing / stuck / needs re-run (syncd.health)
 
 
 class JobBeans:
@@ -89,7 +91,8 @@ class JobBeans:
             spec, invocation.arguments, trigger=trigger, actor=invocation.actor, slot_time=slot_time
         )
 
-    def status(self, name: str) -> JobStatus:
+    def status(self, name: str, stuck_after: timedelta | None = None) -> JobStatus:
+        """The bean's status; `stuck_after` overrides the job's stuck threshold."""
         run = self._coordinator.active(name)
         disabled = self.disabled_reason(name)
         if run is not None:
@@ -100,15 +103,21 @@ class JobBeans:
             state = BeanState.PAUSED
         else:
             state = BeanState.IDLE
+        current = run.record if run else None
+        elapsed = self._coordinator.elapsed(run) if run else None
+        last = self._ledger.last_finished(name)
+        options = self._coordinator.options(name)
+        threshold = stuck_threshold(stuck_after, options.timeout, options.cancel_grace)
         return JobStatus(
             name=name,
             state=state,
-            current=run.record if run else None,
-            elapsed=self._coordinator.elapsed(run) if run else None,
-            last_finished=self._ledger.last_finished(name),
+            current=current,
+            elapsed=elapsed,
+            last_finished=last,
             last_success=self._ledger.last_success(name),
             next_run_at=self._next_run(name),
             disabled_reason=disabled,
+            verdict=judge(last, current, elapsed, threshold),
         )
 
     def build(self, spec: JobSpec) -> Bean:

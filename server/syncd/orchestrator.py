@@ -26,6 +26,7 @@ from syncd.errors import (
     LedgerUnavailableError,
 )
 from syncd.events import Event, EventKind
+from syncd.health import blocks_dependants
 from syncd.jobbeans import JobBeans
 from syncd.ledger import EXECUTED, RunRecord
 from syncd.plan import JobPlan, dependants, run_order
@@ -37,8 +38,6 @@ from syncd.values import Value
 log = structlog.get_logger("syncd.orchestrator")
 
 LAST_SEEN_KEY = "scheduler.last_seen"
-# A prerequisite whose last run failed within this long blocks its dependants' scheduled runs.
-FAILURE_MEMORY = timedelta(hours=24)
 
 
 class Orchestrator:
@@ -228,11 +227,7 @@ class Orchestrator:
         now = self._clock.now()
         for dep in self.plans[name].after:
             last = self._ledger.last_finished(dep)
-            if (
-                last is not None
-                and last.outcome is not RunOutcome.SUCCESS
-                and last.started_at >= now - FAILURE_MEMORY
-            ):
+            if last is not None and blocks_dependants(last, now):
                 return f"prerequisite {dep} ended {last.outcome.value if last.outcome else '?'} (run {last.run_id})"
         return None
 
