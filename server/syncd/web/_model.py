@@ -13,6 +13,7 @@ from syncd.runs import Run
 from syncd.web._http import instant, plain, plain_mapping
 from syncd.web.plane import WebPlane
 
+
 def is_reval(spec: JobSpec) -> bool:
     """The revalidation publishers, which the old page hid on the NIMDTA deployment."""
     key = (spec.job_key or spec.name).lower()
