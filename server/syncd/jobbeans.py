@@ -106,8 +106,10 @@ class JobBeans:
         current = run.record if run else None
         elapsed = self._coordinator.elapsed(run) if run else None
         last = self._ledger.last_finished(name)
-        options = self._coordinator.options(name)
-        threshold = stuck_threshold(stuck_after, options.timeout, options.cancel_grace)
+        threshold = None
+        if run is not None:  # only a run under way can be stuck
+            options = self._coordinator.options(name)
+            threshold = stuck_threshold(stuck_after, options.timeout, options.cancel_grace)
         return JobStatus(
             name=name,
             state=state,
