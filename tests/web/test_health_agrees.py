@@ -8,7 +8,9 @@ import asyncio
 import dataclasses
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -23,6 +25,7 @@ from syncd.enums import Trigger
 from syncd.job import JobSpec
 from syncd.values import Value
 from syncd_api.v1 import management_pb2 as pb
+from tests.clocks import ManualClock
 from tests.harness import running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job, stubborn_job
 from tests.waiting import within
@@ -199,5 +202,41 @@ def test_a_bad_stuck_after_is_invalid_argument(short_tmp: Path, seconds: int) ->
                 await rt.stub.GetStatus(request)
             assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
             assert "stuck_after must be a positive duration" in (caught.value.details() or "")
+
+    run(main())
+
+
+def test_without_stuck_after_a_run_past_its_timeout_and_grace_is_stuck(short_tmp: Path) -> None:
+    """The default threshold is the job's timeout plus its cancel grace: by then the daemon has
+    ended the run itself, so one still under way is stuck. An explicit threshold wins."""
+    gates = Gates()
+    spec = gated_job(gates, "SlowJob")
+    clock = ManualClock(datetime(2026, 3, 1, 1, 0, tzinfo=UTC))
+    tables = {"SlowJob": JobConfig(timeout=3600.0, cancel_grace=60.0)}
+
+    async def health(stub: Any, stuck_after: int | None = None) -> tuple[int, str]:
+        request = pb.GetStatusRequest()
+        if stuck_after is not None:
+            request.stuck_after.FromSeconds(stuck_after)
+        (bean,) = (await stub.GetStatus(request)).beans
+        return bean.health, bean.health_reason
+
+    async def main() -> None:
+        async with running_daemon(short_tmp / "s", [spec], clock=clock, job_tables=tables) as rt:
+            try:
+                run_id = await start(rt.daemon, spec)
+                await asyncio.to_thread(gates.started.wait, 10)
+                clock.advance(timedelta(seconds=3660))  # exactly timeout + grace: not yet
+                assert await health(rt.stub) == (pb.HEALTH_OK, "")
+                clock.advance(timedelta(seconds=1))
+                assert (await health(rt.stub))[0] == pb.HEALTH_STUCK
+                clock.advance(timedelta(seconds=59))
+                assert await health(rt.stub) == (
+                    pb.HEALTH_STUCK,
+                    f"run {run_id} has been running for 1h02m (over 1h01m)",
+                )
+                assert await health(rt.stub, stuck_after=7200) == (pb.HEALTH_OK, "")
+            finally:
+                gates.release.set()
 
     run(main())
