@@ -47,15 +47,15 @@ def get(ctx: Context) -> ExitCode:
 
 
 def status(ctx: Context) -> ExitCode:
-    """The table always prints; then exit 8 if any bean is failing or stuck (see _health), or
-    the daemon's run ledger is unhealthy (it cannot record runs, so it refuses them)."""
+    """The table always prints; then exit 8 if the daemon says a bean is failing or stuck (see
+    _health), or its run ledger is unhealthy (it cannot record runs, so it refuses them)."""
     from syncctl._health import problems
     from syncctl._render import render_status
 
     with ctx.client() as client:
-        reply = client.get_status()
+        reply = client.get_status(ctx.args.stuck_after)
     now = ctx.now()
-    found = problems(reply, now, ctx.args.stuck_after)
+    found = problems(reply)
     render_status(ctx.stdout, ctx.mode, reply, now, {p.bean: (p.kind, p.detail) for p in found})
     ctx.stdout.flush()
     for problem in found:

@@ -238,8 +238,12 @@ class Client:
         request = self._pb.GetAttributesRequest(bean=bean, names=list(names))
         return self._unary(self._stub.GetAttributes, request)
 
-    def get_status(self) -> pb.GetStatusResponse:
-        return self._unary(self._stub.GetStatus, self._pb.GetStatusRequest())
+    def get_status(self, stuck_after: float | None = None) -> pb.GetStatusResponse:
+        """Every bean's status; `stuck_after` (seconds) overrides the daemon's stuck threshold."""
+        request = self._pb.GetStatusRequest()
+        if stuck_after is not None:
+            request.stuck_after.FromNanoseconds(round(stuck_after * 1e9))
+        return self._unary(self._stub.GetStatus, request)
 
     def get_run(self, run_id: str) -> pb.RunInfo:
         return self._unary(self._stub.GetRun, self._pb.GetRunRequest(run_id=run_id))

@@ -225,6 +225,9 @@ def bean_status_dict(
         "last_success_at": when_json(status, "last_success_at"),
         "next_run_at": when_json(status, "next_run_at"),
         "last_error": status.last_error or None,
+        "health": enum_word(pb.Health, status.health) or None,
+        "health_reason": status.health_reason or None,
+        "needs_rerun": status.needs_rerun,
         # What `status` as a monitoring check holds against the bean: kind and why.
         "problem": {"kind": problem[0], "detail": problem[1]} if problem else None,
     }

@@ -132,9 +132,10 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "status",
         "Every bean: state, current run, last outcome, last success, next run (UTC).",
-        more="Exits 8 when a bean is failing (its last run failed, timed out or was "
-        "interrupted) or stuck (its run is cancelling, or running longer than "
-        "--stuck-after), so it can serve as a monitoring check; the table prints anyway.",
+        more="Exits 8 when the daemon says a bean is failing (its last run failed, timed out "
+        "or was interrupted) or stuck (its run is cancelling, or running longer than "
+        "--stuck-after, else than its timeout plus cancel grace), so it can serve as a "
+        "monitoring check; the table prints anyway.",
         rpcs=("GetStatus",),
         handler="syncctl._commands:status",
         arguments=(
@@ -143,7 +144,7 @@ COMMANDS: tuple[Command, ...] = (
                 type=types.duration,
                 default=None,
                 metavar="DURATION",
-                help="also count a run under way longer than this as stuck (e.g. 90m, 2h)",
+                help="count a run under way longer than this as stuck (e.g. 90m, 2h)",
             ),
         ),
     ),

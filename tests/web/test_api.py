@@ -76,7 +76,9 @@ def test_jobs_show_state_last_run_schedule_and_dependants(short_tmp: Path) -> No
             assert failing["last"]["outcome"] == "failed"
             assert failing["last"]["errorMessage"] == "bad input row 7"
             assert failing["last"]["startedAt"].endswith("Z")
-            assert failing["rerunAfterFailure"] is True
+            assert failing["needsRerun"] is True
+            assert failing["health"] == "failing"
+            assert failing["healthReason"] == "last run failed: ValueError: bad input row 7"
             assert failing["parameters"] == [
                 {"name": "row", "type": "int", "description": "", "required": False, "default": 7}
             ]

@@ -173,6 +173,32 @@ TRIGGER_DEPENDENCY: Trigger.ValueType  # 4
 TRIGGER_CATCH_UP: Trigger.ValueType  # 5
 Global___Trigger: _TypeAlias = Trigger  # noqa: Y015
 
+class _Health:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _HealthEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Health.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    HEALTH_UNSPECIFIED: _Health.ValueType  # 0
+    """A daemon older than this field."""
+    HEALTH_OK: _Health.ValueType  # 1
+    HEALTH_FAILING: _Health.ValueType  # 2
+    """Its last executed run ended failed, timed_out or interrupted (not cancelled)."""
+    HEALTH_STUCK: _Health.ValueType  # 3
+    """Its run is cancelling, or has been under way longer than the stuck threshold."""
+
+class Health(_Health, metaclass=_HealthEnumTypeWrapper):
+    """The daemon's one verdict on a bean; clients render it and never re-derive it."""
+
+HEALTH_UNSPECIFIED: Health.ValueType  # 0
+"""A daemon older than this field."""
+HEALTH_OK: Health.ValueType  # 1
+HEALTH_FAILING: Health.ValueType  # 2
+"""Its last executed run ended failed, timed_out or interrupted (not cancelled)."""
+HEALTH_STUCK: Health.ValueType  # 3
+"""Its run is cancelling, or has been under way longer than the stuck threshold."""
+Global___Health: _TypeAlias = Health  # noqa: Y015
+
 @_typing.final
 class Value(_message.Message):
     """A typed value: an operation's argument or result, or an attribute."""
@@ -597,12 +623,21 @@ Global___GetAttributesResponse: _TypeAlias = GetAttributesResponse  # noqa: Y015
 class GetStatusRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    STUCK_AFTER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def stuck_after(self) -> _duration_pb2.Duration:
+        """A run under way longer than this is stuck. Unset: the job's timeout plus its cancel grace
+        (a job without a timeout is never stuck for its running time alone).
+        """
+
     def __init__(
         self,
+        *,
+        stuck_after: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["stuck_after", b"stuck_after"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["stuck_after", b"stuck_after"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -620,9 +655,19 @@ class BeanStatus(_message.Message):
     LAST_SUCCESS_AT_FIELD_NUMBER: _builtins.int
     NEXT_RUN_AT_FIELD_NUMBER: _builtins.int
     LAST_ERROR_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
+    HEALTH_REASON_FIELD_NUMBER: _builtins.int
+    NEEDS_RERUN_FIELD_NUMBER: _builtins.int
     state: Global___BeanState.ValueType
     last_outcome: Global___RunOutcome.ValueType
     last_error: _builtins.str
+    health: Global___Health.ValueType
+    health_reason: _builtins.str
+    """Why it is failing or stuck, e.g. "last run failed: ValueError: bad input row 7"; empty when OK."""
+    needs_rerun: _builtins.bool
+    """Its last executed run did not complete (failed, timed out, interrupted or cancelled): it and
+    its dependants hold stale data until a run succeeds.
+    """
     @_builtins.property
     def ref(self) -> Global___BeanRef: ...
     @_builtins.property
@@ -646,10 +691,13 @@ class BeanStatus(_message.Message):
         last_success_at: _timestamp_pb2.Timestamp | None = ...,
         next_run_at: _timestamp_pb2.Timestamp | None = ...,
         last_error: _builtins.str = ...,
+        health: Global___Health.ValueType = ...,
+        health_reason: _builtins.str = ...,
+        needs_rerun: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["current_run", b"current_run", "last_finished_at", b"last_finished_at", "last_success_at", b"last_success_at", "next_run_at", b"next_run_at", "ref", b"ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_run", b"current_run", "last_error", b"last_error", "last_finished_at", b"last_finished_at", "last_outcome", b"last_outcome", "last_success_at", b"last_success_at", "next_run_at", b"next_run_at", "ref", b"ref", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_run", b"current_run", "health", b"health", "health_reason", b"health_reason", "last_error", b"last_error", "last_finished_at", b"last_finished_at", "last_outcome", b"last_outcome", "last_success_at", b"last_success_at", "needs_rerun", b"needs_rerun", "next_run_at", b"next_run_at", "ref", b"ref", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

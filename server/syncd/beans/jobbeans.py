@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from syncd.beans.model import Attribute, Bean, Invocation, Operation, Result
 from syncd.clock import stopwatch_text
 from syncd.enums import BeanState, Impact, RunOutcome
+from syncd.execution.health import Verdict, judge, stuck_threshold
 from syncd.job import JobSpec
 from syncd.ledger.model import LatestRuns, RunRecord
 from syncd.service.requests import CancelRequest, StartRequest
@@ -29,6 +30,7 @@ class JobStatus:
     last_success: RunRecord | None
     next_run_at: datetime | None
     disabled_reason: str | None
+    verdict: Verdict  # failing / stuck / needs re-run (syncd.execution.health)
 
 
 class JobBeans:
@@ -50,7 +52,8 @@ class JobBeans:
     def specs(self) -> list[JobSpec]:
         return self._service.specs()
 
-    def status(self, name: str) -> JobStatus:
+    def status(self, name: str, stuck_after: timedelta | None = None) -> JobStatus:
+        """The bean's status; `stuck_after` overrides the job's stuck threshold."""
         run = self._coordinator.active(name)
         disabled = self.disabled_reason(name)
         if run is not None:
@@ -61,15 +64,23 @@ class JobBeans:
             state = BeanState.PAUSED
         else:
             state = BeanState.IDLE
+        current = run.record if run else None
+        elapsed = self._coordinator.elapsed(run) if run else None
+        last = self._ledger.last_finished(name)
+        threshold = None
+        if run is not None:  # only a run under way can be stuck
+            options = self._coordinator.options(name)
+            threshold = stuck_threshold(stuck_after, options.timeout, options.cancel_grace)
         return JobStatus(
             name=name,
             state=state,
-            current=run.record if run else None,
-            elapsed=self._coordinator.elapsed(run) if run else None,
-            last_finished=self._ledger.last_finished(name),
+            current=current,
+            elapsed=elapsed,
+            last_finished=last,
             last_success=self._ledger.last_success(name),
             next_run_at=self._next_run(name),
             disabled_reason=disabled,
+            verdict=judge(last, current, elapsed, threshold),
         )
 
     def build(self, spec: JobSpec) -> Bean:

@@ -9,16 +9,23 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from syncd.execution.health import Health, Verdict
 from syncd.execution.runs import RunCoordinator
 from syncd.job import JobSpec
 from syncd.ledger.model import LatestRuns
 from syncd.observability.events import Event, EventKind
 
 
+class _Judged(Protocol):
+    @property
+    def verdict(self) -> Verdict: ...
+
+
 class JobCatalogue(Protocol):
-    """The jobs to report on (the run service's job beans provide it)."""
+    """The jobs to report on, with their verdicts (the run service's job beans provide it)."""
 
     def specs(self) -> list[JobSpec]: ...
+    def status(self, name: str) -> _Judged: ...
 
 
 class _LiveCollector(Collector):
@@ -48,9 +55,20 @@ class _LiveCollector(Collector):
         duration = GaugeMetricFamily(
             "syncd_job_last_duration_seconds", "Duration of the last finished run", labels=["job"]
         )
+        # The daemon's one health verdict (syncd.execution.health), as `syncctl status` and the console get it.
         failing = GaugeMetricFamily(
             "syncd_job_failing",
-            "1 when the job's last finished run did not succeed",
+            "1 when the job is failing: its last run failed, timed out or was interrupted",
+            labels=["job"],
+        )
+        stuck = GaugeMetricFamily(
+            "syncd_job_stuck",
+            "1 when the job's run is cancelling or past its timeout plus cancel grace",
+            labels=["job"],
+        )
+        rerun = GaugeMetricFamily(
+            "syncd_job_needs_rerun",
+            "1 when the job's last run did not complete (failed, timed out, interrupted, cancelled)",
             labels=["job"],
         )
         for spec in self._jobs.specs():
@@ -62,12 +80,13 @@ class _LiveCollector(Collector):
             last = self._ledger.last_finished(name)
             if last is not None and last.ended_at is not None:
                 duration.add_metric([name], (last.ended_at - last.started_at).total_seconds())
-                failing.add_metric(
-                    [name], 0.0 if last.outcome and last.outcome.value == "success" else 1.0
-                )
+            verdict = self._jobs.status(name).verdict
+            failing.add_metric([name], 1.0 if verdict.health is Health.FAILING else 0.0)
+            stuck.add_metric([name], 1.0 if verdict.health is Health.STUCK else 0.0)
+            rerun.add_metric([name], 1.0 if verdict.needs_rerun else 0.0)
         draining = GaugeMetricFamily("syncd_draining", "1 while the daemon is shutting down")
         draining.add_metric([], 1.0 if self._draining() else 0.0)
-        yield from (running, success, duration, failing, draining)
+        yield from (running, success, duration, failing, stuck, rerun, draining)
 
 
 class Metrics:

@@ -13,10 +13,12 @@ from syncd.beans.jobbeans import JobStatus
 from syncd.beans.model import Bean, Operation
 from syncd.enums import BeanState, Impact, RunOutcome, RunState, Trigger
 from syncd.errors import InvalidArgumentError
+from syncd.execution.health import Health
 from syncd.ledger.model import RunRecord
 from syncd.values import Value, ValueType, check_text, parse_json
 from syncd_api.v1 import management_pb2 as pb
 
+MAX_STUCK_AFTER_S = 100 * 366 * 86400
 VALUE_TYPES: dict[ValueType, pb.ValueType.ValueType] = {
     ValueType.VOID: pb.VALUE_TYPE_VOID,
     ValueType.BOOL: pb.VALUE_TYPE_BOOL,
@@ -53,6 +55,11 @@ OUTCOMES: dict[RunOutcome, pb.RunOutcome.ValueType] = {
     RunOutcome.SKIPPED_ALREADY_RUNNING: pb.RUN_OUTCOME_SKIPPED_ALREADY_RUNNING,
     RunOutcome.SKIPPED_PREREQUISITE_FAILED: pb.RUN_OUTCOME_SKIPPED_PREREQUISITE_FAILED,
     RunOutcome.MISSED: pb.RUN_OUTCOME_MISSED,
+}
+HEALTHS: dict[Health, pb.Health.ValueType] = {
+    Health.OK: pb.HEALTH_OK,
+    Health.FAILING: pb.HEALTH_FAILING,
+    Health.STUCK: pb.HEALTH_STUCK,
 }
 TRIGGERS: dict[Trigger, pb.Trigger.ValueType] = {
     Trigger.MANUAL: pb.TRIGGER_MANUAL,
@@ -234,4 +241,21 @@ def bean_status(bean: Bean, status: JobStatus) -> pb.BeanStatus:
         message.next_run_at.CopyFrom(timestamp(status.next_run_at))
     if status.disabled_reason:
         message.last_error = message.last_error or f"disabled: {status.disabled_reason}"
+    message.health = HEALTHS[status.verdict.health]
+    message.health_reason = status.verdict.reason
+    message.needs_rerun = status.verdict.needs_rerun
     return message
+
+
+def stuck_after(request: pb.GetStatusRequest) -> timedelta | None:
+    """The request's stuck threshold; None (the jobs' own) when unset."""
+    if not request.HasField("stuck_after"):
+        return None
+    given = request.stuck_after
+    # Duration's seconds and nanos must agree in sign; one over a century is no threshold.
+    if not 0 <= given.seconds <= MAX_STUCK_AFTER_S or not 0 <= given.nanos < 1_000_000_000:
+        raise InvalidArgumentError("GetStatus", "stuck_after must be a positive duration")
+    threshold = given.ToTimedelta()
+    if threshold <= timedelta(0):
+        raise InvalidArgumentError("GetStatus", "stuck_after must be a positive duration")
+    return threshold

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 import structlog
@@ -195,12 +195,19 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetStatusResponse:
+        async with _mapped_errors(context, "GetStatus"):
+            return self._status(convert.stuck_after(request))
+        raise AssertionError("unreachable")
+
+    def _status(self, threshold: timedelta | None) -> pb.GetStatusResponse:
         plane = self._plane
         # Timetable order (the plans' order), as `next` and the console list jobs.
         position = {name: i for i, name in enumerate(plane.service.plans)}
         jobs = [bean for bean in plane.registry.beans() if plane.jobs.spec(bean.name) is not None]
         jobs.sort(key=lambda bean: position.get(bean.name, len(position)))
-        beans = [convert.bean_status(bean, plane.jobs.status(bean.name)) for bean in jobs]
+        beans = [
+            convert.bean_status(bean, plane.jobs.status(bean.name, threshold)) for bean in jobs
+        ]
         ledger = plane.ledger_health()
         return pb.GetStatusResponse(
             beans=beans,

@@ -24,6 +24,7 @@ from syncd.errors import (
     InvalidArgumentError,
     LedgerUnavailableError,
 )
+from syncd.execution.health import blocks_dependants
 from syncd.execution.runs import Run
 from syncd.ledger.model import EXECUTED, RunRecord
 from syncd.ledger.recorder import LedgerRecorder
@@ -40,8 +41,6 @@ if TYPE_CHECKING:  # the service owns this policy; it is passed in, not imported
 log = structlog.get_logger("syncd.orchestrator")
 
 LAST_SEEN_KEY = "scheduler.last_seen"
-# A prerequisite whose last run failed within this long blocks its dependants' scheduled runs.
-FAILURE_MEMORY = timedelta(hours=24)
 
 
 class Orchestrator:
@@ -187,11 +186,7 @@ class Orchestrator:
         now = self._clock.now()
         for dep in self.plans[name].after:
             last = self._ledger.last_finished(dep)
-            if (
-                last is not None
-                and last.outcome is not RunOutcome.SUCCESS
-                and last.started_at >= now - FAILURE_MEMORY
-            ):
+            if last is not None and blocks_dependants(last, now):
                 return f"prerequisite {dep} ended {last.outcome.value if last.outcome else '?'} (run {last.run_id})"
         return None
 

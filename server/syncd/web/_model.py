@@ -5,18 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from syncd.enums import RunOutcome, RunState
+from syncd.enums import RunState
 from syncd.execution.runs import Run
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
 from syncd.scheduling.plan import dependants
 from syncd.web._http import instant, plain, plain_mapping
 from syncd.web.plane import WebPlane
-
-# Outcomes after which the jobs downstream hold stale data and want a re-run.
-NEEDS_RERUN = frozenset(
-    {RunOutcome.FAILED, RunOutcome.CANCELLED, RunOutcome.TIMED_OUT, RunOutcome.INTERRUPTED}
-)
 
 
 def is_reval(spec: JobSpec) -> bool:
@@ -103,7 +98,10 @@ def job_view(plane: WebPlane, spec: JobSpec) -> dict[str, Any]:
         "dependants": dependants(plans, spec.name) if plan else [],
         "current": live_run_view(plane, run) if run is not None else None,
         "last": run_view(last) if last is not None else None,
-        "rerunAfterFailure": bool(last and last.outcome in NEEDS_RERUN),
+        # The daemon's one verdict (syncd.execution.health); the page renders it and derives nothing.
+        "health": status.verdict.health.value,
+        "healthReason": status.verdict.reason or None,
+        "needsRerun": status.verdict.needs_rerun,
         "lastSuccessAt": instant(status.last_success.ended_at) if status.last_success else None,
         "nextRunAt": instant(status.next_run_at),
     }

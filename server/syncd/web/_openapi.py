@@ -121,7 +121,17 @@ _SCHEMAS: dict[str, Any] = {
             },
             "current": {"oneOf": [_ref("Run"), {"type": "null"}]},
             "last": {"oneOf": [_ref("Run"), {"type": "null"}]},
-            "rerunAfterFailure": {"type": "boolean"},
+            "health": {
+                "enum": ["ok", "failing", "stuck"],
+                "description": "failing: the last run failed, timed out or was interrupted; "
+                "stuck: the run is cancelling or past its timeout plus cancel grace",
+            },
+            "healthReason": {"type": ["string", "null"], "description": "why, when not ok"},
+            "needsRerun": {
+                "type": "boolean",
+                "description": "the last run did not complete (failed, timed out, interrupted "
+                "or cancelled): re-run it, then its dependants",
+            },
             "lastSuccessAt": _NULLABLE_TIME,
             "nextRunAt": _NULLABLE_TIME,
         },

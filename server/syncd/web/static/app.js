@@ -5,7 +5,6 @@
 (() => {
   const TOKEN_KEY = "syncd.console.token";
   const LOG_KEEP = 2000; // lines kept in the log pane
-  const FAILED = new Set(["failed", "timed_out", "interrupted", "cancelled"]);
 
   const state = {
     session: null,
@@ -124,6 +123,7 @@
       key: el("span", { class: "sub" }),
       state: el("span", { class: "badge", dataset: { field: "state" } }),
       reason: el("span", { class: "sub reason", dataset: { field: "reason" } }),
+      health: el("span", { class: "badge", dataset: { field: "health" } }),
       progressText: el("span", { class: "sub", dataset: { field: "progress" } }),
       bar: el("div", { class: "bar" }, el("span")),
       outcome: el("span", { class: "badge", dataset: { field: "outcome" } }),
@@ -137,7 +137,7 @@
     cells.progressCell = el("td", { "data-label": "Progress" }, cells.progress);
     const tr = el("tr", { dataset: { job: name } },
       el("td", { class: "name" }, el("div", {}, cells.name, cells.key)),
-      el("td", { "data-label": "State" }, el("div", {}, cells.state, cells.reason)),
+      el("td", { "data-label": "State" }, el("div", {}, cells.state, cells.health, cells.reason)),
       cells.progressCell,
       el("td", { "data-label": "Last run" }, el("div", {}, cells.outcome, cells.lastWhen, cells.lastError)),
       el("td", { "data-label": "Next run" }, cells.next),
@@ -181,6 +181,11 @@
     // Why a job cannot run belongs in plain sight, not only in a tooltip.
     c.reason.textContent = job.state === "disabled" ? job.disabledReason || "" : "";
     c.reason.hidden = !c.reason.textContent;
+    // Failing and stuck are the daemon's verdict (job.health); the page only shows it.
+    c.health.hidden = job.health === "ok";
+    c.health.textContent = words(job.health);
+    c.health.className = `badge health-${job.health}`;
+    c.health.title = job.healthReason || "";
 
     const run = job.current;
     c.progress.hidden = !run;
@@ -322,7 +327,7 @@
     const busy = job.state === "running" || job.state === "cancelling";
     const disabled = job.state === "disabled";
     const why = disabled ? job.disabledReason || "This job is disabled" : busy ? "Running now" : "";
-    const rerun = job.rerunAfterFailure && job.last;
+    const rerun = job.needsRerun && job.last;
     $("rerun").hidden = !rerun;
     if (rerun) {
       const last = job.last;
@@ -496,8 +501,8 @@
   }
 
   function onJobEvent(job, event) {
-    if (event.kind === "run.finished" && FAILED.has(event.outcome)) {
-      say(`${job.name} ended ${words(event.outcome)}${event.message ? ": " + event.message : ""}`, true);
+    if (event.kind === "run.finished" && job.health !== "ok") {
+      say(`${job.name} is ${words(job.health)}: ${job.healthReason}`, true);
     }
     if (state.selected !== job.name) return;
     renderDetail(false);
