@@ -1,7 +1,10 @@
 """Control-plane latency while a CPU-bound job runs: GetStatus over the unix socket, idle and
 during the job, with the job in a child process (the default) and, for contrast, in a thread.
+Then the ledger under load: GetStatus and GetRun while the CPU-bound job runs and short runs
+start and end 20 times a second, on a PostgreSQL ledger (skipped, with the reason printed, when
+PostgreSQL is unreachable) and, for contrast, on the embedded SQLite ledger.
 
-    python -m bench.control_plane [--calls 2000]
+    python -m bench.control_plane [--calls 2000] [--rate 20]
 """
 
 from __future__ import annotations
@@ -12,9 +15,13 @@ import time
 import grpc
 
 from bench._daemon import daemon
+from bench._postgres import fresh_database, unreachable_reason
+from bench._run_load import RunLoad, ended_by
 from bench._stats import row, summary
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
+
+TARGET_P99_MS = 5.0
 
 
 def _latencies(stub: pb_grpc.ManagementStub, calls: int) -> list[float]:
@@ -26,6 +33,14 @@ def _latencies(stub: pb_grpc.ManagementStub, calls: int) -> list[float]:
     return out
 
 
+def _start_cpu_job(stub: pb_grpc.ManagementStub) -> None:
+    """Starts CpuJob and returns once it is burning CPU."""
+    reply = stub.Invoke(pb.InvokeRequest(bean="CpuJob", operation="run"), timeout=10)
+    for info in stub.WatchRun(pb.WatchRunRequest(run_id=reply.run.run_id), timeout=30):
+        if info.rows_read > 0:
+            break  # the job is burning CPU now
+
+
 def _measure(execution: str, calls: int) -> tuple[list[float], list[float]]:
     config = (
         f'[daemon]\nexecution = "{execution}"\nentry_points = false\npacks = ["bench.packs:CPU"]\n'
@@ -34,22 +49,90 @@ def _measure(execution: str, calls: int) -> tuple[list[float], list[float]]:
         stub = pb_grpc.ManagementStub(channel)
         _latencies(stub, 200)  # warm up
         idle = _latencies(stub, calls)
-        stub.Invoke(pb.InvokeRequest(bean="CpuJob", operation="run"), timeout=10)
-        for info in stub.WatchRun(
-            pb.WatchRunRequest(
-                run_id=stub.GetStatus(pb.GetStatusRequest()).beans[0].current_run.run_id
-            )
-        ):
-            if info.rows_read > 0:
-                break  # the job is burning CPU now
+        _start_cpu_job(stub)
         busy = _latencies(stub, calls)
         stub.Cancel(pb.CancelRequest(bean="CpuJob"), timeout=10)
     return idle, busy
 
 
+class Loaded:
+    """Figures of one ledger-under-load scenario."""
+
+    def __init__(self, status: list[float], get_run: list[float], rate: float) -> None:
+        self.status = status
+        self.get_run = get_run
+        self.asked_rate = rate
+        self.started_rate = 0.0
+        self.ended_rate = 0.0
+        self.refused = 0
+        self.behind = 0
+
+    @property
+    def p99(self) -> float:
+        return max(summary(self.status)["p99"], summary(self.get_run)["p99"])
+
+
+def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
+    """GetStatus and GetRun (of the newest short run), alternately, `calls` of each, while the
+    CPU-bound job runs and the load generator starts `rate` short runs a second."""
+    ledger = f'[ledger]\nurl = "{ledger_url}"\n' if ledger_url else ""
+    config = (
+        '[daemon]\nexecution = "process"\nentry_points = false\n'
+        'packs = ["bench.packs:CPU", "bench.packs:SHORT"]\n' + ledger
+    )
+    with (
+        daemon(config) as (_proc, address),
+        grpc.insecure_channel(address) as channel,
+        grpc.insecure_channel(address) as load_channel,
+    ):
+        stub = pb_grpc.ManagementStub(channel)
+        _latencies(stub, 200)  # warm up
+        _start_cpu_job(stub)
+        load = RunLoad(load_channel, rate)
+        load.start()
+        status: list[float] = []
+        get_run: list[float] = []
+        try:
+            while not load.latest_run_id:  # the first short run has started
+                stub.GetStatus(pb.GetStatusRequest(), timeout=10)
+            for _ in range(calls):
+                start = time.perf_counter()
+                stub.GetStatus(pb.GetStatusRequest(), timeout=10)
+                status.append((time.perf_counter() - start) * 1000)
+                request = pb.GetRunRequest(run_id=load.latest_run_id)
+                start = time.perf_counter()
+                stub.GetRun(request, timeout=10)
+                get_run.append((time.perf_counter() - start) * 1000)
+        finally:
+            window_end = time.time()
+            result = load.stop()
+        figures = Loaded(status, get_run, rate)
+        seconds = result.seconds or float("nan")
+        figures.started_rate = len(result.started) / seconds
+        figures.ended_rate = ended_by(stub, result.started, window_end) / seconds
+        figures.refused = result.refused
+        figures.behind = result.behind
+        stub.Cancel(pb.CancelRequest(bean="CpuJob"), timeout=10)
+    return figures
+
+
+def _verdict(p99: float) -> str:
+    return f"{'meets' if p99 <= TARGET_P99_MS else 'MISSES'} ({p99:.3f} ms)"
+
+
+def _print_loaded(name: str, figures: Loaded) -> None:
+    print(row(f"GetStatus, {name} ledger, loaded", figures.status, "ms"))
+    print(row(f"GetRun, {name} ledger, loaded", figures.get_run, "ms"))
+    print(
+        f"  short runs: asked {figures.asked_rate:g}/s, started {figures.started_rate:.1f}/s, "
+        f"ended {figures.ended_rate:.1f}/s (refused {figures.refused}, late starts {figures.behind})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=20.0, help="short runs started per second")
     args = parser.parse_args(argv)
     print(f"control plane: GetStatus over the unix socket, {args.calls} sequential calls each")
     results = {}
@@ -60,9 +143,28 @@ def main(argv: list[str] | None = None) -> int:
         print(row(f"CPU-bound job in a {execution}", busy, "ms"))
     p99 = results["process"]["p99"]
     print(
-        f"  target p99 <= 5 ms with the default (process) executor: {'meets' if p99 <= 5 else 'MISSES'} ({p99:.3f} ms)"
+        f"  target p99 <= {TARGET_P99_MS:g} ms with the default (process) executor: {_verdict(p99)}"
     )
     print(f"  thread/process p99 ratio while busy: {results['thread']['p99'] / p99:.1f}x")
+
+    print(
+        f"ledger under load: GetStatus and GetRun alternately, {args.calls} calls each, while the "
+        f"CPU-bound job runs and {args.rate:g} short runs/s start and end"
+    )
+    postgres: Loaded | None = None
+    reason = unreachable_reason()
+    if reason:
+        print(f"  PostgreSQL ledger: skipped: {reason}")
+    else:
+        with fresh_database() as url:
+            postgres = _measure_loaded(url, args.calls, args.rate)
+        _print_loaded("PostgreSQL", postgres)
+        print(f"  target GetStatus/GetRun p99 <= {TARGET_P99_MS:g} ms: {_verdict(postgres.p99)}")
+    sqlite = _measure_loaded("", args.calls, args.rate)
+    _print_loaded("SQLite", sqlite)
+    print(f"  target GetStatus/GetRun p99 <= {TARGET_P99_MS:g} ms: {_verdict(sqlite.p99)}")
+    if postgres is not None:
+        print(f"  PostgreSQL/SQLite p99 ratio under load: {postgres.p99 / sqlite.p99:.1f}x")
     return 0
 
 

@@ -58,3 +58,28 @@ def _log_jobs(_ctx: PackContext) -> list[JobSpec]:
 
 
 LOGS = JobPack(name="benchlogs", build=_log_jobs, description="Log benchmark jobs.")
+
+
+# Enough beans that 20 starts a second never wait on one still finishing: a bean runs once at a
+# time, and a run's start and end each take a ledger round trip and a child process.
+SHORT_BEANS = 8
+
+
+def blink(ctx: RunContext) -> None:
+    """A run that starts and ends at once: the load is the run's bookkeeping, not its work."""
+    ctx.add_rows(read=1)
+
+
+def _short_jobs(_ctx: PackContext) -> list[JobSpec]:
+    return [
+        JobSpec(
+            name=f"ShortJob{n}",
+            trigger_operation=f"shortJob{n}",
+            body=blink,
+            description="Starts and ends at once.",
+        )
+        for n in range(SHORT_BEANS)
+    ]
+
+
+SHORT = JobPack(name="benchshort", build=_short_jobs, description="Short benchmark jobs.")
