@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,18 @@ def test_a_killed_daemon_leaves_no_run_running(short_tmp: Path) -> None:
         assert old.outcome == pb.RUN_OUTCOME_INTERRUPTED
         assert old.HasField("ended_at")
         assert second.stop() == 0
+
+
+def test_no_second_listener_can_share_the_tcp_port(short_tmp: Path) -> None:
+    """The TCP listener does not set SO_REUSEPORT: another socket asking to share the port
+    (as a second daemon's gRPC server would) is refused, so calls never go to a stranger."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = e2e_config(short_tmp, tcp_address=f'"127.0.0.1:{port}"')
+    with daemon_process(short_tmp / "state", config) as daemon:
+        with socket.socket() as rival:
+            rival.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            with pytest.raises(OSError, match="in use"):
+                rival.bind(("127.0.0.1", port))
+        assert daemon.stop() == 0

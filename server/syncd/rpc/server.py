@@ -25,6 +25,9 @@ class ControlServer:
                 # Followers of long runs keep their stream open; allow their keepalive pings.
                 ("grpc.keepalive_permit_without_calls", 1),
                 ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                # gRPC sets SO_REUSEPORT by default: a second daemon could then share our TCP
+                # port and take half the calls. One port, one daemon.
+                ("grpc.so_reuseport", 0),
             ]
         )
         self.health = health.aio.HealthServicer()  # type: ignore[attr-defined]
