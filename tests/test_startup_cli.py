@@ -172,6 +172,16 @@ def listening_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory to another user needs root")
+def test_a_state_dir_owned_by_another_user_is_an_environment_error(short_tmp: Path) -> None:
+    """Someone else's state directory is refused with exit 3 (environment), never used."""
+    state = short_tmp / "state"
+    state.mkdir(mode=0o700)
+    os.chown(state, 65534, 65534)
+    result = syncd(state, "serve")
+    assert_one_line(*result, 3, f"{state}: owned by uid 65534, not by this user")
+
+
 @pytest.mark.parametrize("command", ["check-config", "serve"])
 class TestUnusablePaths:
     def test_a_state_dir_that_is_a_file(self, short_tmp: Path, command: str) -> None:

@@ -11,7 +11,7 @@ import os
 import stat
 from pathlib import Path
 
-from syncd.errors import ConfigError, InstanceLockedError
+from syncd.errors import ConfigError, InstanceLockedError, StartupEnvironmentError
 
 # sun_path is 108 bytes on Linux, including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -22,7 +22,8 @@ def private_dir(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = path.stat()
     if info.st_uid != os.geteuid():
-        raise ConfigError(str(path), f"owned by uid {info.st_uid}, not by this user")
+        # The machine, not the file, is at fault: an environment error (exit 3).
+        raise StartupEnvironmentError(str(path), f"owned by uid {info.st_uid}, not by this user")
     if stat.S_IMODE(info.st_mode) != 0o700:
         path.chmod(0o700)
     return path
