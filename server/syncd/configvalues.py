@@ -130,7 +130,8 @@ def _decode(hint: type[Any], raw: Any) -> Any:
             return Path(raw).expanduser()
         except RuntimeError:  # "~someone" naming no user
             raise ValueError(f"cannot expand the home directory in {shown(raw)}") from None
-    raise NotImplementedError(f"unsupported setting type {hint!r}")  # a programming error
+    # msgspec's dec_hook protocol: NotImplementedError says "not a type this hook decodes".
+    raise NotImplementedError(f"unsupported setting type {hint!r}")
 
 
 def load_table(cls: type[T], table: Any, path: str) -> T:

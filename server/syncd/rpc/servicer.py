@@ -201,10 +201,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
 
     def _status(self, threshold: timedelta | None) -> pb.GetStatusResponse:
         plane = self._plane
-        # Timetable order (the plans' order), as `next` and the console list jobs.
-        position = {name: i for i, name in enumerate(plane.service.plans)}
-        jobs = [bean for bean in plane.registry.beans() if plane.jobs.spec(bean.name) is not None]
-        jobs.sort(key=lambda bean: position.get(bean.name, len(position)))
+        jobs = [plane.registry.get(spec.name) for spec in plane.service.ordered_specs()]
         beans = [
             convert.bean_status(bean, plane.jobs.status(bean.name, threshold)) for bean in jobs
         ]

@@ -78,6 +78,13 @@ class RunService:
     def specs(self) -> list[JobSpec]:
         return list(self._specs.values())
 
+    def ordered_specs(self) -> list[JobSpec]:
+        """The jobs in timetable order (the plans' order), then any job without a plan: the one
+        order `status`, `next`, the console and the old REST API list jobs in."""
+        plans = self.plans
+        planned = [self._specs[name] for name in plans if name in self._specs]
+        return planned + [spec for name, spec in self._specs.items() if name not in plans]
+
     def job(self, name: str, operation: str) -> JobSpec:
         """The job `name` (a bean name the edge resolved), or NotAJobError."""
         spec = self._specs.get(name)

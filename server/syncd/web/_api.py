@@ -22,7 +22,7 @@ from syncd.service import CancelRequest, RunAllRequest, StartRequest
 from syncd.values import Value, usable_key
 from syncd.web._auth import Access, Caller
 from syncd.web._http import error, instant, json_object, query_int, reply
-from syncd.web._model import job_view, live_run_view, ordered_specs, run_view
+from syncd.web._model import job_view, live_run_view, run_view
 from syncd.web.plane import WebPlane
 
 log = structlog.get_logger("syncd.web")
@@ -79,7 +79,7 @@ async def start_run(
 def snapshot(plane: WebPlane) -> dict[str, Any]:
     """Every job, and the daemon's own state: the page's whole picture at one moment."""
     return {
-        "jobs": [job_view(plane, spec) for spec in ordered_specs(plane)],
+        "jobs": [job_view(plane, spec) for spec in plane.service.ordered_specs()],
         "now": instant(plane.clock.now()),
         "draining": plane.service.draining,
         "profile": plane.config.profile,

@@ -62,13 +62,6 @@ def live_run_view(plane: WebPlane, target: Run | RunRecord) -> dict[str, Any]:
     return run_view(target)
 
 
-def ordered_specs(plane: WebPlane) -> list[JobSpec]:
-    """Jobs in timetable order (the plans' order), then any job without a plan."""
-    specs = {s.name: s for s in plane.jobs.specs()}
-    ordered = [specs[n] for n in plane.service.plans if n in specs]
-    return ordered + [s for n, s in specs.items() if n not in plane.service.plans]
-
-
 def job_view(plane: WebPlane, spec: JobSpec) -> dict[str, Any]:
     status = plane.jobs.status(spec.name)
     plans = plane.service.plans

@@ -17,7 +17,6 @@ from syncd.service import RunAllRequest
 from syncd.web._api import start_run
 from syncd.web._auth import Caller
 from syncd.web._http import json_object
-from syncd.web._model import ordered_specs
 from syncd.web.plane import WebPlane
 
 log = structlog.get_logger("syncd.web")
@@ -52,7 +51,7 @@ class RestCompat:
         return _json(
             {
                 spec.job_key: service.active(spec.name) is not None
-                for spec in ordered_specs(self._plane)
+                for spec in self._plane.service.ordered_specs()
                 if spec.job_key
             }
         )
