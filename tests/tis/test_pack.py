@@ -134,6 +134,9 @@ class TestSettings:
         ("table", "key"),
         [
             ({"page_size": 0}, "packs.tis.page_size"),
+            ({"page_size": 100_001}, "packs.tis.page_size"),
+            ({"search": {"page_size": 10**12}}, "packs.tis.search.page_size"),
+            ({"reval": {"page_size": 10**9}}, "packs.tis.reval.page_size"),
             ({"retry_attempts": 0}, "packs.tis.retry_attempts"),
             ({"source_url": " "}, "packs.tis.source_url"),
             ({"mysql_staging_memory_mb": -1}, "packs.tis.mysql_staging_memory_mb"),
