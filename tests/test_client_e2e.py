@@ -200,11 +200,8 @@ def daemon() -> Iterator[Daemon]:
     )
     try:
         with daemon_process(root / "state", config) as process:
-            drains = [_drain(process.proc.stdout), _drain(process.proc.stderr)]
             yield Daemon(process, root)
             assert process.stop() == 0
-            for thread in drains:
-                thread.join(BOUND)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
