@@ -394,10 +394,6 @@ class ProcessExecutor:
             args=(child, job.spec.body, payload),
             name=f"syncd-job:{job.spec.name}",
         )
-        await asyncio.to_thread(proc.start)  # the first start also starts the fork server
-        child.close()
-        assert proc.pid is not None  # started
-        root = _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
         ended: asyncio.Future[Result] = loop.create_future()
 
         def settle(result: Result) -> None:
@@ -443,7 +439,18 @@ class ProcessExecutor:
                 loop.call_soon_threadsafe(settle, final)
 
         reader = threading.Thread(target=read, name=f"job-relay:{job.spec.name}", daemon=True)
-        reader.start()
+
+        def launch() -> _proctree.ProcessId:
+            # Off the loop, all of it: the first start also starts the fork server, and
+            # Thread.start() blocks until the new thread has run, which on a busy machine
+            # can be a whole scheduler time slice.
+            proc.start()
+            child.close()
+            reader.start()
+            assert proc.pid is not None  # started
+            return _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
+
+        root = await asyncio.to_thread(launch)
         cancelled = asyncio.ensure_future(job.cancel_signal.wait())
         try:
             pending: set[asyncio.Future[Any]] = {ended, cancelled}
