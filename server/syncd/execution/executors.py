@@ -259,12 +259,15 @@ def _child_main(
         raise structlog.DropEvent
 
     # Configure before any logger is bound: a bound logger keeps the configuration it saw.
+    # Lines below the daemon's level are dropped here, as the daemon would drop them, instead
+    # of crossing the pipe and the daemon's event loop first.
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.format_exc_info,
             forward,
         ],
+        wrapper_class=structlog.make_filtering_bound_logger(payload["log_level"]),
         cache_logger_on_first_use=True,
     )
     # Library (stdlib) loggers in the job go to the daemon too, with the run's identity.
@@ -366,10 +369,16 @@ class ProcessExecutor:
     daemon started after this one was killed can end what the run left (see _jobtrees).
     """
 
-    def __init__(self, preload: list[str] | None = None, record_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        preload: list[str] | None = None,
+        record_dir: Path | None = None,
+        log_level: int = logging.NOTSET,
+    ) -> None:
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(["syncd.execution.executors", *(preload or [])])
         self._record_dir = record_dir
+        self._log_level = log_level  # the daemon's: what the job logs below it is dropped
 
     async def execute(self, job: Execution) -> Result:
         loop = asyncio.get_running_loop()
@@ -388,6 +397,7 @@ class ProcessExecutor:
             "args": dict(job.arguments),
             "settings": job.spec.settings,
             "tree_record": str(record) if record is not None else "",
+            "log_level": self._log_level,
         }
         proc = self._mp.Process(
             target=_child_main,
