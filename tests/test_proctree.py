@@ -176,20 +176,19 @@ _PARENT = """
 import json, os, signal, subprocess, sys
 sys.path[:0] = {root!r}
 from syncd.execution import _proctree
-me = os.getpid()
-seen = {{"none": _proctree.has_children(me)}}
+seen = {{"none": _proctree.has_children()}}
 child = subprocess.Popen(["sleep", "65"])
-seen["living"] = _proctree.has_children(me)
+seen["living"] = _proctree.has_children()
 child.send_signal(signal.SIGKILL)
 os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped: a zombie
-seen["zombie"] = _proctree.has_children(me)
+seen["zombie"] = _proctree.has_children()
 child.wait()
-seen["reaped"] = _proctree.has_children(me)
+seen["reaped"] = _proctree.has_children()
 print(json.dumps(seen))
 """
 
 
-def test_children_are_told_from_the_kernels_list_zombies_included() -> None:
+def test_a_process_knows_whether_it_has_children_zombies_included() -> None:
     """has_children sees a living child and an unreaped one, and nothing once it is reaped."""
     out = subprocess.run(
         [sys.executable, "-c", _PARENT.format(root=[str(ROOT)])],

@@ -325,7 +325,7 @@ def _end_own_tree() -> dict[_proctree.ProcessId, str]:
     me = _proctree.identify(os.getpid())
     if me is None:  # no /proc: only the daemon's process-group kill reaches the body's children
         return {}
-    if not _proctree.has_children(me.pid):  # a subreaper without children has no descendants
+    if not _proctree.has_children():  # a subreaper without children has no descendants
         return {}
     return _proctree.end_tree(me, include_root=False)
 
