@@ -30,6 +30,7 @@ class RunLoad:
         self._period = 1.0 / rate
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._started = threading.Condition(self._lock)
         self._latest = ""
         self.result = LoadResult()
         self._thread = threading.Thread(target=self._run, name="bench-run-load", daemon=True)
@@ -41,6 +42,12 @@ class RunLoad:
 
     def start(self) -> None:
         self._thread.start()
+
+    def wait_started(self, count: int, timeout: float) -> int:
+        """Wait until `count` runs have started in all (bounded); returns how many have."""
+        with self._started:
+            self._started.wait_for(lambda: len(self.result.started) >= count, timeout)
+            return len(self.result.started)
 
     def stop(self) -> LoadResult:
         self._stop.set()
@@ -72,9 +79,10 @@ class RunLoad:
                 raise
             self.result.refused += 1
             return
-        self.result.started.append(reply.run.run_id)
-        with self._lock:
+        with self._started:
+            self.result.started.append(reply.run.run_id)
             self._latest = reply.run.run_id
+            self._started.notify_all()
 
 
 def ended_by(stub: pb_grpc.ManagementStub, run_ids: list[str], deadline_wall: float) -> int:

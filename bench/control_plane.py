@@ -2,7 +2,9 @@
 during the job, with the job in a child process (the default) and, for contrast, in a thread.
 Then the ledger under load: GetStatus and GetRun while the CPU-bound job runs and short runs
 start and end 20 times a second, on a PostgreSQL ledger (skipped, with the reason printed, when
-PostgreSQL is unreachable) and, for contrast, on the embedded SQLite ledger.
+PostgreSQL is unreachable) and, for contrast, on the embedded SQLite ledger, with the CPU a short
+run costs the daemon, its job process and the fork server (from /proc, measured over the first
+runs while no other calls are made): a figure the machine's other load does not move.
 
     python -m bench.control_plane [--calls 2000] [--rate 20]
 """
@@ -14,6 +16,7 @@ import time
 
 import grpc
 
+from bench._cpu import TreeCpu, tree_cpu
 from bench._daemon import daemon
 from bench._postgres import fresh_database, unreachable_reason
 from bench._run_load import RunLoad, ended_by
@@ -22,6 +25,8 @@ from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 TARGET_P99_MS = 5.0
+# Short runs over which the CPU a run costs is measured, before the latency calls start.
+COST_RUNS = 100
 
 
 def _latencies(stub: pb_grpc.ManagementStub, calls: int) -> list[float]:
@@ -66,6 +71,8 @@ class Loaded:
         self.ended_rate = 0.0
         self.refused = 0
         self.behind = 0
+        self.cost: TreeCpu | None = None  # CPU seconds over `cost_runs` short runs
+        self.cost_runs = 0
 
     @property
     def p99(self) -> float:
@@ -81,7 +88,7 @@ def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
         'packs = ["bench.packs:CPU", "bench.packs:SHORT"]\n' + ledger
     )
     with (
-        daemon(config) as (_proc, address),
+        daemon(config) as (proc, address),
         grpc.insecure_channel(address) as channel,
         grpc.insecure_channel(address) as load_channel,
     ):
@@ -92,9 +99,16 @@ def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
         load.start()
         status: list[float] = []
         get_run: list[float] = []
+        cost: TreeCpu | None = None
         try:
-            while not load.latest_run_id:  # the first short run has started
-                stub.GetStatus(pb.GetStatusRequest(), timeout=10)
+            # What the runs cost in CPU, with no calls but theirs: a figure the machine's
+            # other load does not move, unlike the latencies.
+            first = load.wait_started(1, 30)
+            before = tree_cpu(proc.pid)
+            last = load.wait_started(first + COST_RUNS, 60)
+            after = tree_cpu(proc.pid)
+            if before is not None and after is not None:
+                cost = after - before
             for _ in range(calls):
                 start = time.perf_counter()
                 stub.GetStatus(pb.GetStatusRequest(), timeout=10)
@@ -112,6 +126,7 @@ def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
         figures.ended_rate = ended_by(stub, result.started, window_end) / seconds
         figures.refused = result.refused
         figures.behind = result.behind
+        figures.cost, figures.cost_runs = cost, last - first
         stub.Cancel(pb.CancelRequest(bean="CpuJob"), timeout=10)
     return figures
 
@@ -126,6 +141,15 @@ def _print_loaded(name: str, figures: Loaded) -> None:
     print(
         f"  short runs: asked {figures.asked_rate:g}/s, started {figures.started_rate:.1f}/s, "
         f"ended {figures.ended_rate:.1f}/s (refused {figures.refused}, late starts {figures.behind})"
+    )
+    if figures.cost is None or not figures.cost_runs:
+        print("  CPU per short run: not measured (no /proc)")
+        return
+    ms = {k: getattr(figures.cost, k) * 1000 / figures.cost_runs for k in TreeCpu.__slots__}
+    print(
+        f"  CPU per short run (over {figures.cost_runs}): daemon {ms['daemon']:.1f} ms, "
+        f"job process {ms['reaped_jobs']:.1f} ms, fork server {ms['fork_server']:.1f} ms; "
+        f"total {sum(ms.values()):.1f} ms"
     )
 
 

@@ -162,6 +162,48 @@ def test_processes_carrying_a_runs_marker_are_found(reaped: list[subprocess.Pope
     assert _proctree.marked(run_id) == [_id(marked.pid)]
 
 
+def test_only_a_whole_marker_entry_marks_a_process(reaped: list[subprocess.Popen[bytes]]) -> None:
+    """The marker alone in the environment counts; the same text inside another variable's
+    value does not."""
+    run_id = f"r-{uuid.uuid4().hex}"
+    alone = _sleeper(env={_proctree.RUN_MARKER: run_id})
+    quoted = _sleeper(env={**os.environ, "OTHER": f"{_proctree.RUN_MARKER}={run_id}"})
+    reaped += [alone, quoted]
+    assert _proctree.marked(run_id) == [_id(alone.pid)]
+
+
+_PARENT = """
+import json, os, signal, subprocess, sys
+sys.path[:0] = {root!r}
+from syncd.execution import _proctree
+seen = {{"none": _proctree.has_children()}}
+child = subprocess.Popen(["sleep", "65"])
+seen["living"] = _proctree.has_children()
+child.send_signal(signal.SIGKILL)
+os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, not reaped: a zombie
+seen["zombie"] = _proctree.has_children()
+child.wait()
+seen["reaped"] = _proctree.has_children()
+print(json.dumps(seen))
+"""
+
+
+def test_a_process_knows_whether_it_has_children_zombies_included() -> None:
+    """has_children sees a living child and an unreaped one, and nothing once it is reaped."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PARENT.format(root=[str(ROOT)])],
+        capture_output=True,
+        check=True,
+        timeout=BOUND,
+    )
+    assert json.loads(out.stdout) == {
+        "none": False,
+        "living": True,
+        "zombie": True,
+        "reaped": False,
+    }
+
+
 def _write(directory: Path, run_id: str, procs: list[ProcessId], boot: str | None = None) -> None:
     directory.mkdir(exist_ok=True)
     record = _jobtrees.TreeRecord(

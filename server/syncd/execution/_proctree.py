@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROC = Path("/proc")
 # Exported to every process a job starts, so that its descendants can be found by run id even
@@ -155,6 +156,26 @@ def descendants(root: int) -> list[ProcessId]:
     return found
 
 
+_WALL = 0x40000000  # Linux's __WALL: children whatever signal they report their end with
+
+
+def has_children() -> bool:
+    """Whether this process has a child process (a zombie counts), from one system call;
+    True when that cannot be told.
+
+    For a subreaper no children means no descendants at all, since the orphans of its
+    descendants re-parent to it. (Asking /proc instead costs the parent that reaps this
+    process more than the scan it saves.)
+    """
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT | _WALL)
+    except ChildProcessError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def marked(run_id: str) -> list[ProcessId]:
     """Living processes of this user whose environment carries the run's marker.
 
@@ -263,29 +284,36 @@ def become_subreaper() -> bool:
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL | None:
-    # The interpreter's own symbols include libc's. Searching for the library by name
-    # (ctypes.util.find_library) runs `ldconfig -p` in a subprocess: once in every job process.
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
+def _prctl_function() -> Any:
+    """libc's prctl, or None. Found among the interpreter's own symbols: searching for the
+    library by name (ctypes.util.find_library) runs `ldconfig -p` in a subprocess."""
+    if not sys.platform.startswith("linux"):
         return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
 
 
 def _prctl(option: int, value: int) -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = _libc()
-    if libc is None or not hasattr(libc, "prctl"):
-        return False
-    prctl = libc.prctl
-    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    prctl.restype = ctypes.c_int
-    return bool(prctl(option, value, 0, 0, 0) == 0)
+    prctl = _prctl_function()
+    return prctl is not None and bool(prctl(option, value, 0, 0, 0) == 0)
 
 
+def prepare() -> None:
+    """Read now what every job process would otherwise read again: called where the fork
+    server imports this package, so the processes it forks inherit it."""
+    _prctl_function()
+    boot_id()
+
+
+@functools.cache
 def boot_id() -> str:
-    """This boot's id: start times from another boot name nothing that lives now."""
+    """This boot's id: start times from another boot name nothing that lives now. Read once
+    per process (a process does not outlive its boot)."""
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:

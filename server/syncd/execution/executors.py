@@ -325,6 +325,8 @@ def _end_own_tree() -> dict[_proctree.ProcessId, str]:
     me = _proctree.identify(os.getpid())
     if me is None:  # no /proc: only the daemon's process-group kill reaches the body's children
         return {}
+    if not _proctree.has_children():  # a subreaper without children has no descendants
+        return {}
     return _proctree.end_tree(me, include_root=False)
 
 
@@ -360,6 +362,10 @@ def _relay_batch(loop: asyncio.AbstractEventLoop, logs: list[tuple[str, dict[str
     except RuntimeError:
         return  # the loop has closed
     taken.wait(10)
+
+
+# The fork server preloads this module: what this reads once, each job process inherits.
+_proctree.prepare()
 
 
 class ProcessExecutor:
