@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.app.instance import InstanceLock, prepare_socket, private_dir
+from syncd.app.instance import InstanceLock, open_socket, prepare_socket, private_dir
 from syncd.app.reload import ReloadResult, plan_reload
 from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
@@ -45,8 +46,10 @@ from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.scheduling.plan import plan_jobs
+from syncd.security import Guard, ServerTls
 from syncd.service.runservice import RunService
 from syncd.web import console
+from syncd.web.console import WebAccess
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
 
@@ -135,7 +138,12 @@ class Daemon:
         if config.notify.webhook_url:
             self.notifier = WebhookNotifier(config.notify, self.recorder)
             self.coordinator.events.listen(self.notifier.on_event)
+        with starting("auth"):
+            self.guard = Guard(config.auth)
+        self.tls = ServerTls(config.tls) if config.tls.enabled else None
         self.listening = Listening()
+        self._web_access: WebAccess | None = None
+        self.announce_login = False  # `syncd serve` prints the console's login link
         self._stop = asyncio.Event()
         self._stop_signals = 0
 
@@ -168,6 +176,9 @@ class Daemon:
         except SyncdError as exc:
             log.error("config.reload_failed", error=str(exc))
             raise
+        self.guard.update(new.auth)  # a bad token file raised above... or here, changing nothing
+        if self.tls is not None:
+            self.tls.reload(new.tls if new.tls.enabled else None)
         self.config = msgspec.structs.replace(new, packs=self.config.packs)
         self.plans = plans
         self._apply_plans()
@@ -232,7 +243,7 @@ class Daemon:
 
     def _web_routes(self, app: web.Application) -> None:
         """The web console and the old REST API."""
-        console.install(
+        self._web_access = console.install(
             app,
             WebPlane(
                 config=self.config.http,
@@ -244,6 +255,8 @@ class Daemon:
                 events=self.coordinator.events,
                 clock=self.clock,
                 started_at=self.started_at,
+                guard=self.guard,
+                audit=self.recorder.audit,
             ),
         )
 
@@ -264,7 +277,12 @@ class Daemon:
                 started_at=self.started_at,
                 pid=os.getpid(),
                 ledger_health=self.recorder.health,
-            )
+                audit_entries=self.recorder.audit_entries,
+            ),
+            guard=self.guard,
+            recorder=self.recorder,
+            clock=self.clock,
+            tls=self.tls,
         )
         loop = asyncio.get_running_loop()
         self.log_hub.bind_loop(loop)
@@ -275,7 +293,10 @@ class Daemon:
                 if address.startswith("unix:"):
                     socket_file = Path(address.removeprefix("unix:"))
                     prepare_socket(socket_file)
-                    self.listening.addresses.append(control.bind_unix(socket_file))
+                    internal = private_dir(socket_file.parent / "grpc") / "internal.sock"
+                    if internal.is_socket():
+                        internal.unlink()  # stale: we hold the instance lock
+                    self.listening.addresses.append(control.bind_unix(socket_file, internal))
                 else:
                     probe_listen(f"daemon.address: cannot listen on {address}", address)
                     self.listening.addresses.append(control.bind_tcp(address))
@@ -285,6 +306,9 @@ class Daemon:
                     probe_listen(f"daemon.tcp_address: cannot listen on {tcp}", tcp)
                     self.listening.addresses.append(control.bind_tcp(tcp))
             await control.server.start()
+            await control.start_relay()
+            if socket_file is not None:
+                open_socket(socket_file, self.state_dir, shared=self.guard.grants_unix_users)
             await control.set_serving(True)
             if self.config.http.address:
                 http = HttpServer(
@@ -293,6 +317,8 @@ class Daemon:
                     lambda: not self.coordinator.draining,
                     extra_routes=self._web_routes,
                     ledger_problem=lambda: self.recorder.health().problem,
+                    guard=self.guard,
+                    ssl_context=self.tls.ssl_context() if self.tls is not None else None,
                 )
                 with starting(f"http.address: cannot listen on {self.config.http.address}"):
                     self.listening.http = await http.start()
@@ -324,6 +350,11 @@ class Daemon:
             await self.service.begin()
             await _jobtrees.note_survivors(self.recorder, survivors)
             self.listening.ready.set()
+            if http is not None and self._web_access is not None and self.announce_login:
+                # On stderr, never through the log: the link is a credential (it works once).
+                token = self._web_access.login_token()
+                base = f"{self.listening.http}{self.config.http.context_path}"
+                sys.stderr.write(f"syncd: the web console: {base}?token={token}\n")
             await self._stop.wait()
 
             log.info("daemon.draining", running=[r.run_id for r in self.coordinator.active_runs()])
@@ -343,6 +374,7 @@ class Daemon:
             if handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(signum)
+            await control.stop_relay()
             await control.server.stop(grace=None)
             if http is not None:
                 await http.stop()
