@@ -353,7 +353,8 @@ class TlsConfig(Settings, frozen=True):
 
     def __post_init__(self) -> None:
         if bool(self.cert) != bool(self.key):
-            raise ConfigError("cert" if not self.cert else "key", "set both cert and key")
+            given, missing = ("cert", "key") if self.cert else ("key", "cert")
+            raise ConfigError(given, f"set {missing} as well")
         if self.client_ca and not self.cert:
             raise ConfigError("client_ca", "client certificates need cert and key as well")
 

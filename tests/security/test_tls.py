@@ -138,5 +138,5 @@ def test_listening_beyond_loopback_needs_tls(tmp_path: Path, certs: Material) ->
     )
     assert load_config(path, env={}).daemon.tcp_address == "0.0.0.0:7601"
     path.write_text(f'[tls]\ncert = "{certs.server.cert}"\n')
-    with pytest.raises(ConfigError, match=r"tls\.key: set both"):
+    with pytest.raises(ConfigError, match=r"tls\.cert: set key as well"):
         load_config(path, env={})
