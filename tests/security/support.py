@@ -48,7 +48,7 @@ async def refused(call: Awaitable[object]) -> grpc.aio.AioRpcError:
 
 
 def stub(channel: grpc.aio.Channel) -> pb_grpc.ManagementAsyncStub:
-    return pb_grpc.ManagementStub(channel)  # type: ignore[return-value]
+    return pb_grpc.ManagementStub(channel)
 
 
 async def audit(stub: pb_grpc.ManagementAsyncStub) -> list[pb.AuditEntry]:
