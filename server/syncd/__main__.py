@@ -210,6 +210,9 @@ def _run(
             jobs = ", ".join(spec.name for spec in validated.specs) or "none"
             print(f"configuration ok: {len(packs)} pack(s), jobs: {jobs}")
             return EXIT_OK
+        # Owner-only files (ledger, log, job trees): the state directory may be made
+        # traversable for other users' socket access ([auth] unix_roles).
+        os.umask(0o077)
         with starting(f"logging.file: {config.log_file}"):
             writer = log_to(config.log_file, cache=True)
         # Only serving needs the servers (grpc, aiohttp): check-config and pack commands start
