@@ -3,15 +3,18 @@ the new one, with no restart (a real daemon process)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import ssl
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.daemon_process import daemon_process, e2e_config
+from tests.daemon_process import BOUND, daemon_env, daemon_process, e2e_config
 from tests.security.certs import issue, make_ca
 
 pytestmark = pytest.mark.e2e
@@ -28,7 +31,7 @@ def _same(pem_a: str, pem_b: str) -> bool:
 
 def test_sighup_reloads_the_certificate_for_new_connections(short_tmp: Path) -> None:
     """Before: the first certificate on TCP and HTTPS; after the files change and SIGHUP (a
-    `tls.reloaded` line): the second one on both."""
+    `tls.reloaded` line): the second one on both. The reload is in the audit trail."""
     ca = make_ca(short_tmp / "pki", "test-ca")
     first = issue(ca, short_tmp / "pki", "localhost", server=True)
     second = issue(ca, _dir(short_tmp / "pki" / "next"), "localhost", server=True)
@@ -53,6 +56,17 @@ def test_sighup_reloads_the_certificate_for_new_connections(short_tmp: Path) -> 
         daemon.wait_for_event("tls.reloaded")
         assert _same(_served(tcp), second.cert.read_text())
         assert _same(_served(web), second.cert.read_text())
+        daemon.wait_for_event("daemon.hangup_audited", outcome="ok")
+        audit = subprocess.run(
+            [str(Path(sys.executable).with_name("syncctl")), "audit", "--json"],
+            capture_output=True,
+            text=True,
+            env={**daemon_env(short_tmp / "state")},
+            timeout=BOUND,
+            check=True,
+        )
+        reloads = [e for e in json.loads(audit.stdout)["entries"] if e["action"] == "reload"]
+        assert [(e["actor"], e["outcome"]) for e in reloads] == [("signal SIGHUP", "ok")]
         assert daemon.stop() == 0
 
 

@@ -8,7 +8,6 @@ recorded → the server stops. A second signal forces an immediate exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import sys
@@ -36,6 +35,7 @@ from syncd.execution.claim import InMemoryRunClaim
 from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.execution.runs import JobOptions, RunCoordinator
 from syncd.job import JobSpec
+from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunLedger
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.ledger.sql import SqlLedger
@@ -173,12 +173,17 @@ class Daemon:
             new, plans, result = plan_reload(
                 self._reload_config, self.config, self._specs, dict(self.plans)
             )
+            self.guard.update(new.auth)  # tokens and roles apply now; a bad token file raises
         except SyncdError as exc:
             log.error("config.reload_failed", error=str(exc))
             raise
-        self.guard.update(new.auth)  # a bad token file raised above... or here, changing nothing
-        if self.tls is not None:
-            self.tls.reload(new.tls if new.tls.enabled else None)
+        # Opening the socket to other users, or TLS on or off, changes listeners: a restart.
+        if bool(new.auth.unix_roles) != bool(self.config.auth.unix_roles):
+            result.restart_needed.append("auth.unix_roles")
+        if new.tls.enabled != self.config.tls.enabled:
+            result.restart_needed.append("tls")
+        elif self.tls is not None:
+            self.tls.reload(new.tls)  # the files (or their paths) may have changed
         self.config = msgspec.structs.replace(new, packs=self.config.packs)
         self.plans = plans
         self._apply_plans()
@@ -202,8 +207,28 @@ class Daemon:
         return {"changedJobs": result.changed_jobs, "restartNeeded": result.restart_needed}
 
     def _on_hangup(self) -> None:
-        with contextlib.suppress(SyncdError):  # already logged; the old config stays
+        outcome = "ok"
+        try:
             self.reload()
+        except SyncdError as exc:  # already logged; the old config stays
+            outcome = f"refused: {exc}"
+        # The signal's sender is a local user allowed to signal us: our own user or root.
+        entry = AuditEntry(
+            at=self.clock.now(),
+            actor="signal SIGHUP",
+            role="admin",
+            address="local",
+            action="reload",
+            target="(daemon)",
+            outcome="ok" if outcome == "ok" else "FAILED_PRECONDITION",
+            detail="" if outcome == "ok" else outcome,
+        )
+
+        async def audited() -> None:
+            await self.recorder.audit(entry)
+            log.info("daemon.hangup_audited", outcome=entry.outcome)
+
+        self.recorder.spawn(audited())
 
     @property
     def state_dir(self) -> Path:

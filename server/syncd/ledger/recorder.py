@@ -368,6 +368,11 @@ class LedgerRecorder:
             return False
         return True
 
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` as one of the recorder's tasks (awaited at close), for callers that
+        cannot await: a signal handler's audit row."""
+        self._spawn(coro)
+
     async def audit_entries(self, since: datetime | None, limit: int) -> list[AuditEntry]:
         """Audit rows, newest first."""
         trail = await self._trail()

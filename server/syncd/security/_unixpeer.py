@@ -123,7 +123,6 @@ class _Front(_Half):
         )
         self._relay.connect_back(self, uid, gid, pid)
 
-
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._relay.fronts.discard(self)
