@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -364,11 +365,13 @@ class Daemon:
                 removed = await self.recorder.prune(
                     self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
                 )
+                cutoff = self.clock.now() - timedelta(days=self.config.ledger.keep_days)
+                audited = await self.recorder.prune_audit(cutoff)  # the same retention
             except LedgerUnavailableError as exc:
                 log.error("ledger.prune_failed", problem=exc.problem)
             else:
-                if removed:
-                    log.info("ledger.pruned", runs=removed)
+                if removed or audited:
+                    log.info("ledger.pruned", runs=removed, audit_entries=audited)
             # Under the instance lock and before any job starts: end what runs of a killed
             # predecessor left, then note it with those (now interrupted) runs.
             survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)

@@ -58,6 +58,10 @@ class AuditTrail(Protocol):
         """Newest first."""
         ...
 
+    def prune(self, before: datetime) -> int:
+        """Drop entries older than `before`; how many went."""
+        ...
+
 
 class MemoryAuditTrail:
     def __init__(self, keep: int = MAX_KEPT_IN_MEMORY) -> None:
@@ -72,6 +76,14 @@ class MemoryAuditTrail:
         with self._lock:
             rows = [r for r in self._rows if since is None or r.at >= since]
         return sorted(rows, key=lambda r: r.at, reverse=True)[:limit]
+
+    def prune(self, before: datetime) -> int:
+        with self._lock:
+            kept = [r for r in self._rows if r.at >= before]
+            gone = len(self._rows) - len(kept)
+            self._rows.clear()
+            self._rows.extend(kept)
+        return gone
 
 
 audit_table = sa.Table(
@@ -135,6 +147,11 @@ class SqlAuditTrail:
             query = query.where(audit_table.c.at >= since)
         with self._ledger._read() as conn:
             return [_entry(row) for row in conn.execute(query)]
+
+    def prune(self, before: datetime) -> int:
+        with self._ledger._tx() as conn:
+            done = conn.execute(audit_table.delete().where(audit_table.c.at < before))
+            return int(done.rowcount or 0)
 
 
 def trail_for(ledger: RunLedger) -> AuditTrail:

@@ -359,6 +359,7 @@ class LedgerRecorder:
     async def audit(self, entry: AuditEntry) -> bool:
         """Write an audit row: True once written. A ledger that cannot take it does not fail
         the request audited: the row is logged whole instead, so it is not lost silently."""
+        entry = entry.bounded()  # a target may come from input
         try:
             trail = await self._trail()
             await self._write(trail.append, entry)
@@ -372,6 +373,11 @@ class LedgerRecorder:
         """Run `coro` as one of the recorder's tasks (awaited at close), for callers that
         cannot await: a signal handler's audit row."""
         self._spawn(coro)
+
+    async def prune_audit(self, before: datetime) -> int:
+        """Drop audit entries older than `before` (the ledger's `keep_days`)."""
+        trail = await self._trail()
+        return await self._write(trail.prune, before)
 
     async def audit_entries(self, since: datetime | None, limit: int) -> list[AuditEntry]:
         """Audit rows, newest first."""

@@ -34,10 +34,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 
 # The action of each method whose action does not depend on its request. Invoke is decided by
 # the servicer (`authorize`); anything not named here is a read.
+INVOKE = "/syncd.v1.Management/Invoke"
 METHOD_ACTIONS: dict[str, Action] = {
     "/grpc.health.v1.Health/Check": Action.HEALTH,
     "/grpc.health.v1.Health/Watch": Action.HEALTH,
-    "/syncd.v1.Management/Invoke": Action.READ,  # at least; the servicer asks for more
+    INVOKE: Action.READ,  # at least; the servicer asks for more
     "/syncd.v1.Management/Cancel": Action.CANCEL,
     "/syncd.v1.Management/RunAll": Action.RUN,
     "/syncd.v1.Management/Pause": Action.PAUSE,
@@ -126,11 +127,11 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             return Principal(f"cert CN={name}", Role.NONE, peer, "tcp")
         return Principal(ANONYMOUS_TCP, Role.NONE, peer, "tcp")
 
-    async def _begin(self, method: str, context: Context) -> CallState:
+    async def _begin(self, method: str, context: Context, request: Any = None) -> CallState:
         action = METHOD_ACTIONS.get(method, Action.READ)
         try:
             principal = self.principal(context)
-        except UnauthenticatedError as exc:
+        except UnauthenticatedError as exc:  # a credential was sent, and it is no good
             await self._audit_refusal(context, method, exc)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
             raise AssertionError("unreachable") from None  # abort raises
@@ -139,7 +140,13 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         try:
             Guard.authorize(principal, action)
         except (UnauthenticatedError, PermissionDeniedError) as exc:
-            await self._finish(state, status_code(exc).name, str(exc), always=True)
+            # Audited when it would have changed something; refused reads are not (a caller
+            # without a credential could otherwise fill the trail with its polling). An Invoke
+            # refused here may have been a run: it is audited, naming what it asked for.
+            if method == INVOKE:
+                state.action = Action.RUN
+                state.target = f"{getattr(request, 'bean', '')}.{getattr(request, 'operation', '')}"
+            await self._finish(state, status_code(exc).name, str(exc))
             await context.abort(status_code(exc), str(exc))
         return state
 
@@ -157,10 +164,8 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             )
         )
 
-    async def _finish(
-        self, state: CallState, outcome: str, detail: str = "", *, always: bool = False
-    ) -> None:
-        if state.audited or not (always or changes_state(state.action)):
+    async def _finish(self, state: CallState, outcome: str, detail: str = "") -> None:
+        if state.audited or not changes_state(state.action):
             return
         state.audited = True
         p = state.principal
@@ -181,7 +186,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self, method: str, behaviour: Callable[[Any, Context], Awaitable[Any]]
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def guarded(request: Any, context: Context) -> Any:
-            state = await self._begin(method, context)
+            state = await self._begin(method, context, request)
             try:
                 reply = await behaviour(request, context)
             except BaseException as exc:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from syncd.config import HttpConfig
-from syncd.errors import UnauthenticatedError, quote_input
+from syncd.errors import PermissionDeniedError, UnauthenticatedError, quote_input
 from syncd.security import Action, Guard, Principal, Role
 from syncd.web._http import error
 
@@ -101,7 +101,7 @@ class Access:
             Guard.authorize(principal, action)
         except UnauthenticatedError as exc:
             raise error(401, str(exc)) from None
-        except Exception as exc:  # PermissionDeniedError: its message names role and action
+        except PermissionDeniedError as exc:  # its message names the role and the action
             raise error(403, str(exc)) from None
         if ambient and action is not Action.READ and action is not Action.AUDIT:
             self._check_csrf(request)

@@ -79,7 +79,9 @@ def install(app: web.Application, plane: WebPlane) -> Access:
             try:
                 caller = access.check(request, action)
             except web.HTTPException as exc:
-                if exc.status == 401 or changes_state(action):
+                # A refused write, or a refused credential; not a read without any (polling).
+                sent = "Authorization" in request.headers
+                if changes_state(action) or (exc.status == 401 and sent):
                     await audit(request, action, None, f"HTTP {exc.status}", exc.text or "")
                 raise
             if not changes_state(action):
