@@ -3,6 +3,8 @@ certificates with a role act as that role; non-loopback addresses need TLS."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import grpc
@@ -12,6 +14,7 @@ from syncd.config import TlsConfig, load_config
 from syncd.errors import ConfigError
 from syncd_api.channel import TlsFiles, channel_credentials
 from syncd_api.v1 import management_pb2 as pb
+from tests.daemon_process import daemon_env
 from tests.harness import running_daemon
 from tests.packs.sample import QUICK
 from tests.security.certs import Material, Pair, material
@@ -140,3 +143,35 @@ def test_listening_beyond_loopback_needs_tls(tmp_path: Path, certs: Material) ->
     path.write_text(f'[tls]\ncert = "{certs.server.cert}"\n')
     with pytest.raises(ConfigError, match=r"tls\.cert: set key as well"):
         load_config(path, env={})
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[tls]\ncert = "{missing}"\nkey = "{missing}"\n', "tls.cert: cannot read"),
+        ('[auth]\ntoken_file = "{tokens}"\n', "auth.token_file: line 1"),
+    ],
+    ids=["missing-certificate", "plain-token-in-file"],
+)
+def test_check_config_refuses_what_serve_would(short_tmp: Path, table: str, message: str) -> None:
+    """A certificate that cannot be read, or a token file holding a plain token, is exit 2
+    from check-config and serve alike, one line naming the key, never the token."""
+    secret = "syncd_plain-token-pasted-by-mistake"
+    (short_tmp / "tokens").write_text(f"ci operator {secret}\n")
+    config = short_tmp / "c.toml"
+    config.write_text(
+        table.format(missing=short_tmp / "nope.pem", tokens=short_tmp / "tokens")
+        + "[scheduler]\ncatch_up = false\n"
+    )
+    for command in ("check-config", "serve"):
+        done = subprocess.run(
+            [sys.executable, "-m", "syncd", "--config", str(config), command],
+            env=daemon_env(short_tmp / "state"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert message in done.stderr and secret not in done.stderr + done.stdout
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
