@@ -20,6 +20,7 @@ log = structlog.get_logger("syncd.security")
 BEARER = "bearer"
 # Longer than any token we issue by far; a longer header is refused before it is hashed.
 MAX_TOKEN_LENGTH = 512
+MAX_PEERS_KEPT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class Guard:
         tokens = TokenBook(config)
         self._config = config
         self.tokens = tokens
+        # (uid, gid) -> (actor, role): user and group look-ups may go to a directory service,
+        # so each peer is looked up once per configuration (and at most this many kept).
+        self._peers: dict[tuple[int, int], tuple[str, Role]] = {}
 
     @property
     def grants_unix_users(self) -> bool:
@@ -82,12 +86,17 @@ class Guard:
 
     def from_unix_peer(self, uid: int, gid: int, pid: int) -> Principal:
         """The principal of a local process on the control socket (its kernel-given uid)."""
-        name = _user_name(uid)
-        actor = f"uid {uid} ({name})" if name else f"uid {uid}"
-        address = f"unix:pid {pid}"
-        if uid in (self.owner_uid, 0):
-            return Principal(actor, Role.ADMIN, address, "socket")
-        return Principal(actor, self._unix_role(uid, gid, name), address, "socket")
+        known = self._peers.get((uid, gid))
+        if known is None:
+            name = _user_name(uid)
+            actor = f"uid {uid} ({name})" if name else f"uid {uid}"
+            owner = uid in (self.owner_uid, 0)
+            known = (actor, Role.ADMIN if owner else self._unix_role(uid, gid, name))
+            if len(self._peers) >= MAX_PEERS_KEPT:
+                self._peers.clear()
+            self._peers[(uid, gid)] = known
+        actor, role = known
+        return Principal(actor, role, f"unix:pid {pid}", "socket")
 
     def _unix_role(self, uid: int, gid: int, name: str | None) -> Role:
         roles = self._config.unix_roles
