@@ -174,3 +174,23 @@ def test_on_the_socket_the_actor_is_the_kernel_uid_not_what_the_client_says(
             assert entries[0].address == f"unix:pid {os.getpid()}"
 
     run(main())
+
+
+def test_every_rpc_served_has_a_row_in_the_rule_book() -> None:
+    """A new RPC must be classified (until then it is admin only): every method of the
+    Management, health and reflection services is in the gRPC edge's table."""
+    from grpc_health.v1 import health_pb2
+    from grpc_reflection.v1alpha import reflection_pb2
+
+    from syncd.rpc.guard import METHOD_ACTIONS
+
+    served = [
+        f"/{service.full_name}/{method.name}"
+        for service in (
+            pb.DESCRIPTOR.services_by_name["Management"],
+            health_pb2.DESCRIPTOR.services_by_name["Health"],
+            reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
+        )
+        for method in service.methods
+    ]
+    assert [m for m in served if m not in METHOD_ACTIONS] == []

@@ -43,6 +43,7 @@ class TestRuleBook:
             Action.RELOAD,
             Action.REPLICATION,
             Action.CLUSTER,
+            Action.OTHER,  # what no edge classifies: closed by default
         }
 
     def test_a_viewer_may_read_but_not_run_cancel_pause_or_reload(self) -> None:

@@ -32,18 +32,32 @@ log = structlog.get_logger("syncd.rpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
-# The action of each method whose action does not depend on its request. Invoke is decided by
-# the servicer (`authorize`); anything not named here is a read.
+# The action of every method served. Invoke's depends on the operation: at least a read here,
+# the servicer asks for more (`authorize`). A method missing from this table (a new RPC) is
+# `Action.OTHER`: admin only until it gets its row — closed by default.
 INVOKE = "/syncd.v1.Management/Invoke"
+_MANAGEMENT = "/syncd.v1.Management/"
 METHOD_ACTIONS: dict[str, Action] = {
     "/grpc.health.v1.Health/Check": Action.HEALTH,
     "/grpc.health.v1.Health/Watch": Action.HEALTH,
-    INVOKE: Action.READ,  # at least; the servicer asks for more
-    "/syncd.v1.Management/Cancel": Action.CANCEL,
-    "/syncd.v1.Management/RunAll": Action.RUN,
-    "/syncd.v1.Management/Pause": Action.PAUSE,
-    "/syncd.v1.Management/Resume": Action.RESUME,
-    "/syncd.v1.Management/ListAudit": Action.AUDIT,
+    "/grpc.health.v1.Health/List": Action.HEALTH,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Action.READ,
+    _MANAGEMENT + "ListBeans": Action.READ,
+    _MANAGEMENT + "DescribeBean": Action.READ,
+    INVOKE: Action.READ,
+    _MANAGEMENT + "GetAttributes": Action.READ,
+    _MANAGEMENT + "GetStatus": Action.READ,
+    _MANAGEMENT + "GetRun": Action.READ,
+    _MANAGEMENT + "WatchRun": Action.READ,
+    _MANAGEMENT + "Cancel": Action.CANCEL,
+    _MANAGEMENT + "RunAll": Action.RUN,
+    _MANAGEMENT + "History": Action.READ,
+    _MANAGEMENT + "Pause": Action.PAUSE,
+    _MANAGEMENT + "Resume": Action.RESUME,
+    _MANAGEMENT + "ListFires": Action.READ,
+    _MANAGEMENT + "TailLogs": Action.READ,
+    _MANAGEMENT + "WatchEvents": Action.READ,
+    _MANAGEMENT + "ListAudit": Action.AUDIT,
 }
 
 
@@ -128,7 +142,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return Principal(ANONYMOUS_TCP, Role.NONE, peer, "tcp")
 
     async def _begin(self, method: str, context: Context, request: Any = None) -> CallState:
-        action = METHOD_ACTIONS.get(method, Action.READ)
+        action = METHOD_ACTIONS.get(method, Action.OTHER)
         try:
             principal = self.principal(context)
         except UnauthenticatedError as exc:  # a credential was sent, and it is no good

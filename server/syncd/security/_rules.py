@@ -48,6 +48,9 @@ class Action(enum.StrEnum):
     RELOAD = "reload"  # re-read the configuration
     REPLICATION = "replication"
     CLUSTER = "cluster"  # cluster membership
+    # A request the edges do not classify (an RPC added without a row in the gRPC edge's
+    # table): admin only, so forgetting the row can never open anything.
+    OTHER = "other"
 
 
 RULES: dict[Action, Role] = {
@@ -62,6 +65,7 @@ RULES: dict[Action, Role] = {
     Action.RELOAD: Role.ADMIN,
     Action.REPLICATION: Role.ADMIN,
     Action.CLUSTER: Role.ADMIN,
+    Action.OTHER: Role.ADMIN,
 }
 
 
