@@ -40,7 +40,7 @@ async def _as_nobody(*args: str, stdin: bytes = b"") -> tuple[int, str]:
     """curl's exit status and what it printed (headers, then -w output), run as uid 65534."""
     assert CURL is not None
     proc = await asyncio.create_subprocess_exec(
-        CURL, "-sS", "--max-time", "10", *args,
+        CURL, "-sS", "--max-time", "30", *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -64,6 +64,8 @@ async def _grpc(method: str, *, unix: str = "", tcp: str = "") -> tuple[int, str
         stdin=_EMPTY_MESSAGE,
     )  # fmt: skip
     found = re.search(r"^grpc-status: *(\d+)", out, re.MULTILINE)
+    if found is None and code != 7:  # 7: curl could not connect (asserted by the caller)
+        raise AssertionError(f"{method}: curl exit {code}, no grpc-status in {out[-500:]!r}")
     return code, found.group(1) if found else None
 
 
