@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,40 +34,71 @@ def without_catch_up(config_text: str) -> str:
 
 @dataclass
 class DaemonProcess:
+    """A daemon started as a process. Two reader threads drain its stdout and stderr from the
+    start, so a chatty daemon can never block on a full pipe while a test is busy elsewhere;
+    every stdout line is kept (parsed JSON in `lines`) and waited for under a condition."""
+
     proc: subprocess.Popen[bytes]
     state_dir: Path
     lines: list[dict[str, Any]] = field(default_factory=list)
     unparsed: list[bytes] = field(default_factory=list)
+    longest: int = 0  # bytes of the longest stdout line
     _buffer: bytes = b""
+    _stderr: bytearray = field(default_factory=bytearray)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+    _stdout_open: bool = True
+    _readers: list[threading.Thread] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for target, stream in (
+            (self._read_stdout, self.proc.stdout),
+            (self._read_stderr, self.proc.stderr),
+        ):
+            if stream is not None:
+                # The reader owns a duplicate of the pipe and closes it itself: closing the
+                # stream here can then never hand its fd number to another pipe mid-read.
+                own = os.dup(stream.fileno())
+                reader = threading.Thread(target=target, args=(own,), daemon=True)
+                reader.start()
+                self._readers.append(reader)
+        if self.proc.stdout is None:
+            self._stdout_open = False
 
     @property
     def address(self) -> str:
         return f"unix:{self.state_dir}/run/syncd.sock"
 
     def wait_for_event(self, event: str, timeout: float = BOUND, **match: Any) -> dict[str, Any]:
-        """The first log line with this event (and fields), reading stdout until the deadline.
+        """The first log line with this event (and fields), waiting until the deadline.
 
-        Every line read is kept, also those after the match in the same read: one read often
-        brings several lines (a loaded machine reads late), and the next wait may be for them.
+        Every line read is kept, also those after the match: one read often brings several
+        lines (a loaded machine reads late), and the next wait may be for them.
         """
-        found = self._find(0, event, match)
-        if found is not None:
-            return found
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while (left := deadline - time.monotonic()) > 0 and sel.select(left):
-                checked = len(self.lines)
-                if not self._read_lines():
-                    break
+        checked = 0
+        with self._changed:
+            while True:
                 found = self._find(checked, event, match)
                 if found is not None:
                     return found
-        raise AssertionError(
-            f"no {event} {match} within {timeout}s; saw {self.lines[-5:]}"
-            f"; events {[line.get('event') for line in self.lines]}; unparsed {self.unparsed[-3:]}"
-        )
+                checked = len(self.lines)
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._stdout_open:
+                    break
+                self._changed.wait(left)
+            raise AssertionError(
+                f"no {event} {match} within {timeout}s; saw {self.lines[-5:]}"
+                f"; events {[line.get('event') for line in self.lines]}"
+                f"; unparsed {self.unparsed[-3:]}; stderr {bytes(self._stderr[-500:])!r}"
+            )
+
+    def stderr_text(self, timeout: float = BOUND) -> str:
+        """What the daemon wrote to stderr; once it has exited, all of it."""
+        if self.proc.poll() is not None:
+            for reader in self._readers:
+                reader.join(timeout)
+        with self._changed:
+            return self._stderr.decode(errors="replace")
 
     def _find(self, start: int, event: str, match: dict[str, Any]) -> dict[str, Any] | None:
         for line in self.lines[start:]:
@@ -75,25 +106,51 @@ class DaemonProcess:
                 return line
         return None
 
-    def _read_lines(self) -> bool:
-        """Read what stdout has and keep each complete line; False once stdout has closed."""
-        assert self.proc.stdout is not None
-        chunk = os.read(self.proc.stdout.fileno(), 65536)
-        if not chunk:
-            return False
-        *complete, self._buffer = (self._buffer + chunk).split(b"\n")
-        for raw in complete:
-            try:
-                self.lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                # Kept for the failure message: a mangled line may hide the event.
-                self.unparsed.append(raw[:500])
-        return True
+    def _read_stdout(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            self._take_stdout(pipe.fileno())
+        with self._changed:
+            self._stdout_open = False
+            self._changed.notify_all()
+
+    def _take_stdout(self, fd: int) -> None:
+        while chunk := _read(fd):
+            with self._changed:
+                *complete, self._buffer = (self._buffer + chunk).split(b"\n")
+                for raw in complete:
+                    self.longest = max(self.longest, len(raw))
+                    try:
+                        self.lines.append(json.loads(raw))
+                    except json.JSONDecodeError:
+                        # Kept for the failure message: a mangled line may hide the event.
+                        self.unparsed.append(raw[:500])
+                self._changed.notify_all()
+
+    def _read_stderr(self, fd: int) -> None:
+        with os.fdopen(fd, "rb", buffering=0) as pipe:
+            while chunk := _read(pipe.fileno()):
+                with self._changed:
+                    self._stderr += chunk
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = BOUND) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout)
+
+    def close(self) -> None:
+        """After the process has ended: let the readers take what is left, then close."""
+        for reader in self._readers:
+            reader.join(BOUND)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # closed at teardown: nothing more to read
+        return b""
 
 
 def daemon_env(state_dir: Path) -> dict[str, str]:
@@ -127,9 +184,7 @@ def daemon_process(
         if proc.poll() is None:
             proc.kill()
             proc.wait(BOUND)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        handle.close()
 
 
 def e2e_config(gate_dir: Path, **daemon: str) -> str:

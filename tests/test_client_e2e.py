@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import grpc
 import pytest
@@ -155,23 +155,6 @@ def join_release(thread: threading.Thread, gate_dir: Path, beans: list[str]) -> 
         raise AssertionError(f"a FIFO job of {beans} never started")
 
 
-def _drain(stream: IO[bytes] | None) -> threading.Thread:
-    """Read a pipe of the daemon to its end, so its log output can never fill the pipe."""
-
-    def run() -> None:
-        if stream is None:
-            return
-        try:
-            while os.read(stream.fileno(), 65536):
-                pass
-        except (OSError, ValueError):  # closed under us at teardown: nothing left to read
-            return
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 @dataclass
 class Daemon:
     process: DaemonProcess
@@ -200,11 +183,8 @@ def daemon() -> Iterator[Daemon]:
     )
     try:
         with daemon_process(root / "state", config) as process:
-            drains = [_drain(process.proc.stdout), _drain(process.proc.stderr)]
             yield Daemon(process, root)
             assert process.stop() == 0
-            for thread in drains:
-                thread.join(BOUND)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -60,6 +60,12 @@ def _spawned(d: DaemonProcess, run_id: str) -> tuple[ProcessId, list[ProcessId]]
     return _id(line["job_pid"]), [_id(line[name]) for name in GRANDCHILDREN]
 
 
+def _running(pid: int) -> bool:
+    """The pid names a live process (a zombie counts as ended)."""
+    proc = _proctree.identify(pid)
+    return proc is not None and _proctree.is_alive(proc)
+
+
 def _assert_ended(procs: list[ProcessId]) -> None:
     """Ended already: nothing is waited for beyond the kernel delivering a SIGKILL sent."""
     assert [p for p in procs if _proctree.is_alive(p)] == []
@@ -117,12 +123,16 @@ def test_a_run_that_returns_ends_what_it_left_running(short_tmp: Path) -> None:
     """A body that returns with its children still running: they end before the run does."""
     with daemon_process(short_tmp / "state", _config()) as d:
         run_id = _invoke(d, "SpawningJob", finish=pb.Value(bool_value=True))
-        job, grandchildren = _spawned(d, run_id)
+        # The body returns at once, so its processes may be gone before the line is read: the
+        # pids are checked by number (a pid is not reused within the test's few seconds).
+        spawned = d.wait_for_event("test.spawned", run_id=run_id)
+        grandchildren = sorted(spawned[name] for name in GRANDCHILDREN)
         assert _finished(d, run_id)["outcome"] == "success"
-        _assert_ended(grandchildren)
         ended = d.wait_for_event("job.processes_ended", run_id=run_id)
-        assert sorted(ended["pids"]) == sorted(p.pid for p in grandchildren)
-        assert wait_ended([job], BOUND) == []
+        assert sorted(ended["pids"]) == grandchildren
+        assert [pid for pid in grandchildren if _running(pid)] == []
+        job = _proctree.identify(spawned["job_pid"])  # None: it has already ended
+        assert job is None or wait_ended([job], BOUND) == []
         assert list((d.state_dir / _jobtrees.RECORD_DIR).glob("*.json")) == []
         assert d.stop() == 0
 

@@ -483,8 +483,7 @@ def test_a_read_only_ledger_at_start_is_one_line(short_tmp: Path) -> None:
     (state / "ledger.sqlite3").chmod(0o444)
     with daemon_process(state, e2e_config(short_tmp), wait_ready=False) as process:
         assert process.proc.wait(BOUND) != 0
-        assert process.proc.stderr is not None
-        err = process.proc.stderr.read().decode()
+        err = process.stderr_text()
     assert "Traceback" not in err
     problem = f"the run ledger cannot be opened: its file {state / 'ledger.sqlite3'} is read-only"
     assert [line for line in err.splitlines() if problem in line], err

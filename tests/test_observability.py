@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 import aiohttp
@@ -234,11 +234,14 @@ def test_health_is_503_while_draining(short_tmp: Path) -> None:
 
 
 class _Receiver:
-    """A real local HTTP server that records webhook deliveries."""
+    """A real local HTTP server that records webhook deliveries; it answers each post with the
+    next of `statuses` (then `status` for good)."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, statuses: Sequence[int] = ()) -> None:
         self.status = status
+        self.statuses = list(statuses)
         self.bodies: list[dict[str, object]] = []
+        self.answered: list[int] = []
         self.arrived = asyncio.Event()
 
     async def __aenter__(self) -> str:
@@ -256,8 +259,10 @@ class _Receiver:
 
     async def _hook(self, request: web.Request) -> web.Response:
         self.bodies.append(await request.json())
+        status = self.statuses.pop(0) if self.statuses else self.status
+        self.answered.append(status)
         self.arrived.set()
-        return web.Response(status=self.status)
+        return web.Response(status=status)
 
 
 def test_a_failure_is_delivered_to_the_webhook(short_tmp: Path) -> None:
@@ -287,13 +292,81 @@ def test_a_failing_webhook_never_affects_jobs_and_is_logged_once(short_tmp: Path
     async def main() -> None:
         receiver = _Receiver(status=500)
         async with receiver as url:
-            notify = NotifyConfig(webhook_url=url, on=("started", "success"))
+            notify = NotifyConfig(webhook_url=url, on=("started", "success"), attempts=1)
             with capture_logs() as events:
                 async with running_daemon(short_tmp / "state", [QUICK], notify=notify) as rt:
                     for _ in range(3):
                         assert (await _finish(rt, "QuickJob")).outcome == pb.RUN_OUTCOME_SUCCESS
             assert len(receiver.bodies) == 6
             assert [e["event"] for e in events].count("notify.failed") == 1
+
+    _run(main())
+
+
+def test_a_webhook_that_is_down_or_throttled_gets_the_message_on_a_retry(
+    short_tmp: Path,
+) -> None:
+    """503 and 429 are retried with backoff: the message arrives once the webhook recovers, the
+    failure is logged once and the recovery once."""
+    from structlog.testing import capture_logs
+
+    async def main() -> None:
+        receiver = _Receiver(statuses=[503, 429])
+        async with receiver as url:
+            notify = NotifyConfig(webhook_url=url, on=("success",), retry_delay=0.01)
+            with capture_logs() as events:
+                async with running_daemon(short_tmp / "state", [QUICK], notify=notify) as rt:
+                    await _finish(rt, "QuickJob")
+                    async with asyncio.timeout(BOUND):
+                        while True:
+                            receiver.arrived.clear()  # before the check: no post is missed
+                            if receiver.answered == [503, 429, 200]:
+                                break
+                            await receiver.arrived.wait()
+        assert len({str(body["text"]) for body in receiver.bodies}) == 1
+        names = [e["event"] for e in events]
+        assert "notify.failed" not in names  # retries that end well are not a failure
+
+    _run(main())
+
+
+def test_a_webhook_that_refuses_the_message_is_not_retried(short_tmp: Path) -> None:
+    """A 404 (wrong or revoked hook) fails the same way every time: one post, logged once."""
+    from structlog.testing import capture_logs
+
+    async def main() -> None:
+        receiver = _Receiver(status=404)
+        async with receiver as url:
+            notify = NotifyConfig(webhook_url=url, on=("success",), retry_delay=0.01)
+            with capture_logs() as events:
+                async with running_daemon(short_tmp / "state", [QUICK], notify=notify) as rt:
+                    await _finish(rt, "QuickJob")
+                    async with asyncio.timeout(BOUND):
+                        await receiver.arrived.wait()
+            # The daemon has stopped, so its notifier has finished with the message.
+            assert receiver.answered == [404]
+            assert [e["event"] for e in events].count("notify.failed") == 1
+
+    _run(main())
+
+
+def test_shutdown_gives_up_a_message_waiting_to_be_retried(short_tmp: Path) -> None:
+    """A webhook that keeps failing never holds the daemon's shutdown beyond one post's time."""
+    from structlog.testing import capture_logs
+
+    async def main() -> None:
+        receiver = _Receiver(status=503)
+        async with receiver as url:
+            notify = NotifyConfig(
+                webhook_url=url, on=("success",), retry_delay=3600.0, attempts=5, timeout=1.0
+            )
+            with capture_logs() as events:
+                async with running_daemon(short_tmp / "state", [QUICK], notify=notify) as rt:
+                    await _finish(rt, "QuickJob")
+                    async with asyncio.timeout(BOUND):
+                        await receiver.arrived.wait()
+            assert receiver.answered == [503]
+            assert "notify.abandoned" in [e["event"] for e in events]
 
     _run(main())
 

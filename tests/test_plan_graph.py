@@ -107,3 +107,57 @@ def test_run_order_is_the_earliest_ready_job_each_time(
             if all(d in placed or d not in wanted for d in plans[n].after)
         ]
         assert name == min(ready, key=timetable.index)
+
+
+def _aliased_specs() -> list[JobSpec]:
+    return [
+        JobSpec(
+            name="PersonIndexJob",
+            trigger_operation="x",
+            body=_noop,
+            description="",
+            aliases=("PersonElasticSearchSyncJob",),
+        ),
+        JobSpec(name="OwnerJob", trigger_operation="x", body=_noop, description=""),
+    ]
+
+
+def test_a_job_table_and_after_may_use_the_old_name() -> None:
+    """`[jobs.PersonElasticSearchSyncJob]` configures PersonIndexJob, as every command accepts
+    the old name; `after` may name it too."""
+    tables = {
+        "PersonElasticSearchSyncJob": JobConfig(at="03:00", timeout=60.0),
+        "OwnerJob": JobConfig(at="04:00", after=("PersonElasticSearchSyncJob",)),
+    }
+    plans = plan_jobs(_aliased_specs(), Config(jobs=tables), {})
+    index = plans["PersonIndexJob"]
+    assert (index.schedule_source, index.timeout) == ("jobs.PersonElasticSearchSyncJob.at", 60.0)
+    assert plans["OwnerJob"].after == ("PersonIndexJob",)
+
+
+@pytest.mark.parametrize(
+    ("tables", "key", "message"),
+    [
+        (
+            {"PersonIndexJob": JobConfig(), "PersonElasticSearchSyncJob": JobConfig()},
+            "jobs.PersonElasticSearchSyncJob",
+            "names the same job as jobs.PersonIndexJob (PersonIndexJob); keep one table",
+        ),
+        (
+            {"PersonElasticSearchSyncJob": JobConfig(after=("PersonIndexJob",))},
+            "jobs.PersonElasticSearchSyncJob.after",
+            "a job cannot depend on itself",
+        ),
+        (
+            {"PersonElasticSearchSyncJob": JobConfig(after=("Nope",))},
+            "jobs.PersonElasticSearchSyncJob.after",
+            "unknown job 'Nope'",
+        ),
+    ],
+)
+def test_old_names_in_job_tables_are_checked_like_new_ones(
+    tables: dict[str, JobConfig], key: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        plan_jobs(_aliased_specs(), Config(jobs=tables), {})
+    assert (caught.value.key_path, caught.value.problem) == (key, message)

@@ -215,3 +215,26 @@ class TestRetryingAsync:
             assert loop.time() - started < BOUND
 
         asyncio.run(main())
+
+    def test_a_lambda_returning_a_coroutine_is_awaited_and_retried(self) -> None:
+        """Work given as a lambda (not a coroutine function) is awaited like any other: each
+        attempt's coroutine runs, and its errors are retried."""
+
+        async def main() -> None:
+            work = Script(failures=2)
+
+            async def call(label: str) -> str:
+                return f"{label}:{work()}"
+
+            async def no_wait(_seconds: float) -> None:
+                return None
+
+            result = await retrying_async(
+                lambda: call("post"),
+                backoff=Backoff(initial=1, maximum=1),
+                transient=_transient,
+                sleep=no_wait,
+            )
+            assert (result, work.calls) == ("post:done", 3)
+
+        asyncio.run(main())

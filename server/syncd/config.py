@@ -288,6 +288,10 @@ class NotifyConfig(Settings, frozen=True):
     channel: str = ""
     # Prefix failure messages with <!channel>, as the old service did (it paged people at night).
     mention_on_failure: bool = False
+    # A post that fails for a reason worth retrying (no answer, 429, 5xx) is tried again, up to
+    # `attempts` posts in all, the waits doubling from `retry_delay` (with jitter).
+    attempts: Annotated[int, Meta(ge=1, le=20)] = 4
+    retry_delay: Duration = 2.0
 
     def __post_init__(self) -> None:
         for item in self.on:

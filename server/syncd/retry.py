@@ -196,4 +196,10 @@ async def retrying_async(
         before_sleep=policy.before_sleep,
         reraise=True,
     )
-    return await retryer(work)
+
+    async def attempt() -> T:
+        # tenacity awaits only what a coroutine *function* returns; a lambda or partial
+        # returning an awaitable would be treated as synchronous and never awaited.
+        return await work()
+
+    return await retryer(attempt)

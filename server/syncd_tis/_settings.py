@@ -17,7 +17,7 @@ from syncd.job import (
     PositiveCount,
     Settings,
 )
-from syncd_tis.search.settings import RevalSettings, SearchSettings
+from syncd_tis.search.settings import PageSize, RevalSettings, SearchSettings
 
 EMBEDDED_FILE = "tis.sqlite3"
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -47,7 +47,7 @@ class TisSettings(Settings, frozen=True):
     source_url: str | None = None
     # Ids per keyset page (and per transaction) for the field-update jobs: record and funding
     # status. The old service used 5,000.
-    page_size: PositiveCount = 5000
+    page_size: PageSize = 5000
     # MySQL only: RAM (MB) a run may give its integer-only staging tables (MEMORY engine,
     # through the session's max_heap_table_size); 0 keeps them on disk (InnoDB), slower.
     # About 50 bytes per PersonTrust row: 1,024 MB holds some 20 million.

@@ -20,7 +20,6 @@ import pytest
 from tests.daemon_process import daemon_process, e2e_config
 from tests.test_client_e2e import (
     RUN_ID,
-    _drain,
     join_release,
     release_in_background,
     syncctl,
@@ -53,11 +52,8 @@ def state(root: Path) -> Iterator[Path]:
         f'[jobs.OtherFifoJob]\nat = "{HOUR:02d}:30"\n'
     )
     with daemon_process(root / "state", config) as process:
-        drains = [_drain(process.proc.stdout), _drain(process.proc.stderr)]
         yield process.state_dir
         assert process.stop() == 0
-        for thread in drains:
-            thread.join(10)
 
 
 def test_status_and_next_list_jobs_in_timetable_order(state: Path) -> None:
@@ -121,12 +117,9 @@ def test_running_a_disabled_job_exits_9_with_the_reason(root: Path) -> None:
     config = e2e_config(root / "d") + "[jobs.QuickJob]\nenabled = false\n"
     (root / "d").mkdir()
     with daemon_process(root / "d" / "state", config) as process:
-        drains = [_drain(process.proc.stdout), _drain(process.proc.stderr)]
         ran = syncctl(process.state_dir, "run", "QuickJob", "run")
         waited = syncctl(process.state_dir, "run", "QuickJob", "run", "--wait")
         assert process.stop() == 0
-        for thread in drains:
-            thread.join(10)
     for done in (ran, waited):
         assert done.returncode == 9, (done.stdout, done.stderr)
         assert "QuickJob is disabled" in done.stderr

@@ -134,6 +134,9 @@ class TestSettings:
         ("table", "key"),
         [
             ({"page_size": 0}, "packs.tis.page_size"),
+            ({"page_size": 100_001}, "packs.tis.page_size"),
+            ({"search": {"page_size": 10**12}}, "packs.tis.search.page_size"),
+            ({"reval": {"page_size": 10**9}}, "packs.tis.reval.page_size"),
             ({"retry_attempts": 0}, "packs.tis.retry_attempts"),
             ({"source_url": " "}, "packs.tis.source_url"),
             ({"mysql_staging_memory_mb": -1}, "packs.tis.mysql_staging_memory_mb"),
@@ -234,3 +237,22 @@ class TestCommands:
         args = self.parse("db", "init", "--url", "not a url")
         assert args.func(args, PackContext(state_dir=tmp_path, settings=None)) == 1
         assert "not a database URL" in capsys.readouterr().err
+
+
+def test_loading_the_pack_leaves_the_search_and_broker_clients_unimported(tmp_path: Path) -> None:
+    """The idle daemon pays for neither client: they load when a job or search needs them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from pathlib import Path\nfrom syncd.job import PackContext\n"
+        "from syncd_tis import PACK\n"
+        f"PACK.build(PackContext(state_dir=Path({str(tmp_path)!r}), settings=None))\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'elasticsearch', 'pika'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

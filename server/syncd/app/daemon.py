@@ -42,6 +42,7 @@ from syncd.ledger.recorder import LedgerRecorder
 from syncd.ledger.sql import SqlLedger
 from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import LogHub
+from syncd.observability.logs import LEVELS
 from syncd.observability.metrics import Metrics
 from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.server import ControlServer
@@ -125,7 +126,9 @@ class Daemon:
             "thread": ThreadExecutor(),
             # Its fork server starts on first use; each run's process tree is recorded.
             "process": ProcessExecutor(
-                preload=modules, record_dir=config.daemon.state_dir / _jobtrees.RECORD_DIR
+                preload=modules,
+                record_dir=config.daemon.state_dir / _jobtrees.RECORD_DIR,
+                log_level=LEVELS[config.daemon.log_level.lower()],
             ),
         }
         for spec in jobs:

@@ -89,11 +89,15 @@ class TreeWatch:
         self._me = () if me is None else (me,)
 
     def start(self) -> None:
-        self.snapshot()  # before the body runs: the job's own process is on record at once
+        # Before the body runs: the job's own process is on record at once. It has started
+        # nothing yet, so it alone is its tree (no scan of /proc on every run's start).
+        self._record(self._me)
         threading.Thread(target=self._watch, name="syncd-tree-watch", daemon=True).start()
 
     def snapshot(self) -> None:
-        tree = tuple(sorted(set(self._me) | set(_proctree.descendants(os.getpid()))))
+        self._record(tuple(sorted(set(self._me) | set(_proctree.descendants(os.getpid())))))
+
+    def _record(self, tree: tuple[ProcessId, ...]) -> None:
         if tree != self._seen:
             try:
                 write_record(self._path, replace(self._template, processes=tree))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
+import functools
 import os
 import select
 import signal
@@ -68,6 +68,23 @@ def parse_stat(raw: bytes) -> Stat:
         pgid=int(fields[2]),
         start=int(fields[19]),
     )
+
+
+def _read_whole(path: str) -> bytes | None:
+    """A /proc file's bytes with plain system calls, or None when it cannot be read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_stat(pid: int) -> Stat | None:
@@ -144,18 +161,19 @@ def marked(run_id: str) -> list[ProcessId]:
     Only processes started by `exec` show the marker (/proc/<pid>/environ is the environment a
     program started with); plain forks of the job's process are found through the tree instead.
     """
-    needle = f"{RUN_MARKER}={run_id}".encode()
+    # One whole NUL-separated entry, found by a byte search: this runs at the end of every
+    # run, over every process on the machine.
+    needle = f"\0{RUN_MARKER}={run_id}\0".encode()
     found: list[ProcessId] = []
-    me = os.getpid()
+    me = str(os.getpid())
     with contextlib.suppress(OSError), os.scandir(PROC) as entries:
         for entry in entries:
-            if not entry.name.isdigit() or int(entry.name) == me:
+            if not entry.name.isdigit() or entry.name == me:
                 continue
-            try:
-                environ = Path(entry.path, "environ").read_bytes()
-            except OSError:  # gone, or not ours to read
+            environ = _read_whole(f"{entry.path}/environ")
+            if environ is None:  # gone, or not ours to read
                 continue
-            if needle in environ.split(b"\0"):
+            if needle in b"\0" + environ + b"\0":
                 proc = identify(int(entry.name))
                 if proc is not None and is_alive(proc):
                     found.append(proc)
@@ -244,13 +262,21 @@ def become_subreaper() -> bool:
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # The interpreter's own symbols include libc's. Searching for the library by name
+    # (ctypes.util.find_library) runs `ldconfig -p` in a subprocess: once in every job process.
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def _prctl(option: int, value: int) -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    libc_name = ctypes.util.find_library("c") or "libc.so.6"
-    try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-    except OSError:
+    libc = _libc()
+    if libc is None or not hasattr(libc, "prctl"):
         return False
     prctl = libc.prctl
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]

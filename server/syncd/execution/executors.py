@@ -259,12 +259,15 @@ def _child_main(
         raise structlog.DropEvent
 
     # Configure before any logger is bound: a bound logger keeps the configuration it saw.
+    # Lines below the daemon's level are dropped here, as the daemon would drop them, instead
+    # of crossing the pipe and the daemon's event loop first.
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.format_exc_info,
             forward,
         ],
+        wrapper_class=structlog.make_filtering_bound_logger(payload["log_level"]),
         cache_logger_on_first_use=True,
     )
     # Library (stdlib) loggers in the job go to the daemon too, with the run's identity.
@@ -366,10 +369,16 @@ class ProcessExecutor:
     daemon started after this one was killed can end what the run left (see _jobtrees).
     """
 
-    def __init__(self, preload: list[str] | None = None, record_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        preload: list[str] | None = None,
+        record_dir: Path | None = None,
+        log_level: int = logging.NOTSET,
+    ) -> None:
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(["syncd.execution.executors", *(preload or [])])
         self._record_dir = record_dir
+        self._log_level = log_level  # the daemon's: what the job logs below it is dropped
 
     async def execute(self, job: Execution) -> Result:
         loop = asyncio.get_running_loop()
@@ -388,16 +397,13 @@ class ProcessExecutor:
             "args": dict(job.arguments),
             "settings": job.spec.settings,
             "tree_record": str(record) if record is not None else "",
+            "log_level": self._log_level,
         }
         proc = self._mp.Process(
             target=_child_main,
             args=(child, job.spec.body, payload),
             name=f"syncd-job:{job.spec.name}",
         )
-        await asyncio.to_thread(proc.start)  # the first start also starts the fork server
-        child.close()
-        assert proc.pid is not None  # started
-        root = _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
         ended: asyncio.Future[Result] = loop.create_future()
 
         def settle(result: Result) -> None:
@@ -443,7 +449,18 @@ class ProcessExecutor:
                 loop.call_soon_threadsafe(settle, final)
 
         reader = threading.Thread(target=read, name=f"job-relay:{job.spec.name}", daemon=True)
-        reader.start()
+
+        def launch() -> _proctree.ProcessId:
+            # Off the loop, all of it: the first start also starts the fork server, and
+            # Thread.start() blocks until the new thread has run, which on a busy machine
+            # can be a whole scheduler time slice.
+            proc.start()
+            child.close()
+            reader.start()
+            assert proc.pid is not None  # started
+            return _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
+
+        root = await asyncio.to_thread(launch)
         cancelled = asyncio.ensure_future(job.cancel_signal.wait())
         try:
             pending: set[asyncio.Future[Any]] = {ended, cancelled}

@@ -1,7 +1,8 @@
 """Notifications: a Slack-compatible webhook on chosen outcomes.
 
 A failing webhook never affects a job: deliveries are fire-and-forget tasks with a timeout,
-and a burst of failures is logged once (then once more when deliveries work again).
+retried with backoff when the webhook does not answer or answers 429/5xx (`syncd.retry`), and a
+burst of failures is logged once (then once more when deliveries work again).
 """
 
 from __future__ import annotations
@@ -18,8 +19,23 @@ from syncd.errors import LedgerUnavailableError
 from syncd.ledger.model import RunRecord
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.observability.events import Event, EventKind
+from syncd.retry import Backoff, retrying_async
 
 log = structlog.get_logger("syncd.notify")
+
+MAX_RETRY_DELAY = 60.0  # seconds; a webhook down for long is not hammered, nor waited on forever
+
+
+def _worth_retrying(error: BaseException) -> str | None:
+    """Why a failed post may work later: no answer, throttled, or the server's own fault.
+    Other 4xx answers (a wrong URL, a revoked hook) fail the same way every time."""
+    if isinstance(error, aiohttp.ClientResponseError):
+        if error.status == 429 or error.status >= 500:
+            return f"http {error.status}"
+        return None
+    if isinstance(error, aiohttp.ClientError | TimeoutError):
+        return type(error).__name__
+    return None
 
 
 def _outcome_key(event: Event) -> str | None:
@@ -42,6 +58,11 @@ class WebhookNotifier:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._failing = False
+        self._backoff = Backoff(
+            initial=config.retry_delay,
+            maximum=max(config.retry_delay, MAX_RETRY_DELAY),
+            attempts=config.attempts,
+        )
         self.delivered = 0
 
     def on_event(self, event: Event) -> None:
@@ -101,26 +122,39 @@ class WebhookNotifier:
                 timeout=aiohttp.ClientTimeout(total=self._config.timeout)
             )
         try:
-            async with self._session.post(self._config.webhook_url, json=body) as response:
-                if response.status >= 400:
-                    raise aiohttp.ClientResponseError(
-                        response.request_info,
-                        (),
-                        status=response.status,
-                        message=response.reason or "",
-                    )
+            await retrying_async(
+                lambda: self._post(body), backoff=self._backoff, transient=_worth_retrying
+            )
         except (aiohttp.ClientError, TimeoutError) as exc:
             if not self._failing:
                 self._failing = True
-                log.error("notify.failed", error=f"{type(exc).__name__}: {exc}")
+                log.error("notify.failed", error=f"{type(exc).__name__}: {exc}"[:500])
             return
         self.delivered += 1
         if self._failing:
             self._failing = False
             log.info("notify.recovered")
 
+    async def _post(self, body: dict[str, Any]) -> None:
+        assert self._session is not None
+        async with self._session.post(self._config.webhook_url, json=body) as response:
+            if response.status >= 400:
+                raise aiohttp.ClientResponseError(
+                    response.request_info,
+                    (),
+                    status=response.status,
+                    message=response.reason or "",
+                )
+
     async def close(self) -> None:
+        """Give deliveries under way one post's time to finish; the rest (waiting to retry a
+        webhook that is down) are given up rather than holding the shutdown."""
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self._config.timeout + 1)
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=self._config.timeout + 1)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+                log.warning("notify.abandoned", messages=len(pending))
         if self._session is not None:
             await self._session.close()

@@ -32,8 +32,10 @@ class JobPlan:
     execution: str
 
 
-def _schedule(spec: JobSpec, cfg: JobConfig, env: Mapping[str, str]) -> tuple[Schedule | None, str]:
-    path = f"jobs.{spec.name}"
+def _schedule(
+    spec: JobSpec, cfg: JobConfig, env: Mapping[str, str], key: str
+) -> tuple[Schedule | None, str]:
+    path = f"jobs.{key}"
     if spec.cron_env and env.get(spec.cron_env, "").strip():
         try:
             return _firing(Cron.parse(env[spec.cron_env])), f"env {spec.cron_env}"
@@ -65,23 +67,21 @@ def plan_jobs(
 ) -> dict[str, JobPlan]:
     """Every job's plan, in timetable order; ConfigError names the offending key."""
     names = {s.name for s in specs}
-    for name in config.jobs:
-        if name not in names:
-            known = ", ".join(sorted(names)) or "none"
-            raise ConfigError(
-                f"jobs.{name}", f"no job named {shown(name)} is loaded (known: {known})"
-            )
+    # The old service's names (aliases) are accepted for the jobs they now name, as in every
+    # command: a runbook's config can say `[jobs.PersonElasticSearchSyncJob]`.
+    canonical = {alias: s.name for s in specs for alias in s.aliases} | {n: n for n in names}
+    tables = _tables_by_job(config.jobs, canonical)
     plans: dict[str, JobPlan] = {}
     for spec in specs:
-        cfg = config.jobs.get(spec.name, JobConfig())
-        schedule, source = _schedule(spec, cfg, env)
+        key, cfg = tables.get(spec.name, (spec.name, JobConfig()))
+        schedule, source = _schedule(spec, cfg, env, key)
         if cfg.after is not None:
             for dep in cfg.after:
-                if dep not in names:
-                    raise ConfigError(f"jobs.{spec.name}.after", f"unknown job {shown(dep)}")
-                if dep == spec.name:
-                    raise ConfigError(f"jobs.{spec.name}.after", "a job cannot depend on itself")
-            after = tuple(cfg.after)
+                if dep not in canonical:
+                    raise ConfigError(f"jobs.{key}.after", f"unknown job {shown(dep)}")
+                if canonical[dep] == spec.name:
+                    raise ConfigError(f"jobs.{key}.after", "a job cannot depend on itself")
+            after = tuple(dict.fromkeys(canonical[dep] for dep in cfg.after))
         else:  # defaults may name jobs of a pack that is not loaded: keep only the present ones
             after = tuple(d for d in spec.default_after if d in names)
         plans[spec.name] = JobPlan(
@@ -101,6 +101,27 @@ def plan_jobs(
     _refuse_cycles(plans)
     ordered = sorted(plans.values(), key=_timetable_key)
     return {p.name: p for p in ordered}
+
+
+def _tables_by_job(
+    tables: Mapping[str, JobConfig], canonical: Mapping[str, str]
+) -> dict[str, tuple[str, JobConfig]]:
+    """Each `[jobs.<key>]` table under the job it names, with the key it was written as."""
+    found: dict[str, tuple[str, JobConfig]] = {}
+    for key, cfg in tables.items():
+        name = canonical.get(key)
+        if name is None:
+            known = ", ".join(sorted(set(canonical.values()))) or "none"
+            raise ConfigError(
+                f"jobs.{key}", f"no job named {shown(key)} is loaded (known: {known})"
+            )
+        if name in found:
+            raise ConfigError(
+                f"jobs.{key}",
+                f"names the same job as jobs.{found[name][0]} ({name}); keep one table",
+            )
+        found[name] = (key, cfg)
+    return found
 
 
 _MIDNIGHT = datetime(2000, 1, 1, tzinfo=UTC)

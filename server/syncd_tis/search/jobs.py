@@ -33,14 +33,7 @@ from syncd_tis._jobs import require_tables
 from syncd_tis._schema import person, post
 from syncd_tis._settings import TisSettings, parse_iso_date
 from syncd_tis.search import mappings, persons, posts
-from syncd_tis.search.elastic import (
-    ElasticsearchSearcher,
-    ElasticsearchSink,
-    make_client,
-    policy_of,
-)
 from syncd_tis.search.embedded import EmbeddedSearcher, EmbeddedSink
-from syncd_tis.search.reval import RevalPublisher, publish_selected
 from syncd_tis.search.settings import (
     RevalSettings,
     SearchSettings,
@@ -116,6 +109,9 @@ def open_sink(settings: IndexJobSettings, kind: IndexKind, ctx: RunContext) -> S
     alias = kind.alias(settings.search)
     if settings.search.embedded:
         return EmbeddedSink(settings.index_dir, alias, ctx.log)
+    # Imported here: the Elasticsearch client costs the idle daemon ~30 MB it never uses.
+    from syncd_tis.search.elastic import ElasticsearchSink, make_client, policy_of
+
     return ElasticsearchSink(
         make_client(settings.search),
         alias,
@@ -193,6 +189,8 @@ def searcher(settings: IndexJobSettings, kind: IndexKind) -> Any:
     alias = kind.alias(settings.search)
     if settings.search.embedded:
         return EmbeddedSearcher(settings.index_dir, alias)
+    from syncd_tis.search.elastic import ElasticsearchSearcher, make_client
+
     return ElasticsearchSearcher(make_client(settings.search), alias, kind.search_fields)
 
 
@@ -207,8 +205,9 @@ def search(settings: IndexJobSettings, kind: IndexKind, invocation: Invocation) 
     except SearchError as exc:
         return Result(value=[], message=str(exc))
     finally:
-        if isinstance(found, ElasticsearchSearcher):
-            found.close()
+        close = getattr(found, "close", None)  # the Elasticsearch searcher holds a client
+        if close is not None:
+            close()
     return Result(value=documents, message=f"{len(documents)} document(s)")
 
 
@@ -268,6 +267,9 @@ def _publish(ctx: RunContext) -> None:
     settings = _settings(ctx, RevalJobSettings)
     day = reval_day(ctx)
     tables = ("ProgrammeMembership",) if settings.selection == "pm" else ("Placement",)
+    # Imported here: pika is needed only while a reval job runs, never by the idle daemon.
+    from syncd_tis.search.reval import RevalPublisher, publish_selected
+
     with job_engine(settings.tis) as engine:
         require_tables(engine, *tables)
         publisher = RevalPublisher(settings.reval, ctx)

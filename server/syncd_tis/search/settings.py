@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import msgspec
 from msgspec.structs import replace
 
 from syncd.job import ConfigError, Duration, DurationAtLeast1s, PositiveCount, Settings
+
+MAX_PAGE_SIZE = 100_000
+# Ids per keyset page: one page is held in memory and sent as one statement or message, so
+# its size is bounded (a typo of 5000000 would otherwise load a whole table at once).
+PageSize = Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE_SIZE)]
 
 # Elasticsearch index names: lowercase, no path characters; also safe as file names.
 _INDEX_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -44,7 +50,7 @@ class SearchSettings(Settings, frozen=True):
     person_index: str = "persons"
     post_index: str = "posts"
     # Persons (or posts) per keyset page: one set of queries and one write to the sink each.
-    page_size: PositiveCount = 2000
+    page_size: PageSize = 2000
     # A bulk request body never exceeds this many bytes, unless one document alone does
     # (AWS Elasticsearch refuses requests over 10 MB).
     bulk_max_bytes: PositiveCount = 5_000_000
@@ -96,7 +102,7 @@ class RevalSettings(Settings, frozen=True):
     exchange: str = DEFAULT_EXCHANGE
     routing_key: str = "reval.trainee.update"
     # Person ids per message (and per keyset page), as the old service.
-    page_size: PositiveCount = 5000
+    page_size: PageSize = 5000
     # A page is published again until the broker confirms it, at most this many times.
     publish_attempts: PositiveCount = 8
     retry_initial_delay: Duration = 1.0
