@@ -89,8 +89,7 @@ def test_tokens_are_redacted_from_logs_errors_and_the_audit_trail(short_tmp: Pat
         assert {"token ci", "token watch"} <= {e["actor"] for e in entries}
         assert any(e["outcome"] == "UNAUTHENTICATED" for e in entries)
         assert daemon.stop() == 0
-        assert daemon.proc.stderr is not None
-        stderr = daemon.proc.stderr.read().decode()
+        stderr = daemon.stderr_text()
     login = re.search(r"\?token=(\S+)", stderr)
     assert login is not None, stderr  # `syncd serve` printed the console's login link
     log_text = (state / "logs" / "syncd.log").read_text()
