@@ -98,6 +98,10 @@ def test_a_viewer_cannot_run_cancel_pause_resume_or_reload_over_grpc(short_tmp: 
                     pb.InvokeRequest(bean="Daemon", operation="reloadConfig"),
                     metadata=as_viewer,
                 ),
+                remote.Invoke(
+                    pb.InvokeRequest(bean="Daemon", operation="consoleLoginLink"),
+                    metadata=as_viewer,
+                ),
             ):
                 error = await refused(call)
                 assert error.code() is grpc.StatusCode.PERMISSION_DENIED, error.details()
@@ -108,7 +112,7 @@ def test_a_viewer_cannot_run_cancel_pause_resume_or_reload_over_grpc(short_tmp: 
         assert not await rt.daemon.recorder.holds()
         denied = [e for e in await audit(rt.stub) if e.outcome == "PERMISSION_DENIED"]
         assert [e.action for e in denied] == [
-            "run", "cancel", "cancel", "run", "pause", "resume", "reload",
+            "run", "cancel", "cancel", "run", "pause", "resume", "reload", "login-link",
         ]  # fmt: skip
         assert {(e.actor, e.role) for e in denied} == {("token watcher", "viewer")}
         assert denied[0].target == "GatedJob.run"

@@ -41,6 +41,7 @@ class TestRuleBook:
         }
         assert {a for a in Action if required_role(a) is Role.ADMIN} == {
             Action.RELOAD,
+            Action.LOGIN_LINK,
             Action.REPLICATION,
             Action.CLUSTER,
             Action.OTHER,  # what no edge classifies: closed by default

@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import grpc
 from aiohttp import web
 
 from syncd.config import HttpConfig, SchedulerConfig
 from syncd.job import PackContext
 from syncd.web.console import STATIC_DIR
 from syncd_api.v1 import management_pb2 as pb
+from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from syncd_tis import TisSettings
 from syncd_tis.search.jobs import NO_BROKER, search_and_reval_jobs
 from tests.harness import running_daemon
@@ -258,6 +260,31 @@ def test_run_all_starts_every_job(short_tmp: Path) -> None:
                 http, "POST", console_url(daemon, "api/v1/run-all"), headers=token
             )
             assert status == 202 and sorted(body["jobs"]) == ["FailingJob", "QuickJob"]
+
+    run(main())
+
+
+def test_the_owner_mints_a_fresh_login_link_over_the_socket(short_tmp: Path) -> None:
+    """Daemon.consoleLoginLink (admin): a new one-time link; the one printed at start stops
+    working; the new one works once."""
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK]) as daemon,
+            grpc.aio.insecure_channel(daemon.listening.addresses[0]) as channel,
+            console_session() as http,
+        ):
+            printed = login_link(daemon)
+            stub: pb_grpc.ManagementAsyncStub = pb_grpc.ManagementStub(channel)
+            reply = await stub.Invoke(pb.InvokeRequest(bean="Daemon", operation="consoleLoginLink"))
+            fresh = reply.result.string_value
+            assert fresh.startswith(console_url(daemon, "?token=")) and fresh != printed
+            assert (await call(http, "GET", printed))[0] == 401
+            async with http.get(fresh, allow_redirects=False) as response:
+                assert response.status == 302
+            assert (await call(http, "GET", console_url(daemon, "api/v1/session")))[0] == 200
+            async with console_session() as other:
+                assert (await call(other, "GET", fresh))[0] == 401
 
     run(main())
 

@@ -119,6 +119,7 @@ class Daemon:
                 service=self.service,
                 bean_count=lambda: len(self.registry),
                 reload=self._reload_summary,
+                login_link=self._login_link,
             )
         )
         modules = sorted({s.body.__module__ for s in jobs})
@@ -209,6 +210,13 @@ class Daemon:
     def _reload_summary(self) -> dict[str, list[str]]:
         result = self.reload()
         return {"changedJobs": result.changed_jobs, "restartNeeded": result.restart_needed}
+
+    def _login_link(self) -> str:
+        """A fresh one-time link to the console (the Daemon bean's consoleLoginLink)."""
+        if self._web_access is None or not self.listening.http:
+            raise ConfigError("http.address", "the HTTP listener is off: there is no console")
+        token = self._web_access.new_login_token()
+        return f"{self.listening.http}{self.config.http.context_path}?token={token}"
 
     def _on_hangup(self) -> None:
         outcome = "ok"

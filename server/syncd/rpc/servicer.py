@@ -72,7 +72,9 @@ def invoke_action(bean: Bean, op: Operation) -> Action:
     if op.impact is Impact.INFO:
         return Action.READ
     if bean.name == daemonbean.NAME:
-        return Action.RELOAD  # the daemon bean's one ACTION operation: reloadConfig
+        return {daemonbean.RELOAD: Action.RELOAD, daemonbean.LOGIN_LINK: Action.LOGIN_LINK}.get(
+            op.name, Action.OTHER
+        )
     return Action.CANCEL if op.name == "cancel" else Action.RUN
 
 

@@ -46,6 +46,7 @@ class Action(enum.StrEnum):
     RESUME = "resume"
     NOTE = "note"  # operator notes on jobs and runs
     RELOAD = "reload"  # re-read the configuration
+    LOGIN_LINK = "login-link"  # mint a one-time login link for the console (a credential)
     REPLICATION = "replication"
     CLUSTER = "cluster"  # cluster membership
     # A request the edges do not classify (an RPC added without a row in the gRPC edge's
@@ -63,6 +64,7 @@ RULES: dict[Action, Role] = {
     Action.RESUME: Role.OPERATOR,
     Action.NOTE: Role.OPERATOR,
     Action.RELOAD: Role.ADMIN,
+    Action.LOGIN_LINK: Role.ADMIN,
     Action.REPLICATION: Role.ADMIN,
     Action.CLUSTER: Role.ADMIN,
     Action.OTHER: Role.ADMIN,

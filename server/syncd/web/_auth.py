@@ -48,6 +48,11 @@ class Access:
         """The token of the login link, until it is used."""
         return self._login_token
 
+    def new_login_token(self) -> str:
+        """A fresh one-time token; the previous one, if unused, no longer works."""
+        self._login_token = secrets.token_urlsafe(32)
+        return self._login_token
+
     def log_in(self, request: web.Request, token: str) -> str:
         """Exchange the one-time token for a session id, or 401."""
         wanted = self._login_token
