@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -32,15 +34,19 @@ CSRF_HEADER = "X-CSRF-Token"
 SESSION_COOKIE = "syncd_session"
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 MAX_SESSIONS = 1000
+SESSION_LIFETIME = 12 * 3600.0  # seconds: a console login lasts a working day, then ends
 
 
 class Access:
-    def __init__(self, config: HttpConfig, guard: Guard) -> None:
+    def __init__(
+        self, config: HttpConfig, guard: Guard, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._config = config
         self._guard = guard
+        self._monotonic = monotonic
         self.csrf_token = secrets.token_urlsafe(32)
         self._login_token: str | None = secrets.token_urlsafe(32)
-        self._sessions: dict[str, Principal] = {}
+        self._sessions: dict[str, tuple[Principal, float]] = {}  # id -> (who, expires)
 
     # --- the one-time login link ------------------------------------------------------------
 
@@ -63,12 +69,13 @@ class Access:
         session = secrets.token_urlsafe(32)
         if len(self._sessions) >= MAX_SESSIONS:
             self._sessions.pop(next(iter(self._sessions)))
-        self._sessions[session] = Principal(
+        who = Principal(
             f"console login (uid {self._guard.owner_uid})",
             Role.ADMIN,
             request.remote or "unknown",
             "http",
         )
+        self._sessions[session] = (who, self._monotonic() + SESSION_LIFETIME)
         return session
 
     # --- who is calling ------------------------------------------------------------------------
@@ -83,10 +90,13 @@ class Access:
                 return self._guard.from_authorization(header, address, "http"), False
             except UnauthenticatedError as exc:
                 raise error(401, str(exc)) from None
-        session = request.cookies.get(SESSION_COOKIE)
-        if session is not None and session in self._sessions:
-            self._check_host(request)
-            return self._sessions[session], True
+        session = self._sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        if session is not None:
+            who, expires = session
+            if self._monotonic() < expires:
+                self._check_host(request)
+                return who, True
+            self._sessions.pop(request.cookies[SESSION_COOKIE], None)  # expired: anonymous
         role = Role.NONE
         if self._config.open_read:
             role = Role.OPERATOR if self._config.open_write else Role.VIEWER

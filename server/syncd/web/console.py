@@ -19,7 +19,7 @@ from aiohttp import web
 from syncd.ledger.audit import AuditEntry
 from syncd.security import Action, Principal, changes_state
 from syncd.web._api import JsonApi
-from syncd.web._auth import SESSION_COOKIE, Access
+from syncd.web._auth import SESSION_COOKIE, SESSION_LIFETIME, Access
 from syncd.web._errors import json_errors
 from syncd.web._openapi import document
 from syncd.web._rest_compat import RestCompat
@@ -114,6 +114,7 @@ def install(app: web.Application, plane: WebPlane) -> Access:
                 httponly=True,
                 samesite="Strict",
                 secure=request.secure,
+                max_age=int(SESSION_LIFETIME),
             )
             raise response
         return web.FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
