@@ -12,6 +12,7 @@ with the outcome.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -256,4 +257,4 @@ def _outcome(context: Context, exc: BaseException) -> str:
         return code.name
     if isinstance(exc, SyncdError):
         return status_code(exc).name
-    return "CANCELLED" if type(exc).__name__ == "CancelledError" else "INTERNAL"
+    return "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "INTERNAL"
