@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from syncd.app.daemon import Daemon
-from syncd.config import HttpConfig
+from syncd.config import AuthConfig, HttpConfig
 from syncd.job import JobSpec
 from tests import harness
 
@@ -23,7 +23,10 @@ def daemon_in_thread(
     jobs: Sequence[JobSpec],
     http: HttpConfig | None = None,
     ledger_url: str = "",
+    auth: AuthConfig | None = None,
 ) -> Iterator[Daemon]:
     """A serving daemon for the block's duration; stopped and awaited (bounded) after it."""
-    with harness.daemon_in_thread(state_dir, jobs, http=http, ledger_url=ledger_url) as served:
+    with harness.daemon_in_thread(
+        state_dir, jobs, http=http, ledger_url=ledger_url, auth=auth
+    ) as served:
         yield served.daemon

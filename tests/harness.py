@@ -16,6 +16,7 @@ import grpc
 from syncd.app.daemon import Daemon
 from syncd.clock import Clock
 from syncd.config import (
+    AuthConfig,
     Config,
     DaemonConfig,
     HttpConfig,
@@ -23,6 +24,7 @@ from syncd.config import (
     LedgerConfig,
     NotifyConfig,
     SchedulerConfig,
+    TlsConfig,
 )
 from syncd.job import JobSpec
 from syncd.observability.loghub import LogHub
@@ -55,6 +57,9 @@ async def running_daemon(
     log_hub: LogHub | None = None,
     http: HttpConfig | None = None,
     ledger_url: str = "",
+    auth: AuthConfig | None = None,
+    tls: TlsConfig | None = None,
+    tcp_address: str = "",
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
@@ -62,7 +67,10 @@ async def running_daemon(
             shutdown_grace=shutdown_grace,
             cancel_grace=cancel_grace,
             execution=execution,
+            tcp_address=tcp_address,
         ),
+        auth=auth or AuthConfig(),
+        tls=tls or TlsConfig(),
         jobs=job_tables or {},
         scheduler=scheduler or SchedulerConfig(catch_up=False),
         http=http or HttpConfig(address=http_address),

@@ -407,6 +407,22 @@ class TestOtherRpcProperties:
         calls.check(calls.stub.ListFires, pb.ListFiresRequest(days=days))
 
     @_FAST
+    @given(
+        limit=_INT32,
+        seconds=st.integers(-(2**63), 2**63 - 1),
+        nanos=_INT32,
+        since=st.booleans(),
+    )
+    def test_list_audit(
+        self, calls: Calls, limit: int, seconds: int, nanos: int, since: bool
+    ) -> None:
+        """Any limit and any (even invalid) `since` Timestamp: an answer or a clean refusal."""
+        request = pb.ListAuditRequest(limit=limit)
+        if since:
+            request.since.seconds, request.since.nanos = seconds, nanos
+        calls.check(calls.stub.ListAudit, request)
+
+    @_FAST
     @given(bean=_beans)
     def test_cancel_pause_resume(self, calls: Calls, bean: str) -> None:
         calls.check(calls.stub.Cancel, pb.CancelRequest(bean=bean))

@@ -36,6 +36,7 @@ LAYER_OF = {
     "syncd.execution": "domain",
     "syncd.ledger": "domain",
     "syncd.observability": "domain",
+    "syncd.security": "domain",  # roles, tokens, peer identity, TLS material: no grpc, no HTTP
     "syncd.service": "service",
     "syncd.rpc": "edge",
     "syncd.web": "edge",
@@ -64,7 +65,16 @@ ONLY_IN = {
 
 PACKS = ("syncd_tis",)
 CONTRACT = "syncd.job"
-CONCEPT_PACKAGES = ("app", "beans", "service", "scheduling", "execution", "ledger", "observability")
+CONCEPT_PACKAGES = (
+    "app",
+    "beans",
+    "service",
+    "scheduling",
+    "execution",
+    "ledger",
+    "observability",
+    "security",
+)
 
 
 PACKAGES = {f"syncd.{p.name}" for p in (SERVER / "syncd").iterdir() if (p / "__init__.py").exists()}

@@ -11,8 +11,9 @@ import pytest
 
 from syncd.app.daemon import Daemon
 from syncd.app.instance import prepare_socket
-from syncd.config import Config, DaemonConfig
+from syncd.config import AuthConfig, Config, DaemonConfig, TokenConfig
 from syncd.errors import ConfigError, InstanceLockedError
+from syncd.security import hash_token, new_token
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.harness import running_daemon
@@ -86,11 +87,15 @@ def test_an_overlong_socket_path_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_tcp_listener_binds_loopback(short_tmp: Path) -> None:
-    """The optional TCP address serves the same API on loopback."""
+    """The optional TCP address serves the same API on loopback, to a caller with a token."""
+    token = new_token()
 
     async def main() -> None:
         config = Config(
-            daemon=DaemonConfig(state_dir=short_tmp / "state", tcp_address="127.0.0.1:0")
+            daemon=DaemonConfig(state_dir=short_tmp / "state", tcp_address="127.0.0.1:0"),
+            auth=AuthConfig(
+                tokens=(TokenConfig(name="t", role="viewer", sha256=hash_token(token)),)
+            ),
         )
         daemon = Daemon(config)
         serving = asyncio.create_task(daemon.serve(handle_signals=False))
@@ -100,7 +105,9 @@ def test_tcp_listener_binds_loopback(short_tmp: Path) -> None:
         assert tcp.startswith("127.0.0.1:") and not tcp.endswith(":0")
         async with grpc.aio.insecure_channel(tcp) as channel:
             stub: pb_grpc.ManagementAsyncStub = pb_grpc.ManagementStub(channel)
-            reply = await stub.ListBeans(pb.ListBeansRequest())
+            reply = await stub.ListBeans(
+                pb.ListBeansRequest(), metadata=(("authorization", f"Bearer {token}"),)
+            )
             assert reply.beans[0].name == "Daemon"
         daemon.request_stop()
         async with asyncio.timeout(10):

@@ -39,7 +39,7 @@ from tests.packs.sample import QUICK, Gates, gated_job
 from tests.private_postgres import PrivatePostgres, private_postgres
 from tests.services import fresh_postgres_database
 from tests.test_client_e2e import syncctl
-from tests.web._support import call, console_url, csrf
+from tests.web._support import call, console_session, console_url, csrf
 
 WRITE_TIMEOUT = 1.0  # how long a write waits for a lock; short, so a locked test is quick
 
@@ -130,7 +130,7 @@ async def _survives(
     assert not (await stub.Cancel(pb.CancelRequest(bean="QuickJob"))).cancelling
     code, body = await _health(rig)
     assert code == 503 and problem in body["ledger"]
-    async with aiohttp.ClientSession() as http:  # the web console is refused the same way
+    async with console_session(rig.daemon) as http:  # the web console is refused the same way
         token = {"X-CSRF-Token": await csrf(http, rig.daemon)}
         url = console_url(rig.daemon, "api/v1/jobs/QuickJob/run")
         code, body = await call(http, "POST", url, headers=token)

@@ -22,6 +22,7 @@ from syncd.observability.logs import configure_logging
 from syncd_api.v1 import management_pb2 as pb
 from tests.harness import BOUND, Running, running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job
+from tests.security.support import VIEWER, token_auth
 from tests.waiting import following
 
 
@@ -168,12 +169,16 @@ def test_metrics_are_scraped_after_a_real_run(short_tmp: Path) -> None:
 
     async def main() -> None:
         async with running_daemon(
-            short_tmp / "state", [QUICK, FAILING], http_address="127.0.0.1:0"
+            short_tmp / "state", [QUICK, FAILING], http_address="127.0.0.1:0", auth=token_auth()
         ) as rt:
             await _finish(rt, "QuickJob", "4")
             await _finish(rt, "FailingJob")
             async with aiohttp.ClientSession() as http:
-                async with http.get(f"{rt.daemon.listening.http}/metrics") as response:
+                url = f"{rt.daemon.listening.http}/metrics"
+                async with http.get(url) as response:
+                    assert response.status == 401  # Prometheus brings a viewer's token
+                viewer = {"Authorization": f"Bearer {VIEWER}"}
+                async with http.get(url, headers=viewer) as response:
                     assert response.status == 200
                     text = await response.text()
                 async with http.get(f"{rt.daemon.listening.http}/healthz") as response:

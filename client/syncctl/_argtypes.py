@@ -91,3 +91,32 @@ def name_value(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return name, value
+
+
+class Since:
+    """`--since`: an instant (ISO 8601, UTC unless it says) or a duration ago ("2h")."""
+
+    def __init__(self, *, at: float | None = None, ago: float | None = None) -> None:
+        self._at = at
+        self._ago = ago
+
+    def resolve(self, now: float) -> float:
+        return self._at if self._at is not None else now - (self._ago or 0.0)
+
+
+def since(text: str) -> Since:
+    from datetime import UTC, datetime
+
+    try:
+        return Since(ago=parse_duration(text))
+    except (ValueError, argparse.ArgumentTypeError):
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration ago (30m, 2h, 7d) or an ISO time, got {text[:50]!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return Since(at=moment.timestamp())

@@ -79,6 +79,17 @@ def history(ctx: Context) -> ExitCode:
     return ExitCode.OK
 
 
+def audit(ctx: Context) -> ExitCode:
+    from syncctl._render_audit import render_audit
+
+    now = ctx.now()
+    since = None if ctx.args.since is None else ctx.args.since.resolve(now)
+    with ctx.client() as client:
+        reply = client.list_audit(since, ctx.args.limit)
+    render_audit(ctx.stdout, ctx.mode, reply, now)
+    return ExitCode.OK
+
+
 def show(ctx: Context) -> ExitCode:
     from syncctl._render_runs import render_run
 
@@ -122,12 +133,11 @@ def next_fires(ctx: Context) -> ExitCode:
 
 
 def shell(ctx: Context) -> ExitCode:
-    from syncctl._connect import Client
     from syncctl._shell import Shell, interactive_lines
 
     args = ctx.args
     session = Shell(
-        lambda address: Client(address, timeout=ctx.timeout),
+        lambda address: ctx.client(address),
         default_address=ctx.address,
         out=ctx.stdout,
         err=ctx.stderr,

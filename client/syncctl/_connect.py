@@ -17,6 +17,7 @@ from syncctl._exit import ExitCode, SyncctlError, error_from_rpc
 if TYPE_CHECKING:
     import grpc
 
+    from syncd_api.channel import TlsFiles
     from syncd_api.v1 import management_pb2 as pb
 
 Request = TypeVar("Request")
@@ -130,19 +131,37 @@ class Stream(Generic[Reply]):
 class Client:
     """One channel to the daemon; every method raises SyncctlError on failure."""
 
-    def __init__(self, address: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        address: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        token: str | None = None,
+        tls: TlsFiles | None = None,
+    ) -> None:
         import grpc
 
+        from syncd_api.channel import CredentialError, open_channel, token_metadata
         from syncd_api.v1 import management_pb2, management_pb2_grpc
 
         self.address = address
         self.timeout = timeout
         self._grpc = grpc
         self._pb = management_pb2
-        # The daemon is local (unix socket or loopback): never route it through an HTTP proxy.
-        self._channel = grpc.insecure_channel(address, options=[("grpc.enable_http_proxy", 0)])
-        self._stub = management_pb2_grpc.ManagementStub(self._channel)
-        self._metadata = ((ACTOR_METADATA, actor()),)
+        # Never through an HTTP proxy: the daemon is a socket, or a host named on purpose.
+        try:
+            self._channel: grpc.Channel = open_channel(address, tls=tls)
+        except CredentialError as exc:
+            raise SyncctlError(ExitCode.USAGE, str(exc)) from None
+        self._stub: management_pb2_grpc.ManagementStub = management_pb2_grpc.ManagementStub(
+            self._channel
+        )
+        # The actor is only a note: the daemon records who the socket's kernel or the token
+        # says the caller is.
+        self._metadata: tuple[tuple[str, str], ...] = (
+            (ACTOR_METADATA, actor()),
+            *token_metadata(token),
+        )
 
     def close(self) -> None:
         self._channel.close()
@@ -277,6 +296,13 @@ class Client:
 
     def resume(self, bean: str = "") -> pb.PauseResponse:
         return self._unary(self._stub.Resume, self._pb.PauseRequest(bean=bean))
+
+    def list_audit(self, since: float | None = None, limit: int = 0) -> pb.ListAuditResponse:
+        """Audit entries, newest first; `since` is a POSIX time."""
+        request = self._pb.ListAuditRequest(limit=limit)
+        if since is not None:
+            request.since.FromNanoseconds(round(since * 1e9))
+        return self._unary(self._stub.ListAudit, request)
 
     def list_fires(self, days: float) -> pb.ListFiresResponse:
         return self._unary(self._stub.ListFires, self._pb.ListFiresRequest(days=days))

@@ -45,6 +45,8 @@ class Context:
         self.now = now
         self.address = resolve_address(getattr(args, "address", None), environ)
         self.timeout: float = getattr(args, "timeout", DEFAULT_TIMEOUT)
+        if getattr(args, "token", None):
+            note(stderr, "--token shows in the process list; prefer --token-file or SYNCD_TOKEN")
 
     @property
     def mode(self) -> Mode:
@@ -52,7 +54,20 @@ class Context:
 
         return choose_mode(json_flag=getattr(self.args, "json", False), tty=self.tty)
 
-    def client(self) -> Client:
+    def client(self, address: str | None = None) -> Client:
+        """A client of the daemon at `address` (default: this command's), with the
+        command's credentials."""
         from syncctl._connect import Client
+        from syncctl._exit import ExitCode, SyncctlError
+        from syncd_api.channel import CredentialError, TlsFiles, read_token
 
-        return Client(self.address, timeout=self.timeout)
+        args = self.args
+        try:
+            token = read_token(
+                getattr(args, "token", None), getattr(args, "token_file", None), self.environ
+            )
+            ca, cert, key = (getattr(args, k, "") or "" for k in ("tls_ca", "cert", "key"))
+            tls = TlsFiles(ca=ca, cert=cert, key=key) if (ca or cert or key) else None
+        except CredentialError as exc:
+            raise SyncctlError(ExitCode.USAGE, str(exc)) from None
+        return Client(address or self.address, timeout=self.timeout, token=token, tls=tls)

@@ -24,6 +24,8 @@ class ExitCode(enum.IntEnum):
     UNREACHABLE = 7  # no daemon at the address (LSB's "program is not running")
     BEAN_FAILING = 8  # `status` found a bean failing or stuck, or the ledger unhealthy
     DISABLED = 9  # the job cannot run here: disabled, or a setting it needs is missing
+    UNAUTHENTICATED = 10  # no credential, or one the daemon does not know
+    PERMISSION_DENIED = 11  # the credential's role is below what the request needs
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
@@ -41,6 +43,12 @@ DESCRIPTIONS: dict[ExitCode, str] = {
         " (usable as a monitoring check)"
     ),
     ExitCode.DISABLED: "the job is disabled and cannot run (the message says why)",
+    ExitCode.UNAUTHENTICATED: (
+        "the daemon does not know the caller: no token or client certificate, or an unknown one"
+    ),
+    ExitCode.PERMISSION_DENIED: (
+        "the caller's role is below what the request needs (the message names both)"
+    ),
     ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 
@@ -58,6 +66,8 @@ BY_STATUS: dict[str, ExitCode] = {
     "UNAVAILABLE": ExitCode.UNAVAILABLE,
     "DEADLINE_EXCEEDED": ExitCode.UNAVAILABLE,
     "CANCELLED": ExitCode.INTERRUPTED,
+    "UNAUTHENTICATED": ExitCode.UNAUTHENTICATED,
+    "PERMISSION_DENIED": ExitCode.PERMISSION_DENIED,
 }
 
 RUN_ID_METADATA = "syncd-run-id"

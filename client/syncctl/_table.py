@@ -166,6 +166,31 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "audit",
+        "The audit trail, newest first: state changes and refused credentials.",
+        rpcs=("ListAudit",),
+        handler="syncctl._commands:audit",
+        arguments=(
+            arg(
+                "--since",
+                type=types.since,
+                default=None,
+                metavar="WHEN",
+                help="only entries since WHEN: a duration ago (30m, 2h, 7d) or an ISO time",
+            ),
+            arg(
+                "--limit",
+                "-n",
+                type=types.positive_int,
+                default=100,
+                metavar="N",
+                help="at most N entries (default: 100)",
+            ),
+        ),
+        more="Each entry: when, who (a uid from the kernel, a token's name, a certificate's"
+        " subject), their role, from where, what, on which bean, and the outcome.",
+    ),
+    Command(
         "show",
         "Every field of one run.",
         rpcs=("GetRun",),

@@ -85,6 +85,31 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="deadline for each request (default: 10); following (--wait, logs -f, watch) has none",
     )
+    connection.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        metavar="TOKEN",
+        help="bearer token for a TCP address (shows in the process list: prefer"
+        " --token-file or $SYNCD_TOKEN)",
+    )
+    connection.add_argument(
+        "--token-file",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="read the bearer token from FILE (default: $SYNCD_TOKEN, else $SYNCD_TOKEN_FILE)",
+    )
+    connection.add_argument(
+        "--tls-ca",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="connect with TLS, verifying the daemon with this CA bundle (PEM)",
+    )
+    connection.add_argument(
+        "--cert", default=argparse.SUPPRESS, metavar="FILE", help="client certificate (PEM)"
+    )
+    connection.add_argument(
+        "--key", default=argparse.SUPPRESS, metavar="FILE", help="client certificate's key (PEM)"
+    )
     as_json = argparse.ArgumentParser(add_help=False, formatter_class=_HelpFormatter)
     as_json.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON"
@@ -121,7 +146,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-_GLOBAL_OPTIONS = ("--address", "--timeout")
+_GLOBAL_OPTIONS = (
+    "--address",
+    "--timeout",
+    "--token",
+    "--token-file",
+    "--tls-ca",
+    "--cert",
+    "--key",
+)
 
 
 def command_in(argv: Sequence[str]) -> str | None:

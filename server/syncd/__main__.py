@@ -77,10 +77,52 @@ def _full_parser(packs: list[JobPack]) -> argparse.ArgumentParser:
         help="first create each job pack's demo data, where it has none yet",
     )
     sub.add_parser("check-config", help="validate the configuration and job packs, then exit")
+    _add_token_commands(sub)
     for pack in packs:
         if pack.commands is not None:
             _add_pack_commands(sub, pack, pack.commands)
     return parser
+
+
+def _add_token_commands(sub: argparse._SubParsersAction[Any]) -> None:
+    token = sub.add_parser("token", help="make a bearer token, or hash one, for [[auth.tokens]]")
+    actions = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    for name, text in (
+        ("new", "generate a token into --token-file (0600) and print its [[auth.tokens]] entry"),
+        ("hash", "read a token on stdin and print its [[auth.tokens]] entry"),
+    ):
+        action = actions.add_parser(name, help=text, description=text)
+        action.add_argument("--name", required=True, help="the token's name, as audited")
+        action.add_argument(
+            "--role", required=True, choices=("viewer", "operator", "admin"), help="its role"
+        )
+        if name == "new":
+            action.add_argument(
+                "--token-file", required=True, type=Path, help="new file to write the token to"
+            )
+
+
+def _token_command(args: argparse.Namespace) -> int:
+    """`syncd token new|hash`: only the hash goes to stdout (and so into a config file)."""
+    from syncd.config import TokenConfig
+    from syncd.security import hash_token, new_token
+
+    if args.token_command == "new":
+        token = new_token()
+        try:
+            fd = os.open(args.token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise StartupEnvironmentError(str(args.token_file), exc.strerror or str(exc)) from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+    else:
+        token = sys.stdin.readline().strip()
+        if not token:
+            raise ConfigError("(stdin)", "expected the token on the first line")
+    entry = TokenConfig(name=args.name, role=args.role, sha256=hash_token(token))
+    print(f'[[auth.tokens]]\nname = "{entry.name}"\nrole = "{entry.role}"')
+    print(f'sha256 = "{entry.sha256}"')
+    return EXIT_OK
 
 
 def _add_pack_commands(
@@ -117,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc)
     args = parser.parse_args(argv)
     command = args.command or "serve"
+    if command == "token":
+        try:
+            return _token_command(args)
+        except SyncdError as exc:
+            return _fail(exc)
     try:
         return _run(command, args, early, config, packs)
     except Exception as exc:  # a bug or a pack's own failure too: one line on stderr
@@ -163,6 +210,9 @@ def _run(
             jobs = ", ".join(spec.name for spec in validated.specs) or "none"
             print(f"configuration ok: {len(packs)} pack(s), jobs: {jobs}")
             return EXIT_OK
+        # Owner-only files (ledger, log, job trees): the state directory may be made
+        # traversable for other users' socket access ([auth] unix_roles).
+        os.umask(0o077)
         with starting(f"logging.file: {config.log_file}"):
             writer = log_to(config.log_file, cache=True)
         # Only serving needs the servers (grpc, aiohttp): check-config and pack commands start
@@ -177,6 +227,7 @@ def _run(
             log_hub=hub,
             reload_config=lambda: _load(early),
         )
+        daemon.announce_login = True
         return asyncio.run(daemon.serve())
     except SyncdError as exc:
         if exit_code(exc) != EXIT_CONFIG:  # the log (file) keeps why a daemon did not start

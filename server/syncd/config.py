@@ -4,6 +4,8 @@ Unknown keys and bad values are rejected with their key path (`daemon.shutdown_g
 Environment overrides: SYNCD_STATE_DIR (daemon.state_dir), SYNCD_ADDRESS (daemon.address),
 SYNCD_TCP_ADDRESS (daemon.tcp_address), SYNCD_HTTP_ADDRESS (http.address),
 SYNCD_WEBHOOK_URL (notify.webhook_url).
+
+Listening beyond loopback (daemon.address, daemon.tcp_address, http.address) needs `[tls]`.
 """
 
 from __future__ import annotations
@@ -60,17 +62,23 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def require_loopback(key: str, address: str) -> None:
-    """HOST:PORT on a loopback host, or ConfigError: beyond loopback needs TLS, not offered yet."""
+def require_host_port(key: str, address: str) -> str:
+    """The host of a HOST:PORT address, or ConfigError naming `key`."""
     try:
         host, _ = split_host_port(address)
     except ValueError as exc:
         raise ConfigError(key, str(exc)) from None
+    return host
+
+
+def require_loopback(key: str, address: str) -> None:
+    """HOST:PORT on a loopback host, or ConfigError: beyond loopback needs `[tls]`."""
+    host = require_host_port(key, address)
     if not _is_loopback(host):
         raise ConfigError(
             key,
-            f"{bounded(host)} is not a loopback address; listening beyond loopback needs TLS,"
-            " which this version does not offer",
+            f"{bounded(host)} is not a loopback address; listening beyond loopback needs TLS"
+            " (set [tls] cert and key)",
         )
 
 
@@ -80,7 +88,8 @@ class DaemonConfig(Settings, frozen=True):
     state_dir: Path = field(default_factory=default_state_dir)
     # A gRPC address to listen on; empty means unix:<state_dir>/run/syncd.sock.
     address: str = ""
-    # Optional TCP listener, loopback only until TLS arrives (e.g. "127.0.0.1:7601").
+    # Optional TCP listener (e.g. "127.0.0.1:7601"); beyond loopback only with [tls]. Every
+    # caller over TCP needs a credential (a token or a client certificate), loopback included.
     tcp_address: str = ""
     shutdown_grace: Duration = 30.0
     cancel_grace: Duration = 10.0
@@ -101,9 +110,9 @@ class DaemonConfig(Settings, frozen=True):
                     "address", f"expected unix:/absolute/path, got {shown(self.address)}"
                 )
         elif self.address:
-            require_loopback("address", self.address)
+            require_host_port("address", self.address)  # loopback unless TLS: see Config
         if self.tcp_address:
-            require_loopback("tcp_address", self.tcp_address)
+            require_host_port("tcp_address", self.tcp_address)
         if self.execution not in ("process", "thread"):
             raise ConfigError(
                 "execution", f'expected "process" or "thread", got {shown(self.execution)}'
@@ -231,25 +240,25 @@ _CONTEXT_PATH = re.compile(r"/(?:[A-Za-z0-9._~-]+/)*")
 class HttpConfig(Settings, frozen=True):
     """The `[http]` table: the listener for metrics, health and the web console."""
 
-    # HOST:PORT, loopback only (no TLS yet); empty disables the listener.
+    # HOST:PORT (HTTPS with [tls]; beyond loopback only then); empty disables the listener.
     address: str = "127.0.0.1:8101"
     context_path: str = "/sync/"
-    # Bearer tokens: operators may run and cancel; viewers may read. Env SYNCD_HTTP_OPERATOR_TOKEN
-    # adds one operator token.
-    operator_tokens: tuple[str, ...] = ()
-    viewer_tokens: tuple[str, ...] = ()
-    # Read-only views need no token (the listener is loopback-only). State-changing requests
-    # from the page always need its CSRF token, or an operator bearer token.
-    open_read: bool = True
-    # Host names (besides loopback ones) under which anonymous callers are served, e.g. the name
-    # a reverse proxy forwards. Anything else is refused, which defeats DNS rebinding.
+    # Credentials come from [auth] (bearer tokens) or the console's login link. These open
+    # parts to callers without one — for a single-user machine only: any local user could.
+    open_read: bool = False  # read-only views and the old status API
+    open_write: bool = False  # run, cancel and run-all too (needs open_read)
+    open_metrics: bool = False  # /metrics without a viewer token
+    # Host names (besides loopback ones) under which cookie and anonymous callers are served,
+    # e.g. the name a reverse proxy forwards. Anything else is refused (DNS rebinding).
     allowed_hosts: tuple[str, ...] = ()
     # What the old `GET /api/sys/profile` answers (e.g. "prod", "nimdta"; "nimdta" hides reval).
     profile: str = "default"
 
     def __post_init__(self) -> None:
         if self.address:
-            require_loopback("address", self.address)
+            require_host_port("address", self.address)  # loopback unless TLS: see Config
+        if self.open_write and not self.open_read:
+            raise ConfigError("open_write", "anonymous writes need open_read = true as well")
         if not _CONTEXT_PATH.fullmatch(self.context_path):
             raise ConfigError(
                 "context_path",
@@ -294,6 +303,70 @@ class NotifyConfig(Settings, frozen=True):
             raise ConfigError("webhook_url", "expected an http:// or https:// URL")
 
 
+ROLE_NAMES = ("viewer", "operator", "admin")
+_SHA256 = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _check_role(key: str, role: str) -> None:
+    if role not in ROLE_NAMES:
+        raise ConfigError(key, f"expected viewer, operator or admin, got {shown(role)}")
+
+
+class TokenConfig(Settings, frozen=True):
+    """One `[[auth.tokens]]` entry: a bearer token, stored as its hash (`syncd token new`)."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    role: str
+    sha256: str
+
+    def __post_init__(self) -> None:
+        _check_role("role", self.role)
+        if not _SHA256.fullmatch(self.sha256):
+            raise ConfigError(
+                "sha256", "expected sha256:<64 lower-case hex digits> (see `syncd token hash`)"
+            )
+
+
+class AuthConfig(Settings, frozen=True):
+    """The `[auth]` table: who gets which role. The socket's owner is always admin."""
+
+    tokens: tuple[TokenConfig, ...] = ()
+    # A file of more tokens, one "name role sha256:…" per line (# comments); re-read on reload.
+    token_file: str = ""
+    # Other local users on the control socket: {"alice" = "operator", "group:ops" = "viewer"}.
+    unix_roles: Mapping[str, str] = field(default_factory=dict)
+    # Client certificates (with [tls] client_ca): subject common name -> role.
+    cert_roles: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for table, key in ((self.unix_roles, "unix_roles"), (self.cert_roles, "cert_roles")):
+            for name, role in table.items():
+                _check_role(f"{key}.{shown_key(name)}", role)
+        names = [t.name for t in self.tokens]
+        if dupes := sorted({n for n in names if names.count(n) > 1}):
+            raise ConfigError("tokens", f"token names must be unique: {', '.join(dupes)}")
+
+
+class TlsConfig(Settings, frozen=True):
+    """The `[tls]` table: the TCP and HTTP listeners' certificate; re-read on SIGHUP."""
+
+    cert: str = ""  # PEM certificate chain
+    key: str = ""  # PEM private key
+    # PEM CA bundle: when set, TCP clients must present a certificate it signed.
+    client_ca: str = ""
+
+    def __post_init__(self) -> None:
+        if bool(self.cert) != bool(self.key):
+            given, missing = ("cert", "key") if self.cert else ("key", "cert")
+            raise ConfigError(given, f"set {missing} as well")
+        if self.client_ca and not self.cert:
+            raise ConfigError("client_ca", "client certificates need cert and key as well")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert)
+
+
 class Config(Settings, frozen=True):
     """The whole file. `packs` holds each job pack's raw table, validated by the pack loader;
     `jobs` the per-job tables (their names are checked once the jobs are known)."""
@@ -304,8 +377,25 @@ class Config(Settings, frozen=True):
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
     jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     packs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.tls.enabled:
+            return
+        addresses = (
+            (
+                "daemon.address",
+                "" if self.daemon.address.startswith("unix:") else self.daemon.address,
+            ),
+            ("daemon.tcp_address", self.daemon.tcp_address),
+            ("http.address", self.http.address),
+        )
+        for key, address in addresses:
+            if address:
+                require_loopback(key, address)
 
     @property
     def log_file(self) -> Path | None:
@@ -378,9 +468,6 @@ def _with_environment(document: dict[str, Any], env: Mapping[str, str]) -> dict[
     http = table("http")
     if "SYNCD_HTTP_ADDRESS" in env:
         http["address"] = env["SYNCD_HTTP_ADDRESS"]
-    tokens = http.get("operator_tokens", [])
-    if env.get("SYNCD_HTTP_OPERATOR_TOKEN") and isinstance(tokens, list):
-        http["operator_tokens"] = [*tokens, env["SYNCD_HTTP_OPERATOR_TOKEN"]]
     if env.get("SYNCD_WEBHOOK_URL"):
         table("notify")["webhook_url"] = env["SYNCD_WEBHOOK_URL"]
     return document

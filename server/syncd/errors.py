@@ -225,3 +225,19 @@ class LedgerUnavailableError(SyncdError):
     def __init__(self, problem: str, *, action: str = "written") -> None:
         self.problem = problem
         super().__init__(f"the run ledger cannot be {action}: {problem}")
+
+
+class UnauthenticatedError(SyncdError):
+    """Raised by the security guard when a caller brings no credential, or one it does not
+    know. The message never quotes the credential."""
+
+
+class PermissionDeniedError(SyncdError):
+    """Raised by the security guard when the caller's role is below what the action needs."""
+
+    def __init__(self, actor: str, role: str, action: str, needed: str) -> None:
+        self.actor = actor
+        self.role = role
+        self.action = action
+        self.needed = needed
+        super().__init__(f"{actor} ({role}) may not {action}: that needs the {needed} role")

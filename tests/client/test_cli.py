@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -174,14 +175,17 @@ class TestRun:
         assert request.with_dependants
         assert result.out.splitlines()[-1] == "then: Broken"  # Broken runs after Alpha
 
-    def test_every_call_names_its_actor(self, daemon: LiveDaemon) -> None:
-        """The syncd-actor metadata says who asked: user@host (uid N)."""
+    def test_every_call_notes_its_actor_but_the_run_records_the_kernels_uid(
+        self, daemon: LiveDaemon
+    ) -> None:
+        """The syncd-actor metadata is the client's note (user@host (uid N)); the run's actor is
+        what the daemon read from the socket (uid N (user)), not that note."""
         result = syncctl(["run", "Alpha", "alphaJob", "--wait"], daemon=daemon)
         actor = daemon.calls[0].metadata["syncd-actor"]
         assert "(uid " in actor
         assert all(call.metadata["syncd-actor"] == actor for call in daemon.calls)
         shown = json.loads(syncctl(["show", result.out.split()[0], "--json"], daemon=daemon).out)
-        assert shown["actor"] == actor
+        assert shown["actor"] == f"uid {os.getuid()} ({pwd.getpwuid(os.getuid()).pw_name})"
 
     def test_already_running_exits_4_naming_the_active_run(self, daemon: LiveDaemon) -> None:
         """A second trigger while a run is under way: exit 4 and the run id on stderr."""

@@ -56,6 +56,8 @@ class TestExitCodes:
             "UNREACHABLE": 7,
             "BEAN_FAILING": 8,
             "DISABLED": 9,
+            "UNAUTHENTICATED": 10,
+            "PERMISSION_DENIED": 11,
             "INTERRUPTED": 130,
         }
 
@@ -74,7 +76,8 @@ class TestClassify:
             (grpc.StatusCode.DEADLINE_EXCEEDED, ExitCode.UNAVAILABLE),
             (grpc.StatusCode.FAILED_PRECONDITION, ExitCode.FAILED),
             (grpc.StatusCode.INTERNAL, ExitCode.FAILED),
-            (grpc.StatusCode.PERMISSION_DENIED, ExitCode.FAILED),
+            (grpc.StatusCode.PERMISSION_DENIED, ExitCode.PERMISSION_DENIED),
+            (grpc.StatusCode.UNAUTHENTICATED, ExitCode.UNAUTHENTICATED),
         ],
     )
     def test_status_codes_map_through_the_table(

@@ -61,6 +61,7 @@ SAMPLES: list[tuple[list[str], int, str]] = [
     (["run", "Broken", "run", "--wait"], 0, ""),
     (["history"], 0, ""),
     (["show", "{run}"], 0, ""),
+    (["audit", "--since", "1h"], 0, ""),
     (["pause", "Alpha"], 0, ""),
     (["resume", "Alpha"], 0, ""),
     (["next"], 0, ""),

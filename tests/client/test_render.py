@@ -241,3 +241,48 @@ class TestOtherReplies:
         out = io.StringIO()
         render_attributes(out, Mode.TABLE, reply, NOW)
         assert out.getvalue().splitlines() == ["State         idle", "CurrentRunId  -"]
+
+
+class TestAudit:
+    @staticmethod
+    def _reply() -> pb.ListAuditResponse:
+        reply = pb.ListAuditResponse()
+        entry = reply.entries.add(
+            actor="token ci",
+            role="operator",
+            address="ipv4:10.0.0.5:51234",
+            action="run",
+            target="QuickJob.run",
+            outcome="ok",
+            detail="run 20260101T000000-abcdef",
+        )
+        entry.at.FromSeconds(T0)
+        return reply
+
+    def test_piped_each_entry_is_one_tab_separated_line(self) -> None:
+        """at, actor, role, address, action, target, outcome, detail."""
+        from syncctl._render_audit import render_audit
+
+        out = io.StringIO()
+        render_audit(out, Mode.TSV, self._reply(), NOW)
+        assert out.getvalue().split("\t") == [
+            "2026-01-01T00:00:00Z",
+            "token ci",
+            "operator",
+            "ipv4:10.0.0.5:51234",
+            "run",
+            "QuickJob.run",
+            "ok",
+            "run 20260101T000000-abcdef\n",
+        ]
+
+    def test_json_and_an_empty_table(self) -> None:
+        from syncctl._render_audit import render_audit
+
+        out = io.StringIO()
+        render_audit(out, Mode.JSON, self._reply(), NOW)
+        (entry,) = json.loads(out.getvalue())["entries"]
+        assert (entry["at"], entry["actor"]) == ("2026-01-01T00:00:00Z", "token ci")
+        out = io.StringIO()
+        render_audit(out, Mode.TABLE, pb.ListAuditResponse(), NOW)
+        assert out.getvalue() == "No audit entries.\n"

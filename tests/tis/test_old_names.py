@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from syncctl import cli
@@ -22,7 +21,7 @@ from syncd_tis._db import make_engine
 from syncd_tis._schema import create_schema
 from syncd_tis._settings import embedded_url
 from tests.harness import Running, running_daemon
-from tests.web._support import call, console_url, csrf
+from tests.web._support import call, console_session, console_url, csrf
 
 # Old name → the bean it denotes (reference: the old timetable and JMX names).
 OLD_NAMES = {
@@ -178,7 +177,7 @@ def test_the_console_and_the_old_rest_api_take_the_old_names(short_tmp: Path) ->
     async def main() -> None:
         async with (
             _serve(short_tmp / "s", http=True) as running,
-            aiohttp.ClientSession() as http,
+            console_session(running.daemon) as http,
         ):
             daemon = running.daemon
             for old, name in OLD_NAMES.items():

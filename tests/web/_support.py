@@ -16,18 +16,34 @@ import aiohttp
 
 from syncd.app.daemon import Daemon
 from syncd.beans.model import Parameter
-from syncd.config import Config, DaemonConfig, HttpConfig, JobConfig, SchedulerConfig
+from syncd.config import (
+    AuthConfig,
+    Config,
+    DaemonConfig,
+    HttpConfig,
+    JobConfig,
+    SchedulerConfig,
+    TokenConfig,
+)
 from syncd.execution.runs import Run
 from syncd.job import JobSpec
 from syncd.observability.loghub import LogHub
 from syncd.observability.logs import configure_logging
+from syncd.security import hash_token, new_token
 from syncd.values import Value, ValueType
 from tests.harness import serving_daemon
 from tests.packs.sample import Gates, gated_body, quick_body
 
 BOUND = 20.0
-OPERATOR = "op-secret-token"
-VIEWER = "viewer-secret-token"
+OPERATOR = new_token()
+VIEWER = new_token()
+# Every console daemon of these tests knows these two bearer tokens.
+TOKENS = AuthConfig(
+    tokens=(
+        TokenConfig(name="ci", role="operator", sha256=hash_token(OPERATOR)),
+        TokenConfig(name="watcher", role="viewer", sha256=hash_token(VIEWER)),
+    )
+)
 
 
 def run(coro: Awaitable[None], bound: float = 60.0) -> None:
@@ -59,6 +75,7 @@ async def console_daemon(
         scheduler=SchedulerConfig(catch_up=False),
         http=http or HttpConfig(address="127.0.0.1:0"),
         jobs=job_tables or {},
+        auth=TOKENS,
     )
     async with serving_daemon(Daemon(config, jobs, log_hub=log_hub)) as daemon:
         yield daemon
@@ -66,6 +83,25 @@ async def console_daemon(
 
 def console_url(daemon: Daemon, path: str = "") -> str:
     return f"{daemon.listening.http}{daemon.config.http.context_path}{path}"
+
+
+def login_link(daemon: Daemon) -> str:
+    """The one-time link `syncd serve` prints."""
+    access = daemon._web_access
+    assert access is not None
+    return f"{console_url(daemon)}?token={access.login_token()}"
+
+
+@asynccontextmanager
+async def console_session(daemon: Daemon | None = None) -> AsyncIterator[aiohttp.ClientSession]:
+    """A browser's session: logged in through the daemon's login link when one is given (the
+    session cookie then goes with every request), else anonymous."""
+    # unsafe=True: keep cookies set by an IP-address host, as browsers do for 127.0.0.1.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        if daemon is not None:
+            async with http.get(login_link(daemon), allow_redirects=False) as response:
+                assert response.status == 302, await response.text()
+        yield http
 
 
 async def csrf(

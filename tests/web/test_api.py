@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import grpc
 from aiohttp import web
 
 from syncd.config import HttpConfig, SchedulerConfig
 from syncd.job import PackContext
 from syncd.web.console import STATIC_DIR
 from syncd_api.v1 import management_pb2 as pb
+from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from syncd_tis import TisSettings
 from syncd_tis.search.jobs import NO_BROKER, search_and_reval_jobs
 from tests.harness import running_daemon
@@ -22,22 +24,27 @@ from tests.web._support import (
     bearer,
     call,
     console_daemon,
+    console_session,
     console_url,
     csrf,
     finished,
+    login_link,
     record_status_job,
     reval_job,
     run,
 )
 
-TOKENS = HttpConfig(address="127.0.0.1:0", operator_tokens=(OPERATOR,), viewer_tokens=(VIEWER,))
+TOKENS = HttpConfig(address="127.0.0.1:0")
 
 
 def test_session_tells_the_role_and_whether_it_may_run(short_tmp: Path) -> None:
+    """The login link's cookie is the owner (admin); tokens their role; nothing is a 401."""
+
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK], http=TOKENS) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
+            console_session() as anonymous,
         ):
             url = console_url(daemon, "api/v1/session")
             roles = {}
@@ -46,7 +53,34 @@ def test_session_tells_the_role_and_whether_it_may_run(short_tmp: Path) -> None:
                 assert status == 200
                 roles[body["role"]] = body["canRun"]
                 assert len(body["csrfToken"]) >= 32 and body["profile"] == "default"
-            assert roles == {"anonymous": False, "viewer": False, "operator": True}
+            assert roles == {"admin": True, "viewer": False, "operator": True}
+            status, body = await call(anonymous, "GET", url)
+            assert status == 401 and "credential" in body["error"]
+
+    run(main())
+
+
+def test_the_login_link_works_once_and_sets_an_httponly_strict_cookie(short_tmp: Path) -> None:
+    """The link's token is exchanged for a session cookie (HttpOnly, SameSite=Strict, scoped to
+    the console) and a redirect to the clean URL; the same link again is a 401."""
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK]) as daemon,
+            console_session() as http,
+        ):
+            link = login_link(daemon)
+            async with http.get(link, allow_redirects=False) as response:
+                assert response.status == 302
+                assert response.headers["Location"] == "/sync/"
+                cookie = response.headers["Set-Cookie"]
+                assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+                assert "Path=/sync/" in cookie
+            status, body = await call(http, "GET", console_url(daemon, "api/v1/session"))
+            assert (status, body["role"]) == (200, "admin")
+            async with console_session() as other:
+                status, _ = await call(other, "GET", link)
+                assert status == 401
 
     run(main())
 
@@ -59,7 +93,7 @@ def test_jobs_show_state_last_run_schedule_and_dependants(short_tmp: Path) -> No
         jobs = [FAILING, QUICK, reval_job()]
         async with (
             console_daemon(short_tmp / "s", jobs, http=http_config) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             token = {"X-CSRF-Token": await csrf(http, daemon)}
             status, body = await call(
@@ -106,7 +140,7 @@ def test_dependants_come_from_the_dependency_graph(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [record_status_job(), index]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             _, job = await call(
                 http, "GET", console_url(daemon, "api/v1/jobs/PersonRecordStatusJob")
@@ -132,7 +166,7 @@ def test_unknown_jobs_and_runs_are_404(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             token = {"X-CSRF-Token": await csrf(http, daemon)}
             for method, path in [
@@ -156,7 +190,7 @@ def test_bad_arguments_are_400_naming_the_parameter(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [record_status_job()]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             url = console_url(daemon, "api/v1/jobs/PersonRecordStatusJob/run")
             token = {"X-CSRF-Token": await csrf(http, daemon)}
@@ -193,7 +227,7 @@ def test_run_cancel_history_and_run_lookup(short_tmp: Path) -> None:
             status, body = await call(http, "POST", url + "run", body={"arguments": {"rows": 2}})
             assert status == 202
             run_id = body["run"]["runId"]
-            assert body["run"]["state"] == "running" and body["run"]["actor"].startswith("web:")
+            assert body["run"]["state"] == "running" and body["run"]["actor"] == "token ci"
             status, body = await call(http, "POST", url + "run")
             assert (status, body) == (409, {"error": "Already running", "runId": run_id})
             status, body = await call(http, "POST", url + "cancel")
@@ -219,7 +253,7 @@ def test_run_all_starts_every_job(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK, FAILING]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             token = {"X-CSRF-Token": await csrf(http, daemon)}
             status, body = await call(
@@ -230,36 +264,69 @@ def test_run_all_starts_every_job(short_tmp: Path) -> None:
     run(main())
 
 
+def test_the_owner_mints_a_fresh_login_link_over_the_socket(short_tmp: Path) -> None:
+    """Daemon.consoleLoginLink (admin): a new one-time link; the one printed at start stops
+    working; the new one works once."""
+
+    async def main() -> None:
+        async with (
+            console_daemon(short_tmp / "s", [QUICK]) as daemon,
+            grpc.aio.insecure_channel(daemon.listening.addresses[0]) as channel,
+            console_session() as http,
+        ):
+            printed = login_link(daemon)
+            stub: pb_grpc.ManagementAsyncStub = pb_grpc.ManagementStub(channel)
+            reply = await stub.Invoke(pb.InvokeRequest(bean="Daemon", operation="consoleLoginLink"))
+            fresh = reply.result.string_value
+            assert fresh.startswith(console_url(daemon, "?token=")) and fresh != printed
+            assert (await call(http, "GET", printed))[0] == 401
+            async with http.get(fresh, allow_redirects=False) as response:
+                assert response.status == 302
+            assert (await call(http, "GET", console_url(daemon, "api/v1/session")))[0] == 200
+            async with console_session() as other:
+                assert (await call(other, "GET", fresh))[0] == 401
+
+    run(main())
+
+
 def test_roles_and_csrf_guard_the_actions(short_tmp: Path) -> None:
-    """With operators configured: anonymous may read (open_read) but not run; a viewer gets
-    403; an operator token needs no CSRF token. Without operators: the CSRF token decides."""
+    """By default nothing but a credential gets anything: anonymous is a 401; a viewer gets 403
+    for writes; an operator token needs no CSRF token; the login cookie needs it. With the
+    single-user settings (open_read, open_write) anonymous callers run with the CSRF token."""
 
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "a", [QUICK], http=TOKENS) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session() as anonymous,
+            console_session(daemon) as logged_in,
         ):
             run_url = console_url(daemon, "api/v1/jobs/QuickJob/run")
-            status, _ = await call(http, "GET", console_url(daemon, "api/v1/jobs"))
-            assert status == 200
-            token = {"X-CSRF-Token": await csrf(http, daemon)}
-            status, body = await call(http, "POST", run_url, headers=token)
-            assert status == 401 and "operator token" in body["error"]
-            status, body = await call(http, "POST", run_url, headers={**token, **bearer(VIEWER)})
+            status, _ = await call(anonymous, "GET", console_url(daemon, "api/v1/jobs"))
+            assert status == 401
+            status, body = await call(anonymous, "POST", run_url)
+            assert status == 401 and "credential" in body["error"]
+            status, body = await call(anonymous, "POST", run_url, headers=bearer(VIEWER))
             assert status == 403 and "viewer" in body["error"]
             status, body = await call(
-                http, "POST", console_url(daemon, "api/v1/run-all"), headers=bearer(VIEWER)
+                anonymous, "POST", console_url(daemon, "api/v1/run-all"), headers=bearer(VIEWER)
             )
             assert status == 403
-            status, body = await call(http, "POST", run_url, headers=bearer("nope"))
+            status, body = await call(anonymous, "POST", run_url, headers=bearer("nope"))
             assert status == 401
+            status, body = await call(logged_in, "POST", run_url)
+            assert status == 403 and "CSRF" in body["error"]
             assert daemon.ledger.history(None, 5) == []
-            status, body = await call(http, "POST", run_url, headers=bearer(OPERATOR))
+            status, body = await call(anonymous, "POST", run_url, headers=bearer(OPERATOR))
             assert status == 202
+            await finished(daemon, body["run"]["runId"])
+            token = {"X-CSRF-Token": await csrf(logged_in, daemon)}
+            status, body = await call(logged_in, "POST", run_url, headers=token)
+            assert status == 202 and body["run"]["actor"].startswith("console login (uid ")
 
+        single_user = HttpConfig(address="127.0.0.1:0", open_read=True, open_write=True)
         async with (
-            console_daemon(short_tmp / "b", [QUICK]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_daemon(short_tmp / "b", [QUICK], http=single_user) as daemon,
+            console_session() as http,
         ):
             run_url = console_url(daemon, "api/v1/jobs/QuickJob/run")
             status, body = await call(http, "POST", run_url)
@@ -269,24 +336,29 @@ def test_roles_and_csrf_guard_the_actions(short_tmp: Path) -> None:
             status, body = await call(
                 http, "POST", run_url, headers={"X-CSRF-Token": await csrf(http, daemon)}
             )
-            assert status == 202
+            assert status == 202 and body["run"]["actor"] == "anonymous"
 
     run(main())
 
 
-def test_closed_reads_need_a_token(short_tmp: Path) -> None:
-    """open_read = false: every read of the API needs a viewer or operator token; the page and
-    its assets still load (the page asks for a token)."""
-    config = HttpConfig(address="127.0.0.1:0", viewer_tokens=(VIEWER,), open_read=False)
+def test_reads_need_a_credential_by_default_but_the_page_loads(short_tmp: Path) -> None:
+    """Every read of the API needs a viewer or operator token (or the login cookie); the page
+    and its assets still load (the page asks for a token)."""
 
     async def main() -> None:
         async with (
-            console_daemon(short_tmp / "s", [QUICK], http=config) as daemon,
-            aiohttp.ClientSession() as http,
+            console_daemon(short_tmp / "s", [QUICK]) as daemon,
+            console_session() as http,
         ):
-            for path in ("api/v1/session", "api/v1/jobs", "api/v1/jobs/QuickJob", "api/v1/events"):
+            for path in (
+                "api/v1/session",
+                "api/v1/jobs",
+                "api/v1/jobs/QuickJob",
+                "api/v1/events",
+                "api/jobs/status",
+            ):
                 status, body = await call(http, "GET", console_url(daemon, path))
-                assert status == 401 and "token" in body["error"], path
+                assert status == 401 and "credential" in body["error"], path
             async with http.get(console_url(daemon, "api/v1/jobs")) as response:
                 assert response.headers["WWW-Authenticate"].startswith("Bearer")
             status, _ = await call(
@@ -308,7 +380,7 @@ def test_the_page_and_its_assets(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK], http=config) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             async with http.get(console_url(daemon)) as response:
                 assert response.status == 200 and response.content_type == "text/html"
@@ -340,7 +412,7 @@ def test_openapi_describes_every_api_route(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             status, doc = await call(http, "GET", console_url(daemon, "api/openapi.json"))
             assert status == 200 and doc["openapi"] == "3.1.0"
@@ -377,18 +449,15 @@ def test_openapi_describes_every_api_route(short_tmp: Path) -> None:
 
 
 def test_a_foreign_host_name_is_refused_to_anonymous_callers(short_tmp: Path) -> None:
-    """DNS rebinding: a page whose name re-resolves to 127.0.0.1 still sends its own Host; it
-    gets neither the CSRF token nor a run. Listed hosts and bearer tokens are served."""
-    config = HttpConfig(
-        address="127.0.0.1:0",
-        operator_tokens=(OPERATOR,),
-        allowed_hosts=("sync.example.org",),
-    )
+    """DNS rebinding: a page whose name re-resolves to 127.0.0.1 still sends its own Host (and
+    the browser its cookie); it gets neither the CSRF token nor a run. Listed hosts and bearer
+    tokens are served."""
+    config = HttpConfig(address="127.0.0.1:0", allowed_hosts=("sync.example.org",))
 
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "h", [QUICK], http=config) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             session = console_url(daemon, "api/v1/session")
             evil = {"Host": "evil.example.com:8101"}
@@ -419,7 +488,7 @@ def test_a_pack_disabled_job_says_why_everywhere(short_tmp: Path) -> None:
                 http=HttpConfig(address="127.0.0.1:0"),
                 scheduler=SchedulerConfig(enabled=False, catch_up=False),
             ) as running,
-            aiohttp.ClientSession() as http,
+            console_session(running.daemon) as http,
         ):
             daemon = running.daemon
             reply = await running.stub.GetStatus(pb.GetStatusRequest())

@@ -28,7 +28,7 @@ from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.background import daemon_in_thread
 from tests.test_bad_input_rpc import TYPED
-from tests.web._support import OPERATOR, VIEWER, record_status_job
+from tests.web._support import OPERATOR, TOKENS, VIEWER, record_status_job
 
 TIMEOUT = 10.0
 BASE = "/sync/"
@@ -68,10 +68,13 @@ class Listener:
 @pytest.fixture(scope="module")
 def listener() -> Iterator[Listener]:
     root = Path(tempfile.mkdtemp(prefix="sd-"))
-    config = HttpConfig(address="127.0.0.1:0", operator_tokens=(OPERATOR,), viewer_tokens=(VIEWER,))
+    # Anonymous reads opened (the single-user setting), so the Host checks answer reads too.
+    config = HttpConfig(address="127.0.0.1:0", open_read=True)
     try:
         with (
-            daemon_in_thread(root / "state", [TYPED, record_status_job()], http=config) as daemon,
+            daemon_in_thread(
+                root / "state", [TYPED, record_status_job()], http=config, auth=TOKENS
+            ) as daemon,
             grpc.insecure_channel(daemon.listening.addresses[0]) as channel,
         ):
             url = urlsplit(daemon.listening.http)
@@ -194,7 +197,7 @@ class TestReportedCases:
     def test_a_bad_origin_is_a_403(self, listener: Listener) -> None:
         """An Origin that is no URL (`[::1` again) is a cross-origin refusal, not a crash."""
         config = listener.daemon.config.http
-        assert config.operator_tokens  # anonymous may not run here: the origin check is moot
+        assert not config.open_write  # anonymous may not run here: the origin check is moot
         status, kind, _ = listener.request(
             "POST", BASE + "api/v1/run-all", {"Origin": "http://[::1"}, b""
         )
@@ -240,7 +243,7 @@ _templates = st.sampled_from(
 _query = st.one_of(
     st.just(""),
     st.dictionaries(
-        st.sampled_from(["limit", "lines", "x", ""]) | st.text(max_size=10),
+        st.sampled_from(["limit", "lines", "token", "x", ""]) | st.text(max_size=10),
         st.sampled_from(["1", "0", "200", "201", "5000", "5001", "-1", "²", "1e3", " 3"])
         | st.text(max_size=20),
         max_size=3,

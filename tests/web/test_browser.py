@@ -16,11 +16,11 @@ from syncd.service import StartRequest
 from tests.packs.sample import ROWS, Gates, gated_job, quick_body
 from tests.services import services_required
 from tests.web._support import (
-    OPERATOR,
     VIEWER,
     console_daemon,
     console_url,
     logging_to_hub,
+    login_link,
     run,
 )
 
@@ -104,7 +104,7 @@ def test_run_a_job_and_follow_it_live(short_tmp: Path) -> None:
                         problems.append(f"console: {msg.text}") if msg.type == "error" else None
                     ),
                 )
-                await page.goto(console_url(daemon))
+                await page.goto(login_link(daemon))  # as `syncd serve` prints it
                 await page.evaluate("window.notReloaded = true")
 
                 row = page.locator('tr[data-job="GatedJob"]')
@@ -149,14 +149,12 @@ def test_run_a_job_and_follow_it_live(short_tmp: Path) -> None:
 
 
 def test_a_closed_console_asks_for_a_token(short_tmp: Path) -> None:
-    """open_read = false: the page asks for a token; with a viewer's it shows the jobs but
-    offers no Run."""
+    """Opened without the login link: the page asks for a token; with a viewer's it shows the
+    jobs but offers no Run."""
     chromium = _chromium()
     from playwright.async_api import async_playwright, expect
 
-    config = HttpConfig(
-        address="127.0.0.1:0", operator_tokens=(OPERATOR,), viewer_tokens=(VIEWER,), open_read=False
-    )
+    config = HttpConfig(address="127.0.0.1:0")
 
     async def main() -> None:
         async with (
@@ -223,7 +221,7 @@ def test_a_disabled_job_says_why_and_runs_show_their_arguments(short_tmp: Path) 
                 page = await browser.new_page(viewport={"width": 1280, "height": 900})
                 problems: list[str] = []
                 page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-                await page.goto(console_url(daemon))
+                await page.goto(login_link(daemon))  # as `syncd serve` prints it
 
                 reval = page.locator('tr[data-job="RevalJob"]')
                 await expect(reval.locator('[data-field="state"]')).to_have_text(

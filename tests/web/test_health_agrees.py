@@ -28,7 +28,7 @@ from tests.clocks import ManualClock
 from tests.harness import running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job, stubborn_job
 from tests.waiting import within
-from tests.web._support import console_url, run
+from tests.web._support import console_session, console_url, run
 from tests.web.test_browser import CHROMIUM_ARGS, WAIT_MS, _chromium
 
 CANCEL_GATES, TIMEOUT_GATES, STUCK_GATES = Gates(), Gates(), Gates()
@@ -95,7 +95,7 @@ def test_status_metrics_json_and_page_agree(short_tmp: Path) -> None:
             running_daemon(
                 short_tmp / "s", jobs, job_tables=TABLES, http_address="127.0.0.1:0"
             ) as rt,
-            aiohttp.ClientSession() as http,
+            console_session(rt.daemon) as http,
             async_playwright() as pw,
         ):
             daemon, address = rt.daemon, rt.address

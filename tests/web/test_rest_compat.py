@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import aiohttp
-
 from syncd.config import HttpConfig, JobConfig
 from syncd.observability.events import EventKind
 from tests.packs.sample import QUICK, Gates, gated_job
@@ -18,6 +16,7 @@ from tests.web._support import (
     bearer,
     call,
     console_daemon,
+    console_session,
     console_url,
     csrf,
     finished,
@@ -26,9 +25,7 @@ from tests.web._support import (
     run,
 )
 
-TOKENS = HttpConfig(
-    address="127.0.0.1:0", operator_tokens=(OPERATOR,), viewer_tokens=(VIEWER,), profile="prod"
-)
+TOKENS = HttpConfig(address="127.0.0.1:0", profile="prod")
 
 
 def test_status_lists_the_old_keys_and_whether_each_runs(short_tmp: Path) -> None:
@@ -37,7 +34,7 @@ def test_status_lists_the_old_keys_and_whether_each_runs(short_tmp: Path) -> Non
 
     async def main() -> None:
         jobs = [gated_job(gates), record_status_job(), QUICK]
-        async with console_daemon(short_tmp / "s", jobs) as daemon, aiohttp.ClientSession() as http:
+        async with console_daemon(short_tmp / "s", jobs) as daemon, console_session(daemon) as http:
             status, body = await call(http, "GET", console_url(daemon, "api/jobs/status"))
             assert (status, body) == (200, {"gatedJob": False, "personRecordStatusJob": False})
             headers = {"X-CSRF-Token": await csrf(http, daemon)}
@@ -59,7 +56,7 @@ def test_put_a_job_starts_it_once_then_says_already_running(short_tmp: Path) -> 
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [gated_job(gates)], http=TOKENS) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             url = console_url(daemon, "api/job/gatedJob")
             assert await call(http, "PUT", url, headers=bearer(OPERATOR)) == (
@@ -71,7 +68,7 @@ def test_put_a_job_starts_it_once_then_says_already_running(short_tmp: Path) -> 
                 {"status": "Already running"},
             )
             active = daemon.service.active("GatedJob")
-            assert active is not None and active.record.actor.startswith("rest:operator@")
+            assert active is not None and active.record.actor == "token ci"
             gates.release.set()
             assert (await finished(daemon, active.run_id))["outcome"] == "success"
 
@@ -85,7 +82,7 @@ def test_unknown_job_is_400_job_not_found(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK, record_status_job()], http=TOKENS) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             for name in ("noSuchJob", "personRecordStatus", "Daemon"):
                 status, body = await call(
@@ -109,7 +106,7 @@ def test_the_date_override_body_reaches_the_job(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [record_status_job()], http=TOKENS) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             status, body = await call(
                 http,
@@ -132,7 +129,7 @@ def test_bad_bodies_are_400_and_start_nothing(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [record_status_job()], http=TOKENS) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             url = console_url(daemon, "api/job/personRecordStatusJob")
             cases = [
@@ -159,7 +156,7 @@ def test_put_jobs_runs_all_with_an_empty_200(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK, record_status_job()], http=TOKENS) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
             daemon.coordinator.events.subscribe() as sub,
         ):
             status, body = await call(
@@ -183,14 +180,12 @@ def test_put_jobs_runs_all_with_an_empty_200(short_tmp: Path) -> None:
 
 def test_profile_is_plain_text_without_a_token(short_tmp: Path) -> None:
     """GET api/sys/profile asked no permission in the old service, and still does not."""
-    config = HttpConfig(
-        address="127.0.0.1:0", operator_tokens=(OPERATOR,), open_read=False, profile="nimdta"
-    )
+    config = HttpConfig(address="127.0.0.1:0", profile="nimdta")
 
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK], http=config) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session() as http,
             http.get(console_url(daemon, "api/sys/profile")) as response,
         ):
             assert response.status == 200
@@ -201,28 +196,24 @@ def test_profile_is_plain_text_without_a_token(short_tmp: Path) -> None:
 
 
 def test_tokens_and_csrf_guard_the_old_api(short_tmp: Path) -> None:
-    """No token: reads need open_read, PUTs need an operator; a viewer token reads but gets 403
-    on a PUT; an unknown token is 401; the page's CSRF token alone does not replace an
-    operator token once operators are configured."""
+    """No credential: reads and PUTs are 401; a viewer token reads but gets 403 on a PUT; an
+    unknown token is 401; the page's CSRF token alone replaces no credential."""
 
     async def main() -> None:
         jobs = [record_status_job(), reval_job()]
-        config = HttpConfig(
-            address="127.0.0.1:0",
-            operator_tokens=(OPERATOR,),
-            viewer_tokens=(VIEWER,),
-            open_read=False,
-        )
         async with (
-            console_daemon(short_tmp / "s", jobs, http=config) as daemon,
-            aiohttp.ClientSession() as http,
+            console_daemon(short_tmp / "s", jobs) as daemon,
+            console_session() as http,
         ):
             status_url = console_url(daemon, "api/jobs/status")
             put_url = console_url(daemon, "api/job/revalCurrentPmJob")
             status, body = await call(http, "GET", status_url)
-            assert status == 401 and "token" in body["error"]
+            assert status == 401 and "credential" in body["error"]
             status, body = await call(http, "GET", status_url, headers=bearer("wrong"))
-            assert (status, body) == (401, {"error": "the bearer token is not valid"})
+            assert (status, body) == (
+                401,
+                {"error": "the token is not valid (unknown, or revoked)"},
+            )
             status, body = await call(http, "GET", status_url, headers={"Authorization": "Basic x"})
             assert status == 401
             status, body = await call(http, "GET", status_url, headers=bearer(VIEWER))
@@ -233,7 +224,7 @@ def test_tokens_and_csrf_guard_the_old_api(short_tmp: Path) -> None:
             status, body = await call(http, "PUT", put_url, headers=bearer(VIEWER))
             assert status == 403 and "viewer" in body["error"]
             status, body = await call(http, "PUT", put_url)
-            assert status == 401 and "operator token" in body["error"]
+            assert status == 401 and "credential" in body["error"]
             token = await csrf(http, daemon, bearer(VIEWER))
             status, body = await call(http, "PUT", put_url, headers={"X-CSRF-Token": token})
             assert status == 401
@@ -242,14 +233,14 @@ def test_tokens_and_csrf_guard_the_old_api(short_tmp: Path) -> None:
     run(main())
 
 
-def test_without_operator_tokens_a_put_needs_the_csrf_token(short_tmp: Path) -> None:
-    """The default (loopback, no tokens): a PUT without the page's CSRF token is 403; a wrong
-    one too; a cross-origin one too; with it, the job starts."""
+def test_with_the_login_cookie_a_put_needs_the_csrf_token(short_tmp: Path) -> None:
+    """The console's session cookie (a browser sends it on its own): a PUT without the page's
+    CSRF token is 403; a wrong one too; a cross-origin one too; with it, the job starts."""
 
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK, reval_job()]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             url = console_url(daemon, "api/job/revalCurrentPmJob")
             status, body = await call(http, "PUT", url)
@@ -276,7 +267,7 @@ def test_a_disabled_job_is_refused_with_its_reason(short_tmp: Path) -> None:
                 http=TOKENS,
                 job_tables={"RevalCurrentPmSyncJob": JobConfig(enabled=False)},
             ) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             status, body = await call(
                 http,

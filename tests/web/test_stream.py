@@ -8,19 +8,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from syncd.observability.events import Event, EventKind
-from syncd.web._auth import Caller, Role
+from syncd.security import Principal, Role
 from syncd.web._stream import Streams
 from syncd.web.plane import WebPlane
 from tests.packs.sample import QUICK, Gates, gated_job
 from tests.web._support import (
     BOUND,
+    VIEWER,
+    bearer,
     call,
     console_daemon,
+    console_session,
     console_url,
     csrf,
     logging_to_hub,
@@ -47,7 +49,7 @@ def test_job_state_changes_are_pushed(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [gated_job(gates), QUICK]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
             http.get(console_url(daemon, "api/v1/events")) as response,
         ):
             assert response.status == 200
@@ -103,7 +105,7 @@ def test_a_runs_log_is_followed_until_it_ends(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [gated_job(gates), QUICK], log_hub=hub) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             token = {"X-CSRF-Token": await csrf(http, daemon)}
             _, other = await call(
@@ -149,7 +151,7 @@ def test_log_stream_bad_input(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             console_daemon(short_tmp / "s", [QUICK]) as daemon,
-            aiohttp.ClientSession() as http,
+            console_session(daemon) as http,
         ):
             status, body = await call(http, "GET", console_url(daemon, "api/v1/runs/nope/logs"))
             assert (status, body) == (404, {"error": "no run with id 'nope'"})
@@ -170,9 +172,11 @@ def test_open_streams_end_when_the_daemon_stops(short_tmp: Path) -> None:
     gates = Gates()
 
     async def main() -> None:
-        async with aiohttp.ClientSession() as http:
+        async with console_session() as http:
             async with console_daemon(short_tmp / "s", [gated_job(gates)]) as daemon:
-                response = await http.get(console_url(daemon, "api/v1/events"))
+                response = await http.get(
+                    console_url(daemon, "api/v1/events"), headers=bearer(VIEWER)
+                )
                 events = sse_events(response)
                 await _until(events, "snapshot")
                 stopping = asyncio.get_running_loop().time()
@@ -202,10 +206,11 @@ def test_an_idle_stream_sends_keep_alives(short_tmp: Path) -> None:
                 events=daemon.coordinator.events,
                 clock=daemon.clock,
                 started_at=daemon.started_at,
+                guard=daemon.guard,
             )
             stopping = asyncio.Event()
             streams = Streams(plane, stopping, heartbeat=0.01)
-            caller = Caller(Role.ANONYMOUS, "test")
+            caller = Principal("test", Role.VIEWER, "local", "http")
 
             async def events(request: web.Request) -> web.StreamResponse:
                 return await streams.events(request, caller)

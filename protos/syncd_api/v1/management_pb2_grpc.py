@@ -109,6 +109,11 @@ class ManagementStub:
                 request_serializer=syncd__api_dot_v1_dot_management__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=syncd__api_dot_v1_dot_management__pb2.DaemonEvent.FromString,
                 _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/syncd.v1.Management/ListAudit',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -220,6 +225,13 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAudit(self, request, context):
+        """The audit trail, newest first: state changes and refused credentials (needs viewer).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -297,6 +309,11 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=syncd__api_dot_v1_dot_management__pb2.WatchEventsRequest.FromString,
                     response_serializer=syncd__api_dot_v1_dot_management__pb2.DaemonEvent.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.ListAuditRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.ListAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -704,6 +721,33 @@ class Management:
             '/syncd.v1.Management/WatchEvents',
             syncd__api_dot_v1_dot_management__pb2.WatchEventsRequest.SerializeToString,
             syncd__api_dot_v1_dot_management__pb2.DaemonEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/ListAudit',
+            syncd__api_dot_v1_dot_management__pb2.ListAuditRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.ListAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,8 @@ class ManagementStub:
     """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
     paused and resumed; the daemon draining.
     """
+    ListAudit: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListAuditRequest, _management_pb2.ListAuditResponse]
+    """The audit trail, newest first: state changes and refused credentials (needs viewer)."""
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -105,6 +107,8 @@ class ManagementAsyncStub(ManagementStub):
     """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
     paused and resumed; the daemon draining.
     """
+    ListAudit: _aio.UnaryUnaryMultiCallable[_management_pb2.ListAuditRequest, _management_pb2.ListAuditResponse]  # type: ignore[assignment]
+    """The audit trail, newest first: state changes and refused credentials (needs viewer)."""
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -229,5 +233,13 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
         paused and resumed; the daemon draining.
         """
+
+    @_abc_1.abstractmethod
+    def ListAudit(
+        self,
+        request: _management_pb2.ListAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.ListAuditResponse, _abc.Awaitable[_management_pb2.ListAuditResponse]]:
+        """The audit trail, newest first: state changes and refused credentials (needs viewer)."""
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

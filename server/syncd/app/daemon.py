@@ -8,11 +8,12 @@ recorded → the server stops. A second signal forces an immediate exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import msgspec
@@ -20,7 +21,7 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.app.instance import InstanceLock, prepare_socket, private_dir
+from syncd.app.instance import InstanceLock, open_socket, prepare_socket, private_dir
 from syncd.app.reload import ReloadResult, plan_reload
 from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
@@ -35,6 +36,7 @@ from syncd.execution.claim import InMemoryRunClaim
 from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.execution.runs import JobOptions, RunCoordinator
 from syncd.job import JobSpec
+from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunLedger
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.ledger.sql import SqlLedger
@@ -46,8 +48,10 @@ from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.scheduling.plan import plan_jobs
+from syncd.security import Guard, ServerTls
 from syncd.service.runservice import RunService
 from syncd.web import console
+from syncd.web.console import WebAccess
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
 
@@ -115,6 +119,7 @@ class Daemon:
                 service=self.service,
                 bean_count=lambda: len(self.registry),
                 reload=self._reload_summary,
+                login_link=self._login_link,
             )
         )
         modules = sorted({s.body.__module__ for s in jobs})
@@ -138,7 +143,12 @@ class Daemon:
         if config.notify.webhook_url:
             self.notifier = WebhookNotifier(config.notify, self.recorder)
             self.coordinator.events.listen(self.notifier.on_event)
+        with starting("auth"):
+            self.guard = Guard(config.auth)
+        self.tls = ServerTls(config.tls) if config.tls.enabled else None
         self.listening = Listening()
+        self._web_access: WebAccess | None = None
+        self.announce_login = False  # `syncd serve` prints the console's login link
         self._stop = asyncio.Event()
         self._stop_signals = 0
 
@@ -168,9 +178,17 @@ class Daemon:
             new, plans, result = plan_reload(
                 self._reload_config, self.config, self._specs, dict(self.plans)
             )
+            self.guard.update(new.auth)  # tokens and roles apply now; a bad token file raises
         except SyncdError as exc:
             log.error("config.reload_failed", error=str(exc))
             raise
+        # Opening the socket to other users, or TLS on or off, changes listeners: a restart.
+        if bool(new.auth.unix_roles) != bool(self.config.auth.unix_roles):
+            result.restart_needed.append("auth.unix_roles")
+        if new.tls.enabled != self.config.tls.enabled:
+            result.restart_needed.append("tls")
+        elif self.tls is not None:
+            self.tls.reload(new.tls)  # the files (or their paths) may have changed
         self.config = msgspec.structs.replace(new, packs=self.config.packs)
         self.plans = plans
         self._apply_plans()
@@ -193,9 +211,36 @@ class Daemon:
         result = self.reload()
         return {"changedJobs": result.changed_jobs, "restartNeeded": result.restart_needed}
 
+    def _login_link(self) -> str:
+        """A fresh one-time link to the console (the Daemon bean's consoleLoginLink)."""
+        if self._web_access is None or not self.listening.http:
+            raise ConfigError("http.address", "the HTTP listener is off: there is no console")
+        token = self._web_access.new_login_token()
+        return f"{self.listening.http}{self.config.http.context_path}?token={token}"
+
     def _on_hangup(self) -> None:
-        with contextlib.suppress(SyncdError):  # already logged; the old config stays
+        outcome = "ok"
+        try:
             self.reload()
+        except SyncdError as exc:  # already logged; the old config stays
+            outcome = f"refused: {exc}"
+        # The signal's sender is a local user allowed to signal us: our own user or root.
+        entry = AuditEntry(
+            at=self.clock.now(),
+            actor="signal SIGHUP",
+            role="admin",
+            address="local",
+            action="reload",
+            target="(daemon)",
+            outcome="ok" if outcome == "ok" else "FAILED_PRECONDITION",
+            detail="" if outcome == "ok" else outcome,
+        )
+
+        async def audited() -> None:
+            await self.recorder.audit(entry)
+            log.info("daemon.hangup_audited", outcome=entry.outcome)
+
+        self.recorder.spawn(audited())
 
     @property
     def state_dir(self) -> Path:
@@ -235,7 +280,7 @@ class Daemon:
 
     def _web_routes(self, app: web.Application) -> None:
         """The web console and the old REST API."""
-        console.install(
+        self._web_access = console.install(
             app,
             WebPlane(
                 config=self.config.http,
@@ -247,6 +292,8 @@ class Daemon:
                 events=self.coordinator.events,
                 clock=self.clock,
                 started_at=self.started_at,
+                guard=self.guard,
+                audit=self.recorder.audit,
             ),
         )
 
@@ -267,7 +314,12 @@ class Daemon:
                 started_at=self.started_at,
                 pid=os.getpid(),
                 ledger_health=self.recorder.health,
-            )
+                audit_entries=self.recorder.audit_entries,
+            ),
+            guard=self.guard,
+            recorder=self.recorder,
+            clock=self.clock,
+            tls=self.tls,
         )
         loop = asyncio.get_running_loop()
         self.log_hub.bind_loop(loop)
@@ -278,7 +330,10 @@ class Daemon:
                 if address.startswith("unix:"):
                     socket_file = Path(address.removeprefix("unix:"))
                     prepare_socket(socket_file)
-                    self.listening.addresses.append(control.bind_unix(socket_file))
+                    internal = private_dir(socket_file.parent / "grpc") / "internal.sock"
+                    if internal.is_socket():
+                        internal.unlink()  # stale: we hold the instance lock
+                    self.listening.addresses.append(control.bind_unix(socket_file, internal))
                 else:
                     probe_listen(f"daemon.address: cannot listen on {address}", address)
                     self.listening.addresses.append(control.bind_tcp(address))
@@ -288,6 +343,9 @@ class Daemon:
                     probe_listen(f"daemon.tcp_address: cannot listen on {tcp}", tcp)
                     self.listening.addresses.append(control.bind_tcp(tcp))
             await control.server.start()
+            await control.start_relay()
+            if socket_file is not None:
+                open_socket(socket_file, self.state_dir, shared=self.guard.grants_unix_users)
             await control.set_serving(True)
             if self.config.http.address:
                 http = HttpServer(
@@ -296,6 +354,8 @@ class Daemon:
                     lambda: not self.coordinator.draining,
                     extra_routes=self._web_routes,
                     ledger_problem=lambda: self.recorder.health().problem,
+                    guard=self.guard,
+                    ssl_context=self.tls.ssl_context() if self.tls is not None else None,
                 )
                 with starting(f"http.address: cannot listen on {self.config.http.address}"):
                     self.listening.http = await http.start()
@@ -316,17 +376,24 @@ class Daemon:
                 removed = await self.recorder.prune(
                     self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
                 )
+                cutoff = self.clock.now() - timedelta(days=self.config.ledger.keep_days)
+                audited = await self.recorder.prune_audit(cutoff)  # the same retention
             except LedgerUnavailableError as exc:
                 log.error("ledger.prune_failed", problem=exc.problem)
             else:
-                if removed:
-                    log.info("ledger.pruned", runs=removed)
+                if removed or audited:
+                    log.info("ledger.pruned", runs=removed, audit_entries=audited)
             # Under the instance lock and before any job starts: end what runs of a killed
             # predecessor left, then note it with those (now interrupted) runs.
             survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
             await self.service.begin()
             await _jobtrees.note_survivors(self.recorder, survivors)
             self.listening.ready.set()
+            if http is not None and self._web_access is not None and self.announce_login:
+                # On stderr, never through the log: the link is a credential (it works once).
+                token = self._web_access.login_token()
+                base = f"{self.listening.http}{self.config.http.context_path}"
+                sys.stderr.write(f"syncd: the web console: {base}?token={token}\n")
             await self._stop.wait()
 
             log.info("daemon.draining", running=[r.run_id for r in self.coordinator.active_runs()])
@@ -346,6 +413,7 @@ class Daemon:
             if handle_signals:
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     loop.remove_signal_handler(signum)
+            await control.stop_relay()
             await control.server.stop(grace=None)
             if http is not None:
                 await http.stop()

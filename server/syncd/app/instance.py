@@ -67,3 +67,15 @@ def prepare_socket(path: Path) -> None:
     private_dir(path.parent)
     if path.is_socket():
         path.unlink()
+
+
+def open_socket(socket_file: Path, state_dir: Path, *, shared: bool) -> None:
+    """Let other local users reach the control socket only when `[auth] unix_roles` grants
+    one of them something: then the directories on its way become traversable (0711, not
+    listable) and the socket connectable, and the relay's SO_PEERCRED check decides. Otherwise
+    everything stays owner-only, and other users cannot even connect."""
+    if not shared:
+        return
+    for directory in {state_dir, socket_file.parent}:
+        directory.chmod(0o711)
+    socket_file.chmod(0o666)

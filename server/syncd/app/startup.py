@@ -31,6 +31,7 @@ from syncd.errors import (
 )
 from syncd.job import JobPack, JobSpec, PackContext
 from syncd.scheduling.plan import JobPlan, plan_jobs
+from syncd.security import Guard, ServerTls
 
 _MESSAGE_LIMIT = 1000
 _PATH_LIMIT = 200
@@ -52,6 +53,9 @@ def validate(config: Config, packs: list[JobPack], env: Mapping[str, str]) -> Va
     """Everything the daemon checks before it starts; ConfigError (exit 2) or
     StartupEnvironmentError (exit 3), each naming the key or path."""
     check_paths(config)
+    Guard(config.auth)  # the token file reads and parses
+    if config.tls.enabled:
+        ServerTls(config.tls)  # the certificate and key load, and match
     built = build_jobs(packs, config, config.daemon.state_dir)
     seen: dict[str, str] = {}
     for pack, _, specs in built:

@@ -15,6 +15,8 @@ from syncd.service.runservice import RunService
 from syncd.values import ValueType
 
 NAME = "Daemon"
+RELOAD = "reloadConfig"
+LOGIN_LINK = "consoleLoginLink"
 
 
 def daemon_bean(
@@ -25,6 +27,7 @@ def daemon_bean(
     service: RunService,
     bean_count: Callable[[], int],
     reload: Callable[[], dict[str, list[str]]],
+    login_link: Callable[[], str] | None = None,
 ) -> Bean:
     def running() -> list[dict[str, str]]:
         return [{"bean": r.record.bean, "runId": r.run_id} for r in service.active_runs()]
@@ -40,13 +43,23 @@ def daemon_bean(
             returns=ValueType.STRING,
         ),
         Operation(
-            name="reloadConfig",
+            name=RELOAD,
             handler=lambda _inv: Result(value=reload(), message="Reloaded"),
             description=(
                 "Re-read the configuration file (as SIGHUP does): the timetable and job settings"
                 " apply at once; returns the changed jobs and the keys that need a restart."
             ),
             returns=ValueType.JSON,
+            impact=Impact.ACTION,
+        ),
+        Operation(
+            name=LOGIN_LINK,
+            handler=lambda _inv: Result(value=login_link() if login_link else ""),
+            description=(
+                "A new one-time login link for the web console (the one `syncd serve` printed"
+                " works once); it logs a browser in as the daemon's owner. Admin only."
+            ),
+            returns=ValueType.STRING,
             impact=Impact.ACTION,
         ),
         Operation(

@@ -32,6 +32,7 @@ import structlog
 
 from syncd.errors import LedgerUnavailableError
 from syncd.ledger._faults import problem_of
+from syncd.ledger.audit import AuditEntry, AuditTrail, trail_for
 from syncd.ledger.model import EXECUTED, RunLedger, RunRecord
 from syncd.retry import Backoff, retrying_async
 
@@ -89,6 +90,7 @@ class LedgerRecorder:
         self._retrying: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._audit: AuditTrail | None = None
 
     # --- health ----------------------------------------------------------------------------
 
@@ -346,6 +348,41 @@ class LedgerRecorder:
         if kept is not None:
             return kept.value
         return await self._read(self.ledger.get_meta, key)
+
+    # --- the audit trail ---------------------------------------------------------------------
+
+    async def _trail(self) -> AuditTrail:
+        if self._audit is None:  # created on the writer thread: it may create its table
+            self._audit = await self._write(trail_for, self.ledger)
+        return self._audit
+
+    async def audit(self, entry: AuditEntry) -> bool:
+        """Write an audit row: True once written. A ledger that cannot take it does not fail
+        the request audited: the row is logged whole instead, so it is not lost silently."""
+        entry = entry.bounded()  # a target may come from input
+        try:
+            trail = await self._trail()
+            await self._write(trail.append, entry)
+        except LedgerUnavailableError as exc:
+            fields = asdict(entry.bounded()) | {"at": entry.at.isoformat()}
+            log.error("audit.unwritten", problem=exc.problem, **fields)
+            return False
+        return True
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run `coro` as one of the recorder's tasks (awaited at close), for callers that
+        cannot await: a signal handler's audit row."""
+        self._spawn(coro)
+
+    async def prune_audit(self, before: datetime) -> int:
+        """Drop audit entries older than `before` (the ledger's `keep_days`)."""
+        trail = await self._trail()
+        return await self._write(trail.prune, before)
+
+    async def audit_entries(self, since: datetime | None, limit: int) -> list[AuditEntry]:
+        """Audit rows, newest first."""
+        trail = await self._trail()
+        return await self._read(trail.entries, since, limit)
 
     # --- the end -----------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from syncd.beans.model import Bean, Operation
 from syncd.enums import BeanState, Impact, RunOutcome, RunState, Trigger
 from syncd.errors import InvalidArgumentError
 from syncd.execution.health import Health
+from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunRecord
 from syncd.values import Value, ValueType, check_text, parse_json
 from syncd_api.v1 import management_pb2 as pb
@@ -259,3 +260,16 @@ def stuck_after(request: pb.GetStatusRequest) -> timedelta | None:
     if threshold <= timedelta(0):
         raise InvalidArgumentError("GetStatus", "stuck_after must be a positive duration")
     return threshold
+
+
+def audit_entry(entry: AuditEntry) -> pb.AuditEntry:
+    return pb.AuditEntry(
+        at=timestamp(entry.at),
+        actor=entry.actor,
+        role=entry.role,
+        address=entry.address,
+        action=entry.action,
+        target=entry.target,
+        outcome=entry.outcome,
+        detail=entry.detail,
+    )

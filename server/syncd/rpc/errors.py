@@ -19,8 +19,10 @@ from syncd.errors import (
     NotAJobError,
     NotRunningError,
     OperationNotFoundError,
+    PermissionDeniedError,
     RunNotFoundError,
     SyncdError,
+    UnauthenticatedError,
 )
 
 STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
@@ -36,6 +38,8 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
     DrainingError: grpc.StatusCode.UNAVAILABLE,
     LedgerUnavailableError: grpc.StatusCode.UNAVAILABLE,  # disk full, locked, database down
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,  # a reload found the file invalid
+    UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 # Trailing metadata that carries identifiers a client acts on.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,17 +15,21 @@ import grpc
 import structlog
 
 from syncd import __version__
+from syncd.beans import daemonbean
 from syncd.beans.jobbeans import JobBeans
-from syncd.beans.model import Invocation, Operation, Result
+from syncd.beans.model import Bean, Invocation, Operation, Result
 from syncd.beans.registry import BeanRegistry
+from syncd.enums import Impact
 from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
 from syncd.execution.runs import Run
+from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunRecord
 from syncd.ledger.recorder import LedgerHealth
 from syncd.observability.events import Event
 from syncd.observability.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
-from syncd.rpc import convert
+from syncd.rpc import convert, guard
 from syncd.rpc.errors import status_code, trailing_metadata
+from syncd.security import Action
 from syncd.service import CancelRequest, HoldRequest, Holds, RunAllRequest, StartRequest
 from syncd.service.runservice import RunService
 from syncd.values import ValueType, usable_key
@@ -51,14 +55,27 @@ class ControlPlane:
     started_at: datetime
     pid: int
     ledger_health: Callable[[], LedgerHealth]
+    audit_entries: Callable[[datetime | None, int], Awaitable[list[AuditEntry]]] | None = None
 
 
 def actor_of(context: grpc.aio.ServicerContext[object, object]) -> str:
-    """Who is asking: the client's own account of itself, else the transport peer."""
-    for key, value in context.invocation_metadata() or ():
-        if key == ACTOR_KEY and isinstance(value, str) and value.strip():
-            return value.strip()[:200]
-    return context.peer() or "unknown"
+    """Who is asking, as the security interceptor established it (a uid from the kernel, a
+    token's name, a certificate's subject) — never what the client says of itself."""
+    principal = guard.current_principal()
+    if principal is not None:
+        return principal.actor
+    return context.peer() or "unknown"  # served without the interceptor (servicer unit tests)
+
+
+def invoke_action(bean: Bean, op: Operation) -> Action:
+    """What invoking `op` does, for the rule book."""
+    if op.impact is Impact.INFO:
+        return Action.READ
+    if bean.name == daemonbean.NAME:
+        return {daemonbean.RELOAD: Action.RELOAD, daemonbean.LOGIN_LINK: Action.LOGIN_LINK}.get(
+            op.name, Action.OTHER
+        )
+    return Action.CANCEL if op.name == "cancel" else Action.RUN
 
 
 @asynccontextmanager
@@ -112,6 +129,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         async with _mapped_errors(context, "Invoke"):
             bean = self._plane.registry.get(request.bean)
             op = bean.operation(request.operation)
+            guard.authorize(invoke_action(bean, op), f"{bean.name}.{op.name}")
             positional, named = convert.arguments_from_proto(
                 op, request.arguments, request.named_arguments
             )
@@ -130,6 +148,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 result=convert.value_to_proto(outcome.value), message=outcome.message
             )
             if outcome.run_id:
+                guard.note(f"run {outcome.run_id}")
                 response.run.CopyFrom(self._info(await self._plane.service.get_run(outcome.run_id)))
             if op.impact.value != "info":
                 log.info(
@@ -258,6 +277,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     ) -> pb.CancelResponse:
         async with _mapped_errors(context, "Cancel"):
             bean = self._plane.registry.get(request.bean)
+            guard.authorize(Action.CANCEL, bean.name)
             cancelled = await self._plane.service.cancel(
                 CancelRequest(bean=bean.name, actor=actor_of(context))
             )
@@ -287,18 +307,23 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             return pb.HistoryResponse(runs=[self._info(r) for r in records])
         raise AssertionError("unreachable")
 
-    def _hold(self, request: pb.PauseRequest, context: Context) -> HoldRequest:
+    def _hold(self, request: pb.PauseRequest, context: Context, action: Action) -> HoldRequest:
         bean = None if request.bean in ("", "*") else self._plane.registry.get(request.bean).name
+        guard.authorize(action, bean or "(daemon)")
         return HoldRequest(bean=bean, actor=actor_of(context))
 
     async def Pause(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
         async with _mapped_errors(context, "Pause"):
-            return _holds(await self._plane.service.pause(self._hold(request, context)))
+            return _holds(
+                await self._plane.service.pause(self._hold(request, context, Action.PAUSE))
+            )
         raise AssertionError("unreachable")
 
     async def Resume(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
         async with _mapped_errors(context, "Resume"):
-            return _holds(await self._plane.service.resume(self._hold(request, context)))
+            return _holds(
+                await self._plane.service.resume(self._hold(request, context, Action.RESUME))
+            )
         raise AssertionError("unreachable")
 
     async def ListFires(
@@ -365,6 +390,24 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 if bean and event.bean not in (bean, "*", ""):
                     continue
                 yield _event(event, lost)
+
+    async def ListAudit(
+        self, request: pb.ListAuditRequest, context: Context
+    ) -> pb.ListAuditResponse:
+        async with _mapped_errors(context, "ListAudit"):
+            if request.limit < 0 or request.limit > 10_000:
+                raise InvalidArgumentError("ListAudit", "must be 1-10000", "limit")
+            since = None
+            if request.HasField("since"):
+                try:
+                    since = convert.from_timestamp(request.since)
+                except ValueError as exc:
+                    raise InvalidArgumentError("ListAudit", str(exc), "since") from None
+            if self._plane.audit_entries is None:
+                return pb.ListAuditResponse()
+            entries = await self._plane.audit_entries(since, request.limit or 100)
+            return pb.ListAuditResponse(entries=[convert.audit_entry(e) for e in entries])
+        raise AssertionError("unreachable")
 
 
 def _holds(holds: Holds) -> pb.PauseResponse:

@@ -18,9 +18,10 @@ from syncd.errors import BeanNotFoundError, RunNotFoundError, closest, quote_inp
 from syncd.execution.runs import Run
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
+from syncd.security import Principal
 from syncd.service import CancelRequest, RunAllRequest, StartRequest
 from syncd.values import Value, usable_key
-from syncd.web._auth import Access, Caller
+from syncd.web._auth import Access
 from syncd.web._http import error, instant, json_object, query_int, reply
 from syncd.web._model import job_view, live_run_view, run_view
 from syncd.web.plane import WebPlane
@@ -56,7 +57,7 @@ async def start_run(
     plane: WebPlane,
     spec: JobSpec,
     named: Mapping[str, Any],
-    caller: Caller,
+    caller: Principal,
     *,
     with_dependants: bool = False,
 ) -> tuple[Run, tuple[str, ...]]:
@@ -91,13 +92,14 @@ class JsonApi:
         self._plane = plane
         self._access = access
 
-    async def session(self, _request: web.Request, caller: Caller) -> web.Response:
+    async def session(self, _request: web.Request, caller: Principal) -> web.Response:
         plane = self._plane
         return reply(
             {
                 "csrfToken": self._access.csrf_token,
-                "role": caller.role.value,
-                "canRun": self._access.can_run(caller.role),
+                "role": caller.role.label,
+                "actor": caller.actor,
+                "canRun": self._access.can_run(caller),
                 "profile": plane.config.profile,
                 "version": __version__,
                 "startedAt": instant(plane.started_at),
@@ -106,14 +108,14 @@ class JsonApi:
             }
         )
 
-    async def jobs(self, _request: web.Request, _caller: Caller) -> web.Response:
+    async def jobs(self, _request: web.Request, _caller: Principal) -> web.Response:
         return reply(snapshot(self._plane))
 
-    async def job(self, request: web.Request, _caller: Caller) -> web.Response:
+    async def job(self, request: web.Request, _caller: Principal) -> web.Response:
         spec = find_spec(self._plane, request.match_info["name"])
         return reply(job_view(self._plane, spec))
 
-    async def history(self, request: web.Request, _caller: Caller) -> web.Response:
+    async def history(self, request: web.Request, _caller: Principal) -> web.Response:
         spec = find_spec(self._plane, request.match_info["name"])
         limit = query_int(request, "limit", HISTORY_DEFAULT, 1, HISTORY_MAX)
         service = self._plane.service
@@ -127,11 +129,11 @@ class JsonApi:
         ]
         return reply({"job": spec.name, "runs": runs})
 
-    async def run(self, request: web.Request, _caller: Caller) -> web.Response:
+    async def run(self, request: web.Request, _caller: Principal) -> web.Response:
         target = await find_run(self._plane, request.match_info["run_id"])
         return reply(live_run_view(self._plane, target))
 
-    async def start(self, request: web.Request, caller: Caller) -> web.Response:
+    async def start(self, request: web.Request, caller: Principal) -> web.Response:
         plane = self._plane
         spec = find_spec(plane, request.match_info["name"])
         body = await json_object(request)
@@ -151,7 +153,7 @@ class JsonApi:
             {"status": "Just started", "run": live_run_view(plane, run), "then": list(chain)}, 202
         )
 
-    async def cancel(self, request: web.Request, caller: Caller) -> web.Response:
+    async def cancel(self, request: web.Request, caller: Principal) -> web.Response:
         spec = find_spec(self._plane, request.match_info["name"])
         cancelled = await self._plane.service.cancel(
             CancelRequest(bean=spec.name, actor=caller.actor)
@@ -161,7 +163,7 @@ class JsonApi:
             raise error(409, f"{spec.name} has no run under way")
         return reply({"status": "Cancelling", "run": live_run_view(self._plane, run)}, 202)
 
-    async def run_all(self, _request: web.Request, caller: Caller) -> web.Response:
+    async def run_all(self, _request: web.Request, caller: Principal) -> web.Response:
         names = list((await self._plane.service.run_all(RunAllRequest(actor=caller.actor))).jobs)
         log.info("web.run_all", jobs=names, actor=caller.actor)
         return reply({"status": "Just started", "jobs": names}, 202)

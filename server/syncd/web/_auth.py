@@ -1,74 +1,139 @@
-"""Who may do what over HTTP: bearer tokens by role, and the page's CSRF token.
+"""Who may do what over HTTP: the same credentials and rule book as gRPC (`syncd.security`).
 
-* A bearer token, when given, must be one of `http.operator_tokens` or `http.viewer_tokens`
-  (401 otherwise) and decides the role.
-* Without one the caller is anonymous: it may read when `http.open_read` is true, and may run
-  and cancel only when, besides, no operator token is configured (the loopback default, where
-  the listener is the boundary).
-* A state-changing request without a bearer token must carry the CSRF token in the
-  `X-CSRF-Token` header. The token is a random secret of this daemon process, handed out by
-  `GET api/v1/session` — a same-origin read a foreign page cannot make (there are no CORS
-  headers) — so a forged cross-site request cannot know it. Bearer requests need none:
-  browsers never attach an Authorization header on their own.
-* Anonymous callers are served only under a loopback host name or one of `http.allowed_hosts`:
-  a hostile page whose domain re-resolves to 127.0.0.1 (DNS rebinding) still sends its own name
-  in `Host`, so it can neither read the CSRF token nor press Run.
+* `Authorization: Bearer <token>`: one of `[auth]`'s tokens (401 otherwise); its role decides.
+* The console's session cookie: `syncd serve` prints a one-time login link
+  (`…/sync/?token=…`); opening it exchanges the token for an HttpOnly, SameSite=Strict cookie
+  worth the daemon owner's role (admin), as notebook servers do. The token works once.
+* Nothing: anonymous, which gets nothing but the page itself and `/healthz` — unless
+  `http.open_read` (reads) / `http.open_write` (run and cancel too) open the console to every
+  caller, which is for a single-user machine only.
+* A state-changing request by cookie or anonymously must carry the CSRF token in the
+  `X-CSRF-Token` header: a random secret of this daemon process, handed out by
+  `GET api/v1/session` (a same-origin read a foreign page cannot make). Bearer requests need
+  none: browsers never attach an Authorization header on their own.
+* Cookie and anonymous callers are served only under a loopback host name or one of
+  `http.allowed_hosts`, which defeats DNS rebinding.
 """
 
 from __future__ import annotations
 
-import enum
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from syncd.config import HttpConfig
-from syncd.errors import quote_input
+from syncd.errors import PermissionDeniedError, UnauthenticatedError, quote_input
+from syncd.security import Action, Guard, Principal, Role
 from syncd.web._http import error
 
 CSRF_HEADER = "X-CSRF-Token"
+SESSION_COOKIE = "syncd_session"
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
-
-
-class Role(enum.StrEnum):
-    OPERATOR = "operator"
-    VIEWER = "viewer"
-    ANONYMOUS = "anonymous"
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    role: Role
-    actor: str  # recorded with the runs this caller starts
-
-
-def _known(token: str, tokens: tuple[str, ...]) -> bool:
-    # Compare with every token, in constant time each: no early exit that times a prefix.
-    hits = [hmac.compare_digest(token.encode(), t.encode()) for t in tokens]
-    return any(hits)
+MAX_SESSIONS = 1000
+SESSION_LIFETIME = 12 * 3600.0  # seconds: a console login lasts a working day, then ends
 
 
 class Access:
-    def __init__(self, config: HttpConfig) -> None:
+    def __init__(
+        self, config: HttpConfig, guard: Guard, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._config = config
+        self._guard = guard
+        self._monotonic = monotonic
         self.csrf_token = secrets.token_urlsafe(32)
+        self._login_token: str | None = secrets.token_urlsafe(32)
+        self._sessions: dict[str, tuple[Principal, float]] = {}  # id -> (who, expires)
 
-    def _role(self, request: web.Request) -> Role:
+    # --- the one-time login link ------------------------------------------------------------
+
+    def login_token(self) -> str | None:
+        """The token of the login link, until it is used."""
+        return self._login_token
+
+    def new_login_token(self) -> str:
+        """A fresh one-time token; the previous one, if unused, no longer works."""
+        self._login_token = secrets.token_urlsafe(32)
+        return self._login_token
+
+    def log_in(self, request: web.Request, token: str) -> str:
+        """Exchange the one-time token for a session id, or 401."""
+        wanted = self._login_token
+        if wanted is None or not hmac.compare_digest(token.encode(), wanted.encode()):
+            raise error(401, "this login link is not valid (it works once; restart for another)")
+        self._check_host(request)
+        self._login_token = None
+        session = secrets.token_urlsafe(32)
+        if len(self._sessions) >= MAX_SESSIONS:
+            self._sessions.pop(next(iter(self._sessions)))
+        who = Principal(
+            f"console login (uid {self._guard.owner_uid})",
+            Role.ADMIN,
+            request.remote or "unknown",
+            "http",
+        )
+        self._sessions[session] = (who, self._monotonic() + SESSION_LIFETIME)
+        return session
+
+    # --- who is calling ------------------------------------------------------------------------
+
+    def principal(self, request: web.Request) -> tuple[Principal, bool]:
+        """The caller, and whether a browser could have sent the request on its own (cookie or
+        anonymous: it then needs the CSRF token to change anything); 401 for a bad token."""
+        address = request.remote or "unknown"
         header = request.headers.get("Authorization")
-        if header is None:
-            return Role.ANONYMOUS
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise error(401, "expected the header 'Authorization: Bearer <token>'")
-        if _known(token, self._config.operator_tokens):
-            return Role.OPERATOR
-        if _known(token, self._config.viewer_tokens):
-            return Role.VIEWER
-        raise error(401, "the bearer token is not valid")
+        if header is not None:
+            try:
+                return self._guard.from_authorization(header, address, "http"), False
+            except UnauthenticatedError as exc:
+                raise error(401, str(exc)) from None
+        session = self._sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        if session is not None:
+            who, expires = session
+            if self._monotonic() < expires:
+                self._check_host(request)
+                return who, True
+            self._sessions.pop(request.cookies[SESSION_COOKIE], None)  # expired: anonymous
+        role = Role.NONE
+        if self._config.open_read:
+            role = Role.OPERATOR if self._config.open_write else Role.VIEWER
+            self._check_host(request)
+        return Principal("anonymous", role, address, "http"), True
+
+    def check(self, request: web.Request, action: Action) -> Principal:
+        """The caller of `request`, allowed to do `action`; else 401 or 403."""
+        principal, ambient = self.principal(request)
+        if principal.role is Role.NONE and action is not Action.HEALTH:
+            raise error(
+                401,
+                "this needs a credential: an 'Authorization: Bearer <token>' header, or the"
+                " console's login link",
+            )
+        try:
+            Guard.authorize(principal, action)
+        except UnauthenticatedError as exc:
+            raise error(401, str(exc)) from None
+        except PermissionDeniedError as exc:  # its message names the role and the action
+            raise error(403, str(exc)) from None
+        if ambient and action is not Action.READ and action is not Action.AUDIT:
+            self._check_csrf(request)
+        return principal
+
+    def can_run(self, principal: Principal) -> bool:
+        return principal.role >= Role.OPERATOR
+
+    def _check_csrf(self, request: web.Request) -> None:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), self.csrf_token.encode()):
+            raise error(
+                403,
+                f"missing or invalid CSRF token: send the {CSRF_HEADER} header given by"
+                " api/v1/session, or a bearer token",
+            )
+        _same_origin(request)
 
     def _check_host(self, request: web.Request) -> None:
         name = host_name(request.host)
@@ -79,43 +144,6 @@ class Access:
             f"host {quote_input(name)} is not served to callers without a token; add it to"
             " http.allowed_hosts or send a bearer token",
         )
-
-    def _caller(self, request: web.Request, role: Role, via: str) -> Caller:
-        return Caller(role, f"{via}:{role.value}@{request.remote or 'unknown'}")
-
-    def anonymous_may_run(self) -> bool:
-        return self._config.open_read and not self._config.operator_tokens
-
-    def can_run(self, role: Role) -> bool:
-        return role is Role.OPERATOR or (role is Role.ANONYMOUS and self.anonymous_may_run())
-
-    def reader(self, request: web.Request, via: str = "web") -> Caller:
-        """The caller of a read-only request, or 401."""
-        role = self._role(request)
-        if role is Role.ANONYMOUS:
-            if not self._config.open_read:
-                raise error(401, "this console needs a viewer or operator token")
-            self._check_host(request)
-        return self._caller(request, role, via)
-
-    def writer(self, request: web.Request, via: str = "web") -> Caller:
-        """The caller of a state-changing request, or 401/403."""
-        role = self._role(request)
-        if role is Role.VIEWER:
-            raise error(403, "a viewer token cannot run or cancel jobs; use an operator token")
-        if role is Role.ANONYMOUS:
-            if not self.anonymous_may_run():
-                raise error(401, "running and cancelling jobs needs an operator token")
-            self._check_host(request)
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent.encode(), self.csrf_token.encode()):
-                raise error(
-                    403,
-                    f"missing or invalid CSRF token: send the {CSRF_HEADER} header given by"
-                    " api/v1/session, or an operator bearer token",
-                )
-            _same_origin(request)
-        return self._caller(request, role, via)
 
 
 def host_name(host: str) -> str:

@@ -29,8 +29,10 @@ from syncd.errors import (
     NotAJobError,
     NotRunningError,
     OperationNotFoundError,
+    PermissionDeniedError,
     RunNotFoundError,
     SyncdError,
+    UnauthenticatedError,
     quote_input,
 )
 from syncd.web._http import JSON_TYPE, error, reply
@@ -50,6 +52,8 @@ HTTP_STATUS: dict[type[SyncdError], int] = {
     ConfigError: 409,  # a reload found the file invalid
     DrainingError: 503,
     LedgerUnavailableError: 503,  # disk full, locked, database down
+    UnauthenticatedError: 401,
+    PermissionDeniedError: 403,
 }
 
 

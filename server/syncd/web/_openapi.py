@@ -21,13 +21,14 @@ def _err(description: str) -> dict[str, Any]:
     return _json(description, _ref("Error"))
 
 
-# Reads are open when http.open_read is true, else need a viewer or operator token.
-_READ: list[dict[str, list[str]]] = [{}, {"bearer": []}]
-_WRITE: list[dict[str, list[str]]] = [{"bearer": []}, {"csrf": []}]
-_READ_ERRORS = {"401": _err("A token is needed, or the token is not valid")}
+# Reads need a viewer's credential (a bearer token, or the login cookie), unless
+# http.open_read; writes an operator's, the cookie with the CSRF token besides.
+_READ: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
+_WRITE: list[dict[str, list[str]]] = [{"bearer": []}, {"session": [], "csrf": []}]
+_READ_ERRORS = {"401": _err("A credential is needed, or the token is not valid")}
 _WRITE_ERRORS = {
-    "401": _err("An operator token is needed, or the token is not valid"),
-    "403": _err("A viewer token, or no CSRF token on a request without a bearer token"),
+    "401": _err("A credential is needed, or the token is not valid"),
+    "403": _err("Too little role, or no CSRF token on a request without a bearer token"),
     "503": _err("The daemon is shutting down and starts no new runs"),
 }
 _NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -335,7 +336,13 @@ def document(context_path: str) -> dict[str, Any]:
                 "bearer": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": "an operator or viewer token",
+                    "description": "a token of [auth] (viewer, operator or admin)",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "syncd_session",
+                    "description": "set by the one-time login link that `syncd serve` prints",
                 },
                 "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token"},
             },

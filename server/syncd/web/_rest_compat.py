@@ -13,9 +13,9 @@ from aiohttp import web
 
 from syncd.errors import AlreadyRunningError, BeanNotFoundError, InvalidArgumentError
 from syncd.job import JobSpec
+from syncd.security import Principal
 from syncd.service import RunAllRequest
 from syncd.web._api import start_run
-from syncd.web._auth import Caller
 from syncd.web._http import json_object
 from syncd.web.plane import WebPlane
 
@@ -46,7 +46,7 @@ class RestCompat:
         except BeanNotFoundError:
             return None
 
-    async def status(self, _request: web.Request, _caller: Caller) -> web.Response:
+    async def status(self, _request: web.Request, _caller: Principal) -> web.Response:
         service = self._plane.service
         return _json(
             {
@@ -59,7 +59,7 @@ class RestCompat:
     async def profile(self, _request: web.Request) -> web.Response:
         return web.Response(text=self._plane.config.profile, content_type="text/plain")
 
-    async def run_job(self, request: web.Request, caller: Caller) -> web.Response:
+    async def run_job(self, request: web.Request, caller: Principal) -> web.Response:
         spec = self._by_key(request.match_info["name"])
         if spec is None:
             return _json(JOB_NOT_FOUND, 400)
@@ -73,7 +73,7 @@ class RestCompat:
             return _json(ALREADY_RUNNING)
         return _json(JUST_STARTED)
 
-    async def run_all(self, _request: web.Request, caller: Caller) -> web.Response:
+    async def run_all(self, _request: web.Request, caller: Principal) -> web.Response:
         names = list((await self._plane.service.run_all(RunAllRequest(actor=caller.actor))).jobs)
         log.info("web.run_all", jobs=names, actor=caller.actor)
         return web.Response(status=200, headers={"Cache-Control": "no-store"})

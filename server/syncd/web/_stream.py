@@ -16,8 +16,8 @@ from aiohttp import web
 from syncd.execution.runs import Run
 from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import Follower, LogLine, line_filter
+from syncd.security import Principal
 from syncd.web._api import find_run, snapshot
-from syncd.web._auth import Caller
 from syncd.web._http import instant, query_int, sse_frame
 from syncd.web._model import job_view, live_run_view, progress_view
 from syncd.web.plane import WebPlane
@@ -68,7 +68,7 @@ class Streams:
 
     # --- job states ----------------------------------------------------------------------
 
-    async def events(self, request: web.Request, _caller: Caller) -> web.StreamResponse:
+    async def events(self, request: web.Request, _caller: Principal) -> web.StreamResponse:
         """`snapshot` (every job) first and after any loss; then `job`, `progress`, `daemon`."""
         plane = self._plane
         # Subscribe before the snapshot, so nothing happens between the two unseen.
@@ -121,7 +121,7 @@ class Streams:
 
     # --- one run's log -------------------------------------------------------------------
 
-    async def logs(self, request: web.Request, _caller: Caller) -> web.StreamResponse:
+    async def logs(self, request: web.Request, _caller: Principal) -> web.StreamResponse:
         """The run's last `lines` log lines (`line` events, each one JSON log line), then —
         while the run is under way — its new lines as they come; `end` when it has finished."""
         plane = self._plane

@@ -1,9 +1,11 @@
 """The web console under `http.context_path` (default `/sync/`): the page, its static assets,
 its JSON API and live streams, the old TIS-SYNC REST API, and the OpenAPI document.
 
-API routes are declared with who may call them — `read` or `write` (see `_auth`) — and each
-handler gets the checked caller. The page, its assets, the OpenAPI document and the old
-profile endpoint are open: the page must load to ask for a token.
+API routes are declared with the action they do (the rule book in `syncd.security` says which
+role that needs; see `_auth`), and each handler gets the checked caller. State changes and
+refusals of them are written to the audit trail. The page, its assets, the OpenAPI document and
+the old profile endpoint are open: the page must load to ask for a token. Opening the page with
+`?token=<login token>` logs the browser in (a session cookie) and redirects to the clean URL.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal
 
 from aiohttp import web
 
+from syncd.ledger.audit import AuditEntry
+from syncd.security import Action, Principal, changes_state
 from syncd.web._api import JsonApi
-from syncd.web._auth import Access, Caller
+from syncd.web._auth import SESSION_COOKIE, SESSION_LIFETIME, Access
 from syncd.web._errors import json_errors
 from syncd.web._openapi import document
 from syncd.web._rest_compat import RestCompat
@@ -36,34 +39,84 @@ _PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
-Level = Literal["read", "write"]
-Handler = Callable[[web.Request, Caller], Awaitable[web.StreamResponse]]
+WebAccess = Access  # for the daemon: the login link's token
+
+Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
 
 
-def install(app: web.Application, plane: WebPlane) -> None:
-    """Register the console's routes on the HTTP listener's application."""
+def install(app: web.Application, plane: WebPlane) -> Access:
+    """Register the console's routes on the HTTP listener's application; the access rules
+    (with the one-time login token) come back for the daemon to print the login link."""
     base = plane.config.context_path  # starts and ends with "/"
-    access = Access(plane.config)
+    access = Access(plane.config, plane.guard)
     stopping = asyncio.Event()
     api = JsonApi(plane, access)
     old = RestCompat(plane)
     streams = Streams(plane, stopping)
 
+    async def audit(
+        request: web.Request, action: Action, who: Principal | None, outcome: str, detail: str
+    ) -> None:
+        if plane.audit is None:
+            return
+        await plane.audit(
+            AuditEntry(
+                at=plane.clock.now(),
+                actor=who.actor if who else "unknown",
+                role=who.role.label if who else "none",
+                address=who.address if who else (request.remote or "unknown"),
+                action=action.value,
+                target=request.match_info.get("name", "") or request.path,
+                outcome=outcome,
+                detail=detail,
+            )
+        )
+
     def guarded(
-        level: Level, handler: Handler, via: str
+        action: Action, handler: Handler
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def checked(request: web.Request) -> web.StreamResponse:
-            caller = (
-                access.writer(request, via) if level == "write" else access.reader(request, via)
-            )
-            return await handler(request, caller)
+            try:
+                caller = access.check(request, action)
+            except web.HTTPException as exc:
+                # A refused write, or a refused credential; not a read without any (polling).
+                sent = "Authorization" in request.headers
+                if changes_state(action) or (exc.status == 401 and sent):
+                    await audit(request, action, None, f"HTTP {exc.status}", exc.text or "")
+                raise
+            if not changes_state(action):
+                return await handler(request, caller)
+            try:
+                response = await handler(request, caller)
+            except web.HTTPException as exc:
+                await audit(request, action, caller, f"HTTP {exc.status}", exc.text or "")
+                raise
+            except Exception as exc:
+                await audit(request, action, caller, "refused", str(exc)[:200])
+                raise
+            await audit(request, action, caller, "ok", "")
+            return response
 
         return checked
 
-    def add(method: str, path: str, level: Level, handler: Handler, via: str = "web") -> None:
-        app.router.add_route(method, base + path, guarded(level, handler, via))
+    def add(method: str, path: str, action: Action, handler: Handler) -> None:
+        app.router.add_route(method, base + path, guarded(action, handler))
 
-    async def page(_request: web.Request) -> web.StreamResponse:
+    async def page(request: web.Request) -> web.StreamResponse:
+        token = request.query.get("token")
+        if token is not None:
+            session = access.log_in(request, token)
+            response = web.HTTPFound(base)
+            response.set_cookie(
+                SESSION_COOKIE,
+                session,
+                path=base,
+                httponly=True,
+                samesite="Strict",
+                secure=request.secure,
+                max_age=int(SESSION_LIFETIME),
+            )
+            raise response
         return web.FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
 
     async def openapi(_request: web.Request) -> web.Response:
@@ -82,23 +135,23 @@ def install(app: web.Application, plane: WebPlane) -> None:
     router.add_static(base + "static", STATIC_DIR, append_version=False)
     router.add_get(base + "api/openapi.json", openapi)
 
-    add("GET", "api/v1/session", "read", api.session)
-    add("GET", "api/v1/jobs", "read", api.jobs)
-    add("GET", "api/v1/jobs/{name}", "read", api.job)
-    add("GET", "api/v1/jobs/{name}/runs", "read", api.history)
-    add("POST", "api/v1/jobs/{name}/run", "write", api.start)
-    add("POST", "api/v1/jobs/{name}/cancel", "write", api.cancel)
-    add("POST", "api/v1/run-all", "write", api.run_all)
-    add("GET", "api/v1/runs/{run_id}", "read", api.run)
-    add("GET", "api/v1/runs/{run_id}/logs", "read", streams.logs)
-    add("GET", "api/v1/events", "read", streams.events)
+    add("GET", "api/v1/session", Action.READ, api.session)
+    add("GET", "api/v1/jobs", Action.READ, api.jobs)
+    add("GET", "api/v1/jobs/{name}", Action.READ, api.job)
+    add("GET", "api/v1/jobs/{name}/runs", Action.READ, api.history)
+    add("POST", "api/v1/jobs/{name}/run", Action.RUN, api.start)
+    add("POST", "api/v1/jobs/{name}/cancel", Action.CANCEL, api.cancel)
+    add("POST", "api/v1/run-all", Action.RUN, api.run_all)
+    add("GET", "api/v1/runs/{run_id}", Action.READ, api.run)
+    add("GET", "api/v1/runs/{run_id}/logs", Action.READ, streams.logs)
+    add("GET", "api/v1/events", Action.READ, streams.events)
 
     # The old service's API, at the same paths under the context path (its page used
     # "api/jobs/" with a slash).
-    add("GET", "api/jobs/status", "read", old.status, via="rest")
-    add("PUT", "api/job/{name}", "write", old.run_job, via="rest")
-    add("PUT", "api/jobs", "write", old.run_all, via="rest")
-    add("PUT", "api/jobs/", "write", old.run_all, via="rest")
+    add("GET", "api/jobs/status", Action.READ, old.status)
+    add("PUT", "api/job/{name}", Action.RUN, old.run_job)
+    add("PUT", "api/jobs", Action.RUN, old.run_all)
+    add("PUT", "api/jobs/", Action.RUN, old.run_all)
     router.add_get(base + "api/sys/profile", old.profile)  # the old one asked no permission
 
     async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
@@ -113,3 +166,4 @@ def install(app: web.Application, plane: WebPlane) -> None:
 
     app.on_response_prepare.append(on_response_prepare)
     app.on_shutdown.append(on_shutdown)
+    return access

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,10 +10,14 @@ from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
 from syncd.clock import Clock
 from syncd.config import HttpConfig
+from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunLedger
 from syncd.observability.events import EventHub
 from syncd.observability.loghub import LogHub
+from syncd.security import Guard
 from syncd.service.runservice import RunService
+
+Auditor = Callable[[AuditEntry], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,3 +31,5 @@ class WebPlane:
     events: EventHub
     clock: Clock
     started_at: datetime
+    guard: Guard
+    audit: Auditor | None = None  # where state changes and refusals are recorded

@@ -6,13 +6,17 @@ server, the scheduler and the runs, with no second server thread or framework.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from syncd.config import HttpConfig, split_host_port
+from syncd.errors import PermissionDeniedError, UnauthenticatedError
 from syncd.observability.metrics import Metrics
+from syncd.security import Action, Guard
+from syncd.web._http import error
 
 
 class HttpServer:
@@ -23,8 +27,13 @@ class HttpServer:
         serving: Callable[[], bool],
         extra_routes: Callable[[web.Application], None] | None = None,
         ledger_problem: Callable[[], str] = lambda: "",
+        *,
+        guard: Guard,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._config = config
+        self._guard = guard
+        self._ssl = ssl_context
         self._metrics = metrics
         self._serving = serving
         self._ledger_problem = ledger_problem
@@ -36,7 +45,20 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
         self.address = ""
 
-    async def _metrics_handler(self, _request: web.Request) -> web.Response:
+    async def _metrics_handler(self, request: web.Request) -> web.Response:
+        # Prometheus sends a bearer token (`authorization` in its scrape config); a viewer's
+        # will do. `http.open_metrics` opens it to every caller instead.
+        if not self._config.open_metrics:
+            header = request.headers.get("Authorization")
+            if header is None:
+                raise error(401, "/metrics needs a viewer token (Authorization: Bearer <token>)")
+            try:
+                who = self._guard.from_authorization(header, request.remote or "", "http")
+                Guard.authorize(who, Action.READ)
+            except UnauthenticatedError as exc:
+                raise error(401, str(exc)) from None
+            except PermissionDeniedError as exc:
+                raise error(403, str(exc)) from None
         body = generate_latest(self._metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -54,12 +76,13 @@ class HttpServer:
         host, port = split_host_port(self._config.address)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self._ssl)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         bound = sockets[0].getsockname()[1] if sockets else port
-        self.address = f"http://{host}:{bound}"
+        scheme = "https" if self._ssl is not None else "http"
+        self.address = f"{scheme}://{host}:{bound}"
         return self.address
 
     async def stop(self) -> None:
