@@ -86,10 +86,11 @@ def console_url(daemon: Daemon, path: str = "") -> str:
 
 
 def login_link(daemon: Daemon) -> str:
-    """The one-time link `syncd serve` prints."""
+    """The one-time link `syncd serve` prints (a fresh one, as `consoleLoginLink` makes, once
+    that one has been used)."""
     access = daemon._web_access
     assert access is not None
-    return f"{console_url(daemon)}?token={access.login_token()}"
+    return f"{console_url(daemon)}?token={access.login_token() or access.new_login_token()}"
 
 
 @asynccontextmanager

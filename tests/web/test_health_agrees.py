@@ -27,8 +27,9 @@ from syncd_api.v1 import management_pb2 as pb
 from tests.clocks import ManualClock
 from tests.harness import running_daemon
 from tests.packs.sample import FAILING, QUICK, Gates, gated_job, stubborn_job
+from tests.security.support import VIEWER, token_auth
 from tests.waiting import within
-from tests.web._support import console_session, console_url, run
+from tests.web._support import console_session, console_url, login_link, run
 from tests.web.test_browser import CHROMIUM_ARGS, WAIT_MS, _chromium
 
 CANCEL_GATES, TIMEOUT_GATES, STUCK_GATES = Gates(), Gates(), Gates()
@@ -73,7 +74,8 @@ async def finish(daemon: Daemon, spec: JobSpec, **arguments: Value) -> None:
 
 
 async def metrics(http: aiohttp.ClientSession, daemon: Daemon) -> dict[tuple[str, str], float]:
-    async with http.get(f"{daemon.listening.http}/metrics") as response:
+    viewer = {"Authorization": f"Bearer {VIEWER}"}  # as Prometheus scrapes it
+    async with http.get(f"{daemon.listening.http}/metrics", headers=viewer) as response:
         assert response.status == 200
         text = await response.text()
     return {
@@ -93,7 +95,11 @@ def test_status_metrics_json_and_page_agree(short_tmp: Path) -> None:
     async def main() -> None:
         async with (
             running_daemon(
-                short_tmp / "s", jobs, job_tables=TABLES, http_address="127.0.0.1:0"
+                short_tmp / "s",
+                jobs,
+                job_tables=TABLES,
+                http_address="127.0.0.1:0",
+                auth=token_auth(),
             ) as rt,
             console_session(rt.daemon) as http,
             async_playwright() as pw,
@@ -159,7 +165,7 @@ def test_status_metrics_json_and_page_agree(short_tmp: Path) -> None:
                 browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
                 try:
                     page = await browser.new_page(viewport={"width": 1280, "height": 900})
-                    await page.goto(console_url(daemon))
+                    await page.goto(login_link(daemon))  # a second login: the browser's own
                     for name, (health, reason, _) in expected.items():
                         badge = page.locator(f'tr[data-job="{name}"] [data-field="health"]')
                         if health == "ok":
