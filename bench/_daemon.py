@@ -36,10 +36,11 @@ def bench_config(config_text: str = "") -> str:
 
 @contextmanager
 def daemon(
-    config_text: str = "", timeout: float = 30.0
+    config_text: str = "", timeout: float = 30.0, loop_stats: Path | None = None
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A daemon in a fresh state dir, catch-up off (see bench_config); yields (process,
-    address) once it is ready."""
+    address) once it is ready. With `loop_stats`, its event loop's slow callbacks are written
+    to `<loop_stats>.<pid>` when it exits (see bench/loopstat_site)."""
     with tempfile.TemporaryDirectory(prefix="sd-bench-") as tmp:
         state = Path(tmp) / "state"
         config = Path(tmp) / "syncd.toml"
@@ -50,6 +51,9 @@ def daemon(
             PYTHONPATH=str(ROOT),
             SYNCD_HTTP_ADDRESS="127.0.0.1:0",
         )
+        if loop_stats is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench" / "loopstat_site"), str(ROOT)])
+            env["SYNCD_BENCH_LOOPSTAT"] = str(loop_stats)
         proc = subprocess.Popen(
             [sys.executable, "-m", "syncd", "--config", str(config), "serve"],
             stdout=subprocess.PIPE,

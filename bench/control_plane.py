@@ -6,13 +6,22 @@ PostgreSQL is unreachable) and, for contrast, on the embedded SQLite ledger, wit
 run costs the daemon, its job process and the fork server (from /proc, measured over the first
 runs while no other calls are made): a figure the machine's other load does not move.
 
-    python -m bench.control_plane [--calls 2000] [--rate 20]
+    python -m bench.control_plane [--calls 2000] [--rate 20] [--loop-stats]
+
+--loop-stats also times every callback of the loaded daemons' event loops (bench/loopstat_site;
+it costs the daemon a little CPU, so it is off by default) and prints, for the calls' window,
+how many took over 2 ms and why: preempted (no core was free), blocked (the interpreter lock,
+I/O) or on CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 import time
+from collections import Counter
+from pathlib import Path
 
 import grpc
 
@@ -73,22 +82,45 @@ class Loaded:
         self.behind = 0
         self.cost: TreeCpu | None = None  # CPU seconds over `cost_runs` short runs
         self.cost_runs = 0
+        self.slow: Counter[str] | None = None  # callbacks over 2 ms during the calls, by kind
+        self.slow_5ms = 0
 
     @property
     def p99(self) -> float:
         return max(summary(self.status)["p99"], summary(self.get_run)["p99"])
 
 
-def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
+def _measure_loaded(ledger_url: str, calls: int, rate: float, loop_stats: bool = False) -> Loaded:
     """GetStatus and GetRun (of the newest short run), alternately, `calls` of each, while the
     CPU-bound job runs and the load generator starts `rate` short runs a second."""
+    with tempfile.TemporaryDirectory(prefix="sd-loopstat-") as tmp:
+        stats = Path(tmp) / "loop" if loop_stats else None
+        figures, pid, window = _run_loaded(ledger_url, calls, rate, stats)
+        if stats is not None:
+            _read_loop_stats(figures, Path(f"{stats}.{pid}"), window)
+    return figures
+
+
+def _read_loop_stats(figures: Loaded, path: Path, window: tuple[float, float]) -> None:
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # the daemon wrote none: printed as not measured
+    during = [(took, kind) for end, took, kind in document["slow"] if window[0] <= end <= window[1]]
+    figures.slow = Counter(kind for _, kind in during)
+    figures.slow_5ms = sum(1 for took, _ in during if took > 0.005)
+
+
+def _run_loaded(
+    ledger_url: str, calls: int, rate: float, stats: Path | None
+) -> tuple[Loaded, int, tuple[float, float]]:
     ledger = f'[ledger]\nurl = "{ledger_url}"\n' if ledger_url else ""
     config = (
         '[daemon]\nexecution = "process"\nentry_points = false\n'
         'packs = ["bench.packs:CPU", "bench.packs:SHORT"]\n' + ledger
     )
     with (
-        daemon(config) as (proc, address),
+        daemon(config, loop_stats=stats) as (proc, address),
         grpc.insecure_channel(address) as channel,
         grpc.insecure_channel(address) as load_channel,
     ):
@@ -100,6 +132,7 @@ def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
         status: list[float] = []
         get_run: list[float] = []
         cost: TreeCpu | None = None
+        window_began = time.monotonic()
         try:
             # What the runs cost in CPU, with no calls but theirs: a figure the machine's
             # other load does not move, unlike the latencies.
@@ -109,6 +142,7 @@ def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
             after = tree_cpu(proc.pid)
             if before is not None and after is not None:
                 cost = after - before
+            window_began = time.monotonic()
             for _ in range(calls):
                 start = time.perf_counter()
                 stub.GetStatus(pb.GetStatusRequest(), timeout=10)
@@ -118,6 +152,7 @@ def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
                 stub.GetRun(request, timeout=10)
                 get_run.append((time.perf_counter() - start) * 1000)
         finally:
+            window = (window_began, time.monotonic())
             window_end = time.time()
             result = load.stop()
         figures = Loaded(status, get_run, rate)
@@ -128,11 +163,14 @@ def _measure_loaded(ledger_url: str, calls: int, rate: float) -> Loaded:
         figures.behind = result.behind
         figures.cost, figures.cost_runs = cost, last - first
         stub.Cancel(pb.CancelRequest(bean="CpuJob"), timeout=10)
-    return figures
+    return figures, proc.pid, window
 
 
 def _verdict(p99: float) -> str:
     return f"{'meets' if p99 <= TARGET_P99_MS else 'MISSES'} ({p99:.3f} ms)"
+
+
+_SLOW_KINDS = ("preempted", "blocked", "both", "cpu")
 
 
 def _print_loaded(name: str, figures: Loaded) -> None:
@@ -142,6 +180,12 @@ def _print_loaded(name: str, figures: Loaded) -> None:
         f"  short runs: asked {figures.asked_rate:g}/s, started {figures.started_rate:.1f}/s, "
         f"ended {figures.ended_rate:.1f}/s (refused {figures.refused}, late starts {figures.behind})"
     )
+    if figures.slow is not None:
+        kinds = ", ".join(f"{kind} {figures.slow[kind]}" for kind in _SLOW_KINDS)
+        print(
+            f"  event loop during the calls: {sum(figures.slow.values())} callbacks over 2 ms "
+            f"({kinds}), {figures.slow_5ms} over 5 ms"
+        )
     if figures.cost is None or not figures.cost_runs:
         print("  CPU per short run: not measured (no /proc)")
         return
@@ -157,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=20.0, help="short runs started per second")
+    parser.add_argument(
+        "--loop-stats", action="store_true", help="time the loaded daemons' event-loop callbacks"
+    )
     args = parser.parse_args(argv)
     print(f"control plane: GetStatus over the unix socket, {args.calls} sequential calls each")
     results = {}
@@ -181,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  PostgreSQL ledger: skipped: {reason}")
     else:
         with fresh_database() as url:
-            postgres = _measure_loaded(url, args.calls, args.rate)
+            postgres = _measure_loaded(url, args.calls, args.rate, args.loop_stats)
         _print_loaded("PostgreSQL", postgres)
         print(f"  target GetStatus/GetRun p99 <= {TARGET_P99_MS:g} ms: {_verdict(postgres.p99)}")
-    sqlite = _measure_loaded("", args.calls, args.rate)
+    sqlite = _measure_loaded("", args.calls, args.rate, args.loop_stats)
     _print_loaded("SQLite", sqlite)
     print(f"  target GetStatus/GetRun p99 <= {TARGET_P99_MS:g} ms: {_verdict(sqlite.p99)}")
     if postgres is not None:

@@ -140,6 +140,12 @@ def chatty_body(ctx: RunContext) -> None:
     logging.getLogger("some.library").warning("pool %s recycled", 3)
 
 
+def leveled_body(ctx: RunContext) -> None:
+    """One line at debug and one at info, from the job's own process."""
+    ctx.log.debug("test.leveled", level="debug")
+    ctx.log.info("test.leveled", level="info")
+
+
 IGNORING = JobSpec(
     name="IgnoringJob",
     trigger_operation="ignoringJob",
@@ -152,6 +158,12 @@ CHATTY = JobSpec(
     body=chatty_body,
     description="Logs.",
     settings=os.getpid(),
+)
+LEVELED = JobSpec(
+    name="LeveledJob",
+    trigger_operation="leveledJob",
+    body=leveled_body,
+    description="Logs at two levels.",
 )
 SPINNING = JobSpec(
     name="SpinningJob",

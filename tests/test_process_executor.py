@@ -1,0 +1,81 @@
+"""The process executor as the event loop sees it: what it leaves off the loop, and what the
+job's process keeps to itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import uuid
+
+import pytest
+import structlog
+
+from syncd.enums import Trigger
+from syncd.execution import _proctree
+from syncd.execution.executors import Ending, Execution, ProcessExecutor, Result
+from syncd.job import JobSpec
+from tests.packs.sample import LEVELED, QUICK
+
+pytestmark = pytest.mark.skipif(not _proctree.has_proc(), reason="needs Linux /proc")
+
+BOUND = 30.0
+
+
+class _Reporter:
+    def progress(self, done: int, total: int) -> None:
+        pass
+
+    def rows(self, read: int, written: int) -> None:
+        pass
+
+
+async def _execute(executor: ProcessExecutor, spec: JobSpec) -> Result:
+    job = Execution(
+        spec=spec,
+        run_id=f"r-{uuid.uuid4().hex}",
+        trigger=Trigger.MANUAL,
+        arguments={},
+        cancel_requested=threading.Event(),
+        cancel_signal=asyncio.Event(),
+        cancel_grace=BOUND,
+        reporter=_Reporter(),
+    )
+    async with asyncio.timeout(BOUND):
+        return await executor.execute(job)
+
+
+def test_the_relay_thread_is_started_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thread.start() waits until the new thread has run: called on the loop, it stalled the
+    control plane for a scheduler time slice at every run's start."""
+    started_on: list[int] = []
+    start = threading.Thread.start
+
+    def recording(thread: threading.Thread) -> None:
+        if thread.name.startswith("job-relay:"):
+            started_on.append(threading.get_ident())
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", recording)
+
+    async def scenario() -> tuple[int, Result]:
+        return threading.get_ident(), await _execute(ProcessExecutor(), QUICK)
+
+    loop_thread, result = asyncio.run(scenario())
+
+    assert result.ending is Ending.SUCCEEDED
+    assert started_on and loop_thread not in started_on
+
+
+@pytest.mark.parametrize(
+    ("level", "relayed"), [(logging.INFO, ["info"]), (logging.DEBUG, ["debug", "info"])]
+)
+def test_a_job_drops_its_lines_below_the_daemons_level_itself(
+    level: int, relayed: list[str]
+) -> None:
+    """At info, the job's debug line never reaches the daemon; at debug, both do."""
+    with structlog.testing.capture_logs() as seen:
+        result = asyncio.run(_execute(ProcessExecutor(log_level=level), LEVELED))
+
+    assert result.ending is Ending.SUCCEEDED
+    assert [e["level"] for e in seen if e.get("event") == "test.leveled"] == relayed
