@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import uuid
 
@@ -79,3 +80,17 @@ def test_a_job_drops_its_lines_below_the_daemons_level_itself(
 
     assert result.ending is Ending.SUCCEEDED
     assert [e["level"] for e in seen if e.get("event") == "test.leveled"] == relayed
+
+
+@pytest.mark.parametrize("nice", [0, 10])
+def test_job_processes_run_at_the_configured_niceness(nice: int) -> None:
+    """daemon.job_nice: the job's process defers to the daemon by that much; the daemon's own
+    niceness is untouched."""
+    before = os.nice(0)
+    with structlog.testing.capture_logs() as seen:
+        result = asyncio.run(_execute(ProcessExecutor(nice=nice), LEVELED))
+
+    assert result.ending is Ending.SUCCEEDED
+    (line,) = [e for e in seen if e.get("event") == "test.leveled" and e["level"] == "info"]
+    assert line["nice"] == min(before + nice, 19)
+    assert os.nice(0) == before

@@ -141,9 +141,9 @@ def chatty_body(ctx: RunContext) -> None:
 
 
 def leveled_body(ctx: RunContext) -> None:
-    """One line at debug and one at info, from the job's own process."""
+    """One line at debug and one at info, from the job's own process (with its niceness)."""
     ctx.log.debug("test.leveled", level="debug")
-    ctx.log.info("test.leveled", level="info")
+    ctx.log.info("test.leveled", level="info", nice=os.nice(0))
 
 
 IGNORING = JobSpec(

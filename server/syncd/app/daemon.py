@@ -130,6 +130,7 @@ class Daemon:
                 preload=modules,
                 record_dir=config.daemon.state_dir / _jobtrees.RECORD_DIR,
                 log_level=LEVELS[config.daemon.log_level.lower()],
+                nice=config.daemon.job_nice,
             ),
         }
         for spec in jobs:

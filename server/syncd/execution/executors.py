@@ -242,6 +242,8 @@ def _child_main(
 ) -> None:
     """Entry point of the job's child process."""
     os.setpgrp()  # its own process group, apart from the daemon's terminal signals
+    if payload["nice"]:
+        os.nice(payload["nice"])  # the control plane first (daemon.job_nice); inherited below
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
     # Orphans of the body's processes (a double-forked daemon) re-parent to us, not to init,
     # so they stay in the tree that this process and the daemon end.
@@ -380,11 +382,13 @@ class ProcessExecutor:
         preload: list[str] | None = None,
         record_dir: Path | None = None,
         log_level: int = logging.NOTSET,
+        nice: int = 0,
     ) -> None:
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(["syncd.execution.executors", *(preload or [])])
         self._record_dir = record_dir
         self._log_level = log_level  # the daemon's: what the job logs below it is dropped
+        self._nice = nice
 
     async def execute(self, job: Execution) -> Result:
         loop = asyncio.get_running_loop()
@@ -404,6 +408,7 @@ class ProcessExecutor:
             "settings": job.spec.settings,
             "tree_record": str(record) if record is not None else "",
             "log_level": self._log_level,
+            "nice": self._nice,
         }
         proc = self._mp.Process(
             target=_child_main,
