@@ -100,9 +100,9 @@ class DaemonConfig(Settings, frozen=True):
     entry_points: bool = True
     # Where job bodies run: "process" (a child process: killable, no shared GIL) or "thread".
     execution: str = "process"
-    # How much job processes defer to the daemon for CPU (nice increment 0-19): on a small
-    # machine a positive value keeps the control plane answering quickly under run load.
-    job_nice: Annotated[int, Meta(ge=0, le=19)] = 0
+    # How much job processes defer for CPU (nice increment 0-19). Jobs are batch work: at 10
+    # the control plane (and the machine's interactive services) come first; 0 for equal terms.
+    job_nice: Annotated[int, Meta(ge=0, le=19)] = 10
 
     def __post_init__(self) -> None:
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
