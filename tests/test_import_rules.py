@@ -35,6 +35,8 @@ LAYER_OF = {
     "syncd.scheduling": "domain",
     "syncd.execution": "domain",
     "syncd.ledger": "domain",
+    # Cluster mode's claims, leases and membership: domain, beside the ledger it shares.
+    "syncd.cluster": "domain",
     "syncd.observability": "domain",
     "syncd.service": "service",
     "syncd.rpc": "edge",
@@ -64,7 +66,16 @@ ONLY_IN = {
 
 PACKS = ("syncd_tis",)
 CONTRACT = "syncd.job"
-CONCEPT_PACKAGES = ("app", "beans", "service", "scheduling", "execution", "ledger", "observability")
+CONCEPT_PACKAGES = (
+    "app",
+    "beans",
+    "service",
+    "scheduling",
+    "execution",
+    "ledger",
+    "cluster",
+    "observability",
+)
 
 
 PACKAGES = {f"syncd.{p.name}" for p in (SERVER / "syncd").iterdir() if (p / "__init__.py").exists()}

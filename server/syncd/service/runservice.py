@@ -9,6 +9,7 @@ executes; the scheduling policy (`Orchestrator`) decides when, and asks this ser
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
@@ -18,7 +19,8 @@ from syncd.beans.model import Operation
 from syncd.clock import Clock
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.errors import BeanDisabledError, NotAJobError
+from syncd.errors import BeanDisabledError, LedgerUnavailableError, NotAJobError
+from syncd.execution.claim import Claim
 from syncd.execution.runs import Run, RunCoordinator, new_run_id
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
@@ -169,6 +171,24 @@ class RunService:
 
     def active_runs(self) -> list[Run]:
         return self.coordinator.active_runs()
+
+    def holder(self, name: str) -> Claim | None:
+        """Who runs `name` now: this daemon's run or (cluster mode) another replica's."""
+        return self.coordinator.claim_of(name)
+
+    async def outcome_elsewhere(self, name: str, run_id: str) -> RunOutcome:
+        """The outcome of a run another replica holds (or held): awaited until it ends, as
+        far as the claim tells; SUCCESS when its record cannot be read (it was not ours)."""
+        claim = self.coordinator.claim_of(name)
+        record: RunRecord | None = None
+        with contextlib.suppress(LedgerUnavailableError):
+            if claim is not None and claim.run_id == run_id:
+                record = await self.coordinator.wait_released(claim)
+            else:
+                record = await self._recorder.get(run_id)
+        if record is None or record.outcome is None:
+            return RunOutcome.SUCCESS
+        return record.outcome
 
     def elapsed(self, run: Run) -> timedelta:
         return self.coordinator.elapsed(run)

@@ -1,0 +1,344 @@
+"""The cluster's statements: blocking, run on the claim's threads, never on the event loop.
+
+Each operation is one transaction. A claim locks its bean's row (`FOR UPDATE`), so claims of
+one bean are serialised by PostgreSQL whichever replica asks; leases are compared with, and
+set from, the database's `clock_timestamp()`, so replicas whose clocks disagree still agree on
+who holds what. Faults leave as LedgerUnavailableError (the cluster database is the ledger's).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine
+
+from syncd import __version__
+from syncd.cluster._tables import claims_table, metadata, replicas_table, slots_table
+from syncd.cluster.model import Reaped, ReplicaInfo
+from syncd.enums import RunOutcome, RunState
+from syncd.errors import (
+    AlreadyRunningError,
+    LedgerUnavailableError,
+    SlotClaimedError,
+    StartupEnvironmentError,
+)
+from syncd.execution.claim import Claim
+from syncd.ledger import problem_of
+from syncd.ledger.sql import runs_table
+
+NOW = sa.func.clock_timestamp()
+LOST_BY_LEASE = (
+    "the replica running it stopped renewing its lease (it died, stalled or lost the"
+    " database); another replica recorded it interrupted"
+)
+
+
+def _lease(ttl: float) -> sa.ColumnElement[datetime]:
+    return NOW + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.literal(ttl, sa.Float))
+
+
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What one heartbeat learnt: the run ids it renewed, the live claims of the whole
+    cluster, and the claims it reaped."""
+
+    renewed: frozenset[str]
+    holders: dict[str, Claim]
+    reaped: list[Reaped]
+    member: bool  # False: this replica's row was taken by another incarnation
+
+
+class ClusterStore:
+    """The cluster database, as one replica sees it."""
+
+    def __init__(self, url: str, replica: str, ttl: float) -> None:
+        self.replica = replica
+        self.ttl = ttl
+        self.incarnation = os.urandom(8).hex()
+        timeout_ms = max(1000, int(ttl * 1000 / 3))
+        self._engine: Engine = sa.create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=4,
+            max_overflow=2,
+            pool_timeout=max(1.0, ttl / 3),
+            connect_args={
+                # A lost server fails a statement within a third of a lease, so the heartbeat
+                # learns of it while its runs can still be stopped in time.
+                "connect_timeout": max(2, round(ttl / 3)),
+                "application_name": f"syncd:{replica}"[:63],
+                "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
+            },
+        )
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            raise LedgerUnavailableError(problem_of(exc)) from exc
+
+    def create(self) -> None:
+        with self._tx() as conn:
+            # Serialised: two replicas creating the tables at once would collide on the catalog.
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x5C1D_C1A5)))
+            metadata.create_all(conn, checkfirst=True)
+
+    # --- membership ------------------------------------------------------------------------
+
+    def join(self, host: str, pid: int) -> list[Reaped]:
+        """Become a member; claims left by this replica's previous process are taken back
+        (its runs recorded interrupted). Refuses a name a live daemon elsewhere uses."""
+        with self._tx() as conn:
+            row = conn.execute(
+                sa.select(
+                    replicas_table,
+                    sa.func.extract("epoch", NOW - replicas_table.c.heartbeat_at).label("age"),
+                )
+                .where(replicas_table.c.name == self.replica)
+                .with_for_update()
+            ).first()
+            live = row is not None and row.left_at is None and float(row.age) < self.ttl
+            if row is not None and live and (row.host != host or _alive(row.pid)):
+                raise StartupEnvironmentError(
+                    "cluster.replica",
+                    f"replica {self.replica} is in use by a live daemon (pid {row.pid} on"
+                    f" {row.host}, heartbeat {float(row.age):.1f}s ago); give this daemon"
+                    " another name",
+                )
+            values = {
+                "incarnation": self.incarnation,
+                "host": host[:255],
+                "pid": pid,
+                "version": __version__[:40],
+                "started_at": NOW,
+                "heartbeat_at": NOW,
+                "left_at": None,
+            }
+            conn.execute(
+                pg_insert(replicas_table)
+                .values(name=self.replica, **values)
+                .on_conflict_do_update(index_elements=["name"], set_=values)
+            )
+            held = conn.execute(
+                sa.select(claims_table)
+                .where(claims_table.c.replica == self.replica, claims_table.c.run_id.is_not(None))
+                .with_for_update()
+            ).all()
+            return [self._take_back(conn, r.bean, r.run_id, r.replica, r.token) for r in held]
+
+    def leave(self) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                replicas_table.update()
+                .where(
+                    replicas_table.c.name == self.replica,
+                    replicas_table.c.incarnation == self.incarnation,
+                )
+                .values(left_at=NOW)
+            )
+
+    def replicas(self) -> list[ReplicaInfo]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(
+                    replicas_table,
+                    sa.func.extract("epoch", NOW - replicas_table.c.heartbeat_at).label("age"),
+                ).order_by(replicas_table.c.name)
+            ).all()
+            running: dict[str, list[tuple[str, str]]] = {}
+            for claim in self._live(conn).values():
+                running.setdefault(claim.replica, []).append((claim.bean, claim.run_id))
+        found = []
+        for r in rows:
+            age = float(r.age)
+            state = "left" if r.left_at is not None else "live" if age < self.ttl else "lost"
+            found.append(
+                ReplicaInfo(
+                    name=r.name,
+                    host=r.host,
+                    pid=r.pid,
+                    version=r.version,
+                    started_at=r.started_at,
+                    heartbeat_at=r.heartbeat_at,
+                    heartbeat_age=age,
+                    left_at=r.left_at,
+                    running=tuple(sorted(running.get(r.name, []))),
+                    state=state,
+                )
+            )
+        return found
+
+    # --- claims ----------------------------------------------------------------------------
+
+    def acquire(
+        self, bean: str, run_id: str, slot_time: datetime | None
+    ) -> tuple[Claim, Reaped | None]:
+        """Claim `bean` (and its slot) for `run_id`; an expired holder is recorded interrupted
+        on the way. Raises AlreadyRunningError or SlotClaimedError."""
+        with self._tx() as conn:
+            conn.execute(
+                pg_insert(claims_table)
+                .values(bean=bean, token=0)
+                .on_conflict_do_nothing(index_elements=["bean"])
+            )
+            row = conn.execute(
+                sa.select(claims_table, (claims_table.c.lease_until > NOW).label("live"))
+                .where(claims_table.c.bean == bean)
+                .with_for_update()
+            ).one()
+            reaped = None
+            if row.run_id is not None:
+                if row.live:
+                    raise AlreadyRunningError(bean, row.run_id, row.replica or "")
+                reaped = self._take_back(conn, bean, row.run_id, row.replica, row.token)
+            if slot_time is not None:
+                self._claim_slot(conn, bean, slot_time, run_id)
+            token = int(row.token) + 1
+            conn.execute(
+                claims_table.update()
+                .where(claims_table.c.bean == bean)
+                .values(
+                    token=token,
+                    run_id=run_id,
+                    replica=self.replica,
+                    acquired_at=NOW,
+                    lease_until=_lease(self.ttl),
+                )
+            )
+        claim = Claim(bean=bean, run_id=run_id, token=token, replica=self.replica, fencing=True)
+        return claim, reaped
+
+    def _claim_slot(self, conn: Connection, bean: str, slot_time: datetime, run_id: str) -> None:
+        taken = conn.execute(
+            sa.select(slots_table.c.run_id, slots_table.c.replica, runs_table.c.outcome)
+            .select_from(
+                slots_table.outerjoin(runs_table, runs_table.c.run_id == slots_table.c.run_id)
+            )
+            .where(slots_table.c.bean == bean, slots_table.c.slot_time == slot_time)
+            .with_for_update(of=slots_table)
+        ).first()
+        values = {"run_id": run_id, "replica": self.replica, "claimed_at": NOW}
+        if taken is None:
+            conn.execute(slots_table.insert().values(bean=bean, slot_time=slot_time, **values))
+        elif taken.outcome == RunOutcome.INTERRUPTED.value:
+            # A run of this slot was cut off: the catch-up rules may run the slot again.
+            conn.execute(
+                slots_table.update()
+                .where(slots_table.c.bean == bean, slots_table.c.slot_time == slot_time)
+                .values(**values)
+            )
+        else:
+            raise SlotClaimedError(bean, slot_time.isoformat(), taken.run_id, taken.replica)
+
+    def release(self, claim: Claim) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                claims_table.update()
+                .where(claims_table.c.bean == claim.bean, claims_table.c.token == claim.token)
+                .values(run_id=None, replica=None, lease_until=None)
+            )
+            # A start the ledger refused left no run: its slot may be fired again.
+            conn.execute(
+                slots_table.delete().where(
+                    slots_table.c.run_id == claim.run_id,
+                    ~sa.exists().where(runs_table.c.run_id == claim.run_id),
+                )
+            )
+
+    def beat(self, held: Iterable[str]) -> Beat:
+        """Renew this replica's leases for the runs `held`, note its heartbeat, take back
+        expired claims (recording their runs interrupted) and read the live claims."""
+        held = list(held)
+        with self._tx() as conn:
+            member = conn.execute(
+                replicas_table.update()
+                .where(
+                    replicas_table.c.name == self.replica,
+                    replicas_table.c.incarnation == self.incarnation,
+                )
+                .values(heartbeat_at=NOW, left_at=None)
+            ).rowcount
+            renewed: frozenset[str] = frozenset()
+            if held and member:
+                renewed = frozenset(
+                    r[0]
+                    for r in conn.execute(
+                        claims_table.update()
+                        .where(
+                            claims_table.c.replica == self.replica,
+                            claims_table.c.run_id.in_(held),
+                            claims_table.c.lease_until > NOW,  # an expired lease is not revived
+                        )
+                        .values(lease_until=_lease(self.ttl))
+                        .returning(claims_table.c.run_id)
+                    )
+                )
+            expired = conn.execute(
+                sa.select(claims_table)
+                .where(claims_table.c.run_id.is_not(None), claims_table.c.lease_until <= NOW)
+                .with_for_update(skip_locked=True)
+            ).all()
+            reaped = [self._take_back(conn, r.bean, r.run_id, r.replica, r.token) for r in expired]
+            holders = self._live(conn)
+        return Beat(renewed=renewed, holders=holders, reaped=reaped, member=bool(member))
+
+    def _live(self, conn: Connection) -> dict[str, Claim]:
+        rows = conn.execute(
+            sa.select(claims_table).where(
+                claims_table.c.run_id.is_not(None), claims_table.c.lease_until > NOW
+            )
+        )
+        return {
+            r.bean: Claim(
+                bean=r.bean, run_id=r.run_id, token=r.token, replica=r.replica, fencing=True
+            )
+            for r in rows
+        }
+
+    def _take_back(
+        self, conn: Connection, bean: str, run_id: str, replica: str, token: int
+    ) -> Reaped:
+        """Free a dead holder's claim; its run, if still open, is recorded interrupted — by
+        whichever replica's conditional update gets there first."""
+        marked = conn.execute(
+            runs_table.update()
+            .where(runs_table.c.run_id == run_id, runs_table.c.state != RunState.FINISHED.value)
+            .values(
+                state=RunState.FINISHED.value,
+                outcome=RunOutcome.INTERRUPTED.value,
+                ended_at=NOW,
+                error_type="Interrupted",
+                error_message=f"{LOST_BY_LEASE} (replica {replica})",
+            )
+        ).rowcount
+        conn.execute(
+            claims_table.update()
+            .where(claims_table.c.bean == bean, claims_table.c.token == token)
+            .values(run_id=None, replica=None, lease_until=None)
+        )
+        return Reaped(bean=bean, run_id=run_id, replica=replica, token=token, marked=bool(marked))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+def problem(exc: BaseException) -> str:
+    return problem_of(exc)

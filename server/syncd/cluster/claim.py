@@ -1,0 +1,283 @@
+"""The cluster-wide run claim: a lease in PostgreSQL with a fencing token, kept by heartbeat.
+
+`ClusterRunClaim` is the `RunClaim` of a replica. A claim is granted by one transaction in
+the cluster database (`_store`); while this replica holds it, the heartbeat renews its lease
+every third of `lease_ttl`. The heartbeat is also how the replica notices the others: it
+records their runs `interrupted` when their leases expire (the catch-up rules then decide
+whether the job runs again, through `on_reaped`), refreshes who holds what, and notes this
+replica's own liveness.
+
+A replica that cannot renew (the database is gone, the process stalled) gives its claims up
+on its own once `give_up_after` seconds have passed since the last renewal went out, measured
+on the local monotonic clock: that is before the database can let the lease expire, so the
+run is stopped (`on_lost`) before another replica may start the job. A run that still
+publishes late is refused by its fencing token.
+
+All SQL runs on this claim's threads; the event loop only awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+
+from syncd.clock import Clock
+from syncd.cluster._store import Beat, ClusterStore
+from syncd.cluster.model import Reaped, ReplicaInfo
+from syncd.errors import AlreadyRunningError, LedgerUnavailableError
+from syncd.execution.claim import Claim, OnLost
+from syncd.ledger import problem_of
+
+log = structlog.get_logger("syncd.cluster")
+
+_T = TypeVar("_T")
+OnReaped = Callable[[list[Reaped]], Awaitable[None]]
+OnBeat = Callable[[], Awaitable[None]]
+
+
+class ClusterRunClaim:
+    """The run claim of one replica of a cluster."""
+
+    def __init__(
+        self,
+        store: ClusterStore,
+        clock: Clock,
+        *,
+        give_up_after: float,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self.replica = store.replica
+        self.ttl = store.ttl
+        self.interval = store.ttl / 3
+        self._give_up_after = give_up_after
+        self._threads = ThreadPoolExecutor(4, thread_name_prefix="syncd-cluster")
+        self._held: dict[str, Claim] = {}  # by bean: this replica's claims
+        self._renewed: dict[str, float] = {}  # by run id: monotonic time of the last renewal sent
+        self._pending: dict[str, str] = {}  # by bean: run id of a claim being taken here
+        self._holders: dict[str, Claim] = {}  # every replica's live claims, as of the last beat
+        self._lost: list[OnLost] = []
+        self._beaten = asyncio.Event()  # replaced on each beat; wakes `released` waiters
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.problem = ""  # "" while the heartbeat reaches the database
+        self.last_beat: datetime | None = None  # this replica's clock, for display only
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.wrap_future(self._threads.submit(fn, *args))
+
+    # --- membership ------------------------------------------------------------------------
+
+    async def join(self, pid: int) -> list[Reaped]:
+        """Become a member (StartupEnvironmentError if a live daemon has this name)."""
+        reaped = await self._run(self._store.join, socket.gethostname(), pid)
+        log.info("cluster.joined", replica=self.replica, lease_ttl_s=self.ttl)
+        return reaped
+
+    def start_heartbeat(self, on_reaped: OnReaped, on_beat: OnBeat) -> None:
+        self._task = asyncio.get_running_loop().create_task(
+            self._heartbeat(on_reaped, on_beat), name="cluster-heartbeat"
+        )
+
+    async def leave(self) -> None:
+        """Stop the heartbeat and mark this replica gone (best effort: a lost database
+        cannot hold the shutdown up; the others then see it `lost`)."""
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await self._run(self._store.leave)
+        except LedgerUnavailableError as exc:
+            log.warning("cluster.leave_unrecorded", problem=exc.problem)
+        else:
+            log.info("cluster.left", replica=self.replica)
+
+    async def close(self) -> None:
+        await self._run(self._store.close)
+        self._threads.shutdown(wait=False)
+
+    async def replicas(self) -> list[ReplicaInfo]:
+        return await self._run(self._store.replicas)
+
+    # --- RunClaim ----------------------------------------------------------------------------
+
+    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
+        # This replica's own runs are refused without a round trip, and two requests here
+        # never both reach the database for one bean.
+        mine = self._held.get(bean)
+        if mine is not None:
+            raise AlreadyRunningError(bean, mine.run_id, self.replica)
+        if bean in self._pending:
+            raise AlreadyRunningError(bean, self._pending[bean], self.replica)
+        self._pending[bean] = run_id
+        sent = self._clock.monotonic()
+        try:
+            claim, reaped = await self._run(self._store.acquire, bean, run_id, slot_time)
+        finally:
+            del self._pending[bean]
+        if reaped is not None:
+            _log_reaped(reaped, by="claim")
+        self._held[bean] = claim
+        self._renewed[run_id] = sent
+        self._holders[bean] = claim
+        return claim
+
+    async def release(self, claim: Claim) -> None:
+        if self._held.get(claim.bean) == claim:
+            del self._held[claim.bean]
+        self._renewed.pop(claim.run_id, None)
+        if self._holders.get(claim.bean) == claim:
+            del self._holders[claim.bean]
+        try:
+            await self._run(self._store.release, claim)
+        except LedgerUnavailableError as exc:
+            # The lease then expires on its own; the run's end is recorded already (or kept
+            # by the recorder), so nobody records it interrupted.
+            log.warning(
+                "cluster.release_failed", job=claim.bean, run_id=claim.run_id, problem=exc.problem
+            )
+        self._wake_waiters()
+
+    def holder(self, bean: str) -> Claim | None:
+        return self._held.get(bean) or self._holders.get(bean)
+
+    def holders(self) -> dict[str, Claim]:
+        return {**self._holders, **self._held}
+
+    async def released(self, claim: Claim) -> None:
+        while True:
+            current = self.holder(claim.bean)
+            if current is None or current.token != claim.token:
+                return
+            await self._beaten.wait()
+
+    def on_lost(self, callback: OnLost) -> None:
+        self._lost.append(callback)
+
+    # --- the heartbeat -------------------------------------------------------------------------
+
+    async def _heartbeat(self, on_reaped: OnReaped, on_beat: OnBeat) -> None:
+        while not self._stop.is_set():
+            sent = self._clock.monotonic()
+            held = {c.run_id: c for c in self._held.values()}
+            beat = asyncio.ensure_future(self._run(self._store.beat, list(held)))
+            # While the beat is out (a lost server can hold it for seconds), give claims up
+            # in time: the deadline is the oldest renewal plus give_up_after.
+            while not beat.done():
+                deadline = self._give_up_deadline()
+                wait = None if deadline is None else max(0.0, deadline - self._clock.monotonic())
+                await asyncio.wait({beat}, timeout=wait)
+                if not beat.done():
+                    self._give_up_overdue()
+            try:
+                result = beat.result()
+            except Exception as exc:  # any fault: retried at the next beat
+                self._beat_failed(exc)
+            else:
+                await self._beat_done(result, held, sent, on_reaped, on_beat)
+            self._give_up_overdue()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._next_wait(sent)):
+                    await self._stop.wait()
+
+    def _next_wait(self, sent: float) -> float:
+        wait = self.interval - (self._clock.monotonic() - sent)
+        deadline = self._give_up_deadline()
+        if deadline is not None:
+            wait = min(wait, deadline - self._clock.monotonic())
+        return max(0.0, wait)
+
+    def _give_up_deadline(self) -> float | None:
+        mine = [self._renewed[c.run_id] for c in self._held.values() if c.run_id in self._renewed]
+        return min(mine) + self._give_up_after if mine else None
+
+    def _give_up_overdue(self) -> None:
+        now = self._clock.monotonic()
+        for claim in list(self._held.values()):
+            renewed = self._renewed.get(claim.run_id)
+            if renewed is not None and now - renewed >= self._give_up_after:
+                self._lose(claim, f"no renewal for {now - renewed:.1f}s")
+
+    def _lose(self, claim: Claim, why: str) -> None:
+        if self._held.get(claim.bean) != claim:
+            return
+        del self._held[claim.bean]
+        self._renewed.pop(claim.run_id, None)
+        log.error(
+            "cluster.lease_lost",
+            job=claim.bean,
+            run_id=claim.run_id,
+            token=claim.token,
+            reason=why,
+        )
+        for callback in self._lost:
+            callback(claim)
+
+    def _beat_failed(self, exc: BaseException) -> None:
+        problem = exc.problem if isinstance(exc, LedgerUnavailableError) else problem_of(exc)
+        if problem != self.problem:
+            log.error("cluster.heartbeat_failed", replica=self.replica, problem=problem)
+        self.problem = problem
+
+    async def _beat_done(
+        self,
+        beat: Beat,
+        held: dict[str, Claim],
+        sent: float,
+        on_reaped: OnReaped,
+        on_beat: OnBeat,
+    ) -> None:
+        if self.problem:
+            log.info("cluster.heartbeat_recovered", replica=self.replica)
+        self.problem = ""
+        self.last_beat = self._clock.now()
+        if not beat.member:
+            log.error("cluster.membership_taken", replica=self.replica)
+        for run_id, claim in held.items():
+            if run_id in beat.renewed:
+                if run_id in self._renewed:
+                    self._renewed[run_id] = max(self._renewed[run_id], sent)
+            else:
+                self._lose(claim, "the lease was no longer this replica's")
+        self._holders = {**beat.holders, **self._held}
+        self._wake_waiters()
+        for reaped in beat.reaped:
+            _log_reaped(reaped, by="heartbeat")
+        try:
+            if beat.reaped:
+                await on_reaped(beat.reaped)
+            await on_beat()
+        except LedgerUnavailableError as exc:
+            log.warning("cluster.beat_follow_up_failed", problem=exc.problem)
+
+    def _wake_waiters(self) -> None:
+        self._beaten.set()
+        self._beaten = asyncio.Event()
+
+
+def _log_reaped(reaped: Reaped, by: str) -> None:
+    if reaped.marked:
+        log.warning(
+            "cluster.run_interrupted",
+            job=reaped.bean,
+            run_id=reaped.run_id,
+            replica=reaped.replica,
+            noticed_by=by,
+        )
+    else:
+        log.info(
+            "cluster.lease_expired",
+            job=reaped.bean,
+            run_id=reaped.run_id,
+            replica=reaped.replica,
+            noticed_by=by,
+        )
