@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,10 +43,45 @@ class Replica:
     stack: contextlib.ExitStack
     channel: grpc.Channel
     stub: pb_grpc.ManagementStub
+    _logged: threading.Condition = field(default_factory=threading.Condition)
+
+    def __post_init__(self) -> None:
+        # Its stdout is read all the time: a full pipe would block the daemon's event loop
+        # on its next log line.
+        threading.Thread(target=self._drain, daemon=True, name=f"drain:{self.name}").start()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                more = self.process._read_lines()
+            except (OSError, ValueError):  # closed by the fixture
+                more = False
+            with self._logged:
+                self._logged.notify_all()
+            if not more:
+                return
 
     @property
     def pid(self) -> int:
         return self.process.proc.pid
+
+    def log_events(self, limit: int = 30) -> list[dict[str, Any]]:
+        """The daemon's last log lines (for failure messages)."""
+        return self.process.lines[-limit:]
+
+    def wait_for_log(self, event: str, timeout: float = BOUND, **match: Any) -> dict[str, Any]:
+        """The first log line with this event (and fields), waiting up to `timeout`."""
+
+        def found() -> dict[str, Any] | None:
+            return self.process._find(0, event, match)
+
+        with self._logged:
+            hit = self._logged.wait_for(found, timeout)
+        if hit is None:
+            raise AssertionError(
+                f"{self.name}: no {event} {match} within {timeout}s; last {self.log_events(8)}"
+            )
+        return hit
 
     def invoke(self, bean: str = "ProbeJob") -> pb.InvokeResponse:
         return self.stub.Invoke(pb.InvokeRequest(bean=bean, operation="run"), timeout=BOUND)

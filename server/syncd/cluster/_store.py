@@ -61,16 +61,17 @@ class ClusterStore:
         self.replica = replica
         self.ttl = ttl
         self.incarnation = os.urandom(8).hex()
-        timeout_ms = max(1000, int(ttl * 1000 / 3))
+        # A statement waits at most this long (a lost server, a held lock): long enough for a
+        # loaded machine, short enough that a stuck thread comes back within a lease or so.
+        # Giving claims up in time does not depend on it (the heartbeat has its own deadline).
+        timeout_ms = max(5000, int(ttl * 1000 / 3))
         self._engine: Engine = sa.create_engine(
             url,
             pool_pre_ping=True,
             pool_size=4,
             max_overflow=2,
-            pool_timeout=max(1.0, ttl / 3),
+            pool_timeout=max(5.0, ttl / 3),
             connect_args={
-                # A lost server fails a statement within a third of a lease, so the heartbeat
-                # learns of it while its runs can still be stopped in time.
                 "connect_timeout": max(2, round(ttl / 3)),
                 "application_name": f"syncd:{replica}"[:63],
                 "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
@@ -183,6 +184,9 @@ class ClusterStore:
     ) -> tuple[Claim, Reaped | None]:
         """Claim `bean` (and its slot) for `run_id`; an expired holder is recorded interrupted
         on the way. Raises AlreadyRunningError or SlotClaimedError."""
+        refusal: AlreadyRunningError | SlotClaimedError | None = None
+        reaped = None
+        token = 0
         with self._tx() as conn:
             conn.execute(
                 pg_insert(claims_table)
@@ -194,29 +198,42 @@ class ClusterStore:
                 .where(claims_table.c.bean == bean)
                 .with_for_update()
             ).one()
-            reaped = None
-            if row.run_id is not None:
-                if row.live:
-                    raise AlreadyRunningError(bean, row.run_id, row.replica or "")
-                reaped = self._take_back(conn, bean, row.run_id, row.replica, row.token)
-            if slot_time is not None:
-                self._claim_slot(conn, bean, slot_time, run_id)
-            token = int(row.token) + 1
-            conn.execute(
-                claims_table.update()
-                .where(claims_table.c.bean == bean)
-                .values(
-                    token=token,
-                    run_id=run_id,
-                    replica=self.replica,
-                    acquired_at=NOW,
-                    lease_until=_lease(self.ttl),
+            taken = None if slot_time is None else self._slot_taken(conn, bean, slot_time)
+            if taken is not None:
+                refusal = taken
+            elif row.run_id is not None and row.live:
+                refusal = AlreadyRunningError(bean, row.run_id, row.replica or "")
+                if slot_time is not None:
+                    # The slot is answered (skipped here): replicas that fire it later do not
+                    # record it skipped again.
+                    self._take_slot(conn, bean, slot_time, f"skipped:{row.run_id}"[:64])
+            else:
+                if row.run_id is not None:
+                    reaped = self._take_back(conn, bean, row.run_id, row.replica, row.token)
+                if slot_time is not None:
+                    self._take_slot(conn, bean, slot_time, run_id)
+                token = int(row.token) + 1
+                conn.execute(
+                    claims_table.update()
+                    .where(claims_table.c.bean == bean)
+                    .values(
+                        token=token,
+                        run_id=run_id,
+                        replica=self.replica,
+                        acquired_at=NOW,
+                        lease_until=_lease(self.ttl),
+                    )
                 )
-            )
+        if refusal is not None:  # raised after the commit: a skipped slot stays answered
+            raise refusal
         claim = Claim(bean=bean, run_id=run_id, token=token, replica=self.replica, fencing=True)
         return claim, reaped
 
-    def _claim_slot(self, conn: Connection, bean: str, slot_time: datetime, run_id: str) -> None:
+    def _slot_taken(
+        self, conn: Connection, bean: str, slot_time: datetime
+    ) -> SlotClaimedError | None:
+        """Why the slot cannot be claimed, or None. A slot whose run was cut off
+        (`interrupted`) may be claimed again: the catch-up rules decide whether it reruns."""
         taken = conn.execute(
             sa.select(slots_table.c.run_id, slots_table.c.replica, runs_table.c.outcome)
             .select_from(
@@ -225,18 +242,17 @@ class ClusterStore:
             .where(slots_table.c.bean == bean, slots_table.c.slot_time == slot_time)
             .with_for_update(of=slots_table)
         ).first()
+        if taken is None or taken.outcome == RunOutcome.INTERRUPTED.value:
+            return None
+        return SlotClaimedError(bean, slot_time.isoformat(), taken.run_id, taken.replica)
+
+    def _take_slot(self, conn: Connection, bean: str, slot_time: datetime, run_id: str) -> None:
         values = {"run_id": run_id, "replica": self.replica, "claimed_at": NOW}
-        if taken is None:
-            conn.execute(slots_table.insert().values(bean=bean, slot_time=slot_time, **values))
-        elif taken.outcome == RunOutcome.INTERRUPTED.value:
-            # A run of this slot was cut off: the catch-up rules may run the slot again.
-            conn.execute(
-                slots_table.update()
-                .where(slots_table.c.bean == bean, slots_table.c.slot_time == slot_time)
-                .values(**values)
-            )
-        else:
-            raise SlotClaimedError(bean, slot_time.isoformat(), taken.run_id, taken.replica)
+        conn.execute(
+            pg_insert(slots_table)
+            .values(bean=bean, slot_time=slot_time, **values)
+            .on_conflict_do_update(index_elements=["bean", "slot_time"], set_=values)
+        )
 
     def release(self, claim: Claim) -> None:
         with self._tx() as conn:

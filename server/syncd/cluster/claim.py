@@ -61,7 +61,7 @@ class ClusterRunClaim:
         self._threads = ThreadPoolExecutor(4, thread_name_prefix="syncd-cluster")
         self._held: dict[str, Claim] = {}  # by bean: this replica's claims
         self._renewed: dict[str, float] = {}  # by run id: monotonic time of the last renewal sent
-        self._pending: dict[str, str] = {}  # by bean: run id of a claim being taken here
+        self._turns: dict[str, asyncio.Lock] = {}  # by bean: one claim attempt at a time
         self._holders: dict[str, Claim] = {}  # every replica's live claims, as of the last beat
         self._lost: list[OnLost] = []
         self._beaten = asyncio.Event()  # replaced on each beat; wakes `released` waiters
@@ -111,25 +111,20 @@ class ClusterRunClaim:
     # --- RunClaim ----------------------------------------------------------------------------
 
     async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
-        # This replica's own runs are refused without a round trip, and two requests here
-        # never both reach the database for one bean.
-        mine = self._held.get(bean)
-        if mine is not None:
-            raise AlreadyRunningError(bean, mine.run_id, self.replica)
-        if bean in self._pending:
-            raise AlreadyRunningError(bean, self._pending[bean], self.replica)
-        self._pending[bean] = run_id
-        sent = self._clock.monotonic()
-        try:
+        # Requests of this replica for one bean take turns (a refusal must name a run that
+        # exists, not an attempt that may fail), and its own run is refused without I/O.
+        async with self._turns.setdefault(bean, asyncio.Lock()):
+            mine = self._held.get(bean)
+            if mine is not None:
+                raise AlreadyRunningError(bean, mine.run_id, self.replica)
+            sent = self._clock.monotonic()
             claim, reaped = await self._run(self._store.acquire, bean, run_id, slot_time)
-        finally:
-            del self._pending[bean]
-        if reaped is not None:
-            _log_reaped(reaped, by="claim")
-        self._held[bean] = claim
-        self._renewed[run_id] = sent
-        self._holders[bean] = claim
-        return claim
+            if reaped is not None:
+                _log_reaped(reaped, by="claim")
+            self._held[bean] = claim
+            self._renewed[run_id] = sent
+            self._holders[bean] = claim
+            return claim
 
     async def release(self, claim: Claim) -> None:
         if self._held.get(claim.bean) == claim:
