@@ -31,18 +31,18 @@ class Answer:
 
 
 def ask(replica: Replica) -> Answer:
+    """Invoke the probe job; the run it started, or the run (and replica) that refused it."""
     try:
         reply = replica.invoke()
     except grpc.RpcError as exc:
-        assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION, (
-            exc.details(),
-            replica.name,
-            replica.log_events(),
-        )
-        meta = dict(exc.trailing_metadata() or ())
-        assert "Already running" in (exc.details() or ""), exc.details()
-        return Answer(replica.name, meta["syncd-run-id"], meta["syncd-replica"], False)
-    return Answer(replica.name, reply.run.run_id, replica.name, True)
+        refused = exc
+    else:
+        return Answer(replica.name, reply.run.run_id, replica.name, True)
+    code, details = refused.code(), refused.details() or ""
+    if code != grpc.StatusCode.FAILED_PRECONDITION or "Already running" not in details:
+        raise AssertionError(f"{replica.name}: {code} {details}", replica.log_events())
+    meta = {m.key: str(m.value) for m in refused.trailing_metadata() or ()}
+    return Answer(replica.name, meta["syncd-run-id"], meta["syncd-replica"], False)
 
 
 def play_rounds(cluster: Cluster, names: list[str], rounds: int) -> None:
