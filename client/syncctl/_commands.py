@@ -118,6 +118,20 @@ def next_fires(ctx: Context) -> ExitCode:
     return ExitCode.OK
 
 
+def replicas(ctx: Context) -> ExitCode:
+    """The cluster's members; exit 8 when one of them is lost (no heartbeat within a lease)."""
+    from syncctl._render_cluster import render_replicas
+
+    with ctx.client() as client:
+        reply = client.list_replicas()
+    render_replicas(ctx.stdout, ctx.mode, reply)
+    lost = [r.name for r in reply.replicas if r.state == "lost"]
+    ctx.stdout.flush()
+    for name in lost:
+        note(ctx.stderr, f"replica {name} is lost: no heartbeat within a lease")
+    return ExitCode.BEAN_FAILING if lost else ExitCode.OK
+
+
 # ---- shell ---------------------------------------------------------------------------------
 
 

@@ -68,6 +68,10 @@ class ManagementStub:
     """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
     paused and resumed; the daemon draining.
     """
+    ListReplicas: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListReplicasRequest, _management_pb2.ListReplicasResponse]
+    """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
+    heartbeat and the runs it holds. A single daemon answers with `cluster` false.
+    """
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -104,6 +108,10 @@ class ManagementAsyncStub(ManagementStub):
     WatchEvents: _aio.UnaryStreamMultiCallable[_management_pb2.WatchEventsRequest, _management_pb2.DaemonEvent]  # type: ignore[assignment]
     """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
     paused and resumed; the daemon draining.
+    """
+    ListReplicas: _aio.UnaryUnaryMultiCallable[_management_pb2.ListReplicasRequest, _management_pb2.ListReplicasResponse]  # type: ignore[assignment]
+    """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
+    heartbeat and the runs it holds. A single daemon answers with `cluster` false.
     """
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
@@ -228,6 +236,16 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_management_pb2.DaemonEvent], _abc.AsyncIterator[_management_pb2.DaemonEvent]]:
         """Daemon events as they happen: runs started, progressing, finished, skipped, missed; beans
         paused and resumed; the daemon draining.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReplicas(
+        self,
+        request: _management_pb2.ListReplicasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.ListReplicasResponse, _abc.Awaitable[_management_pb2.ListReplicasResponse]]:
+        """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
+        heartbeat and the runs it holds. A single daemon answers with `cluster` false.
         """
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

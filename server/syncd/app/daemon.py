@@ -117,6 +117,8 @@ class Daemon:
             # The metrics are built over the job beans, after the service.
             observe_lateness=lambda seconds: self.metrics.lateness.observe(seconds),
         )
+        if self.cluster is not None:
+            self.service.join_cluster(self.cluster)
         self.jobs = JobBeans(self.service, self.recorder)
         self.registry = BeanRegistry()
         self.started_at = self.clock.now()
@@ -259,6 +261,7 @@ class Daemon:
         self.recorder.adopt(finished, success)
         holds = await self.recorder.holds()
         self.service.schedule.follow_holds(holds, self.clock.now())
+        await self.service.refresh_remote_runs()
 
     def _web_routes(self, app: web.Application) -> None:
         """The web console and the old REST API."""

@@ -192,6 +192,21 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             )
         raise AssertionError("unreachable")
 
+    async def ListReplicas(
+        self, request: pb.ListReplicasRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListReplicasResponse:
+        async with _mapped_errors(context, "ListReplicas"):
+            service = self._plane.service
+            replicas = await service.replicas()
+            if replicas is None:
+                return pb.ListReplicasResponse(cluster=False)
+            return pb.ListReplicasResponse(
+                cluster=True,
+                replica=service.replica,
+                replicas=[convert.replica_info(r, service.replica) for r in replicas],
+            )
+        raise AssertionError("unreachable")
+
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetStatusResponse:
@@ -215,6 +230,8 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 pid=plane.pid,
                 ledger_problem=ledger.problem,
                 ledger_unwritten=ledger.unwritten,
+                replica=plane.service.replica,
+                cluster_problem=plane.service.cluster_problem,
             ),
         )
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
 from syncd.beans.model import Operation
 from syncd.clock import Clock
+from syncd.cluster.model import ReplicaInfo
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import BeanDisabledError, LedgerUnavailableError, NotAJobError
@@ -43,6 +45,16 @@ from syncd.values import Value
 log = structlog.get_logger("syncd.service")
 
 
+class ClusterView(Protocol):
+    """What the service asks of cluster mode (`syncd.cluster.ClusterRunClaim`)."""
+
+    replica: str
+    problem: str  # "" while the heartbeat reaches the cluster database
+
+    def holders(self) -> dict[str, Claim]: ...
+    async def replicas(self) -> list[ReplicaInfo]: ...
+
+
 class RunService:
     """Typed requests in, typed results out; domain errors (`syncd.errors`) for refusals."""
 
@@ -61,6 +73,8 @@ class RunService:
         self._specs: dict[str, JobSpec] = {}
         self._triggers: dict[str, Operation] = {}
         self._disabled: dict[str, str] = {}
+        self._cluster: ClusterView | None = None
+        self._remote: dict[str, tuple[Claim, RunRecord]] = {}  # other replicas' runs, by bean
         # The scheduling policy is the service's own: it fires, catches up and chains by
         # asking this service to start runs.
         self.schedule = Orchestrator(plans, self, recorder, clock, scheduling, observe_lateness)
@@ -171,6 +185,51 @@ class RunService:
 
     def active_runs(self) -> list[Run]:
         return self.coordinator.active_runs()
+
+    # --- cluster mode ---------------------------------------------------------------------
+
+    def join_cluster(self, cluster: ClusterView) -> None:
+        self._cluster = cluster
+
+    @property
+    def replica(self) -> str:
+        """This daemon's replica name; "" on a single daemon."""
+        return self._cluster.replica if self._cluster else ""
+
+    @property
+    def cluster_problem(self) -> str:
+        return self._cluster.problem if self._cluster else ""
+
+    async def replicas(self) -> list[ReplicaInfo] | None:
+        """The cluster's members (None on a single daemon)."""
+        return None if self._cluster is None else await self._cluster.replicas()
+
+    def remote_run(self, name: str) -> tuple[Claim, RunRecord] | None:
+        """Another replica's run of `name` under way, as of the last heartbeat."""
+        if self.coordinator.active(name) is not None:
+            return None
+        found = self._remote.get(name)
+        holder = self.coordinator.claim_of(name)
+        if found is None or holder is None or holder.run_id != found[0].run_id:
+            return None
+        return found
+
+    async def refresh_remote_runs(self) -> None:
+        """Read the records of the runs other replicas hold (after each heartbeat)."""
+        if self._cluster is None:
+            return
+        remote: dict[str, tuple[Claim, RunRecord]] = {}
+        for bean, claim in self._cluster.holders().items():
+            if claim.replica == self._cluster.replica:
+                continue
+            known = self._remote.get(bean)
+            if known is not None and known[0].run_id == claim.run_id:
+                remote[bean] = known
+                continue
+            record = await self._recorder.get(claim.run_id)
+            if record is not None:
+                remote[bean] = (claim, record)
+        self._remote = remote
 
     def holder(self, name: str) -> Claim | None:
         """Who runs `name` now: this daemon's run or (cluster mode) another replica's."""
