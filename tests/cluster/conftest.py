@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.daemon_process import DaemonProcess, daemon_process
-from tests.packs.cluster import GATE_KEY, SCHEMA
+from tests.packs.cluster import GATE_KEY, NOTIFY_CHANNEL, SCHEMA
 from tests.services import fresh_postgres_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -112,6 +112,7 @@ class Cluster:
         *,
         ttl: str = "3s",
         every: str | None = None,
+        at: str | None = None,
         catch_up: bool = False,
         clock_offset: float = 0.0,
         stubborn: bool = False,
@@ -122,6 +123,7 @@ class Cluster:
         state = self.root / name / "state"
         state.mkdir(parents=True, exist_ok=True)
         job = f'[jobs.ProbeJob]\nevery = "{every}"\n' if every else ""
+        job = f'[jobs.ProbeJob]\nat = "{at}"\n' if at else job
         config = (
             "[daemon]\n"
             'packs = ["tests.packs.cluster:CLUSTER"]\n'
@@ -147,6 +149,8 @@ class Cluster:
         channel = stack.enter_context(grpc.insecure_channel(process.address))
         replica = Replica(name, process, stack, channel, pb_grpc.ManagementStub(channel))
         self.replicas[name] = replica
+        if wait_ready:  # a member from here on (it joins just after it starts serving)
+            replica.wait_for_log("cluster.joined")
         return replica
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
@@ -165,25 +169,41 @@ class Cluster:
 
     # --- the gate and the probe's notes ---------------------------------------------------
 
-    def hold_gate(self) -> datetime:
+    def hold_gate(self, key: int = GATE_KEY) -> datetime:
         """Hold the probe's gate (runs wait at it); the database's time it was taken."""
         if self.gate is None:
             self.gate = psycopg.connect(self.libpq, autocommit=True)
-        row = self.gate.execute(
-            "SELECT pg_advisory_lock(%s), clock_timestamp()", (GATE_KEY,)
-        ).fetchone()
+        row = self.gate.execute("SELECT pg_advisory_lock(%s), clock_timestamp()", (key,)).fetchone()
         assert row is not None
         taken: datetime = row[1]
         return taken
 
-    def release_gate(self) -> datetime:
+    def release_gate(self, key: int = GATE_KEY) -> datetime:
         assert self.gate is not None
         row = self.gate.execute(
-            "SELECT pg_advisory_unlock(%s), clock_timestamp()", (GATE_KEY,)
+            "SELECT pg_advisory_unlock(%s), clock_timestamp()", (key,)
         ).fetchone()
         assert row is not None and row[0], "the gate was not held"
         released: datetime = row[1]
         return released
+
+    @contextlib.contextmanager
+    def probe_endings(self) -> Iterator[Callable[[str], None]]:
+        """While open: `wait(run_id)` returns once that probe run has ended (it notifies)."""
+        with psycopg.connect(self.libpq, autocommit=True) as conn:
+            conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            ended: set[str] = set()
+
+            def wait(run_id: str) -> None:
+                if run_id in ended:
+                    return
+                for note in conn.notifies(timeout=BOUND):
+                    ended.add(note.payload)
+                    if note.payload == run_id:
+                        return
+                raise AssertionError(f"probe run {run_id} did not end within {BOUND}s")
+
+            yield wait
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.libpq, autocommit=True) as conn:

@@ -17,6 +17,8 @@ from syncd.config import Settings
 from syncd.job import JobPack, JobSpec, PackContext, RunCancelled, RunContext
 
 GATE_KEY = 0x5C1D_7E57
+STUBBORN_GATE_KEY = GATE_KEY + 1  # where a stubborn run waits: the test opens it separately
+NOTIFY_CHANNEL = "cluster_probe"  # each probe run notifies its run id here when it ends
 BOUND_MS = 60_000
 
 SCHEMA = """
@@ -64,12 +66,16 @@ def probe_body(ctx: RunContext) -> None:
             if not settings.stubborn:
                 ctx.raise_if_cancelled()
             _publish(conn, ctx)
-        finally:  # however it ends, the probe notes when
+        except BaseException as exc:
+            ctx.log.info("probe.ended", error=repr(exc)[:200])
+            raise
+        finally:  # however it ends, the probe notes when, and says so
             conn.execute(
                 "UPDATE cluster_probe SET ended = coalesce(ended, clock_timestamp())"
                 " WHERE run_id = %s",
                 (ctx.run_id,),
             )
+            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, ctx.run_id))
 
 
 def _pass_gate(conn: psycopg.Connection, ctx: RunContext, stubborn: bool) -> None:
@@ -82,10 +88,12 @@ def _pass_gate(conn: psycopg.Connection, ctx: RunContext, stubborn: bool) -> Non
 
     watcher = threading.Thread(target=interrupt, daemon=True)
     watcher.start()
+    gate = STUBBORN_GATE_KEY if stubborn else GATE_KEY
+    ctx.log.info("probe.at_gate", token=ctx.fencing_token)
     try:
         conn.execute(f"SET statement_timeout = {BOUND_MS}")
-        conn.execute("SELECT pg_advisory_lock_shared(%s)", (GATE_KEY,))
-        conn.execute("SELECT pg_advisory_unlock_shared(%s)", (GATE_KEY,))
+        conn.execute("SELECT pg_advisory_lock_shared(%s)", (gate,))
+        conn.execute("SELECT pg_advisory_unlock_shared(%s)", (gate,))
     except psycopg.errors.QueryCanceled:
         raise RunCancelled from None
     finally:
@@ -95,28 +103,32 @@ def _pass_gate(conn: psycopg.Connection, ctx: RunContext, stubborn: bool) -> Non
 def _publish(conn: psycopg.Connection, ctx: RunContext) -> None:
     """Publish as the tis jobs do: record the token in the publishing transaction, and refuse
     when a newer one is recorded already."""
+    token = ctx.fencing_token
+    newer = None
     with conn.transaction():
         row = conn.execute(
             "SELECT token FROM cluster_fence WHERE bean = %s FOR UPDATE", (ctx.bean,)
         ).fetchone()
-        token = ctx.fencing_token
         if row is not None and token is not None and row[0] > token:
+            newer = row[0]  # nothing published: the transaction ends without a write
+        else:
             conn.execute(
-                "UPDATE cluster_probe SET refused_by = %s, ended = clock_timestamp()"
-                " WHERE run_id = %s",
-                (row[0], ctx.run_id),
+                "INSERT INTO cluster_fence (bean, token, run_id) VALUES (%s, %s, %s)"
+                " ON CONFLICT (bean) DO UPDATE SET token = excluded.token,"
+                " run_id = excluded.run_id",
+                (ctx.bean, token or 0, ctx.run_id),
             )
-            raise RuntimeError(f"fenced off: token {token} < recorded {row[0]}")
+            conn.execute(
+                "UPDATE cluster_probe SET published = true, ended = clock_timestamp()"
+                " WHERE run_id = %s",
+                (ctx.run_id,),
+            )
+    if newer is not None:
         conn.execute(
-            "INSERT INTO cluster_fence (bean, token, run_id) VALUES (%s, %s, %s)"
-            " ON CONFLICT (bean) DO UPDATE SET token = excluded.token, run_id = excluded.run_id",
-            (ctx.bean, token or 0, ctx.run_id),
+            "UPDATE cluster_probe SET refused_by = %s, ended = clock_timestamp() WHERE run_id = %s",
+            (newer, ctx.run_id),
         )
-        conn.execute(
-            "UPDATE cluster_probe SET published = true, ended = clock_timestamp()"
-            " WHERE run_id = %s",
-            (ctx.run_id,),
-        )
+        raise RuntimeError(f"fenced off: token {token} < recorded {newer}")
 
 
 def _build(context: PackContext) -> list[JobSpec]:

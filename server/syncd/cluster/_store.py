@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -39,8 +40,12 @@ LOST_BY_LEASE = (
 )
 
 
+def _seconds(seconds: float) -> sa.ColumnElement[Any]:
+    return sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.literal(seconds, sa.Float))
+
+
 def _lease(ttl: float) -> sa.ColumnElement[datetime]:
-    return NOW + sa.func.make_interval(0, 0, 0, 0, 0, 0, sa.literal(ttl, sa.Float))
+    return NOW + _seconds(ttl)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +57,7 @@ class Beat:
     holders: dict[str, Claim]
     reaped: list[Reaped]
     member: bool  # False: this replica's row was taken by another incarnation
+    live: frozenset[str]  # replicas whose heartbeat is within a lease
 
 
 class ClusterStore:
@@ -304,7 +310,16 @@ class ClusterStore:
             ).all()
             reaped = [self._take_back(conn, r.bean, r.run_id, r.replica, r.token) for r in expired]
             holders = self._live(conn)
-        return Beat(renewed=renewed, holders=holders, reaped=reaped, member=bool(member))
+            live = frozenset(
+                r[0]
+                for r in conn.execute(
+                    sa.select(replicas_table.c.name).where(
+                        replicas_table.c.left_at.is_(None),
+                        replicas_table.c.heartbeat_at > NOW - _seconds(self.ttl),
+                    )
+                )
+            )
+        return Beat(renewed=renewed, holders=holders, reaped=reaped, member=bool(member), live=live)
 
     def _live(self, conn: Connection) -> dict[str, Claim]:
         rows = conn.execute(

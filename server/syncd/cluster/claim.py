@@ -67,6 +67,7 @@ class ClusterRunClaim:
         self._beaten = asyncio.Event()  # replaced on each beat; wakes `released` waiters
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._members: frozenset[str] = frozenset()  # live replicas, as of the last beat
         self.problem = ""  # "" while the heartbeat reaches the database
         self.last_beat: datetime | None = None  # this replica's clock, for display only
 
@@ -253,6 +254,12 @@ class ClusterRunClaim:
             await on_beat()
         except LedgerUnavailableError as exc:
             log.warning("cluster.beat_follow_up_failed", problem=exc.problem)
+        # Logged once this replica's view (claims, runs, holds) follows the change.
+        for name in sorted(beat.live - self._members):
+            log.info("cluster.replica_joined", replica=name, seen_by=self.replica)
+        for name in sorted(self._members - beat.live):
+            log.warning("cluster.replica_gone", replica=name, seen_by=self.replica)
+        self._members = beat.live
 
     def _wake_waiters(self) -> None:
         self._beaten.set()
