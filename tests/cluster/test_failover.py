@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import urllib.request
 from datetime import UTC, datetime
 
 import grpc
@@ -157,6 +158,15 @@ def test_replicas_joining_and_leaving_while_a_job_runs_never_run_it_twice(
     assert probe.state == pb.BEAN_STATE_RUNNING
     assert (probe.replica, probe.current_run.run_id) == ("blue", first)
     assert status.daemon.replica == "grey"
+    started = grey.wait_for_log("daemon.started")
+    with urllib.request.urlopen(f"{started['http']}/metrics", timeout=BOUND) as answer:
+        metrics = answer.read().decode()
+    assert f'syncd_cluster_job_running{{job="ProbeJob",replica="blue",run_id="{first}"}} 1.0' in (
+        metrics
+    )
+    for name in ("blue", "green", "grey"):
+        assert f'syncd_cluster_replica_up{{replica="{name}",state="live"}} 1.0' in metrics
+    assert 'syncd_job_running{job="ProbeJob"} 1.0' in metrics
 
     cluster.stop("blue")  # its run is cancelled within the shutdown grace, and recorded
     assert outcome_of(cluster, first)[0] == "cancelled"

@@ -41,7 +41,7 @@ from syncd.ledger.recorder import LedgerRecorder
 from syncd.ledger.sql import SqlLedger
 from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import LogHub
-from syncd.observability.metrics import Metrics
+from syncd.observability.metrics import ClusterCollector, Metrics
 from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
@@ -147,6 +147,8 @@ class Daemon:
             self.jobs, self.recorder, self.coordinator, lambda: self.coordinator.draining
         )
         self.coordinator.events.listen(self.metrics.on_event)
+        if self.cluster is not None:
+            self.metrics.registry.register(ClusterCollector(self.cluster))
         self.notifier: WebhookNotifier | None = None
         if config.notify.webhook_url:
             self.notifier = WebhookNotifier(config.notify, self.recorder)

@@ -57,7 +57,12 @@ class Beat:
     holders: dict[str, Claim]
     reaped: list[Reaped]
     member: bool  # False: this replica's row was taken by another incarnation
-    live: frozenset[str]  # replicas whose heartbeat is within a lease
+    replicas: list[ReplicaInfo]
+
+    @property
+    def live(self) -> frozenset[str]:
+        """The replicas whose heartbeat is within a lease."""
+        return frozenset(r.name for r in self.replicas if r.state == "live")
 
 
 class ClusterStore:
@@ -154,15 +159,18 @@ class ClusterStore:
 
     def replicas(self) -> list[ReplicaInfo]:
         with self._tx() as conn:
-            rows = conn.execute(
-                sa.select(
-                    replicas_table,
-                    sa.func.extract("epoch", NOW - replicas_table.c.heartbeat_at).label("age"),
-                ).order_by(replicas_table.c.name)
-            ).all()
-            running: dict[str, list[tuple[str, str]]] = {}
-            for claim in self._live(conn).values():
-                running.setdefault(claim.replica, []).append((claim.bean, claim.run_id))
+            return self._replicas(conn, self._live(conn))
+
+    def _replicas(self, conn: Connection, live: dict[str, Claim]) -> list[ReplicaInfo]:
+        rows = conn.execute(
+            sa.select(
+                replicas_table,
+                sa.func.extract("epoch", NOW - replicas_table.c.heartbeat_at).label("age"),
+            ).order_by(replicas_table.c.name)
+        ).all()
+        running: dict[str, list[tuple[str, str]]] = {}
+        for claim in live.values():
+            running.setdefault(claim.replica, []).append((claim.bean, claim.run_id))
         found = []
         for r in rows:
             age = float(r.age)
@@ -310,16 +318,14 @@ class ClusterStore:
             ).all()
             reaped = [self._take_back(conn, r.bean, r.run_id, r.replica, r.token) for r in expired]
             holders = self._live(conn)
-            live = frozenset(
-                r[0]
-                for r in conn.execute(
-                    sa.select(replicas_table.c.name).where(
-                        replicas_table.c.left_at.is_(None),
-                        replicas_table.c.heartbeat_at > NOW - _seconds(self.ttl),
-                    )
-                )
-            )
-        return Beat(renewed=renewed, holders=holders, reaped=reaped, member=bool(member), live=live)
+            replicas = self._replicas(conn, holders)
+        return Beat(
+            renewed=renewed,
+            holders=holders,
+            reaped=reaped,
+            member=bool(member),
+            replicas=replicas,
+        )
 
     def _live(self, conn: Connection) -> dict[str, Claim]:
         rows = conn.execute(

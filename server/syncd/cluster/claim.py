@@ -68,6 +68,7 @@ class ClusterRunClaim:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._members: frozenset[str] = frozenset()  # live replicas, as of the last beat
+        self.seen: list[ReplicaInfo] = []  # every replica, as of the last beat (for /metrics)
         self.problem = ""  # "" while the heartbeat reaches the database
         self.last_beat: datetime | None = None  # this replica's clock, for display only
 
@@ -260,6 +261,7 @@ class ClusterRunClaim:
         for name in sorted(self._members - beat.live):
             log.warning("cluster.replica_gone", replica=name, seen_by=self.replica)
         self._members = beat.live
+        self.seen = beat.replicas
 
     def _wake_waiters(self) -> None:
         self._beaten.set()
