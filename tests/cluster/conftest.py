@@ -27,8 +27,6 @@ from tests.daemon_process import DaemonProcess, daemon_process
 from tests.packs.cluster import GATE_KEY, NOTIFY_CHANNEL, SCHEMA
 from tests.services import fresh_postgres_database
 
-pytestmark = [pytest.mark.e2e, pytest.mark.services]
-
 BOUND = 30.0
 
 

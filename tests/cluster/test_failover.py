@@ -24,6 +24,8 @@ from tests.cluster.proxy import cuttable_proxy
 from tests.cluster.test_race import assert_one_run_at_a_time, play_rounds
 from tests.packs.cluster import STUBBORN_GATE_KEY
 
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
 TTL = "3s"  # short, so takeovers come quickly; these tests are about losing leases
 # A scheduled job (catch-up reruns only those) whose slot today has not come yet, so start-up
 # catch-up starts nothing and an interrupted run is rerun by the interrupted-run rule alone.

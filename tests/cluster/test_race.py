@@ -15,6 +15,8 @@ import pytest
 from syncd_api.v1 import management_pb2 as pb
 from tests.cluster.conftest import Cluster, Replica
 
+pytestmark = [pytest.mark.e2e, pytest.mark.services]
+
 ROUNDS = int(os.environ.get("SYNCD_CLUSTER_ROUNDS", "200"))
 RESTART_EVERY = 50  # a replica restarts (with start-up catch-up) this often, mid-race
 # Long enough that a loaded CI machine's stalls never cost a lease here: a replica that does
