@@ -58,6 +58,9 @@ class Beat:
     reaped: list[Reaped]
     member: bool  # False: this replica's row was taken by another incarnation
     replicas: list[ReplicaInfo]
+    # Seconds until the first other replica's lease runs out (database clock), if any: the
+    # heartbeat looks again just then, so a dead replica's job is taken over without delay.
+    next_expiry: float | None = None
 
     @property
     def live(self) -> frozenset[str]:
@@ -319,12 +322,22 @@ class ClusterStore:
             reaped = [self._take_back(conn, r.bean, r.run_id, r.replica, r.token) for r in expired]
             holders = self._live(conn)
             replicas = self._replicas(conn, holders)
+            next_expiry = conn.execute(
+                sa.select(
+                    sa.func.min(sa.func.extract("epoch", claims_table.c.lease_until - NOW))
+                ).where(
+                    claims_table.c.run_id.is_not(None),
+                    claims_table.c.lease_until > NOW,
+                    claims_table.c.replica != self.replica,
+                )
+            ).scalar()
         return Beat(
             renewed=renewed,
             holders=holders,
             reaped=reaped,
             member=bool(member),
             replicas=replicas,
+            next_expiry=None if next_expiry is None else float(next_expiry),
         )
 
     def _live(self, conn: Connection) -> dict[str, Claim]:

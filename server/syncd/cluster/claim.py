@@ -38,6 +38,7 @@ from syncd.ledger import problem_of
 log = structlog.get_logger("syncd.cluster")
 
 _T = TypeVar("_T")
+EXPIRY_SLACK = 0.05  # seconds past a lease's expiry before looking (clock reading jitter)
 OnReaped = Callable[[list[Reaped]], Awaitable[None]]
 OnBeat = Callable[[], Awaitable[None]]
 
@@ -175,19 +176,23 @@ class ClusterRunClaim:
                 await asyncio.wait({beat}, timeout=wait)
                 if not beat.done():
                     self._give_up_overdue()
+            expiry: float | None = None
             try:
                 result = beat.result()
             except Exception as exc:  # any fault: retried at the next beat
                 self._beat_failed(exc)
             else:
                 await self._beat_done(result, held, sent, on_reaped, on_beat)
+                expiry = result.next_expiry
             self._give_up_overdue()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._next_wait(sent)):
+                async with asyncio.timeout(self._next_wait(sent, expiry)):
                     await self._stop.wait()
 
-    def _next_wait(self, sent: float) -> float:
+    def _next_wait(self, sent: float, expiry: float | None = None) -> float:
         wait = self.interval - (self._clock.monotonic() - sent)
+        if expiry is not None:  # just after another replica's lease runs out
+            wait = min(wait, expiry + EXPIRY_SLACK - (self._clock.monotonic() - sent))
         deadline = self._give_up_deadline()
         if deadline is not None:
             wait = min(wait, deadline - self._clock.monotonic())

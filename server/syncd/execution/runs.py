@@ -206,6 +206,9 @@ class RunCoordinator:
             await self._claim.release(claim)
             raise DrainingError
         self._claims[run_id] = claim
+        # The run starts once it holds the claim (a cluster claim may have waited on the
+        # database): recorded runs of a bean then never overlap, whichever replica ran them.
+        started = self._clock.now()
         record = RunRecord(
             run_id=run_id,
             bean=spec.name,
