@@ -64,7 +64,10 @@ def status(ctx: Context) -> ExitCode:
     if ledger.ledger_problem:
         kept = f" ({ledger.ledger_unwritten} run records kept in memory until it recovers)"
         note(ctx.stderr, f"ledger unhealthy: {ledger.ledger_problem}{kept}")
-    return ExitCode.BEAN_FAILING if found or ledger.ledger_problem else ExitCode.OK
+    if ledger.cluster_problem:  # cluster mode: this replica cannot renew leases or see the others
+        note(ctx.stderr, f"cluster database unreachable: {ledger.cluster_problem}")
+    unhealthy = ledger.ledger_problem or ledger.cluster_problem
+    return ExitCode.BEAN_FAILING if found or unhealthy else ExitCode.OK
 
 
 # ---- history, show -------------------------------------------------------------------------
