@@ -163,6 +163,7 @@ def run_dict(run: pb.RunInfo, now: float) -> dict[str, Any]:
         "rows_written": run.rows_written,
         "progress_done": run.progress_done,
         "progress_total": run.progress_total,
+        "replica": run.replica or None,  # cluster mode: the replica that ran it
     }
 
 

@@ -23,7 +23,7 @@ from syncctl._render import (
     value_text,
 )
 from syncctl._render_cluster import render_replicas
-from syncctl._render_runs import render_run
+from syncctl._render_runs import render_history, render_run
 from syncd_api.v1 import management_pb2 as pb
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -166,6 +166,18 @@ class TestReplicas:
             "8",
             "95.000",
         ]
+
+    def test_history_names_the_replica_that_ran_each_run_in_cluster_mode(self) -> None:
+        """A REPLICA column on a terminal when runs carry one; piped columns never change."""
+        run = pb.RunInfo(run_id="r1", bean="PersonOwnerRebuildJob", replica="green")
+        reply = pb.HistoryResponse(runs=[run])
+        out = io.StringIO()
+        render_history(out, Mode.TABLE, reply, NOW)
+        header, line = out.getvalue().splitlines()[:2]
+        assert "REPLICA" in header and "green" in line
+        out = io.StringIO()
+        render_history(out, Mode.TSV, reply, NOW)
+        assert "green" not in out.getvalue()
 
 
 class TestValues:

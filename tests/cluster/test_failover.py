@@ -178,6 +178,10 @@ def test_replicas_joining_and_leaving_while_a_job_runs_never_run_it_twice(
     cluster.release_gate()
     second = green.invoke().run.run_id
     assert green.wait_finished(second).outcome == pb.RUN_OUTCOME_SUCCESS
+    history = grey.stub.History(pb.HistoryRequest(bean="ProbeJob"), timeout=BOUND)
+    assert {r.run_id: r.replica for r in history.runs} == {first: "blue", second: "green"}
+    shown = grey.stub.GetRun(pb.GetRunRequest(run_id=first), timeout=BOUND)
+    assert shown.replica == "blue"
     cluster.stop("grey")
     listed = green.stub.ListReplicas(pb.ListReplicasRequest(), timeout=BOUND)
     assert {r.name: r.state for r in listed.replicas} == {

@@ -861,6 +861,7 @@ class RunInfo(_message.Message):
     PROGRESS_DONE_FIELD_NUMBER: _builtins.int
     PROGRESS_TOTAL_FIELD_NUMBER: _builtins.int
     ELAPSED_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     bean: _builtins.str
     operation: _builtins.str
@@ -876,6 +877,8 @@ class RunInfo(_message.Message):
     progress_done: _builtins.int
     progress_total: _builtins.int
     """Zero when the job does not know its total."""
+    replica: _builtins.str
+    """Cluster mode (History, GetRun): the replica that ran it."""
     @_builtins.property
     def arguments(self) -> _containers.MessageMap[_builtins.str, Global___Value]: ...
     @_builtins.property
@@ -907,10 +910,11 @@ class RunInfo(_message.Message):
         progress_done: _builtins.int = ...,
         progress_total: _builtins.int = ...,
         elapsed: _duration_pb2.Duration | None = ...,
+        replica: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "ended_at", b"ended_at", "slot_time", b"slot_time", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "bean", b"bean", "elapsed", b"elapsed", "ended_at", b"ended_at", "error_message", b"error_message", "error_type", b"error_type", "operation", b"operation", "outcome", b"outcome", "progress_done", b"progress_done", "progress_total", b"progress_total", "rows_read", b"rows_read", "rows_written", b"rows_written", "run_id", b"run_id", "slot_time", b"slot_time", "started_at", b"started_at", "state", b"state", "trigger", b"trigger"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "bean", b"bean", "elapsed", b"elapsed", "ended_at", b"ended_at", "error_message", b"error_message", "error_type", b"error_type", "operation", b"operation", "outcome", b"outcome", "progress_done", b"progress_done", "progress_total", b"progress_total", "replica", b"replica", "rows_read", b"rows_read", "rows_written", b"rows_written", "run_id", b"run_id", "slot_time", b"slot_time", "started_at", b"started_at", "state", b"state", "trigger", b"trigger"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

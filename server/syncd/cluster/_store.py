@@ -20,7 +20,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
 from syncd import __version__
-from syncd.cluster._tables import claims_table, metadata, replicas_table, slots_table
+from syncd.cluster._tables import (
+    claims_table,
+    metadata,
+    replicas_table,
+    runs_claimed_table,
+    slots_table,
+)
 from syncd.cluster.model import Reaped, ReplicaInfo
 from syncd.enums import RunOutcome, RunState
 from syncd.errors import (
@@ -194,6 +200,18 @@ class ClusterStore:
             )
         return found
 
+    def replicas_of(self, run_ids: list[str]) -> dict[str, str]:
+        """The replica that claimed each of these runs (runs of a single daemon: none)."""
+        if not run_ids:
+            return {}
+        with self._tx() as conn:
+            rows = conn.execute(
+                sa.select(runs_claimed_table.c.run_id, runs_claimed_table.c.replica).where(
+                    runs_claimed_table.c.run_id.in_(run_ids)
+                )
+            )
+            return {run_id: replica for run_id, replica in rows}
+
     # --- claims ----------------------------------------------------------------------------
 
     def acquire(
@@ -230,6 +248,15 @@ class ClusterStore:
                 if slot_time is not None:
                     self._take_slot(conn, bean, slot_time, run_id)
                 token = int(row.token) + 1
+                conn.execute(
+                    runs_claimed_table.insert().values(
+                        run_id=run_id,
+                        bean=bean,
+                        replica=self.replica,
+                        token=token,
+                        claimed_at=NOW,
+                    )
+                )
                 conn.execute(
                     claims_table.update()
                     .where(claims_table.c.bean == bean)

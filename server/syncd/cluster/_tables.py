@@ -6,6 +6,7 @@
 - `syncd_cluster_slots`: one row per (bean, nominal slot time) ever claimed, so a scheduled
   slot runs once whichever replica fires it, whatever their clocks say.
 - `syncd_cluster_replicas`: the members, with each one's last heartbeat.
+- `syncd_cluster_runs`: every claim granted — which replica ran each run, with its token.
 
 Every time stored here is the database's `clock_timestamp()`, never a replica's clock.
 """
@@ -36,6 +37,16 @@ slots_table = sa.Table(
     sa.Column("slot_time", UTCDateTime, primary_key=True),
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("replica", sa.String(64), nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+)
+
+runs_claimed_table = sa.Table(
+    "syncd_cluster_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("bean", sa.String(200), nullable=False),
+    sa.Column("replica", sa.String(64), nullable=False),
+    sa.Column("token", sa.BigInteger, nullable=False),
     sa.Column("claimed_at", UTCDateTime, nullable=False),
 )
 

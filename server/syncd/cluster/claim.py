@@ -111,6 +111,10 @@ class ClusterRunClaim:
     async def replicas(self) -> list[ReplicaInfo]:
         return await self._run(self._store.replicas)
 
+    async def replicas_of(self, run_ids: list[str]) -> dict[str, str]:
+        """Which replica ran each of these runs."""
+        return await self._run(self._store.replicas_of, run_ids)
+
     # --- RunClaim ----------------------------------------------------------------------------
 
     async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
@@ -130,6 +134,12 @@ class ClusterRunClaim:
             return claim
 
     async def release(self, claim: Claim) -> None:
+        # In turn with claims of the bean here: a claim right after this one's release sees it
+        # released, not "already running" under a run that has ended.
+        async with self._turns.setdefault(claim.bean, asyncio.Lock()):
+            await self._release(claim)
+
+    async def _release(self, claim: Claim) -> None:
         if self._held.get(claim.bean) == claim:
             del self._held[claim.bean]
         self._renewed.pop(claim.run_id, None)

@@ -249,7 +249,10 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunInfo:
         async with _mapped_errors(context, "GetRun"):
-            return self._info(await self._run(request.run_id))
+            info = self._info(await self._run(request.run_id))
+            named = await self._plane.service.run_replicas([info.run_id])
+            info.replica = named.get(info.run_id, "")
+            return info
         raise AssertionError("unreachable")
 
     async def WatchRun(
@@ -301,7 +304,11 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 raise InvalidArgumentError("History", "must be 1-10000", "limit")
             limit = request.limit or 20
             records = await self._plane.service.history(bean, limit)
-            return pb.HistoryResponse(runs=[self._info(r) for r in records])
+            runs = [self._info(r) for r in records]
+            named = await self._plane.service.run_replicas([r.run_id for r in records])
+            for info in runs:
+                info.replica = named.get(info.run_id, "")
+            return pb.HistoryResponse(runs=runs)
         raise AssertionError("unreachable")
 
     def _hold(self, request: pb.PauseRequest, context: Context) -> HoldRequest:

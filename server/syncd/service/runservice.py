@@ -53,6 +53,7 @@ class ClusterView(Protocol):
 
     def holders(self) -> dict[str, Claim]: ...
     async def replicas(self) -> list[ReplicaInfo]: ...
+    async def replicas_of(self, run_ids: list[str]) -> dict[str, str]: ...
 
 
 class RunService:
@@ -203,6 +204,16 @@ class RunService:
     async def replicas(self) -> list[ReplicaInfo] | None:
         """The cluster's members (None on a single daemon)."""
         return None if self._cluster is None else await self._cluster.replicas()
+
+    async def run_replicas(self, run_ids: list[str]) -> dict[str, str]:
+        """Which replica ran each of these runs ({} on a single daemon). Best effort: an
+        unreachable cluster database leaves the runs unnamed."""
+        if self._cluster is None:
+            return {}
+        try:
+            return await self._cluster.replicas_of(run_ids)
+        except LedgerUnavailableError:
+            return {}
 
     def remote_run(self, name: str) -> tuple[Claim, RunRecord] | None:
         """Another replica's run of `name` under way, as of the last heartbeat."""
