@@ -127,7 +127,7 @@ class TestClusterTable:
             (
                 '[cluster]\nlease_ttl = "10s"\nlease_margin = "10s"\n',
                 "cluster.lease_margin",
-                "less than",
+                "at most half",
             ),
             ('[cluster]\nlease_ttl = "0.5s"\n', "cluster.lease_ttl", "at least"),
         ],

@@ -195,7 +195,8 @@ class ClusterConfig(Settings, frozen=True):
     replica: str = ""
     # How long a running claim lives without a renewal; replicas renew every third of it.
     lease_ttl: DurationAtLeast1s = 30.0
-    # A replica that has not renewed for lease_ttl minus this cancels its own runs.
+    # A replica that has not renewed for lease_ttl minus this cancels its own runs; at most
+    # half the lease (the renewal every third of it must come first).
     lease_margin: Duration = 0.0  # 0: a third of lease_ttl
 
     def __post_init__(self) -> None:
@@ -207,10 +208,12 @@ class ClusterConfig(Settings, frozen=True):
             raise ConfigError(
                 "replica", f"expected 1-64 letters, digits, _ . or -, got {shown(self.replica)}"
             )
-        if self.lease_margin >= self.lease_ttl:
+        if self.lease_margin > self.lease_ttl / 2:
             raise ConfigError(
                 "lease_margin",
-                f"must be less than lease_ttl ({self.lease_ttl:g}s), got {self.lease_margin:g}s",
+                f"must be at most half of lease_ttl ({self.lease_ttl:g}s): a replica renews"
+                f" every third of it, and must not give a claim up before; got"
+                f" {self.lease_margin:g}s",
             )
 
     @property

@@ -415,7 +415,3 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True  # it exists, owned by someone else
     return True
-
-
-def problem(exc: BaseException) -> str:
-    return problem_of(exc)

@@ -270,6 +270,8 @@ class ClusterRunClaim:
             await on_beat()
         except LedgerUnavailableError as exc:
             log.warning("cluster.beat_follow_up_failed", problem=exc.problem)
+        except Exception:  # a bug there must not stop the renewals: the heartbeat goes on
+            log.exception("cluster.beat_follow_up_failed")
         # Logged once this replica's view (claims, runs, holds) follows the change.
         for name in sorted(beat.live - self._members):
             log.info("cluster.replica_joined", replica=name, seen_by=self.replica)
