@@ -128,5 +128,5 @@ def test_two_replicas_asked_at_once_run_the_job_exactly_once_per_round(
     names = ["blue", "green"]
     for name in names:
         cluster.start(name, ttl=TTL, every="1s")
-    play_rounds(cluster, names, ROUNDS // 2)
+    play_rounds(cluster, names, ROUNDS)
     assert_one_run_at_a_time(cluster)
