@@ -5,6 +5,7 @@ one publishes nothing (it lost its lease while it ran; a newer run has published
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,8 @@ from syncd_tis._db import RetryPolicy
 from syncd_tis._fencing import FencedOffError, fencing
 from syncd_tis._funding import recompute
 from tests.tis.conftest import Db, RecordingRunContext
+from tests.tis.search_fixtures import add_person
+from tests.tis.test_search_embedded import smiths, specs
 
 TODAY = date(2026, 3, 10)
 POLICY = RetryPolicy(attempts=1, initial_delay=0.0, max_delay=0.0)
@@ -75,3 +78,18 @@ def test_a_single_daemon_has_no_token_and_records_nothing(db: Db) -> None:
     with db.engine.connect() as conn:
         exists = db.engine.dialect.has_table(conn, "syncd_fencing")
     assert not exists or "SingleDaemonOwnerJob" not in recorded(db)
+
+
+def test_a_search_index_switch_is_fenced(db: Db, tmp_path: Path) -> None:
+    """The person index switches in under the fence: a run older than the recorded token
+    switches nothing (its new index is dropped) and searchers keep the newer run's index."""
+    spec = specs(db, tmp_path)["PersonElasticSearchJob"]
+    add_person(db, surname="Smith")
+    spec.body(RecordingRunContext(spec.settings, bean=spec.name, fencing_token=5))
+    assert len(smiths(spec)) == 1
+    add_person(db, surname="Smith")
+    with pytest.raises(FencedOffError):
+        spec.body(RecordingRunContext(spec.settings, bean=spec.name, fencing_token=4))
+    assert len(smiths(spec)) == 1
+    spec.body(RecordingRunContext(spec.settings, bean=spec.name, fencing_token=6))
+    assert len(smiths(spec)) == 2
