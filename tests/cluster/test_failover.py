@@ -234,3 +234,17 @@ def test_each_slot_runs_once_when_replica_clocks_are_skewed_by_two_minutes(
     refused = behind.wait_for_log("scheduler.slot_claimed", run_id=ran, timeout=400)
     assert refused["slot"] == slot.isoformat()
     assert_one_run_at_a_time(cluster)
+
+
+@pytest.mark.timeout(120)
+def test_a_pause_on_one_replica_holds_the_job_on_every_replica(cluster: Cluster) -> None:
+    """Holds live in the cluster database; each replica follows them at its next heartbeat."""
+    blue = cluster.start("blue", ttl=TTL, at=LATE)
+    green = cluster.start("green", ttl=TTL, at=LATE)
+    blue.stub.Pause(pb.PauseRequest(bean="ProbeJob"), timeout=BOUND)
+    green.wait_for_log("bean.paused", job="ProbeJob", actor="another replica")
+    status = green.stub.GetStatus(pb.GetStatusRequest(), timeout=BOUND)
+    probe = next(b for b in status.beans if b.ref.name == "ProbeJob")
+    assert probe.state == pb.BEAN_STATE_PAUSED and not probe.HasField("next_run_at")
+    blue.stub.Resume(pb.PauseRequest(bean="ProbeJob"), timeout=BOUND)
+    green.wait_for_log("bean.resumed", job="ProbeJob", actor="another replica")

@@ -261,8 +261,9 @@ class Daemon:
         assert isinstance(self.ledger, ClusterLedger)
         finished, success = await asyncio.to_thread(self.ledger.refresh_latest)
         self.recorder.adopt(finished, success)
+        changes = self.service.schedule.hold_changes
         holds = await self.recorder.holds()
-        self.service.schedule.follow_holds(holds, self.clock.now())
+        self.service.schedule.follow_holds(holds, self.clock.now(), changes)
         await self.service.refresh_remote_runs()
 
     def _web_routes(self, app: web.Application) -> None:

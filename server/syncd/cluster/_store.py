@@ -106,12 +106,6 @@ class ClusterStore:
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise LedgerUnavailableError(problem_of(exc)) from exc
 
-    def create(self) -> None:
-        with self._tx() as conn:
-            # Serialised: two replicas creating the tables at once would collide on the catalog.
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(0x5C1D_C1A5)))
-            metadata.create_all(conn, checkfirst=True)
-
     # --- membership ------------------------------------------------------------------------
 
     def join(self, host: str, pid: int) -> list[Reaped]:

@@ -60,6 +60,7 @@ class Orchestrator:
         self._clock = clock
         self._config = config
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._hold_changes = 0
         self.scheduler = Scheduler(
             plans if config.enabled else {},
             clock,
@@ -352,6 +353,7 @@ class Orchestrator:
         target = self._target(name)
         now = self._clock.now()
         await self._ledger.set_hold(target, now)  # not persisted, not paused
+        self._hold_changes += 1  # with the pause below, before anything else runs
         self.scheduler.pause(target, now)
         self._service.events.publish(
             Event(kind=EventKind.BEAN_PAUSED, at=now, bean=target, message=actor)
@@ -361,14 +363,24 @@ class Orchestrator:
     async def resume(self, name: str | None, actor: str) -> None:
         target = self._target(name)
         await self._ledger.clear_hold(target)
+        self._hold_changes += 1
         self.scheduler.resume(target, self._clock.now())
         self._service.events.publish(
             Event(kind=EventKind.BEAN_RESUMED, at=self._clock.now(), bean=target, message=actor)
         )
         log.info("bean.resumed", job=target, actor=actor)
 
-    def follow_holds(self, holds: Mapping[str, datetime], now: datetime) -> None:
-        """Cluster mode: apply the holds another replica set or lifted."""
+    @property
+    def hold_changes(self) -> int:
+        """How many pauses and resumes this daemon has made (see `follow_holds`)."""
+        return self._hold_changes
+
+    def follow_holds(self, holds: Mapping[str, datetime], now: datetime, changes: int) -> None:
+        """Cluster mode: apply the holds another replica set or lifted. `holds` was read when
+        `hold_changes` was `changes`; after a pause or resume here since, it may predate that
+        change, and is left for the next heartbeat."""
+        if changes != self._hold_changes:
+            return
         current = self.scheduler.holds()
         for name in holds.keys() - current.keys():
             self.scheduler.pause(name, holds[name])
