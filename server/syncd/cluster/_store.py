@@ -22,7 +22,6 @@ from sqlalchemy.engine import Connection, Engine
 from syncd import __version__
 from syncd.cluster._tables import (
     claims_table,
-    metadata,
     replicas_table,
     runs_claimed_table,
     slots_table,
