@@ -24,7 +24,7 @@ from syncd.errors import (
     LedgerUnavailableError,
     NotAJobError,
 )
-from syncd.execution.claim import Claim, InMemoryRunClaim, OnLost
+from syncd.execution.claim import Claim, InMemoryRunClaim, OnCancel, OnLost
 from syncd.execution.runs import Run
 from syncd.ledger.model import MemoryLedger, RunRecord
 from syncd.observability.events import EventKind
@@ -73,6 +73,12 @@ class RecordingClaim:
 
     def on_lost(self, callback: OnLost) -> None:
         self._inner.on_lost(callback)
+
+    def on_cancel(self, callback: OnCancel) -> None:
+        self._inner.on_cancel(callback)
+
+    async def request_cancel(self, bean: str, actor: str) -> Claim | None:
+        return await self._inner.request_cancel(bean, actor)
 
 
 class RecordingLedger(MemoryLedger):

@@ -248,3 +248,21 @@ def test_a_pause_on_one_replica_holds_the_job_on_every_replica(cluster: Cluster)
     assert probe.state == pb.BEAN_STATE_PAUSED and not probe.HasField("next_run_at")
     blue.stub.Resume(pb.PauseRequest(bean="ProbeJob"), timeout=BOUND)
     green.wait_for_log("bean.resumed", job="ProbeJob", actor="another replica")
+
+
+@pytest.mark.timeout(120)
+def test_a_cancel_asked_of_any_replica_stops_the_run_where_it_runs(cluster: Cluster) -> None:
+    """Behind a load balancer a cancel may reach the replica that does not run the job: it
+    asks the one that does (through the cluster database), which stops its run."""
+    blue = cluster.start("blue", ttl=TTL)
+    green = cluster.start("green", ttl=TTL)
+    cluster.hold_gate()
+    run_id = blue.invoke().run.run_id
+    blue.wait_for_log("probe.at_gate", run_id=run_id)
+    answer = green.stub.Cancel(pb.CancelRequest(bean="ProbeJob"), timeout=BOUND)
+    assert answer.cancelling and (answer.run.run_id, answer.run.replica) == (run_id, "blue")
+    blue.wait_for_log("run.cancel_forwarded", run_id=run_id)
+    assert blue.wait_finished(run_id).outcome == pb.RUN_OUTCOME_CANCELLED
+    cluster.release_gate()
+    nothing = green.stub.Cancel(pb.CancelRequest(bean="ProbeJob"), timeout=BOUND)
+    assert not nothing.cancelling

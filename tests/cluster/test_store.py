@@ -262,3 +262,20 @@ def test_start_up_interrupts_only_runs_no_live_lease_covers(
         assert alive is not None and alive.state is RunState.RUNNING
     finally:
         ledger.close()
+
+
+def test_a_cancel_asked_elsewhere_reaches_the_holder_at_its_next_beat(
+    stores: dict[str, ClusterStore],
+) -> None:
+    """Green asks for blue's run to stop; blue's next beat carries who asked; a new claim
+    starts without the request."""
+    blue, green = stores["blue"], stores["green"]
+    assert green.request_cancel("Job", "op") is None  # nothing runs
+    held, _ = blue.acquire("Job", "r1", None)
+    assert blue.request_cancel("Job", "op") is None  # its own run is cancelled directly
+    asked = green.request_cancel("Job", "op@green")
+    assert asked is not None and (asked.run_id, asked.replica) == ("r1", "blue")
+    assert blue.beat(["r1"]).cancels == {"r1": "op@green"}
+    blue.release(held)
+    blue.acquire("Job", "r2", None)
+    assert blue.beat(["r2"]).cancels == {}

@@ -113,7 +113,14 @@ class JobBeans:
             return Result(value=stopwatch_text(seconds))
 
         async def cancel(inv: Invocation) -> Result:
-            run = (await service.cancel(CancelRequest(bean=name, actor=inv.actor))).run
+            cancelled = await service.cancel(CancelRequest(bean=name, actor=inv.actor))
+            run, elsewhere = cancelled.run, cancelled.elsewhere
+            if run is None and elsewhere is not None:  # cluster mode: another replica's run
+                return Result(
+                    value=True,
+                    run_id=elsewhere.run_id,
+                    message=f"Cancelling run {elsewhere.run_id} on replica {cancelled.replica}",
+                )
             if run is None:
                 return Result(value=False, message="Not running")
             return Result(value=True, run_id=run.run_id, message=f"Cancelling run {run.run_id}")

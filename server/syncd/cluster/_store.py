@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -63,6 +63,8 @@ class Beat:
     reaped: list[Reaped]
     member: bool  # False: this replica's row was taken by another incarnation
     replicas: list[ReplicaInfo]
+    # This replica's runs another replica was asked to cancel: run id -> who asked.
+    cancels: dict[str, str] = field(default_factory=dict)
     # Seconds until the first other replica's lease runs out (database clock), if any: the
     # heartbeat looks again just then, so a dead replica's job is taken over without delay.
     next_expiry: float | None = None
@@ -259,6 +261,7 @@ class ClusterStore:
                         replica=self.replica,
                         acquired_at=NOW,
                         lease_until=_lease(self.ttl),
+                        cancel_requested_by=None,
                     )
                 )
         if refusal is not None:  # raised after the commit: a skipped slot stays answered
@@ -291,12 +294,33 @@ class ClusterStore:
             .on_conflict_do_update(index_elements=["bean", "slot_time"], set_=values)
         )
 
+    def request_cancel(self, bean: str, actor: str) -> Claim | None:
+        """Ask the other replica that runs `bean` to stop it; its claim, or None when no other
+        replica runs it."""
+        with self._tx() as conn:
+            row = conn.execute(
+                claims_table.update()
+                .where(
+                    claims_table.c.bean == bean,
+                    claims_table.c.run_id.is_not(None),
+                    claims_table.c.lease_until > NOW,
+                    claims_table.c.replica != self.replica,
+                )
+                .values(cancel_requested_by=actor[:255])
+                .returning(claims_table.c.run_id, claims_table.c.replica, claims_table.c.token)
+            ).first()
+        if row is None:
+            return None
+        return Claim(
+            bean=bean, run_id=row.run_id, token=row.token, replica=row.replica, fencing=True
+        )
+
     def release(self, claim: Claim) -> None:
         with self._tx() as conn:
             conn.execute(
                 claims_table.update()
                 .where(claims_table.c.bean == claim.bean, claims_table.c.token == claim.token)
-                .values(run_id=None, replica=None, lease_until=None)
+                .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
             )
             # A start the ledger refused left no run: its slot may be fired again.
             conn.execute(
@@ -342,6 +366,20 @@ class ClusterStore:
             reaped = [self._take_back(conn, r.bean, r.run_id, r.replica, r.token) for r in expired]
             holders = self._live(conn)
             replicas = self._replicas(conn, holders)
+            cancels = (
+                {
+                    r.run_id: r.cancel_requested_by
+                    for r in conn.execute(
+                        sa.select(claims_table.c.run_id, claims_table.c.cancel_requested_by).where(
+                            claims_table.c.replica == self.replica,
+                            claims_table.c.run_id.in_(held),
+                            claims_table.c.cancel_requested_by.is_not(None),
+                        )
+                    )
+                }
+                if held
+                else {}
+            )
             next_expiry = conn.execute(
                 sa.select(
                     sa.func.min(sa.func.extract("epoch", claims_table.c.lease_until - NOW))
@@ -358,6 +396,7 @@ class ClusterStore:
             member=bool(member),
             replicas=replicas,
             next_expiry=None if next_expiry is None else float(next_expiry),
+            cancels=cancels,
         )
 
     def _live(self, conn: Connection) -> dict[str, Claim]:
@@ -392,7 +431,7 @@ class ClusterStore:
         conn.execute(
             claims_table.update()
             .where(claims_table.c.bean == bean, claims_table.c.token == token)
-            .values(run_id=None, replica=None, lease_until=None)
+            .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
         )
         return Reaped(bean=bean, run_id=run_id, replica=replica, token=token, marked=bool(marked))
 

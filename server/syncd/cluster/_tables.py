@@ -28,6 +28,9 @@ claims_table = sa.Table(
     sa.Column("replica", sa.String(64)),
     sa.Column("acquired_at", UTCDateTime),
     sa.Column("lease_until", UTCDateTime),
+    # Who asked, on another replica, for the holder's run to stop (the holder's heartbeat
+    # passes it on to the run).
+    sa.Column("cancel_requested_by", sa.String(255)),
 )
 
 slots_table = sa.Table(

@@ -32,7 +32,7 @@ from syncd.clock import Clock
 from syncd.cluster._store import Beat, ClusterStore
 from syncd.cluster.model import Reaped, ReplicaInfo
 from syncd.errors import AlreadyRunningError, LedgerUnavailableError
-from syncd.execution.claim import Claim, OnLost
+from syncd.execution.claim import Claim, OnCancel, OnLost
 from syncd.ledger import problem_of
 
 log = structlog.get_logger("syncd.cluster")
@@ -65,6 +65,8 @@ class ClusterRunClaim:
         self._turns: dict[str, asyncio.Lock] = {}  # by bean: one claim attempt at a time
         self._holders: dict[str, Claim] = {}  # every replica's live claims, as of the last beat
         self._lost: list[OnLost] = []
+        self._cancels: list[OnCancel] = []
+        self._cancel_passed: set[str] = set()  # run ids whose remote cancel was passed on
         self._beaten = asyncio.Event()  # replaced on each beat; wakes `released` waiters
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -140,6 +142,7 @@ class ClusterRunClaim:
             await self._release(claim)
 
     async def _release(self, claim: Claim) -> None:
+        self._cancel_passed.discard(claim.run_id)
         if self._held.get(claim.bean) == claim:
             del self._held[claim.bean]
         self._renewed.pop(claim.run_id, None)
@@ -170,6 +173,12 @@ class ClusterRunClaim:
 
     def on_lost(self, callback: OnLost) -> None:
         self._lost.append(callback)
+
+    def on_cancel(self, callback: OnCancel) -> None:
+        self._cancels.append(callback)
+
+    async def request_cancel(self, bean: str, actor: str) -> Claim | None:
+        return await self._run(self._store.request_cancel, bean, actor)
 
     # --- the heartbeat -------------------------------------------------------------------------
 
@@ -262,6 +271,13 @@ class ClusterRunClaim:
                 self._lose(claim, "the lease was no longer this replica's")
         self._holders = {**beat.holders, **self._held}
         self._wake_waiters()
+        for run_id, actor in beat.cancels.items():
+            asked = held.get(run_id)
+            if asked is not None and run_id not in self._cancel_passed:
+                self._cancel_passed.add(run_id)
+                log.info("cluster.cancel_requested", job=asked.bean, run_id=run_id, actor=actor)
+                for callback in self._cancels:
+                    callback(asked, actor)
         for reaped in beat.reaped:
             _log_reaped(reaped, by="heartbeat")
         try:

@@ -36,6 +36,8 @@ class Claim:
 
 # Called with a claim this process held and has lost (its lease could not be renewed).
 OnLost = Callable[[Claim], None]
+# Called with a claim of this process whose run another replica was asked to cancel, and who.
+OnCancel = Callable[[Claim, str], None]
 
 
 class RunClaim(Protocol):
@@ -59,6 +61,14 @@ class RunClaim(Protocol):
 
     def on_lost(self, callback: OnLost) -> None:
         """Call `callback` with each claim of this process that is lost before its release."""
+        ...
+
+    def on_cancel(self, callback: OnCancel) -> None:
+        """Call `callback` when another replica is asked to cancel a run this process holds."""
+        ...
+
+    async def request_cancel(self, bean: str, actor: str) -> Claim | None:
+        """Ask another replica running `bean` to stop it; its claim, or None when none does."""
         ...
 
 
@@ -93,3 +103,9 @@ class InMemoryRunClaim:
 
     def on_lost(self, callback: OnLost) -> None:
         return None  # a claim in memory is never lost while its process lives
+
+    def on_cancel(self, callback: OnCancel) -> None:
+        return None  # no other replica: every cancel is asked of this process directly
+
+    async def request_cancel(self, bean: str, actor: str) -> Claim | None:
+        return None  # every claim here is this process's own

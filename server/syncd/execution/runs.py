@@ -151,6 +151,7 @@ class RunCoordinator:
         self._recorder = recorder
         self._claim: RunClaim = claim or InMemoryRunClaim()
         self._claim.on_lost(self._claim_lost)
+        self._claim.on_cancel(self._cancel_asked_elsewhere)
         self._claims: dict[str, Claim] = {}  # by run id, until the run's end is recorded
         self._clock = clock
         self.events = events or EventHub()
@@ -283,6 +284,20 @@ class RunCoordinator:
         if run is not None and run.run_id == claim.run_id:
             log.error("run.lease_lost", job=claim.bean, run_id=claim.run_id, token=claim.token)
             self.cancel(claim.bean, reason="lease_lost")
+
+    def _cancel_asked_elsewhere(self, claim: Claim, actor: str) -> None:
+        """Another replica was asked to cancel this process's run (cluster mode)."""
+        run = self._active.get(claim.bean)
+        if run is not None and run.run_id == claim.run_id:
+            log.info("run.cancel_forwarded", job=claim.bean, run_id=claim.run_id, actor=actor)
+            self.cancel(claim.bean)
+
+    async def cancel_elsewhere(self, bean: str, actor: str) -> Claim | None:
+        """Cluster mode: ask the replica running `bean` to stop it; its claim, or None when no
+        other replica runs it."""
+        if bean in self._active:
+            return None
+        return await self._claim.request_cancel(bean, actor)
 
     def claim_of(self, bean: str) -> Claim | None:
         """Who holds `bean` now, as far as this process knows: its own run, or (cluster

@@ -281,6 +281,10 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             cancelled = await self._plane.service.cancel(
                 CancelRequest(bean=bean.name, actor=actor_of(context))
             )
+            if cancelled.elsewhere is not None:  # cluster mode: another replica stops it
+                info = self._info(cancelled.elsewhere)
+                info.replica = cancelled.replica
+                return pb.CancelResponse(cancelling=True, run=info)
             if cancelled.run is None:
                 return pb.CancelResponse(cancelling=False)
             return pb.CancelResponse(cancelling=True, run=self._info(cancelled.run))

@@ -175,7 +175,24 @@ class RunService:
         run = self.coordinator.cancel(spec.name, request.reason)
         if run is not None:
             log.info("run.cancel", job=spec.name, run_id=run.run_id, actor=request.actor)
-        return Cancelled(run=run)
+            return Cancelled(run=run)
+        # Cluster mode: another replica may run it; its heartbeat passes the request on.
+        claim = await self.coordinator.cancel_elsewhere(spec.name, request.actor)
+        if claim is None:
+            return Cancelled(run=None)
+        log.info(
+            "run.cancel",
+            job=spec.name,
+            run_id=claim.run_id,
+            actor=request.actor,
+            replica=claim.replica,
+        )
+        known = self._remote.get(spec.name)
+        record = known[1] if known and known[0].run_id == claim.run_id else None
+        if record is None:
+            with contextlib.suppress(LedgerUnavailableError):
+                record = await self._recorder.get(claim.run_id)
+        return Cancelled(run=None, elsewhere=record, replica=claim.replica)
 
     async def run_all(self, request: RunAllRequest) -> RunAllStarted:
         """The old "Run All Jobs": every enabled job in dependency order, one after another."""
