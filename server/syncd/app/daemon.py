@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
@@ -27,7 +28,6 @@ from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
 from syncd.clock import Clock, clock_from_env
-from syncd.cluster import ClusterLedger, ClusterRunClaim, ClusterStore, Reaped
 from syncd.config import Config
 from syncd.enums import RunOutcome, RunState
 from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
@@ -50,6 +50,9 @@ from syncd.service.runservice import RunService
 from syncd.web import console
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
+
+if TYPE_CHECKING:  # cluster mode's modules load only when it is configured
+    from syncd.cluster import ClusterLedger, ClusterRunClaim, Reaped
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -89,11 +92,14 @@ class Daemon:
             private_dir(config.daemon.state_dir)
         self.cluster: ClusterRunClaim | None = None
         claim: RunClaim = InMemoryRunClaim()  # one daemon: claims held in memory
+        self._cluster_ledger: ClusterLedger | None = None
         if config.cluster.enabled:
+            from syncd.cluster import ClusterLedger, ClusterRunClaim, ClusterStore
+
             cluster = config.cluster
             if ledger is None:
                 with starting("cluster.url"):
-                    ledger = ClusterLedger(config.ledger_url)
+                    ledger = self._cluster_ledger = ClusterLedger(config.ledger_url)
             # Cluster-wide: a lease in the cluster database, with a fencing token.
             self.cluster = ClusterRunClaim(
                 ClusterStore(cluster.url, cluster.replica_name, cluster.lease_ttl),
@@ -258,9 +264,9 @@ class Daemon:
 
     async def _cluster_beat(self) -> None:
         """After each heartbeat: the latest outcomes and the holds other replicas wrote."""
-        assert isinstance(self.ledger, ClusterLedger)
-        finished, success = await asyncio.to_thread(self.ledger.refresh_latest)
-        self.recorder.adopt(finished, success)
+        if self._cluster_ledger is not None:  # (a ledger a caller gave is its own business)
+            finished, success = await asyncio.to_thread(self._cluster_ledger.refresh_latest)
+            self.recorder.adopt(finished, success)
         changes = self.service.schedule.hold_changes
         holds = await self.recorder.holds()
         self.service.schedule.follow_holds(holds, self.clock.now(), changes)

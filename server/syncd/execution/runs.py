@@ -1,11 +1,11 @@
 """Runs: the one code path that starts, follows, cancels, times out and records a job's run.
 
 The coordinator lives on the daemon's event loop. `start()` acquires the bean's run claim
-(`syncd.execution.claim`; in cluster mode a lease in PostgreSQL) before it writes anything, then awaits the ledger's record of the
-start; a start the ledger cannot take releases the claim and is refused
-(LedgerUnavailableError): no bean runs with a run id that exists nowhere. The claim is released
-only once the run's end is recorded; a claim lost before that (a cluster lease this replica
-could not renew) cancels the run. Ends go to the ledger's one writer, which keeps them in
+(`syncd.execution.claim`; in cluster mode a lease in PostgreSQL) before it writes anything,
+then awaits the ledger's record of the start; a start the ledger cannot take releases the
+claim and is refused (LedgerUnavailableError): no bean runs with a run id that exists nowhere.
+The claim is released only once the run's end is recorded; a claim lost before that (a
+cluster lease this replica could not renew) cancels the run. Ends go to the ledger's one writer, which keeps them in
 memory while the ledger is unwritable.
 Bodies execute off the loop, in a child process or a thread (`executors`).
 """
