@@ -52,11 +52,11 @@ BOUND = 60.0
 # --- 1. claim overhead ------------------------------------------------------------------------
 
 
-async def _claim_cycle(claim: RunClaim, n: int) -> list[float]:
+async def _claim_cycle(claim: RunClaim, n: int, phase: str) -> list[float]:
     out = []
     for i in range(n):
         start = time.perf_counter()
-        held = await claim.acquire("BenchJob", f"run-{i}")
+        held = await claim.acquire("BenchJob", f"{phase}-{i}")
         await claim.release(held)
         out.append((time.perf_counter() - start) * 1000)
     return out
@@ -66,10 +66,10 @@ def claim_overhead(url: str, n: int) -> tuple[list[float], list[float]]:
     ClusterLedger(url).close()  # the tables
 
     async def measure() -> tuple[list[float], list[float]]:
-        memory = await _claim_cycle(InMemoryRunClaim(), n)
+        memory = await _claim_cycle(InMemoryRunClaim(), n, "memory")
         cluster = ClusterRunClaim(ClusterStore(url, "bench", 30.0), SystemClock(), give_up_after=20)
-        await _claim_cycle(cluster, 50)  # warm the pool
-        measured = await _claim_cycle(cluster, n)
+        await _claim_cycle(cluster, 50, "warm-up")  # the connection pool
+        measured = await _claim_cycle(cluster, n, "measured")
         await cluster.close()
         return memory, measured
 

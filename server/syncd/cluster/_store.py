@@ -243,14 +243,11 @@ class ClusterStore:
                 if slot_time is not None:
                     self._take_slot(conn, bean, slot_time, run_id)
                 token = int(row.token) + 1
+                claimed = {"bean": bean, "replica": self.replica, "token": token, "claimed_at": NOW}
                 conn.execute(
-                    runs_claimed_table.insert().values(
-                        run_id=run_id,
-                        bean=bean,
-                        replica=self.replica,
-                        token=token,
-                        claimed_at=NOW,
-                    )
+                    pg_insert(runs_claimed_table)
+                    .values(run_id=run_id, **claimed)
+                    .on_conflict_do_update(index_elements=["run_id"], set_=claimed)
                 )
                 conn.execute(
                     claims_table.update()
