@@ -71,6 +71,9 @@ class RecordingClaim:
     async def released(self, claim: Claim) -> None:
         await self._inner.released(claim)
 
+    async def lookup(self, bean: str) -> Claim | None:
+        return await self._inner.lookup(bean)
+
     def on_lost(self, callback: OnLost) -> None:
         self._inner.on_lost(callback)
 

@@ -262,7 +262,8 @@ def test_a_cancel_asked_of_any_replica_stops_the_run_where_it_runs(cluster: Clus
     answer = green.stub.Cancel(pb.CancelRequest(bean="ProbeJob"), timeout=BOUND)
     assert answer.cancelling and (answer.run.run_id, answer.run.replica) == (run_id, "blue")
     blue.wait_for_log("run.cancel_forwarded", run_id=run_id)
-    assert blue.wait_finished(run_id).outcome == pb.RUN_OUTCOME_CANCELLED
+    # Followed from green, which does not run it: its end once blue has let go.
+    assert green.wait_finished(run_id).outcome == pb.RUN_OUTCOME_CANCELLED
     cluster.release_gate()
     nothing = green.stub.Cancel(pb.CancelRequest(bean="ProbeJob"), timeout=BOUND)
     assert not nothing.cancelling

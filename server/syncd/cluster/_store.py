@@ -396,12 +396,16 @@ class ClusterStore:
             cancels=cancels,
         )
 
-    def _live(self, conn: Connection) -> dict[str, Claim]:
-        rows = conn.execute(
-            sa.select(claims_table).where(
-                claims_table.c.run_id.is_not(None), claims_table.c.lease_until > NOW
-            )
+    def holder(self, bean: str) -> Claim | None:
+        """The live claim on `bean`, if any."""
+        with self._tx() as conn:
+            return self._live(conn, bean).get(bean)
+
+    def _live(self, conn: Connection, bean: str | None = None) -> dict[str, Claim]:
+        live = sa.select(claims_table).where(
+            claims_table.c.run_id.is_not(None), claims_table.c.lease_until > NOW
         )
+        rows = conn.execute(live if bean is None else live.where(claims_table.c.bean == bean))
         return {
             r.bean: Claim(
                 bean=r.bean, run_id=r.run_id, token=r.token, replica=r.replica, fencing=True

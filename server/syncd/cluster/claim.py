@@ -171,6 +171,12 @@ class ClusterRunClaim:
                 return
             await self._beaten.wait()
 
+    async def lookup(self, bean: str) -> Claim | None:
+        found = await self._run(self._store.holder, bean)
+        if found is not None and bean not in self._held:
+            self._holders[bean] = found  # so that `released` can follow it
+        return found
+
     def on_lost(self, callback: OnLost) -> None:
         self._lost.append(callback)
 

@@ -59,6 +59,11 @@ class RunClaim(Protocol):
         """Return once `claim` is no longer held (by its run ending anywhere, or expiring)."""
         ...
 
+    async def lookup(self, bean: str) -> Claim | None:
+        """Who holds `bean` now, asking the source (the cluster database) rather than the
+        view `holder` answers from."""
+        ...
+
     def on_lost(self, callback: OnLost) -> None:
         """Call `callback` with each claim of this process that is lost before its release."""
         ...
@@ -100,6 +105,9 @@ class InMemoryRunClaim:
     async def released(self, claim: Claim) -> None:
         # Only this process holds claims here; its own runs are awaited through the run.
         return None
+
+    async def lookup(self, bean: str) -> Claim | None:
+        return self._held.get(bean)
 
     def on_lost(self, callback: OnLost) -> None:
         return None  # a claim in memory is never lost while its process lives

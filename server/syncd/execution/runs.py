@@ -299,6 +299,10 @@ class RunCoordinator:
             return None
         return await self._claim.request_cancel(bean, actor)
 
+    async def lookup_claim(self, bean: str) -> Claim | None:
+        """Who holds `bean` now, asking the cluster database (in memory: as `claim_of`)."""
+        return await self._claim.lookup(bean)
+
     def claim_of(self, bean: str) -> Claim | None:
         """Who holds `bean` now, as far as this process knows: its own run, or (cluster
         mode) another replica's."""

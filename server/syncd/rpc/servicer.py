@@ -18,6 +18,7 @@ from syncd import __version__
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.model import Invocation, Operation, Result
 from syncd.beans.registry import BeanRegistry
+from syncd.enums import RunState
 from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
 from syncd.execution.runs import Run
 from syncd.ledger.model import RunRecord
@@ -264,6 +265,11 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         assert target is not None
         if not isinstance(target, Run):
             yield self._info(target)
+            if target.state is not RunState.FINISHED:
+                # Cluster mode: another replica runs it; its end once that replica lets go.
+                ended = await self._plane.service.wait_elsewhere(target)
+                if ended is not None:
+                    yield self._info(ended)
             return
         while True:
             seen = target.version

@@ -263,6 +263,16 @@ class RunService:
         """Who runs `name` now: this daemon's run or (cluster mode) another replica's."""
         return self.coordinator.claim_of(name)
 
+    async def wait_elsewhere(self, record: RunRecord) -> RunRecord | None:
+        """Cluster mode: wait for another replica's run to end; its record then, or None when
+        no replica holds it (a single daemon; a run already ended or taken back)."""
+        with contextlib.suppress(LedgerUnavailableError):
+            claim = await self.coordinator.lookup_claim(record.bean)
+            if claim is None or claim.run_id != record.run_id:
+                return None
+            return await self.coordinator.wait_released(claim)
+        return None
+
     async def outcome_elsewhere(self, name: str, run_id: str) -> RunOutcome:
         """The outcome of a run another replica holds (or held): awaited until it ends, as
         far as the claim tells; SUCCESS when its record cannot be read (it was not ours)."""
