@@ -8,7 +8,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["cli_latency", "peer_relay", "scheduler_lateness", "control_plane", "nightly_chain"]
+BENCHES = [
+    "cli_latency",
+    "peer_relay",
+    "scheduler_lateness",
+    "control_plane",
+    "nightly_chain",
+    "cluster",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,6 +38,7 @@ class BenchContext:
         self.rows_written = 0
 
     run_id = property(lambda self: f"bench-{self._bean}")
+    fencing_token = property(lambda self: None)  # a single daemon: no fencing
     bean = property(lambda self: self._bean)
     trigger = property(lambda self: Trigger.MANUAL)
     args = property(lambda self: self._args)

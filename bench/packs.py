@@ -83,3 +83,27 @@ def _short_jobs(_ctx: PackContext) -> list[JobSpec]:
 
 
 SHORT = JobPack(name="benchshort", build=_short_jobs, description="Short benchmark jobs.")
+
+
+def hold(ctx: RunContext) -> None:
+    """Runs until cancelled (or its replica dies): the run a failover takes over."""
+    while not ctx.wait_cancelled(3600):
+        pass
+    ctx.raise_if_cancelled()
+
+
+def _cluster_jobs(_ctx: PackContext) -> list[JobSpec]:
+    return [
+        JobSpec(
+            name="BlinkJob", trigger_operation="blinkJob", body=blink, description="Ends at once."
+        ),
+        JobSpec(
+            name="HoldJob",
+            trigger_operation="holdJob",
+            body=hold,
+            description="Runs until cancelled.",
+        ),
+    ]
+
+
+CLUSTER = JobPack(name="benchcluster", build=_cluster_jobs, description="Cluster benchmark jobs.")

@@ -164,15 +164,20 @@ def daemon_env(state_dir: Path) -> dict[str, str]:
 
 @contextmanager
 def daemon_process(
-    state_dir: Path, config_text: str = "", *args: str, wait_ready: bool = True
+    state_dir: Path,
+    config_text: str = "",
+    *args: str,
+    wait_ready: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Iterator[DaemonProcess]:
+    """The daemon as a process; `env` adds variables to its environment."""
     config = state_dir.parent / "syncd.toml"
     config.write_text(without_catch_up(config_text))
     proc = subprocess.Popen(
         [sys.executable, "-m", "syncd", "--config", str(config), *args, "serve"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=daemon_env(state_dir),
+        env=daemon_env(state_dir) | (env or {}),
         cwd=ROOT,
     )
     handle = DaemonProcess(proc, state_dir)

@@ -100,6 +100,49 @@ class TestDaemonTable:
             load_config(_write(tmp_path, '[daemon]\npacks = ["just.a.module"]\n'), env={})
 
 
+CLUSTER_URL = "postgresql+psycopg://syncd@db.example/syncd"
+
+
+class TestClusterTable:
+    def test_cluster_mode_keeps_the_ledger_in_the_cluster_database(self, tmp_path: Path) -> None:
+        """With [cluster] url the ledger URL is the cluster's; the replica defaults to the host
+        name; a third of the lease is the default margin."""
+        config = load_config(_write(tmp_path, f'[cluster]\nurl = "{CLUSTER_URL}"\n'), env={})
+        assert config.cluster.enabled and config.ledger_url == CLUSTER_URL
+        assert config.cluster.replica_name
+        assert config.cluster.give_up_after == pytest.approx(20.0)
+        same = f'[cluster]\nurl = "{CLUSTER_URL}"\n[ledger]\nurl = "{CLUSTER_URL}"\n'
+        assert load_config(_write(tmp_path, same), env={}).ledger_url == CLUSTER_URL
+
+    @pytest.mark.parametrize(
+        ("table", "key_path", "problem"),
+        [
+            (
+                f'[cluster]\nurl = "{CLUSTER_URL}"\n[ledger]\nurl = "sqlite:///x.db"\n',
+                "ledger.url",
+                "cluster.url",
+            ),
+            ('[cluster]\nurl = "sqlite:///x.db"\n', "cluster.url", "postgresql://"),
+            ('[cluster]\nreplica = "blue green"\n', "cluster.replica", "letters"),
+            (
+                '[cluster]\nlease_ttl = "10s"\nlease_margin = "10s"\n',
+                "cluster.lease_margin",
+                "at most half",
+            ),
+            ('[cluster]\nlease_ttl = "0.5s"\n', "cluster.lease_ttl", "at least"),
+        ],
+    )
+    def test_bad_cluster_settings_name_their_key(
+        self, tmp_path: Path, table: str, key_path: str, problem: str
+    ) -> None:
+        """A conflicting ledger, a non-PostgreSQL URL, a bad replica name, a margin as long as
+        the lease and a lease under a second are refused, naming the key."""
+        with pytest.raises(ConfigError) as info:
+            load_config(_write(tmp_path, table), env={})
+        assert info.value.key_path == key_path
+        assert problem in info.value.problem
+
+
 class _Inner(Settings, frozen=True):
     url: str = ""
 

@@ -35,6 +35,8 @@ LAYER_OF = {
     "syncd.scheduling": "domain",
     "syncd.execution": "domain",
     "syncd.ledger": "domain",
+    # Cluster mode's claims, leases and membership: domain, beside the ledger it shares.
+    "syncd.cluster": "domain",
     "syncd.observability": "domain",
     "syncd.security": "domain",  # roles, tokens, peer identity, TLS material: no grpc, no HTTP
     "syncd.service": "service",
@@ -72,6 +74,7 @@ CONCEPT_PACKAGES = (
     "scheduling",
     "execution",
     "ledger",
+    "cluster",
     "observability",
     "security",
 )

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+from collections.abc import Coroutine
+from datetime import datetime
+from typing import Any, TypeVar, cast
 
 import pytest
 from hypothesis import given
@@ -21,7 +24,7 @@ from syncd.errors import (
     LedgerUnavailableError,
     NotAJobError,
 )
-from syncd.execution.claim import Claim, InMemoryRunClaim
+from syncd.execution.claim import Claim, InMemoryRunClaim, OnCancel, OnLost
 from syncd.execution.runs import Run
 from syncd.ledger.model import MemoryLedger, RunRecord
 from syncd.observability.events import EventKind
@@ -32,6 +35,7 @@ from tests.run_service import build_service
 from tests.waiting import set_within, within
 
 Step = tuple[str, str]
+T = TypeVar("T")
 
 
 async def call(operation: Operation, arguments: dict[str, Value]) -> Result:
@@ -52,17 +56,32 @@ class RecordingClaim:
         self._inner = InMemoryRunClaim()
         self._steps = steps
 
-    def acquire(self, bean: str, run_id: str) -> Claim:
-        claim = self._inner.acquire(bean, run_id)
+    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
+        claim = await self._inner.acquire(bean, run_id, slot_time=slot_time)
         self._steps.append(("acquire", run_id))
         return claim
 
-    def release(self, claim: Claim) -> None:
+    async def release(self, claim: Claim) -> None:
         self._steps.append(("release", claim.run_id))
-        self._inner.release(claim)
+        await self._inner.release(claim)
 
     def holder(self, bean: str) -> Claim | None:
         return self._inner.holder(bean)
+
+    async def released(self, claim: Claim) -> None:
+        await self._inner.released(claim)
+
+    async def lookup(self, bean: str) -> Claim | None:
+        return await self._inner.lookup(bean)
+
+    def on_lost(self, callback: OnLost) -> None:
+        self._inner.on_lost(callback)
+
+    def on_cancel(self, callback: OnCancel) -> None:
+        self._inner.on_cancel(callback)
+
+    async def request_cancel(self, bean: str, actor: str) -> Claim | None:
+        return await self._inner.request_cancel(bean, actor)
 
 
 class RecordingLedger(MemoryLedger):
@@ -282,17 +301,17 @@ def test_the_in_memory_claim_holds_at_most_one_run_per_bean(ops: list[tuple[str,
             run_id = f"run-{n}"
             if arg in model:
                 with pytest.raises(AlreadyRunningError) as refused:
-                    claim.acquire(arg, run_id)
+                    at_once(claim.acquire(arg, run_id))
                 assert refused.value.run_id == model[arg]
             else:
-                got = claim.acquire(arg, run_id)
+                got = at_once(claim.acquire(arg, run_id))
                 assert all(got.token > g.token for g in granted)
                 granted.append(got)
                 model[arg] = run_id
         elif granted:
             assert isinstance(arg, int)
             old = granted[arg % len(granted)]
-            claim.release(old)
+            at_once(claim.release(old))
             if model.get(old.bean) == old.run_id:
                 del model[old.bean]
         for bean in _BEANS:
@@ -302,8 +321,19 @@ def test_the_in_memory_claim_holds_at_most_one_run_per_bean(ops: list[tuple[str,
 
 def test_a_stale_release_does_not_free_a_newer_run() -> None:
     claim = InMemoryRunClaim()
-    first = claim.acquire("A", "r1")
-    claim.release(first)
-    second = claim.acquire("A", "r2")
-    claim.release(first)
+    first = at_once(claim.acquire("A", "r1"))
+    at_once(claim.release(first))
+    second = at_once(claim.acquire("A", "r2"))
+    at_once(claim.release(first))
     assert claim.holder("A") == second
+
+
+def at_once(step: Coroutine[Any, Any, T]) -> T:
+    """The coroutine's result, asserting it never awaited: the in-memory claim decides in one
+    step, so two requests on one event loop cannot interleave inside it."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return cast(T, done.value)
+    step.close()
+    raise AssertionError("the in-memory claim awaited inside acquire or release")

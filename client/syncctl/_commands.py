@@ -64,7 +64,10 @@ def status(ctx: Context) -> ExitCode:
     if ledger.ledger_problem:
         kept = f" ({ledger.ledger_unwritten} run records kept in memory until it recovers)"
         note(ctx.stderr, f"ledger unhealthy: {ledger.ledger_problem}{kept}")
-    return ExitCode.BEAN_FAILING if found or ledger.ledger_problem else ExitCode.OK
+    if ledger.cluster_problem:  # cluster mode: this replica cannot renew leases or see the others
+        note(ctx.stderr, f"cluster database unreachable: {ledger.cluster_problem}")
+    unhealthy = ledger.ledger_problem or ledger.cluster_problem
+    return ExitCode.BEAN_FAILING if found or unhealthy else ExitCode.OK
 
 
 # ---- history, show -------------------------------------------------------------------------
@@ -127,6 +130,20 @@ def next_fires(ctx: Context) -> ExitCode:
         reply = client.list_fires(ctx.args.days)
     render_fires(ctx.stdout, ctx.mode, reply, ctx.args.days, ctx.now())
     return ExitCode.OK
+
+
+def replicas(ctx: Context) -> ExitCode:
+    """The cluster's members; exit 8 when one of them is lost (no heartbeat within a lease)."""
+    from syncctl._render_cluster import render_replicas
+
+    with ctx.client() as client:
+        reply = client.list_replicas()
+    render_replicas(ctx.stdout, ctx.mode, reply)
+    lost = [r.name for r in reply.replicas if r.state == "lost"]
+    ctx.stdout.flush()
+    for name in lost:
+        note(ctx.stderr, f"replica {name} is lost: no heartbeat within a lease")
+    return ExitCode.BEAN_FAILING if lost else ExitCode.OK
 
 
 # ---- shell ---------------------------------------------------------------------------------

@@ -307,6 +307,9 @@ class Client:
     def list_fires(self, days: float) -> pb.ListFiresResponse:
         return self._unary(self._stub.ListFires, self._pb.ListFiresRequest(days=days))
 
+    def list_replicas(self) -> pb.ListReplicasResponse:
+        return self._unary(self._stub.ListReplicas, self._pb.ListReplicasRequest())
+
     def tail_logs(
         self,
         *,

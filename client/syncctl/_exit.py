@@ -40,7 +40,7 @@ DESCRIPTIONS: dict[ExitCode, str] = {
     ExitCode.UNREACHABLE: "the daemon is not reachable (the message names the socket)",
     ExitCode.BEAN_FAILING: (
         "`status`: a bean is failing or stuck, or the run ledger is unhealthy"
-        " (usable as a monitoring check)"
+        " (usable as a monitoring check); `replicas`: a replica is lost"
     ),
     ExitCode.DISABLED: "the job is disabled and cannot run (the message says why)",
     ExitCode.UNAUTHENTICATED: (

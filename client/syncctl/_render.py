@@ -163,6 +163,7 @@ def run_dict(run: pb.RunInfo, now: float) -> dict[str, Any]:
         "rows_written": run.rows_written,
         "progress_done": run.progress_done,
         "progress_total": run.progress_total,
+        "replica": run.replica or None,  # cluster mode: the replica that ran it
     }
 
 
@@ -228,6 +229,7 @@ def bean_status_dict(
         "health": enum_word(pb.Health, status.health) or None,
         "health_reason": status.health_reason or None,
         "needs_rerun": status.needs_rerun,
+        "replica": status.replica or None,  # cluster mode: who runs current_run
         # What `status` as a monitoring check holds against the bean: kind and why.
         "problem": {"kind": problem[0], "detail": problem[1]} if problem else None,
     }
@@ -248,6 +250,8 @@ def status_dict(
             "draining": daemon.draining,
             "ledger_problem": daemon.ledger_problem or None,
             "ledger_unwritten": daemon.ledger_unwritten,
+            "replica": daemon.replica or None,
+            "cluster_problem": daemon.cluster_problem or None,
         },
         "beans": [bean_status_dict(b, now, problems.get(b.ref.name)) for b in reply.beans],
     }
@@ -394,6 +398,8 @@ def status_rows(reply: pb.GetStatusResponse, mode: Mode, now: float) -> list[tup
         next_run = when(status, "next_run_at", mode=mode, now=now)
         if mode is Mode.TABLE:
             current = f"{run_id} ({elapsed_text})" if run_id and elapsed_text else run_id
+            if run_id and status.replica:  # cluster mode: which replica runs it
+                current += f" on {status.replica}"
             rows.append((status.ref.name, state, current, outcome, success, next_run))
         else:
             rows.append((status.ref.name, state, run_id, elapsed_text, outcome, success, next_run))
@@ -417,6 +423,8 @@ def render_status(
         return
     daemon = reply.daemon
     parts = [f"syncd {daemon.version or '?'}", f"pid {daemon.pid}"]
+    if daemon.replica:
+        parts.insert(0, f"replica {daemon.replica}")
     if daemon.HasField("started_at"):
         parts.append(f"up {human_duration(now - timestamp_seconds(daemon.started_at))}")
     parts.append(f"{len(reply.beans)} beans")
@@ -424,6 +432,8 @@ def render_status(
         parts.append("DRAINING: new runs are refused")
     if daemon.ledger_problem:
         parts.append(f"LEDGER UNHEALTHY: {daemon.ledger_problem}")
+    if daemon.cluster_problem:
+        parts.append(f"CLUSTER UNREACHABLE: {daemon.cluster_problem}")
     out.write(" · ".join(parts) + "\n\n")
     headers = ("BEAN", "STATE", "RUN", "LAST OUTCOME", "LAST SUCCESS", "NEXT RUN")
     write_rows(out, mode, headers, rows)

@@ -87,7 +87,21 @@ def render_history(out: IO[str], mode: Mode, reply: pb.HistoryResponse, now: flo
     if mode is Mode.TABLE and not rows:
         out.write("No runs recorded.\n")
         return
-    headers = ("RUN", "BEAN", "TRIGGER", "STARTED", "DURATION", "OUTCOME", "ROWS R/W", "ERROR")
+    headers: tuple[str, ...] = (
+        "RUN",
+        "BEAN",
+        "TRIGGER",
+        "STARTED",
+        "DURATION",
+        "OUTCOME",
+        "ROWS R/W",
+        "ERROR",
+    )
+    if mode is Mode.TABLE and any(run.replica for run in reply.runs):  # cluster mode
+        headers = (*headers[:3], "REPLICA", *headers[3:])
+        rows = [
+            (*r[:3], run.replica or "-", *r[3:]) for r, run in zip(rows, reply.runs, strict=True)
+        ]
     write_rows(out, mode, headers, rows)
 
 

@@ -229,6 +229,15 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "replicas",
+        "Cluster mode: the replicas, each one's last heartbeat and the runs it holds.",
+        more="A replica is live, left (stopped cleanly) or lost (no heartbeat within a lease:"
+        " stopped or cut off from the database); exit 8 when one is lost. A single daemon"
+        " says it is not in cluster mode.",
+        rpcs=("ListReplicas",),
+        handler="syncctl._commands:replicas",
+    ),
+    Command(
         "logs",
         "The daemon's last log lines, then (with -f) each new one.",
         more="Readable on a terminal; the daemon's JSON lines as they are when piped or "

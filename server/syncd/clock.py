@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+from syncd.errors import ConfigError
 
 
 class Clock(Protocol):
@@ -33,6 +36,35 @@ class SystemClock:
 
     async def wait(self, event: asyncio.Event, timeout: float | None) -> bool:
         return await wait_event(event, timeout)
+
+
+CLOCK_OFFSET_ENV = "SYNCD_CLOCK_OFFSET"
+
+
+class OffsetClock(SystemClock):
+    """The real clock moved by a fixed number of seconds: how tests (and an operator's
+    rehearsal) give a replica a skewed wall clock. Monotonic time is untouched."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = timedelta(seconds=offset)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def clock_from_env(env: Mapping[str, str]) -> Clock:
+    """The system clock, skewed by $SYNCD_CLOCK_OFFSET seconds when set (tests and drills
+    only: a production replica's wall clock should come from NTP)."""
+    raw = env.get(CLOCK_OFFSET_ENV, "").strip()
+    if not raw:
+        return SystemClock()
+    try:
+        offset = float(raw)
+    except ValueError:
+        raise ConfigError(CLOCK_OFFSET_ENV, f"expected seconds, got {raw[:40]!r}") from None
+    if not -86400 <= offset <= 86400:
+        raise ConfigError(CLOCK_OFFSET_ENV, f"at most a day either way, got {offset:g}")
+    return OffsetClock(offset)
 
 
 _UNITS = (

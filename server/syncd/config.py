@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -185,6 +186,60 @@ class LedgerConfig(Settings, frozen=True):
                 "url",
                 f"the ledger supports sqlite:// and postgresql:// URLs, got {shown(self.url)}",
             )
+
+
+_CLUSTER_URL = re.compile(r"postgresql(\+\w+)?://")
+_REPLICA = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def default_replica() -> str:
+    """The host name, cut to a replica name (letters, digits, _ . -)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]", "-", socket.gethostname())[:64]
+    return name or "syncd"
+
+
+class ClusterConfig(Settings, frozen=True):
+    """The `[cluster]` table: several daemons (replicas) sharing one PostgreSQL database for
+    the ledger, the holds and the run claims. Empty `url`: a single daemon."""
+
+    url: str = ""
+    # This daemon's name in the cluster; empty: the host name.
+    replica: str = ""
+    # How long a running claim lives without a renewal; replicas renew every third of it.
+    lease_ttl: DurationAtLeast1s = 30.0
+    # A replica that has not renewed for lease_ttl minus this cancels its own runs; at most
+    # half the lease (the renewal every third of it must come first).
+    lease_margin: Duration = 0.0  # 0: a third of lease_ttl
+
+    def __post_init__(self) -> None:
+        if self.url and not _CLUSTER_URL.match(self.url):
+            raise ConfigError(
+                "url", f"the cluster needs a postgresql:// URL, got {shown(self.url)}"
+            )
+        if self.replica and not _REPLICA.fullmatch(self.replica):
+            raise ConfigError(
+                "replica", f"expected 1-64 letters, digits, _ . or -, got {shown(self.replica)}"
+            )
+        if self.lease_margin > self.lease_ttl / 2:
+            raise ConfigError(
+                "lease_margin",
+                f"must be at most half of lease_ttl ({self.lease_ttl:g}s): a replica renews"
+                f" every third of it, and must not give a claim up before; got"
+                f" {self.lease_margin:g}s",
+            )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+    @property
+    def replica_name(self) -> str:
+        return self.replica or default_replica()
+
+    @property
+    def give_up_after(self) -> float:
+        """Seconds without a renewal after which this replica stops its runs."""
+        return self.lease_ttl - (self.lease_margin or self.lease_ttl / 3)
 
 
 class JobConfig(Settings, frozen=True):
@@ -382,10 +437,19 @@ class Config(Settings, frozen=True):
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     packs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # One database in cluster mode: replicas that recorded runs apart could not see each
+        # other's runs, holds or catch-up.
+        if self.cluster.url and self.ledger.url and self.ledger.url != self.cluster.url:
+            raise ConfigError(
+                "ledger.url",
+                "in cluster mode the ledger lives in the cluster database: remove ledger.url"
+                " or set it to cluster.url",
+            )
         if self.tls.enabled:
             return
         addresses = (
@@ -412,6 +476,8 @@ class Config(Settings, frozen=True):
 
     @property
     def ledger_url(self) -> str:
+        if self.cluster.url:
+            return self.cluster.url
         return self.ledger.url or f"sqlite:///{self.daemon.state_dir / 'ledger.sqlite3'}"
 
 

@@ -134,12 +134,27 @@ class NotAJobError(InvalidArgumentError):
 
 
 class AlreadyRunningError(SyncdError):
-    """Raised when a run is asked for while the bean already has one; carries that run's id."""
+    """Raised when a run is asked for while the bean already has one; carries that run's id
+    and, in cluster mode, the replica that runs it."""
 
-    def __init__(self, bean: str, run_id: str) -> None:
+    def __init__(self, bean: str, run_id: str, replica: str = "") -> None:
         self.bean = bean
         self.run_id = run_id
-        super().__init__(f"Already running: {bean} has run {run_id} under way")
+        self.replica = replica
+        where = f" on replica {replica}" if replica else ""
+        super().__init__(f"Already running: {bean} has run {run_id} under way{where}")
+
+
+class SlotClaimedError(SyncdError):
+    """Raised (cluster mode) when a scheduled slot of a job was claimed already, by this or
+    another replica: each (job, nominal slot time) runs once, whoever fires it."""
+
+    def __init__(self, bean: str, slot: str, run_id: str, replica: str) -> None:
+        self.bean = bean
+        self.slot = slot
+        self.run_id = run_id
+        self.replica = replica
+        super().__init__(f"{bean}'s slot {slot} was claimed by run {run_id} on replica {replica}")
 
 
 class DrainingError(SyncdError):

@@ -75,6 +75,14 @@ class RunContext(Protocol):
     @property
     def run_id(self) -> str: ...
     @property
+    def fencing_token(self) -> int | None:
+        """Cluster mode: this run's fencing token, larger than every earlier claim's of the
+        same job on any replica. Record it where the run publishes its result, in the same
+        transaction, and refuse to publish when a larger one is recorded already: a run that
+        lost its lease then cannot overwrite a newer run's result. None on a single daemon."""
+        ...
+
+    @property
     def bean(self) -> str: ...
     @property
     def trigger(self) -> Trigger: ...

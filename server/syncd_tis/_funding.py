@@ -20,6 +20,7 @@ from datetime import date
 from sqlalchemy import Engine, and_, case, distinct, exists, func, or_, select, update
 
 from syncd.job import RunContext
+from syncd_tis import _fencing
 from syncd_tis._db import RetryPolicy, page_through
 from syncd_tis._schema import post, post_funding
 
@@ -41,8 +42,11 @@ def recompute(
         total = conn.execute(select(func.count(distinct(pf.c.postId)))).scalar_one()
     ctx.report_progress(0, total)
 
+    _fencing.prepare(engine, ctx)
+
     def page(last: int | None) -> tuple[int | None, int, int]:
         with engine.begin() as conn:
+            _fencing.hold(conn, ctx)  # a run that lost its lease writes no page
             # The page's funded post ids, straight from PostFunding's postId index.
             ids_query = select(pf.c.postId).distinct().order_by(pf.c.postId).limit(page_size)
             if last is not None:

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import Engine, case, exists, func, or_, select, update
 
 from syncd.job import RunContext, Value
+from syncd_tis import _fencing
 from syncd_tis._db import RetryPolicy, page_through
 from syncd_tis._schema import person, programme_membership
 from syncd_tis._settings import parse_iso_date
@@ -113,8 +114,11 @@ def recompute(
     ctx.report_progress(0, total)
     ctx.log.info("tis.record_status.selected", selection=sel.describe(), persons=total)
 
+    _fencing.prepare(engine, ctx)
+
     def page(last: int | None) -> tuple[int | None, int, int]:
         with engine.begin() as conn:
+            _fencing.hold(conn, ctx)  # a run that lost its lease writes no page
             ids_query = select(pm.c.personId).where(chosen).distinct().order_by(pm.c.personId)
             if last is not None:
                 ids_query = ids_query.where(pm.c.personId > last)

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine, Executable, Table, func, select
 from sqlalchemy.exc import DBAPIError
 
 from syncd.job import RunContext
+from syncd_tis import _fencing
 from syncd_tis._db import TisError, staging_full, staging_tables, switch_transaction
 from syncd_tis._settings import TisSettings
 
@@ -59,6 +60,7 @@ def rebuild_aside(
     """Run `steps` into the TEMPORARY `tables` (the last one holds the result), then `apply`
     the result to the derived table in one transaction."""
     total = len(steps) + 1
+    _fencing.prepare(engine, ctx)
     with staging_tables(engine, tables, settings.mysql_staging_memory_mb) as conn:
         ctx.report_progress(0, total)
         for done, step in enumerate(steps, 1):
@@ -82,6 +84,7 @@ def rebuild_aside(
         ctx.add_rows(read=staged)
         ctx.raise_if_cancelled()  # the last point where stopping is free
         with switch_transaction(conn, lock_name, settings.lock_timeout):
+            _fencing.hold(conn, ctx)  # a run that lost its lease publishes nothing
             ctx.log.info(f"{event}.applying", staged=staged)
             applied = apply(conn, ctx)
         result = Applied(

@@ -293,6 +293,7 @@ class TestShow:
             "rows_written",
             "progress_done",
             "progress_total",
+            "replica",  # cluster mode: the replica that ran it
         ]
         assert fields["run_id"] == run_id
         assert fields["outcome"] == "failed"

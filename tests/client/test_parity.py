@@ -65,6 +65,7 @@ SAMPLES: list[tuple[list[str], int, str]] = [
     (["pause", "Alpha"], 0, ""),
     (["resume", "Alpha"], 0, ""),
     (["next"], 0, ""),
+    (["replicas"], 0, ""),
     (["logs"], 0, ""),
     (["watch"], 1, ""),
     (["run-all", "--wait"], 0, ""),

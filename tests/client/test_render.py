@@ -22,7 +22,8 @@ from syncctl._render import (
     value_python,
     value_text,
 )
-from syncctl._render_runs import render_run
+from syncctl._render_cluster import render_replicas
+from syncctl._render_runs import render_history, render_run
 from syncd_api.v1 import management_pb2 as pb
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
@@ -96,12 +97,31 @@ class TestStatus:
             "draining": False,
             "ledger_problem": None,
             "ledger_unwritten": 0,
+            "replica": None,
+            "cluster_problem": None,
         }
         busy, failed = document["beans"]
         assert busy["current_run"]["elapsed_seconds"] == 192
         assert busy["next_run_at"] == "2026-01-01T03:00:00Z"
         assert failed["current_run"] is None
         assert failed["last_error"] == "OperationalError:\tconnection\nrefused"
+
+    def test_cluster_mode_names_the_replica_running_each_run(self) -> None:
+        """In cluster mode the daemon line names the answering replica and an unreachable
+        cluster database; a run under way names the replica that runs it."""
+        reply = status_reply()
+        reply.daemon.replica = "blue"
+        reply.daemon.cluster_problem = "connection refused"
+        reply.beans[0].replica = "green"
+        out = io.StringIO()
+        render_status(out, Mode.TABLE, reply, NOW)
+        first, *rest = out.getvalue().splitlines()
+        assert first.startswith("replica blue")
+        assert "CLUSTER UNREACHABLE: connection refused" in first
+        assert any("on green" in line for line in rest)
+        as_json = io.StringIO()
+        render_status(as_json, Mode.JSON, reply, NOW)
+        assert json.loads(as_json.getvalue())["beans"][0]["replica"] == "green"
 
     def test_draining_shows_on_the_daemon_line(self) -> None:
         """A draining daemon says so above the table."""
@@ -110,6 +130,54 @@ class TestStatus:
         out = io.StringIO()
         render_status(out, Mode.TABLE, reply, NOW)
         assert "DRAINING" in out.getvalue().splitlines()[0]
+
+
+class TestReplicas:
+    def test_a_single_daemon_says_it_is_not_in_cluster_mode(self) -> None:
+        """Without a cluster the table says so, and --json says cluster false."""
+        out = io.StringIO()
+        render_replicas(out, Mode.TABLE, pb.ListReplicasResponse(cluster=False))
+        assert "Not in cluster mode" in out.getvalue()
+        out = io.StringIO()
+        render_replicas(out, Mode.JSON, pb.ListReplicasResponse(cluster=False))
+        assert json.loads(out.getvalue()) == {"cluster": False, "replica": None, "replicas": []}
+
+    def test_replicas_show_state_heartbeat_and_runs(self) -> None:
+        """Each replica: its state, host and pid, heartbeat age and the runs it holds; piped
+        output is one tab-separated line per replica."""
+        blue = pb.ReplicaInfo(name="blue", host="h1", pid=7, state="live", answering=True)
+        blue.heartbeat_at.FromSeconds(T0)
+        blue.heartbeat_age.FromSeconds(2)
+        blue.running.add(bean="PersonOwnerRebuildJob", run_id="r1")
+        green = pb.ReplicaInfo(name="green", host="h2", pid=8, state="lost")
+        green.heartbeat_age.FromSeconds(95)
+        reply = pb.ListReplicasResponse(cluster=True, replica="blue", replicas=[blue, green])
+        out = io.StringIO()
+        render_replicas(out, Mode.TABLE, reply)
+        table = out.getvalue()
+        assert "blue (this one)" in table and "PersonOwnerRebuildJob (r1)" in table
+        assert "lost" in table
+        out = io.StringIO()
+        render_replicas(out, Mode.TSV, reply)
+        assert out.getvalue().splitlines()[1].split("\t")[:5] == [
+            "green",
+            "lost",
+            "h2",
+            "8",
+            "95.000",
+        ]
+
+    def test_history_names_the_replica_that_ran_each_run_in_cluster_mode(self) -> None:
+        """A REPLICA column on a terminal when runs carry one; piped columns never change."""
+        run = pb.RunInfo(run_id="r1", bean="PersonOwnerRebuildJob", replica="green")
+        reply = pb.HistoryResponse(runs=[run])
+        out = io.StringIO()
+        render_history(out, Mode.TABLE, reply, NOW)
+        header, line = out.getvalue().splitlines()[:2]
+        assert "REPLICA" in header and "green" in line
+        out = io.StringIO()
+        render_history(out, Mode.TSV, reply, NOW)
+        assert "green" not in out.getvalue()
 
 
 class TestValues:

@@ -94,8 +94,13 @@ class RecordingRunContext:
     `cancel()` makes the next `raise_if_cancelled()` raise RunCancelled."""
 
     def __init__(
-        self, settings: Any = None, args: Mapping[str, Value] | None = None, bean: str = "test"
+        self,
+        settings: Any = None,
+        args: Mapping[str, Value] | None = None,
+        bean: str = "test",
+        fencing_token: int | None = None,
     ) -> None:
+        self.fencing_token = fencing_token
         self._settings = settings
         self._args = dict(args or {})
         self._bean = bean

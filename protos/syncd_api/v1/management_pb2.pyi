@@ -658,6 +658,7 @@ class BeanStatus(_message.Message):
     HEALTH_FIELD_NUMBER: _builtins.int
     HEALTH_REASON_FIELD_NUMBER: _builtins.int
     NEEDS_RERUN_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
     state: Global___BeanState.ValueType
     last_outcome: Global___RunOutcome.ValueType
     last_error: _builtins.str
@@ -667,6 +668,10 @@ class BeanStatus(_message.Message):
     needs_rerun: _builtins.bool
     """Its last executed run did not complete (failed, timed out, interrupted or cancelled): it and
     its dependants hold stale data until a run succeeds.
+    """
+    replica: _builtins.str
+    """Cluster mode: the replica that runs current_run (which may be another replica than the
+    one answering).
     """
     @_builtins.property
     def ref(self) -> Global___BeanRef: ...
@@ -694,10 +699,11 @@ class BeanStatus(_message.Message):
         health: Global___Health.ValueType = ...,
         health_reason: _builtins.str = ...,
         needs_rerun: _builtins.bool = ...,
+        replica: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["current_run", b"current_run", "last_finished_at", b"last_finished_at", "last_success_at", b"last_success_at", "next_run_at", b"next_run_at", "ref", b"ref"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_run", b"current_run", "health", b"health", "health_reason", b"health_reason", "last_error", b"last_error", "last_finished_at", b"last_finished_at", "last_outcome", b"last_outcome", "last_success_at", b"last_success_at", "needs_rerun", b"needs_rerun", "next_run_at", b"next_run_at", "ref", b"ref", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_run", b"current_run", "health", b"health", "health_reason", b"health_reason", "last_error", b"last_error", "last_finished_at", b"last_finished_at", "last_outcome", b"last_outcome", "last_success_at", b"last_success_at", "needs_rerun", b"needs_rerun", "next_run_at", b"next_run_at", "ref", b"ref", "replica", b"replica", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -713,6 +719,8 @@ class DaemonInfo(_message.Message):
     PID_FIELD_NUMBER: _builtins.int
     LEDGER_PROBLEM_FIELD_NUMBER: _builtins.int
     LEDGER_UNWRITTEN_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
+    CLUSTER_PROBLEM_FIELD_NUMBER: _builtins.int
     version: _builtins.str
     draining: _builtins.bool
     pid: _builtins.int
@@ -722,6 +730,10 @@ class DaemonInfo(_message.Message):
     """
     ledger_unwritten: _builtins.int
     """Run records kept in memory until the ledger takes them (none are lost)."""
+    replica: _builtins.str
+    """Cluster mode: this daemon's replica name; empty on a single daemon."""
+    cluster_problem: _builtins.str
+    """Cluster mode: empty while the heartbeat reaches the cluster database; else why not."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -733,10 +745,12 @@ class DaemonInfo(_message.Message):
         pid: _builtins.int = ...,
         ledger_problem: _builtins.str = ...,
         ledger_unwritten: _builtins.int = ...,
+        replica: _builtins.str = ...,
+        cluster_problem: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["draining", b"draining", "ledger_problem", b"ledger_problem", "ledger_unwritten", b"ledger_unwritten", "pid", b"pid", "started_at", b"started_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_problem", b"cluster_problem", "draining", b"draining", "ledger_problem", b"ledger_problem", "ledger_unwritten", b"ledger_unwritten", "pid", b"pid", "replica", b"replica", "started_at", b"started_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -847,6 +861,7 @@ class RunInfo(_message.Message):
     PROGRESS_DONE_FIELD_NUMBER: _builtins.int
     PROGRESS_TOTAL_FIELD_NUMBER: _builtins.int
     ELAPSED_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     bean: _builtins.str
     operation: _builtins.str
@@ -862,6 +877,8 @@ class RunInfo(_message.Message):
     progress_done: _builtins.int
     progress_total: _builtins.int
     """Zero when the job does not know its total."""
+    replica: _builtins.str
+    """Cluster mode (History, GetRun): the replica that ran it."""
     @_builtins.property
     def arguments(self) -> _containers.MessageMap[_builtins.str, Global___Value]: ...
     @_builtins.property
@@ -893,10 +910,11 @@ class RunInfo(_message.Message):
         progress_done: _builtins.int = ...,
         progress_total: _builtins.int = ...,
         elapsed: _duration_pb2.Duration | None = ...,
+        replica: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "ended_at", b"ended_at", "slot_time", b"slot_time", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "bean", b"bean", "elapsed", b"elapsed", "ended_at", b"ended_at", "error_message", b"error_message", "error_type", b"error_type", "operation", b"operation", "outcome", b"outcome", "progress_done", b"progress_done", "progress_total", b"progress_total", "rows_read", b"rows_read", "rows_written", b"rows_written", "run_id", b"run_id", "slot_time", b"slot_time", "started_at", b"started_at", "state", b"state", "trigger", b"trigger"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "bean", b"bean", "elapsed", b"elapsed", "ended_at", b"ended_at", "error_message", b"error_message", "error_type", b"error_type", "operation", b"operation", "outcome", b"outcome", "progress_done", b"progress_done", "progress_total", b"progress_total", "replica", b"replica", "rows_read", b"rows_read", "rows_written", b"rows_written", "run_id", b"run_id", "slot_time", b"slot_time", "started_at", b"started_at", "state", b"state", "trigger", b"trigger"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1389,3 +1407,128 @@ class ListAuditResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListAuditResponse: _TypeAlias = ListAuditResponse  # noqa: Y015
+
+@_typing.final
+class ListReplicasRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReplicasRequest: _TypeAlias = ListReplicasRequest  # noqa: Y015
+
+@_typing.final
+class ReplicaRun(_message.Message):
+    """A run a replica holds the claim for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEAN_FIELD_NUMBER: _builtins.int
+    RUN_ID_FIELD_NUMBER: _builtins.int
+    bean: _builtins.str
+    run_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        bean: _builtins.str = ...,
+        run_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bean", b"bean", "run_id", b"run_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicaRun: _TypeAlias = ReplicaRun  # noqa: Y015
+
+@_typing.final
+class ReplicaInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    PID_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_AT_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_AGE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    ANSWERING_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    host: _builtins.str
+    pid: _builtins.int
+    version: _builtins.str
+    state: _builtins.str
+    """"live"; "left" (it stopped cleanly); "lost" (no heartbeat within a lease: stopped, or cut
+    off from the database).
+    """
+    answering: _builtins.bool
+    """The replica that answered."""
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def heartbeat_at(self) -> _timestamp_pb2.Timestamp:
+        """The cluster database's time of its last heartbeat."""
+
+    @_builtins.property
+    def heartbeat_age(self) -> _duration_pb2.Duration:
+        """How long ago that was, on the database's clock."""
+
+    @_builtins.property
+    def running(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaRun]: ...
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        host: _builtins.str = ...,
+        pid: _builtins.int = ...,
+        version: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        heartbeat_at: _timestamp_pb2.Timestamp | None = ...,
+        heartbeat_age: _duration_pb2.Duration | None = ...,
+        state: _builtins.str = ...,
+        running: _abc.Iterable[Global___ReplicaRun] | None = ...,
+        answering: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["heartbeat_age", b"heartbeat_age", "heartbeat_at", b"heartbeat_at", "started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answering", b"answering", "heartbeat_age", b"heartbeat_age", "heartbeat_at", b"heartbeat_at", "host", b"host", "name", b"name", "pid", b"pid", "running", b"running", "started_at", b"started_at", "state", b"state", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplicaInfo: _TypeAlias = ReplicaInfo  # noqa: Y015
+
+@_typing.final
+class ListReplicasResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLUSTER_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
+    REPLICAS_FIELD_NUMBER: _builtins.int
+    cluster: _builtins.bool
+    """False: a single daemon, not in cluster mode (no replicas listed)."""
+    replica: _builtins.str
+    """The answering daemon's replica name."""
+    @_builtins.property
+    def replicas(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplicaInfo]: ...
+    def __init__(
+        self,
+        *,
+        cluster: _builtins.bool = ...,
+        replica: _builtins.str = ...,
+        replicas: _abc.Iterable[Global___ReplicaInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster", b"cluster", "replica", b"replica", "replicas", b"replicas"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReplicasResponse: _TypeAlias = ListReplicasResponse  # noqa: Y015

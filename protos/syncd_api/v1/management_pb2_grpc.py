@@ -114,6 +114,11 @@ class ManagementStub:
                 request_serializer=syncd__api_dot_v1_dot_management__pb2.ListAuditRequest.SerializeToString,
                 response_deserializer=syncd__api_dot_v1_dot_management__pb2.ListAuditResponse.FromString,
                 _registered_method=True)
+        self.ListReplicas = channel.unary_unary(
+                '/syncd.v1.Management/ListReplicas',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -232,6 +237,14 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListReplicas(self, request, context):
+        """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
+        heartbeat and the runs it holds. A single daemon answers with `cluster` false.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -314,6 +327,11 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.ListAudit,
                     request_deserializer=syncd__api_dot_v1_dot_management__pb2.ListAuditRequest.FromString,
                     response_serializer=syncd__api_dot_v1_dot_management__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'ListReplicas': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReplicas,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -748,6 +766,33 @@ class Management:
             '/syncd.v1.Management/ListAudit',
             syncd__api_dot_v1_dot_management__pb2.ListAuditRequest.SerializeToString,
             syncd__api_dot_v1_dot_management__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReplicas(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/ListReplicas',
+            syncd__api_dot_v1_dot_management__pb2.ListReplicasRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.ListReplicasResponse.FromString,
             options,
             channel_credentials,
             insecure,

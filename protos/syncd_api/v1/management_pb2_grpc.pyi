@@ -70,6 +70,10 @@ class ManagementStub:
     """
     ListAudit: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListAuditRequest, _management_pb2.ListAuditResponse]
     """The audit trail, newest first: state changes and refused credentials (needs viewer)."""
+    ListReplicas: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListReplicasRequest, _management_pb2.ListReplicasResponse]
+    """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
+    heartbeat and the runs it holds. A single daemon answers with `cluster` false.
+    """
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -109,6 +113,10 @@ class ManagementAsyncStub(ManagementStub):
     """
     ListAudit: _aio.UnaryUnaryMultiCallable[_management_pb2.ListAuditRequest, _management_pb2.ListAuditResponse]  # type: ignore[assignment]
     """The audit trail, newest first: state changes and refused credentials (needs viewer)."""
+    ListReplicas: _aio.UnaryUnaryMultiCallable[_management_pb2.ListReplicasRequest, _management_pb2.ListReplicasResponse]  # type: ignore[assignment]
+    """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
+    heartbeat and the runs it holds. A single daemon answers with `cluster` false.
+    """
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -241,5 +249,15 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_management_pb2.ListAuditResponse, _abc.Awaitable[_management_pb2.ListAuditResponse]]:
         """The audit trail, newest first: state changes and refused credentials (needs viewer)."""
+
+    @_abc_1.abstractmethod
+    def ListReplicas(
+        self,
+        request: _management_pb2.ListReplicasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.ListReplicasResponse, _abc.Awaitable[_management_pb2.ListReplicasResponse]]:
+        """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
+        heartbeat and the runs it holds. A single daemon answers with `cluster` false.
+        """
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import structlog
@@ -27,12 +28,12 @@ from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
-from syncd.clock import Clock, SystemClock
+from syncd.clock import Clock, clock_from_env
 from syncd.config import Config
 from syncd.enums import RunOutcome, RunState
 from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
 from syncd.execution import _jobtrees
-from syncd.execution.claim import InMemoryRunClaim
+from syncd.execution.claim import InMemoryRunClaim, RunClaim
 from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
 from syncd.execution.runs import JobOptions, RunCoordinator
 from syncd.job import JobSpec
@@ -43,7 +44,7 @@ from syncd.ledger.sql import SqlLedger
 from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import LogHub
 from syncd.observability.logs import LEVELS
-from syncd.observability.metrics import Metrics
+from syncd.observability.metrics import ClusterCollector, Metrics
 from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
@@ -54,6 +55,9 @@ from syncd.web import console
 from syncd.web.console import WebAccess
 from syncd.web.plane import WebPlane
 from syncd.web.server import HttpServer
+
+if TYPE_CHECKING:  # cluster mode's modules load only when it is configured
+    from syncd.cluster import ClusterLedger, ClusterRunClaim, Reaped
 
 log = structlog.get_logger("syncd.daemon")
 
@@ -87,18 +91,34 @@ class Daemon:
         self._reload_config = reload_config
         self._specs = list(jobs)
         self.log_hub = log_hub or LogHub()
-        self.clock = clock or SystemClock()
+        self.clock = clock or clock_from_env(os.environ)
         self.plans = plan_jobs(jobs, config, os.environ)  # bad timetable: ConfigError, early
         with starting("daemon.state_dir"):
             private_dir(config.daemon.state_dir)
+        self.cluster: ClusterRunClaim | None = None
+        claim: RunClaim = InMemoryRunClaim()  # one daemon: claims held in memory
+        self._cluster_ledger: ClusterLedger | None = None
+        if config.cluster.enabled:
+            from syncd.cluster import ClusterLedger, ClusterRunClaim, ClusterStore
+
+            cluster = config.cluster
+            if ledger is None:
+                with starting("cluster.url"):
+                    ledger = self._cluster_ledger = ClusterLedger(config.ledger_url)
+            # Cluster-wide: a lease in the cluster database, with a fencing token.
+            self.cluster = ClusterRunClaim(
+                ClusterStore(cluster.url, cluster.replica_name, cluster.lease_ttl),
+                self.clock,
+                give_up_after=cluster.give_up_after,
+            )
+            claim = self.cluster
         if ledger is None:
             with starting("ledger"):
                 ledger = SqlLedger(config.ledger_url)
         self.ledger = ledger
         # Every ledger write and read from here on goes through its one writer, off the loop.
         self.recorder = LedgerRecorder(self.ledger)
-        # One daemon: claims held in memory (cluster mode plugs a cluster-wide claim in here).
-        self.coordinator = RunCoordinator(self.recorder, self.clock, claim=InMemoryRunClaim())
+        self.coordinator = RunCoordinator(self.recorder, self.clock, claim=claim)
         self.service = RunService(
             self.coordinator,
             self.recorder,
@@ -108,6 +128,8 @@ class Daemon:
             # The metrics are built over the job beans, after the service.
             observe_lateness=lambda seconds: self.metrics.lateness.observe(seconds),
         )
+        if self.cluster is not None:
+            self.service.join_cluster(self.cluster)
         self.jobs = JobBeans(self.service, self.recorder)
         self.registry = BeanRegistry()
         self.started_at = self.clock.now()
@@ -140,6 +162,8 @@ class Daemon:
             self.jobs, self.recorder, self.coordinator, lambda: self.coordinator.draining
         )
         self.coordinator.events.listen(self.metrics.on_event)
+        if self.cluster is not None:
+            self.metrics.registry.register(ClusterCollector(self.cluster))
         self.notifier: WebhookNotifier | None = None
         if config.notify.webhook_url:
             self.notifier = WebhookNotifier(config.notify, self.recorder)
@@ -279,6 +303,24 @@ class Daemon:
         )
         os._exit(128 + signum)
 
+    async def _after_failover(self, reaped: list[Reaped]) -> None:
+        """Runs of other replicas (or this replica's previous process) whose leases expired
+        were recorded interrupted; the catch-up rules decide whether each job runs again."""
+        if not reaped:
+            return
+        await self._cluster_beat()
+        await self.service.schedule.after_failover({r.bean for r in reaped})
+
+    async def _cluster_beat(self) -> None:
+        """After each heartbeat: the latest outcomes and the holds other replicas wrote."""
+        if self._cluster_ledger is not None:  # (a ledger a caller gave is its own business)
+            finished, success = await asyncio.to_thread(self._cluster_ledger.refresh_latest)
+            self.recorder.adopt(finished, success)
+        changes = self.service.schedule.hold_changes
+        holds = await self.recorder.holds()
+        self.service.schedule.follow_holds(holds, self.clock.now(), changes)
+        await self.service.refresh_remote_runs()
+
     def _web_routes(self, app: web.Application) -> None:
         """The web console and the old REST API."""
         self._web_access = console.install(
@@ -387,8 +429,14 @@ class Daemon:
             # Under the instance lock and before any job starts: end what runs of a killed
             # predecessor left, then note it with those (now interrupted) runs.
             survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
+            if self.cluster is not None:
+                with starting("cluster.url"):
+                    reaped = await self.cluster.join(os.getpid())
+                await self._after_failover(reaped)
             await self.service.begin()
             await _jobtrees.note_survivors(self.recorder, survivors)
+            if self.cluster is not None:
+                self.cluster.start_heartbeat(self._after_failover, self._cluster_beat)
             self.listening.ready.set()
             if http is not None and self._web_access is not None and self.announce_login:
                 # On stderr, never through the log: the link is a credential (it works once).
@@ -405,6 +453,8 @@ class Daemon:
             )
             await self.service.stop_scheduling()
             await self.coordinator.drain(daemon_cfg.shutdown_grace)
+            if self.cluster is not None:
+                await self.cluster.leave()
             if self.notifier is not None:
                 await self.notifier.close()
             await control.server.stop(grace=1.0)
@@ -422,4 +472,7 @@ class Daemon:
                 socket_file.unlink()
             # Ends still kept in memory get a last chance to be written, then are logged whole.
             await self.recorder.close(timeout=min(daemon_cfg.shutdown_grace, LEDGER_CLOSE_S))
+            if self.cluster is not None:
+                await self.cluster.leave()  # a second time is harmless; after a failure, needed
+                await self.cluster.close()
             lock.release()

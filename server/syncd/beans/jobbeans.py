@@ -31,6 +31,7 @@ class JobStatus:
     next_run_at: datetime | None
     disabled_reason: str | None
     verdict: Verdict  # failing / stuck / needs re-run (syncd.execution.health)
+    replica: str = ""  # cluster mode: the replica that runs `current`
 
 
 class JobBeans:
@@ -66,6 +67,13 @@ class JobBeans:
             state = BeanState.IDLE
         current = run.record if run else None
         elapsed = self._coordinator.elapsed(run) if run else None
+        replica = self._service.replica if run else ""
+        remote = self._service.remote_run(name) if run is None else None
+        if remote is not None:  # another replica runs it (cluster mode)
+            claim, current = remote
+            state = BeanState.RUNNING
+            replica = claim.replica
+            elapsed = max(timedelta(0), self._service.now() - current.started_at)
         last = self._ledger.last_finished(name)
         threshold = None
         if run is not None:  # only a run under way can be stuck
@@ -81,6 +89,7 @@ class JobBeans:
             next_run_at=self._next_run(name),
             disabled_reason=disabled,
             verdict=judge(last, current, elapsed, threshold),
+            replica=replica,
         )
 
     def build(self, spec: JobSpec) -> Bean:
@@ -104,7 +113,14 @@ class JobBeans:
             return Result(value=stopwatch_text(seconds))
 
         async def cancel(inv: Invocation) -> Result:
-            run = (await service.cancel(CancelRequest(bean=name, actor=inv.actor))).run
+            cancelled = await service.cancel(CancelRequest(bean=name, actor=inv.actor))
+            run, elsewhere = cancelled.run, cancelled.elsewhere
+            if run is None and elsewhere is not None:  # cluster mode: another replica's run
+                return Result(
+                    value=True,
+                    run_id=elsewhere.run_id,
+                    message=f"Cancelling run {elsewhere.run_id} on replica {cancelled.replica}",
+                )
             if run is None:
                 return Result(value=False, message="Not running")
             return Result(value=True, run_id=run.run_id, message=f"Cancelling run {run.run_id}")

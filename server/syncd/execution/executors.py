@@ -68,6 +68,7 @@ class Execution:
 
     spec: JobSpec
     run_id: str
+    fencing_token: int | None = None  # cluster mode: the claim's fencing token
     trigger: Trigger
     arguments: Mapping[str, Value]
     cancel_requested: threading.Event  # seen by the body
@@ -96,6 +97,7 @@ class _ThreadContext:
         )
 
     run_id = property(lambda self: self._job.run_id)
+    fencing_token = property(lambda self: self._job.fencing_token)
     bean = property(lambda self: self._job.spec.name)
     trigger = property(lambda self: self._job.trigger)
     args = property(lambda self: self._job.arguments)
@@ -200,6 +202,7 @@ class _ChildContext:
             self._conn.send(message)
 
     run_id = property(lambda self: self._payload["run_id"])
+    fencing_token = property(lambda self: self._payload["fencing_token"])
     bean = property(lambda self: self._payload["bean"])
     trigger = property(lambda self: Trigger(self._payload["trigger"]))
     args = property(lambda self: self._payload["args"])
@@ -402,6 +405,7 @@ class ProcessExecutor:
                 _LOG.warning("job.tree_unrecorded", job=job.spec.name, error=str(exc)[:200])
         payload = {
             "run_id": job.run_id,
+            "fencing_token": job.fencing_token,
             "bean": job.spec.name,
             "trigger": job.trigger.value,
             "args": dict(job.arguments),

@@ -1,10 +1,11 @@
 """Runs: the one code path that starts, follows, cancels, times out and records a job's run.
 
 The coordinator lives on the daemon's event loop. `start()` acquires the bean's run claim
-(`syncd.execution.claim`) before it writes anything, then awaits the ledger's record of the
-start; a start the ledger cannot take releases the claim and is refused
-(LedgerUnavailableError): no bean runs with a run id that exists nowhere. The claim is released
-only once the run's end is recorded. Ends go to the ledger's one writer, which keeps them in
+(`syncd.execution.claim`; in cluster mode a lease in PostgreSQL) before it writes anything,
+then awaits the ledger's record of the start; a start the ledger cannot take releases the
+claim and is refused (LedgerUnavailableError): no bean runs with a run id that exists nowhere.
+The claim is released only once the run's end is recorded; a claim lost before that (a
+cluster lease this replica could not renew) cancels the run. Ends go to the ledger's one writer, which keeps them in
 memory while the ledger is unwritable.
 Bodies execute off the loop, in a child process or a thread (`executors`).
 """
@@ -128,6 +129,11 @@ _ENDING_ERRORS = {
         "ShutdownCancelled",
         "the daemon stopped; the job did not finish within shutdown_grace",
     ),
+    "lease_lost": (
+        "LeaseLost",
+        "this replica could not renew the run's cluster lease, so it stopped the run before"
+        " another replica could take the job over",
+    ),
 }
 
 
@@ -144,6 +150,8 @@ class RunCoordinator:
     ) -> None:
         self._recorder = recorder
         self._claim: RunClaim = claim or InMemoryRunClaim()
+        self._claim.on_lost(self._claim_lost)
+        self._claim.on_cancel(self._cancel_asked_elsewhere)
         self._claims: dict[str, Claim] = {}  # by run id, until the run's end is recorded
         self._clock = clock
         self.events = events or EventHub()
@@ -194,7 +202,14 @@ class RunCoordinator:
         started = self._clock.now()
         run_id = new_run_id(started)
         # Before anything is written: a refused claim leaves no trace in the ledger.
-        self._claims[run_id] = self._claim.acquire(spec.name, run_id)
+        claim = await self._claim.acquire(spec.name, run_id, slot_time=slot_time)
+        if self._draining:  # shutdown began while a cluster claim was being taken
+            await self._claim.release(claim)
+            raise DrainingError
+        self._claims[run_id] = claim
+        # The run starts once it holds the claim (a cluster claim may have waited on the
+        # database): recorded runs of a bean then never overlap, whichever replica ran them.
+        started = self._clock.now()
         record = RunRecord(
             run_id=run_id,
             bean=spec.name,
@@ -218,11 +233,11 @@ class RunCoordinator:
         try:
             await self._recorder.start(record)
         except LedgerUnavailableError as exc:
-            self._release(run)
+            await self._release(run)
             log.error("run.refused", job=spec.name, run_id=record.run_id, problem=exc.problem)
             raise
         except BaseException:
-            self._release(run)
+            await self._release(run)
             raise
         trigger, actor, started = record.trigger, record.actor, record.started_at
         log.info(
@@ -247,20 +262,56 @@ class RunCoordinator:
         task.add_done_callback(self._tasks.discard)
         return run
 
-    def _release(self, run: Run) -> None:
+    async def _release(self, run: Run) -> None:
         """Give up a claim whose start was never recorded: the bean is idle again, and
         whoever waits on the run (a cancel, a drain) is let go."""
         if self._active.get(run.record.bean) is run:
             del self._active[run.record.bean]
-        self._release_claim(run)
+        await self._release_claim(run)
         run.update(state=RunState.FINISHED)
         run.touch()
         run.finished.set()
 
-    def _release_claim(self, run: Run) -> None:
+    async def _release_claim(self, run: Run) -> None:
         claim = self._claims.pop(run.run_id, None)
         if claim is not None:
-            self._claim.release(claim)
+            await self._claim.release(claim)
+
+    def _claim_lost(self, claim: Claim) -> None:
+        """A claim this process held is gone (its lease was not renewed in time): stop the
+        run now, before another replica may start the job."""
+        run = self._active.get(claim.bean)
+        if run is not None and run.run_id == claim.run_id:
+            log.error("run.lease_lost", job=claim.bean, run_id=claim.run_id, token=claim.token)
+            self.cancel(claim.bean, reason="lease_lost")
+
+    def _cancel_asked_elsewhere(self, claim: Claim, actor: str) -> None:
+        """Another replica was asked to cancel this process's run (cluster mode)."""
+        run = self._active.get(claim.bean)
+        if run is not None and run.run_id == claim.run_id:
+            log.info("run.cancel_forwarded", job=claim.bean, run_id=claim.run_id, actor=actor)
+            self.cancel(claim.bean)
+
+    async def cancel_elsewhere(self, bean: str, actor: str) -> Claim | None:
+        """Cluster mode: ask the replica running `bean` to stop it; its claim, or None when no
+        other replica runs it."""
+        if bean in self._active:
+            return None
+        return await self._claim.request_cancel(bean, actor)
+
+    async def lookup_claim(self, bean: str) -> Claim | None:
+        """Who holds `bean` now, asking the cluster database (in memory: as `claim_of`)."""
+        return await self._claim.lookup(bean)
+
+    def claim_of(self, bean: str) -> Claim | None:
+        """Who holds `bean` now, as far as this process knows: its own run, or (cluster
+        mode) another replica's."""
+        return self._claim.holder(bean)
+
+    async def wait_released(self, claim: Claim) -> RunRecord | None:
+        """Wait until a claim (another replica's run) is released, then its recorded run."""
+        await self._claim.released(claim)
+        return await self._recorder.get(claim.run_id)
 
     async def get(self, run_id: str) -> Run | RunRecord:
         """A live run, or a finished run's record from the ledger."""
@@ -300,9 +351,11 @@ class RunCoordinator:
 
     async def _execute(self, spec: JobSpec, run: Run) -> None:
         options = self.options(spec.name)
+        claim = self._claims.get(run.run_id)
         execution = Execution(
             spec=spec,
             run_id=run.run_id,
+            fencing_token=claim.token if claim is not None and claim.fencing else None,
             trigger=run.record.trigger,
             arguments=run.record.arguments,
             cancel_requested=run.cancel_requested,
@@ -365,7 +418,7 @@ class RunCoordinator:
         rec = ended
         if self._active.get(rec.bean) is run:
             del self._active[rec.bean]
-        self._release_claim(run)  # only now: the ledger has the end
+        await self._release_claim(run)  # only now: the ledger has the end
         self._recent[rec.bean] = run
         duration = self.elapsed(run).total_seconds()
         level = {RunOutcome.SUCCESS: "info", RunOutcome.CANCELLED: "warning"}.get(outcome, "error")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from syncd._exports import public_names
 
 if TYPE_CHECKING:
+    from syncd.ledger._faults import problem_of
     from syncd.ledger.model import EXECUTED, LatestRuns, MemoryLedger, RunLedger, RunRecord
     from syncd.ledger.recorder import LedgerHealth, LedgerRecorder
     from syncd.ledger.sql import SqlLedger
@@ -22,6 +23,7 @@ __all__ = [
     "RunLedger",
     "RunRecord",
     "SqlLedger",
+    "problem_of",
 ]
 
 __getattr__ = public_names(
@@ -30,5 +32,6 @@ __getattr__ = public_names(
         "model": ("EXECUTED", "LatestRuns", "MemoryLedger", "RunLedger", "RunRecord"),
         "sql": ("SqlLedger",),
         "recorder": ("LedgerHealth", "LedgerRecorder"),
+        "_faults": ("problem_of",),  # a driver's error as the short problem operators act on
     },
 )

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass
@@ -303,6 +303,15 @@ class LedgerRecorder:
     def last_success(self, bean: str) -> RunRecord | None:
         return self._last_success.get(bean) or self.ledger.last_success(bean)
 
+    def adopt(self, finished: Mapping[str, RunRecord], success: Mapping[str, RunRecord]) -> None:
+        """Cluster mode: each bean's latest runs read back from the shared ledger (another
+        replica may have ended them); one replaces the cached record when it ended later."""
+        for fresh, cache in ((finished, self._last_finished), (success, self._last_success)):
+            for bean, record in fresh.items():
+                cached = cache.get(bean)
+                if cached is None or _ended(record) > _ended(cached):
+                    cache[bean] = record
+
     def _kept_runs(self) -> list[RunRecord]:
         return [w.record for w in self._unwritten.values() if w.record is not None]
 
@@ -448,6 +457,10 @@ class _Closed(Exception):
 
 def _not_taken(exc: BaseException) -> str | None:
     return "the ledger did not take the write" if isinstance(exc, _NotTaken) else None
+
+
+def _ended(record: RunRecord) -> datetime:
+    return record.ended_at or record.started_at
 
 
 def _loggable(record: RunRecord) -> dict[str, Any]:

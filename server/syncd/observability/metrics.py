@@ -9,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from syncd.cluster.model import ReplicaInfo
+from syncd.execution.claim import Claim
 from syncd.execution.health import Health, Verdict
 from syncd.execution.runs import RunCoordinator
 from syncd.job import JobSpec
@@ -73,7 +75,9 @@ class _LiveCollector(Collector):
         )
         for spec in self._jobs.specs():
             name = spec.name
-            running.add_metric([name], 1.0 if self._coordinator.active(name) else 0.0)
+            # Here or, in cluster mode, on any replica.
+            busy = self._coordinator.active(name) or self._coordinator.claim_of(name)
+            running.add_metric([name], 1.0 if busy else 0.0)
             last_ok = self._ledger.last_success(name)
             if last_ok is not None and last_ok.ended_at is not None:
                 success.add_metric([name], last_ok.ended_at.timestamp())
@@ -87,6 +91,53 @@ class _LiveCollector(Collector):
         draining = GaugeMetricFamily("syncd_draining", "1 while the daemon is shutting down")
         draining.add_metric([], 1.0 if self._draining() else 0.0)
         yield from (running, success, duration, failing, stuck, rerun, draining)
+
+
+class ClusterSource(Protocol):
+    """What cluster mode shows (`syncd.cluster.ClusterRunClaim`), as of its last heartbeat."""
+
+    replica: str
+    problem: str
+    seen: list[ReplicaInfo]
+
+    def holders(self) -> dict[str, Claim]: ...
+
+
+class ClusterCollector(Collector):
+    """Cluster mode: every replica's liveness and heartbeat, and which replica runs what, as
+    this replica last saw them (no I/O at scrape time)."""
+
+    def __init__(self, cluster: ClusterSource) -> None:
+        self._cluster = cluster
+
+    def collect(self) -> Iterable[Metric]:
+        up = GaugeMetricFamily(
+            "syncd_cluster_replica_up",
+            "1 while the replica's heartbeat is within a lease; 0 when it left or is lost",
+            labels=["replica", "state"],
+        )
+        age = GaugeMetricFamily(
+            "syncd_cluster_replica_heartbeat_age_seconds",
+            "Seconds since the replica's last heartbeat, on the database's clock",
+            labels=["replica"],
+        )
+        for replica in self._cluster.seen:
+            up.add_metric([replica.name, replica.state], 1.0 if replica.state == "live" else 0.0)
+            age.add_metric([replica.name], replica.heartbeat_age)
+        running = GaugeMetricFamily(
+            "syncd_cluster_job_running",
+            "1 for each job under way, labelled with the replica that runs it",
+            labels=["job", "replica", "run_id"],
+        )
+        for bean, claim in sorted(self._cluster.holders().items()):
+            running.add_metric([bean, claim.replica, claim.run_id], 1.0)
+        reachable = GaugeMetricFamily(
+            "syncd_cluster_database_reachable",
+            "1 while this replica's heartbeat reaches the cluster database",
+            labels=["replica"],
+        )
+        reachable.add_metric([self._cluster.replica], 0.0 if self._cluster.problem else 1.0)
+        yield from (up, age, running, reachable)
 
 
 class Metrics:

@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
 from syncd.beans.jobbeans import JobStatus
 from syncd.beans.model import Bean, Operation
+from syncd.cluster.model import ReplicaInfo
 from syncd.enums import BeanState, Impact, RunOutcome, RunState, Trigger
 from syncd.errors import InvalidArgumentError
 from syncd.execution.health import Health
@@ -225,7 +226,9 @@ def duration(delta: timedelta) -> duration_pb2.Duration:
 
 
 def bean_status(bean: Bean, status: JobStatus) -> pb.BeanStatus:
-    message = pb.BeanStatus(ref=bean_ref(bean), state=BEAN_STATES[status.state])
+    message = pb.BeanStatus(
+        ref=bean_ref(bean), state=BEAN_STATES[status.state], replica=status.replica
+    )
     if status.current is not None:
         message.current_run.CopyFrom(run_info(status.current, status.elapsed))
     last = status.last_finished
@@ -272,4 +275,19 @@ def audit_entry(entry: AuditEntry) -> pb.AuditEntry:
         target=entry.target,
         outcome=entry.outcome,
         detail=entry.detail,
+    )
+
+
+def replica_info(replica: ReplicaInfo, answering: str) -> pb.ReplicaInfo:
+    return pb.ReplicaInfo(
+        name=replica.name,
+        host=replica.host,
+        pid=replica.pid,
+        version=replica.version,
+        started_at=timestamp(replica.started_at),
+        heartbeat_at=timestamp(replica.heartbeat_at),
+        heartbeat_age=duration(timedelta(seconds=max(0.0, replica.heartbeat_age))),
+        state=replica.state,
+        running=[pb.ReplicaRun(bean=bean, run_id=run_id) for bean, run_id in replica.running],
+        answering=replica.name == answering,
     )

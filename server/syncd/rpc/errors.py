@@ -21,6 +21,7 @@ from syncd.errors import (
     OperationNotFoundError,
     PermissionDeniedError,
     RunNotFoundError,
+    SlotClaimedError,
     SyncdError,
     UnauthenticatedError,
 )
@@ -33,6 +34,7 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
     InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
     NotAJobError: grpc.StatusCode.INVALID_ARGUMENT,
     AlreadyRunningError: grpc.StatusCode.FAILED_PRECONDITION,
+    SlotClaimedError: grpc.StatusCode.FAILED_PRECONDITION,  # a slot runs once in a cluster
     BeanDisabledError: grpc.StatusCode.FAILED_PRECONDITION,
     NotRunningError: grpc.StatusCode.FAILED_PRECONDITION,
     DrainingError: grpc.StatusCode.UNAVAILABLE,
@@ -44,6 +46,7 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
 
 # Trailing metadata that carries identifiers a client acts on.
 RUN_ID_KEY = "syncd-run-id"
+REPLICA_KEY = "syncd-replica"  # cluster mode: the replica that holds the run
 PARAMETER_KEY = "syncd-parameter"
 DISABLED_KEY = "syncd-disabled"  # the disabled bean's name: "why" is in the message
 
@@ -70,6 +73,11 @@ def metadata_value(text: str, limit: int = INPUT_QUOTE_LIMIT) -> str:
 
 def trailing_metadata(exc: SyncdError) -> tuple[tuple[str, str], ...]:
     if isinstance(exc, AlreadyRunningError):
+        if exc.replica:
+            return (
+                (RUN_ID_KEY, metadata_value(exc.run_id)),
+                (REPLICA_KEY, metadata_value(exc.replica)),
+            )
         return ((RUN_ID_KEY, metadata_value(exc.run_id)),)
     if isinstance(exc, InvalidArgumentError) and exc.parameter:
         return ((PARAMETER_KEY, metadata_value(exc.parameter)),)

@@ -59,6 +59,7 @@ METHOD_ACTIONS: dict[str, Action] = {
     _MANAGEMENT + "TailLogs": Action.READ,
     _MANAGEMENT + "WatchEvents": Action.READ,
     _MANAGEMENT + "ListAudit": Action.AUDIT,
+    _MANAGEMENT + "ListReplicas": Action.READ,
 }
 
 

@@ -19,7 +19,7 @@ from syncd.beans import daemonbean
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.model import Bean, Invocation, Operation, Result
 from syncd.beans.registry import BeanRegistry
-from syncd.enums import Impact
+from syncd.enums import Impact, RunState
 from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
 from syncd.execution.runs import Run
 from syncd.ledger.audit import AuditEntry
@@ -211,6 +211,21 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             )
         raise AssertionError("unreachable")
 
+    async def ListReplicas(
+        self, request: pb.ListReplicasRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ListReplicasResponse:
+        async with _mapped_errors(context, "ListReplicas"):
+            service = self._plane.service
+            replicas = await service.replicas()
+            if replicas is None:
+                return pb.ListReplicasResponse(cluster=False)
+            return pb.ListReplicasResponse(
+                cluster=True,
+                replica=service.replica,
+                replicas=[convert.replica_info(r, service.replica) for r in replicas],
+            )
+        raise AssertionError("unreachable")
+
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetStatusResponse:
@@ -234,6 +249,8 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 pid=plane.pid,
                 ledger_problem=ledger.problem,
                 ledger_unwritten=ledger.unwritten,
+                replica=plane.service.replica,
+                cluster_problem=plane.service.cluster_problem,
             ),
         )
 
@@ -251,7 +268,10 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunInfo:
         async with _mapped_errors(context, "GetRun"):
-            return self._info(await self._run(request.run_id))
+            info = self._info(await self._run(request.run_id))
+            named = await self._plane.service.run_replicas([info.run_id])
+            info.replica = named.get(info.run_id, "")
+            return info
         raise AssertionError("unreachable")
 
     async def WatchRun(
@@ -263,6 +283,11 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         assert target is not None
         if not isinstance(target, Run):
             yield self._info(target)
+            if target.state is not RunState.FINISHED:
+                # Cluster mode: another replica runs it; its end once that replica lets go.
+                ended = await self._plane.service.wait_elsewhere(target)
+                if ended is not None:
+                    yield self._info(ended)
             return
         while True:
             seen = target.version
@@ -281,6 +306,10 @@ class ManagementServicer(pb_grpc.ManagementServicer):
             cancelled = await self._plane.service.cancel(
                 CancelRequest(bean=bean.name, actor=actor_of(context))
             )
+            if cancelled.elsewhere is not None:  # cluster mode: another replica stops it
+                info = self._info(cancelled.elsewhere)
+                info.replica = cancelled.replica
+                return pb.CancelResponse(cancelling=True, run=info)
             if cancelled.run is None:
                 return pb.CancelResponse(cancelling=False)
             return pb.CancelResponse(cancelling=True, run=self._info(cancelled.run))
@@ -304,7 +333,11 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 raise InvalidArgumentError("History", "must be 1-10000", "limit")
             limit = request.limit or 20
             records = await self._plane.service.history(bean, limit)
-            return pb.HistoryResponse(runs=[self._info(r) for r in records])
+            runs = [self._info(r) for r in records]
+            named = await self._plane.service.run_replicas([r.run_id for r in records])
+            for info in runs:
+                info.replica = named.get(info.run_id, "")
+            return pb.HistoryResponse(runs=runs)
         raise AssertionError("unreachable")
 
     def _hold(self, request: pb.PauseRequest, context: Context, action: Action) -> HoldRequest:

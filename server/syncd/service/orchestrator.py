@@ -23,6 +23,7 @@ from syncd.errors import (
     DrainingError,
     InvalidArgumentError,
     LedgerUnavailableError,
+    SlotClaimedError,
 )
 from syncd.execution.health import blocks_dependants
 from syncd.execution.runs import Run
@@ -59,6 +60,7 @@ class Orchestrator:
         self._clock = clock
         self._config = config
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._hold_changes = 0
         self.scheduler = Scheduler(
             plans if config.enabled else {},
             clock,
@@ -101,9 +103,22 @@ class Orchestrator:
         seen = self.scheduler.last_seen or self._clock.now()
         self._ledger.note_meta(LAST_SEEN_KEY, seen.isoformat())
 
-    async def _catch_up(self, now: datetime) -> None:
-        raw = await self._ledger.get_meta(LAST_SEEN_KEY)
+    async def after_failover(self, beans: set[str]) -> None:
+        """Cluster mode: another replica's runs of `beans` were recorded `interrupted` when
+        their leases expired; the catch-up rules decide, here, whether each runs again."""
+        if not (self._config.enabled and self._config.catch_up):
+            return
+        try:
+            await self._catch_up(self._clock.now(), only=beans)
+        except LedgerUnavailableError as exc:
+            log.error("scheduler.catch_up_skipped", problem=exc.problem)
+
+    async def _catch_up(self, now: datetime, only: set[str] | None = None) -> None:
+        raw = await self._ledger.get_meta(LAST_SEEN_KEY) if only is None else None
+        # After a failover only the window and interrupted-run rules apply: the slots the
+        # cluster passed were fired by the live replicas, not missed.
         last_seen = datetime.fromisoformat(raw) if raw else None
+        plans = self.plans if only is None else {n: p for n, p in self.plans.items() if n in only}
         horizon = min(last_seen or now, now - timedelta(days=1)) - timedelta(days=1)
         successes: dict[str, list[datetime]] = {}
         recorded: dict[str, list[datetime]] = {}
@@ -116,7 +131,7 @@ class Orchestrator:
             elif record.outcome is RunOutcome.MISSED and record.slot_time:
                 recorded.setdefault(record.bean, []).append(record.slot_time)
         missed, runs = catch_up(
-            self.plans,
+            plans,
             now=now,
             window=self._config.window,
             last_seen=last_seen,
@@ -213,12 +228,21 @@ class Orchestrator:
         try:
             await self._service.start(request)
         except AlreadyRunningError as exc:
+            where = f" on replica {exc.replica}" if exc.replica else ""
             await self._service.record_outcome(
                 name,
                 RunOutcome.SKIPPED_ALREADY_RUNNING,
                 trigger,
                 slot,
-                f"run {exc.run_id} was under way",
+                f"run {exc.run_id} was under way{where}",
+            )
+        except SlotClaimedError as exc:  # another replica fired this slot: it runs there
+            log.info(
+                "scheduler.slot_claimed",
+                job=name,
+                slot=slot.isoformat(),
+                run_id=exc.run_id,
+                replica=exc.replica,
             )
         except (DrainingError, BeanDisabledError) as exc:
             log.info("scheduler.not_started", job=name, reason=str(exc))
@@ -277,12 +301,13 @@ class Orchestrator:
             )
             try:
                 run = (await self._service.start(request)).run
-            except AlreadyRunningError as exc:
-                # Someone else's run of this job is under way: its result stands for ours.
+            except (AlreadyRunningError, SlotClaimedError) as exc:
+                # Someone else's run of this job (here, or on another replica) is under way or
+                # took this slot: its result stands for ours.
                 other = self._service.active(name)
                 log.info("chain.joined_run", job=name, run_id=exc.run_id)
                 if other is None:
-                    outcomes[name] = RunOutcome.SUCCESS
+                    outcomes[name] = await self._service.outcome_elsewhere(name, exc.run_id)
                     continue
                 run = other
             except DrainingError:
@@ -328,6 +353,7 @@ class Orchestrator:
         target = self._target(name)
         now = self._clock.now()
         await self._ledger.set_hold(target, now)  # not persisted, not paused
+        self._hold_changes += 1  # with the pause below, before anything else runs
         self.scheduler.pause(target, now)
         self._service.events.publish(
             Event(kind=EventKind.BEAN_PAUSED, at=now, bean=target, message=actor)
@@ -337,11 +363,31 @@ class Orchestrator:
     async def resume(self, name: str | None, actor: str) -> None:
         target = self._target(name)
         await self._ledger.clear_hold(target)
+        self._hold_changes += 1
         self.scheduler.resume(target, self._clock.now())
         self._service.events.publish(
             Event(kind=EventKind.BEAN_RESUMED, at=self._clock.now(), bean=target, message=actor)
         )
         log.info("bean.resumed", job=target, actor=actor)
+
+    @property
+    def hold_changes(self) -> int:
+        """How many pauses and resumes this daemon has made (see `follow_holds`)."""
+        return self._hold_changes
+
+    def follow_holds(self, holds: Mapping[str, datetime], now: datetime, changes: int) -> None:
+        """Cluster mode: apply the holds another replica set or lifted. `holds` was read when
+        `hold_changes` was `changes`; after a pause or resume here since, it may predate that
+        change, and is left for the next heartbeat."""
+        if changes != self._hold_changes:
+            return
+        current = self.scheduler.holds()
+        for name in holds.keys() - current.keys():
+            self.scheduler.pause(name, holds[name])
+            log.info("bean.paused", job=name, actor="another replica")
+        for name in current.keys() - holds.keys():
+            self.scheduler.resume(name, now)
+            log.info("bean.resumed", job=name, actor="another replica")
 
     def _target(self, name: str | None) -> str:
         if not name or name == ALL:

@@ -12,6 +12,7 @@ from syncd.values import Value
 
 if TYPE_CHECKING:  # a Run is the coordinator's; imported for the annotations only
     from syncd.execution.runs import Run
+    from syncd.ledger.model import RunRecord
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,9 +45,13 @@ class CancelRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Cancelled:
-    """The run asked to stop; None when the job had no run under way."""
+    """The run asked to stop; None when the job had no run under way here. In cluster mode a
+    run under way on another replica is `elsewhere` (its record as last read), `replica` the
+    one asked to stop it."""
 
     run: Run | None
+    elsewhere: RunRecord | None = None
+    replica: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,16 +9,20 @@ executes; the scheduling policy (`Orchestrator`) decides when, and asks this ser
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import Protocol
 
 import structlog
 
 from syncd.beans.model import Operation
 from syncd.clock import Clock
+from syncd.cluster.model import ReplicaInfo
 from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
-from syncd.errors import BeanDisabledError, NotAJobError
+from syncd.errors import BeanDisabledError, LedgerUnavailableError, NotAJobError
+from syncd.execution.claim import Claim
 from syncd.execution.runs import Run, RunCoordinator, new_run_id
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
@@ -41,6 +45,17 @@ from syncd.values import Value
 log = structlog.get_logger("syncd.service")
 
 
+class ClusterView(Protocol):
+    """What the service asks of cluster mode (`syncd.cluster.ClusterRunClaim`)."""
+
+    replica: str
+    problem: str  # "" while the heartbeat reaches the cluster database
+
+    def holders(self) -> dict[str, Claim]: ...
+    async def replicas(self) -> list[ReplicaInfo]: ...
+    async def replicas_of(self, run_ids: list[str]) -> dict[str, str]: ...
+
+
 class RunService:
     """Typed requests in, typed results out; domain errors (`syncd.errors`) for refusals."""
 
@@ -59,6 +74,8 @@ class RunService:
         self._specs: dict[str, JobSpec] = {}
         self._triggers: dict[str, Operation] = {}
         self._disabled: dict[str, str] = {}
+        self._cluster: ClusterView | None = None
+        self._remote: dict[str, tuple[Claim, RunRecord]] = {}  # other replicas' runs, by bean
         # The scheduling policy is the service's own: it fires, catches up and chains by
         # asking this service to start runs.
         self.schedule = Orchestrator(plans, self, recorder, clock, scheduling, observe_lateness)
@@ -158,7 +175,24 @@ class RunService:
         run = self.coordinator.cancel(spec.name, request.reason)
         if run is not None:
             log.info("run.cancel", job=spec.name, run_id=run.run_id, actor=request.actor)
-        return Cancelled(run=run)
+            return Cancelled(run=run)
+        # Cluster mode: another replica may run it; its heartbeat passes the request on.
+        claim = await self.coordinator.cancel_elsewhere(spec.name, request.actor)
+        if claim is None:
+            return Cancelled(run=None)
+        log.info(
+            "run.cancel",
+            job=spec.name,
+            run_id=claim.run_id,
+            actor=request.actor,
+            replica=claim.replica,
+        )
+        known = self._remote.get(spec.name)
+        record = known[1] if known and known[0].run_id == claim.run_id else None
+        if record is None:
+            with contextlib.suppress(LedgerUnavailableError):
+                record = await self._recorder.get(claim.run_id)
+        return Cancelled(run=None, elsewhere=record, replica=claim.replica)
 
     async def run_all(self, request: RunAllRequest) -> RunAllStarted:
         """The old "Run All Jobs": every enabled job in dependency order, one after another."""
@@ -169,6 +203,89 @@ class RunService:
 
     def active_runs(self) -> list[Run]:
         return self.coordinator.active_runs()
+
+    # --- cluster mode ---------------------------------------------------------------------
+
+    def join_cluster(self, cluster: ClusterView) -> None:
+        self._cluster = cluster
+
+    @property
+    def replica(self) -> str:
+        """This daemon's replica name; "" on a single daemon."""
+        return self._cluster.replica if self._cluster else ""
+
+    @property
+    def cluster_problem(self) -> str:
+        return self._cluster.problem if self._cluster else ""
+
+    async def replicas(self) -> list[ReplicaInfo] | None:
+        """The cluster's members (None on a single daemon)."""
+        return None if self._cluster is None else await self._cluster.replicas()
+
+    async def run_replicas(self, run_ids: list[str]) -> dict[str, str]:
+        """Which replica ran each of these runs ({} on a single daemon). Best effort: an
+        unreachable cluster database leaves the runs unnamed."""
+        if self._cluster is None:
+            return {}
+        try:
+            return await self._cluster.replicas_of(run_ids)
+        except LedgerUnavailableError:
+            return {}
+
+    def remote_run(self, name: str) -> tuple[Claim, RunRecord] | None:
+        """Another replica's run of `name` under way, as of the last heartbeat."""
+        if self.coordinator.active(name) is not None:
+            return None
+        found = self._remote.get(name)
+        holder = self.coordinator.claim_of(name)
+        if found is None or holder is None or holder.run_id != found[0].run_id:
+            return None
+        return found
+
+    async def refresh_remote_runs(self) -> None:
+        """Read the records of the runs other replicas hold (after each heartbeat)."""
+        if self._cluster is None:
+            return
+        remote: dict[str, tuple[Claim, RunRecord]] = {}
+        for bean, claim in self._cluster.holders().items():
+            if claim.replica == self._cluster.replica:
+                continue
+            known = self._remote.get(bean)
+            if known is not None and known[0].run_id == claim.run_id:
+                remote[bean] = known
+                continue
+            record = await self._recorder.get(claim.run_id)
+            if record is not None:
+                remote[bean] = (claim, record)
+        self._remote = remote
+
+    def holder(self, name: str) -> Claim | None:
+        """Who runs `name` now: this daemon's run or (cluster mode) another replica's."""
+        return self.coordinator.claim_of(name)
+
+    async def wait_elsewhere(self, record: RunRecord) -> RunRecord | None:
+        """Cluster mode: wait for another replica's run to end; its record then, or None when
+        no replica holds it (a single daemon; a run already ended or taken back)."""
+        with contextlib.suppress(LedgerUnavailableError):
+            claim = await self.coordinator.lookup_claim(record.bean)
+            if claim is None or claim.run_id != record.run_id:
+                return None
+            return await self.coordinator.wait_released(claim)
+        return None
+
+    async def outcome_elsewhere(self, name: str, run_id: str) -> RunOutcome:
+        """The outcome of a run another replica holds (or held): awaited until it ends, as
+        far as the claim tells; SUCCESS when its record cannot be read (it was not ours)."""
+        claim = self.coordinator.claim_of(name)
+        record: RunRecord | None = None
+        with contextlib.suppress(LedgerUnavailableError):
+            if claim is not None and claim.run_id == run_id:
+                record = await self.coordinator.wait_released(claim)
+            else:
+                record = await self._recorder.get(run_id)
+        if record is None or record.outcome is None:
+            return RunOutcome.SUCCESS
+        return record.outcome
 
     def elapsed(self, run: Run) -> timedelta:
         return self.coordinator.elapsed(run)

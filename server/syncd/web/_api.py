@@ -159,6 +159,15 @@ class JsonApi:
             CancelRequest(bean=spec.name, actor=caller.actor)
         )
         run = cancelled.run
+        if run is None and cancelled.elsewhere is not None:  # cluster mode: another replica
+            return reply(
+                {
+                    "status": "Cancelling",
+                    "run": run_view(cancelled.elsewhere),
+                    "replica": cancelled.replica,
+                },
+                202,
+            )
         if run is None:
             raise error(409, f"{spec.name} has no run under way")
         return reply({"status": "Cancelling", "run": live_run_view(self._plane, run)}, 202)

@@ -31,6 +31,7 @@ from syncd.errors import (
     OperationNotFoundError,
     PermissionDeniedError,
     RunNotFoundError,
+    SlotClaimedError,
     SyncdError,
     UnauthenticatedError,
     quote_input,
@@ -47,6 +48,7 @@ HTTP_STATUS: dict[type[SyncdError], int] = {
     InvalidArgumentError: 400,
     NotAJobError: 400,
     AlreadyRunningError: 409,
+    SlotClaimedError: 409,  # a slot runs once in a cluster
     BeanDisabledError: 409,
     NotRunningError: 409,
     ConfigError: 409,  # a reload found the file invalid
@@ -63,6 +65,8 @@ def domain_error(exc: SyncdError) -> web.HTTPException | None:
     if status is None:
         return None
     if isinstance(exc, AlreadyRunningError):
+        if exc.replica:
+            return error(status, "Already running", runId=exc.run_id, replica=exc.replica)
         return error(status, "Already running", runId=exc.run_id)
     if isinstance(exc, InvalidArgumentError):
         return error(status, str(exc), parameter=exc.parameter)

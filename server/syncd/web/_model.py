@@ -89,7 +89,15 @@ def job_view(plane: WebPlane, spec: JobSpec) -> dict[str, Any]:
         "schedule": plan.schedule_source if plan else "none",
         "after": list(plan.after) if plan else [],
         "dependants": dependants(plans, spec.name) if plan else [],
-        "current": live_run_view(plane, run) if run is not None else None,
+        "current": (
+            live_run_view(plane, run)
+            if run is not None
+            # Cluster mode: another replica's run, as of the last heartbeat.
+            else run_view(status.current, status.elapsed)
+            if status.current is not None
+            else None
+        ),
+        "replica": status.replica or None,  # cluster mode: the replica that runs it
         "last": run_view(last) if last is not None else None,
         # The daemon's one verdict (syncd.execution.health); the page renders it and derives nothing.
         "health": status.verdict.health.value,

@@ -28,6 +28,7 @@ from syncd.job import (
     Value,
     ValueType,
 )
+from syncd_tis import _fencing
 from syncd_tis._db import RetryPolicy, TisError, job_engine, retrying
 from syncd_tis._jobs import require_tables
 from syncd_tis._schema import person, post
@@ -137,6 +138,7 @@ def build_index(ctx: RunContext, kind: IndexKind) -> int:
     today = utc_today()
     with job_engine(settings.tis) as engine:
         require_tables(engine, *kind.tables)
+        _fencing.prepare(engine, ctx)
         with engine.connect() as conn:
             total = int(conn.execute(select(func.count()).select_from(kind.table)).scalar_one())
         ctx.report_progress(0, total)
@@ -167,7 +169,11 @@ def build_index(ctx: RunContext, kind: IndexKind) -> int:
                 ctx.report_progress(sink.written, max(total, sink.written))
                 ctx.log.info("search.index.page", index=alias, documents=sink.written)
                 ctx.raise_if_cancelled()
-            sink.commit()
+            # The fence row stays locked while the switch is made: a run that lost its lease
+            # switches nothing, and a newer run's switch waits for this one's to end.
+            with engine.begin() as conn:
+                _fencing.hold(conn, ctx)
+                sink.commit()
         except BaseException:
             sink.abort()
             raise

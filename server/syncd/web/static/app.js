@@ -196,7 +196,8 @@
       c.bar.classList.toggle("unknown", !known);
       c.bar.firstChild.style.width = known ? `${Math.min(100, (100 * run.progressDone) / total)}%` : "";
       const counts = known ? `${run.progressDone} / ${total}` : run.rowsRead ? `${run.rowsRead} rows` : "started";
-      c.progressText.textContent = `${counts} · ${duration(elapsedOf(job))}`;
+      const where = job.replica ? ` · on ${job.replica}` : ""; // cluster mode: which replica
+      c.progressText.textContent = `${counts} · ${duration(elapsedOf(job))}${where}`;
       c.progressText.title = `started ${utc(run.startedAt, true)} by ${run.actor} (${run.trigger})`;
     }
 
