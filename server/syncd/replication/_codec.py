@@ -1,0 +1,97 @@
+"""Rows of the replicated tables to change bodies and back (JSON-able values only)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from syncd.ledger.schema import (
+    UTCDateTime,
+    holds_table,
+    jobdefs_table,
+    notes_table,
+    repos_table,
+    runs_table,
+)
+from syncd.replication.model import HOLD, JOB, NOTE, REPO, RUN, Change, Version
+
+_VERSION_COLUMNS = ("hlc", "origin", "deleted")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Codec:
+    """How one record type is stored: its table, key column and data columns."""
+
+    type: str
+    table: sa.Table
+    key: str
+
+    @property
+    def key_column(self) -> sa.Column[Any]:
+        return self.table.c[self.key]
+
+    @property
+    def data_columns(self) -> list[sa.Column[Any]]:
+        return [c for c in self.table.c if c.name != self.key and c.name not in _VERSION_COLUMNS]
+
+    def body(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        if row["deleted"]:
+            return {}
+        out: dict[str, Any] = {}
+        for col in self.data_columns:
+            value = row[col.name]
+            out[col.name] = value.isoformat() if isinstance(value, datetime) else value
+        return out
+
+    def change(self, row: Mapping[str, Any]) -> Change:
+        return Change(
+            type=self.type,
+            id=row[self.key],
+            version=Version(int(row["hlc"]), row["origin"]),
+            deleted=bool(row["deleted"]),
+            body=self.body(row),
+        )
+
+    def values(self, change: Change) -> dict[str, Any]:
+        """The row for `change`: a tombstone keeps blank data (the columns are NOT NULL)."""
+        values: dict[str, Any] = {
+            self.key: change.id,
+            "hlc": change.version.hlc,
+            "origin": change.version.origin,
+            "deleted": change.deleted,
+        }
+        body = {} if change.deleted else change.body
+        for col in self.data_columns:
+            values[col.name] = _decode(col, body.get(col.name))
+        return values
+
+
+def _decode(col: sa.Column[Any], value: Any) -> Any:
+    if isinstance(col.type, UTCDateTime):
+        if value is None:
+            return None if col.nullable else _EPOCH
+        return datetime.fromisoformat(str(value))
+    if value is not None:
+        if isinstance(col.type, sa.Integer):
+            return int(value)
+        return str(value)
+    if col.nullable:
+        return None
+    return 0 if isinstance(col.type, sa.Integer) else ""
+
+
+CODECS: dict[str, Codec] = {
+    c.type: c
+    for c in (
+        Codec(RUN, runs_table, "run_id"),
+        Codec(HOLD, holds_table, "bean"),
+        Codec(NOTE, notes_table, "note_id"),
+        Codec(JOB, jobdefs_table, "name"),
+        Codec(REPO, repos_table, "repo_id"),
+    )
+}

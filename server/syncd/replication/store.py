@@ -1,0 +1,583 @@
+"""The repository over the state store: local stamps, the change log, cursors, the
+conditional upsert, ping-backs and digests.
+
+`SqlRepository` shares the ledger's connection and lock (`SqlLedger.repository`): the ledger
+stamps each run or hold write in the transaction that writes it, and a batch received from a
+peer is applied, logged and its cursor moved in one transaction. Methods block; the daemon
+calls them from the ledger's threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from syncd.errors import CursorGapError
+from syncd.ledger.schema import (
+    SCHEMA_VERSION,
+    changes_table,
+    conflicts_table,
+    counters_table,
+    cursors_table,
+    meta_table,
+    peer_status_table,
+    pingbacks_table,
+)
+from syncd.replication._codec import CODECS
+from syncd.replication.hlc import Hlc
+from syncd.replication.model import (
+    FROM_CHILD,
+    REPO,
+    ApplyResult,
+    Change,
+    ChangePage,
+    Key,
+    Rejected,
+    RepoInfo,
+    Verdict,
+    Version,
+    judge,
+    new_id,
+)
+
+Tx = Callable[[], AbstractContextManager[Connection]]
+_CHUNK = 500  # keys per IN (...) query
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class SqlRepository:
+    """One repository: the versioned records of the state store and their change log."""
+
+    def __init__(self, tx: Tx, read: Tx, hlc: Hlc, now: Callable[[], datetime]) -> None:
+        self._tx = tx
+        self._read = read
+        self.hlc = hlc
+        self._now = now
+        self.repo_id = ""
+        self.epoch = ""
+        self.cluster_id = ""
+        self.name = ""
+
+    # --- identity ----------------------------------------------------------------------------
+
+    def open(self, conn: Connection) -> None:
+        """At ledger open: load (or create) the identity, the clock, and stamp unversioned
+        rows (a store of schema 1) as this repository's own writes."""
+        meta = {r.key: r.value for r in conn.execute(sa.select(meta_table))}
+        fresh: dict[str, str] = {}
+        if "repo.id" not in meta:
+            fresh["repo.id"] = new_id()
+        if "repo.epoch" not in meta:
+            fresh["repo.epoch"] = new_id()
+        for key, value in fresh.items():
+            conn.execute(meta_table.insert().values(key=key, value=value))
+        meta.update(fresh)
+        self.repo_id = meta["repo.id"]
+        self.epoch = meta["repo.epoch"]
+        self.cluster_id = meta.get("repo.cluster", "")
+        self.name = meta.get("repo.name", "") or self.repo_id[:13]
+        for name in ("seq", "gc_floor", "gc_floor_hlc"):
+            if conn.execute(
+                sa.select(counters_table.c.value).where(counters_table.c.name == name)
+            ).first() is None:
+                conn.execute(counters_table.insert().values(name=name, value=0))
+        top = conn.execute(sa.select(sa.func.max(changes_table.c.hlc))).scalar()
+        self.hlc.observe(int(top or 0))
+        for codec in CODECS.values():
+            keys = [
+                r[0]
+                for r in conn.execute(
+                    sa.select(codec.key_column).where(codec.table.c.origin == "")
+                )
+            ]
+            for key in keys:
+                version = self.stamp(conn, codec.type, key)
+                conn.execute(
+                    codec.table.update()
+                    .where(codec.key_column == key)
+                    .values(hlc=version.hlc, origin=version.origin)
+                )
+        if not self._current(conn, [(REPO, self.repo_id)]):
+            self._write(conn, REPO, self.repo_id, {"name": self.name})
+
+    def configure(self, *, name: str, cluster_id: str) -> None:
+        """Name this repository and its cluster (from the config); written once when changed."""
+        if name == self.name and cluster_id == self.cluster_id:
+            return
+        with self._tx() as conn:
+            for key, value in (("repo.name", name), ("repo.cluster", cluster_id)):
+                if not conn.execute(
+                    meta_table.update().where(meta_table.c.key == key).values(value=value)
+                ).rowcount:
+                    conn.execute(meta_table.insert().values(key=key, value=value))
+            self.name, self.cluster_id = name, cluster_id
+            self._write(conn, REPO, self.repo_id, {"name": name})
+
+    def new_epoch(self) -> str:
+        """After a restore from backup: cursors other repositories keep for us are void."""
+        epoch = new_id()
+        with self._tx() as conn:
+            conn.execute(meta_table.update().where(meta_table.c.key == "repo.epoch").values(value=epoch))
+        self.epoch = epoch
+        return epoch
+
+    def info(self) -> RepoInfo:
+        with self._read() as conn:
+            counters = {r.name: int(r.value) for r in conn.execute(sa.select(counters_table))}
+        return RepoInfo(
+            repo_id=self.repo_id,
+            name=self.name,
+            epoch=self.epoch,
+            cluster_id=self.cluster_id,
+            hlc_now=self.hlc.peek(),
+            schema_version=SCHEMA_VERSION,
+            stable_watermark=counters["seq"],
+            gc_floor=counters["gc_floor"],
+        )
+
+    # --- local writes ------------------------------------------------------------------------
+
+    def stamp(self, conn: Connection, type_: str, id_: str) -> Version:
+        """A new version for a local write of `(type_, id_)`, logged in the caller's
+        transaction (the caller writes the row with it)."""
+        version = Version(self.hlc.now(), self.repo_id)
+        self._log(conn, [(type_, id_, version)])
+        return version
+
+    def write(self, type_: str, id_: str, body: dict[str, Any], *, deleted: bool = False) -> Version:
+        """A local write of a whole record (a note, a job definition, a tombstone)."""
+        with self._tx() as conn:
+            return self._write(conn, type_, id_, body, deleted=deleted)
+
+    def _write(
+        self, conn: Connection, type_: str, id_: str, body: dict[str, Any], *, deleted: bool = False
+    ) -> Version:
+        version = self.stamp(conn, type_, id_)
+        change = Change(type=type_, id=id_, version=version, deleted=deleted, body=body)
+        self._upsert(conn, [change], exists=self._current(conn, [(type_, id_)]))
+        return version
+
+    def _next_seq(self, conn: Connection, count: int) -> int:
+        """Reserve `count` sequence numbers; the row lock makes seq order commit order."""
+        current = conn.execute(
+            sa.select(counters_table.c.value)
+            .where(counters_table.c.name == "seq")
+            .with_for_update()
+        ).scalar_one()
+        conn.execute(
+            counters_table.update()
+            .where(counters_table.c.name == "seq")
+            .values(value=current + count)
+        )
+        return int(current) + 1
+
+    def _log(self, conn: Connection, entries: Sequence[tuple[str, str, Version]]) -> None:
+        if not entries:
+            return
+        first = self._next_seq(conn, len(entries))
+        by_type: dict[str, list[str]] = {}
+        for type_, id_, _ in entries:
+            by_type.setdefault(type_, []).append(id_)
+        for type_, ids in by_type.items():
+            for part in _chunks(ids):
+                conn.execute(
+                    changes_table.delete().where(
+                        changes_table.c.type == type_, changes_table.c.id.in_(part)
+                    )
+                )
+        conn.execute(
+            changes_table.insert(),
+            [
+                {"seq": first + i, "type": t, "id": k, "hlc": v.hlc, "origin": v.origin}
+                for i, (t, k, v) in enumerate(entries)
+            ],
+        )
+
+    def forget(self, conn: Connection, type_: str, ids: Iterable[str]) -> None:
+        """Local retention removed these records: drop them from the change log too."""
+        for part in _chunks(list(ids)):
+            conn.execute(
+                changes_table.delete().where(
+                    changes_table.c.type == type_, changes_table.c.id.in_(part)
+                )
+            )
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _current(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Change]:
+        by_type: dict[str, list[str]] = {}
+        for type_, id_ in keys:
+            by_type.setdefault(type_, []).append(id_)
+        found: dict[Key, Change] = {}
+        for type_, ids in by_type.items():
+            codec = CODECS[type_]
+            for part in _chunks(sorted(set(ids))):
+                for row in conn.execute(sa.select(codec.table).where(codec.key_column.in_(part))):
+                    change = codec.change(row._mapping)
+                    found[change.key] = change
+        return found
+
+    def get_records(self, keys: Iterable[Key]) -> list[Change]:
+        keys = [k for k in keys if k[0] in CODECS]
+        with self._read() as conn:
+            return list(self._current(conn, keys).values())
+
+    def get_changes(
+        self, since: int, limit: int, *, up_to: int | None = None, min_hlc: int = 0
+    ) -> ChangePage:
+        """Changes logged after `since`, in commit order, at most up to the stable watermark."""
+        with self._read() as conn:
+            watermark = conn.execute(
+                sa.select(counters_table.c.value).where(counters_table.c.name == "seq")
+            ).scalar_one()
+            bound = watermark if up_to is None else min(int(watermark), up_to)
+            query = (
+                sa.select(changes_table.c.seq, changes_table.c.type, changes_table.c.id)
+                .where(changes_table.c.seq > since, changes_table.c.seq <= bound)
+                .order_by(changes_table.c.seq)
+                .limit(limit)
+            )
+            if min_hlc:
+                query = query.where(changes_table.c.hlc >= min_hlc)
+            log = conn.execute(query).all()
+            current = self._current(conn, [(r.type, r.id) for r in log])
+        has_more = len(log) == limit and log[-1].seq < bound
+        next_cursor = log[-1].seq if has_more else max(since, int(bound))
+        changes = [current[(r.type, r.id)] for r in log if (r.type, r.id) in current]
+        return ChangePage(changes, next_cursor, has_more)
+
+    def snapshot(self) -> dict[Key, Change]:
+        """Every record (tombstones included) by key: for digests, checks and bundles."""
+        found: dict[Key, Change] = {}
+        with self._read() as conn:
+            for codec in CODECS.values():
+                for row in conn.execute(sa.select(codec.table)):
+                    change = codec.change(row._mapping)
+                    found[change.key] = change
+        return found
+
+    def digest(self, bits: int = 8) -> dict[int, str]:
+        """Bucket (the first `bits` bits of the key's hash) -> hash of its sorted versions."""
+        buckets: dict[int, list[str]] = {}
+        for key, change in self.snapshot().items():
+            buckets.setdefault(_bucket(key, bits), []).append(_line(change))
+        return {
+            b: hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+            for b, lines in buckets.items()
+        }
+
+    def list_versions(self, bucket: int, bits: int = 8) -> list[Change]:
+        return [c for k, c in self.snapshot().items() if _bucket(k, bits) == bucket]
+
+    # --- cursors -----------------------------------------------------------------------------
+
+    def cursor(self, peer_id: str, peer_epoch: str, stream: str) -> int | None:
+        with self._read() as conn:
+            return self._cursor(conn, peer_id, peer_epoch, stream)
+
+    @staticmethod
+    def _cursor(conn: Connection, peer_id: str, peer_epoch: str, stream: str) -> int | None:
+        value = conn.execute(
+            sa.select(cursors_table.c.cursor).where(
+                cursors_table.c.peer_id == peer_id,
+                cursors_table.c.peer_epoch == peer_epoch,
+                cursors_table.c.stream == stream,
+            )
+        ).scalar()
+        return None if value is None else int(value)
+
+    def _set_cursor(
+        self, conn: Connection, peer_id: str, peer_epoch: str, stream: str, cursor: int
+    ) -> int:
+        """Move a cursor forward (never back) and return where it stands."""
+        stored = self._cursor(conn, peer_id, peer_epoch, stream)
+        if stored is not None and stored >= cursor:
+            return stored
+        where = (
+            cursors_table.c.peer_id == peer_id,
+            cursors_table.c.peer_epoch == peer_epoch,
+            cursors_table.c.stream == stream,
+        )
+        if stored is None:
+            conn.execute(
+                cursors_table.insert().values(
+                    peer_id=peer_id,
+                    peer_epoch=peer_epoch,
+                    stream=stream,
+                    cursor=cursor,
+                    updated_at=self._now(),
+                )
+            )
+        else:
+            conn.execute(cursors_table.update().where(*where).values(cursor=cursor, updated_at=self._now()))
+        return cursor
+
+    def ack_cursor(self, peer_id: str, peer_epoch: str, stream: str, cursor: int) -> int:
+        with self._tx() as conn:
+            return self._set_cursor(conn, peer_id, peer_epoch, stream, cursor)
+
+    def cursors(self) -> list[tuple[str, str, str, int, datetime]]:
+        with self._read() as conn:
+            return [
+                (r.peer_id, r.peer_epoch, r.stream, int(r.cursor), r.updated_at)
+                for r in conn.execute(sa.select(cursors_table).order_by(cursors_table.c.peer_id))
+            ]
+
+    # --- applying a batch --------------------------------------------------------------------
+
+    def apply_changes(
+        self,
+        *,
+        source_id: str,
+        source_epoch: str,
+        stream: str,
+        from_cursor: int,
+        to_cursor: int,
+        changes: Sequence[Change],
+    ) -> ApplyResult:
+        """The conditional upsert of a batch and its cursor, in one transaction.
+
+        A batch at or below the stored cursor is a retry: only its ping-backs are applied. A
+        batch starting above the stored cursor is a gap (`CursorGapError`). On the parent, a
+        child's change from a clock more than `max_drift` ahead fails the whole batch
+        (`ClockAheadError`).
+        """
+        from_child = stream == FROM_CHILD
+        with self._tx() as conn:
+            stored = self._cursor(conn, source_id, source_epoch, stream) or 0
+            retry = stored >= to_cursor
+            if not retry and stored < from_cursor:
+                raise CursorGapError(stream, stored, from_cursor)
+            batch = [c for c in changes if c.out_of_band] if retry else list(changes)
+            if from_child:
+                # The parent is the fleet's judge of time: a child trusts what its parent
+                # vetted, or a child with a slow clock would refuse everything.
+                for change in batch:
+                    self.hlc.check(change.version.hlc, change.version.origin)
+            result = self._apply(conn, batch, from_child=from_child, source_id=source_id)
+            if not retry:
+                stored = self._set_cursor(conn, source_id, source_epoch, stream, to_cursor)
+        return replace(result, stored_cursor=stored)
+
+    def _apply(
+        self, conn: Connection, batch: Sequence[Change], *, from_child: bool, source_id: str
+    ) -> ApplyResult:
+        # The last change of a key in the batch is the one that counts (pages never repeat a
+        # key, but a duplicated delivery might).
+        latest: dict[Key, Change] = {}
+        for change in batch:
+            if change.type not in CODECS:
+                continue
+            if change.key not in latest or latest[change.key].version < change.version:
+                latest[change.key] = change
+        local = self._current(conn, latest)
+        applying: list[Change] = []
+        stale: list[Key] = []
+        rejected: list[Rejected] = []
+        conflicts: list[tuple[Change, Version, Version]] = []
+        for key, change in latest.items():
+            self.hlc.observe(change.version.hlc)
+            mine = local.get(key)
+            owner = mine.version.origin if mine is not None else None
+            verdict = judge(
+                mine.version if mine else None,
+                owner,
+                change,
+                from_child=from_child and change.version.origin != self.repo_id,
+            )
+            if verdict.verdict is Verdict.APPLY:
+                applying.append(change)
+                if verdict.conflict and mine is not None:
+                    conflicts.append((change, change.version, mine.version))
+            elif verdict.verdict is Verdict.STALE:
+                stale.append(key)
+                if verdict.conflict and mine is not None:
+                    conflicts.append((change, mine.version, change.version))
+            elif verdict.verdict is Verdict.REJECT:
+                rejected.append(Rejected(key, verdict.reason))
+        self._upsert(conn, applying, exists=local)
+        self._log(conn, [(c.type, c.id, c.version) for c in applying])
+        if from_child:
+            for item in rejected:
+                self._overrule(conn, item.key, local.get(item.key))
+            self._queue_pingbacks(conn, source_id, stale + [r.key for r in rejected])
+        if conflicts:
+            conn.execute(
+                conflicts_table.insert(),
+                [
+                    {
+                        "type": c.type,
+                        "id": c.id,
+                        "winner_hlc": w.hlc,
+                        "winner_origin": w.origin,
+                        "loser_hlc": lo.hlc,
+                        "loser_origin": lo.origin,
+                        "at": self._now(),
+                    }
+                    for c, w, lo in conflicts
+                ],
+            )
+        return ApplyResult(len(applying), stale, rejected, 0, len(conflicts))
+
+    def _upsert(self, conn: Connection, changes: Sequence[Change], exists: dict[Key, Change]) -> None:
+        by_type: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        for change in changes:
+            inserts, updates = by_type.setdefault(change.type, ([], []))
+            (updates if change.key in exists else inserts).append(CODECS[change.type].values(change))
+        for type_, (inserts, updates) in by_type.items():
+            codec = CODECS[type_]
+            if inserts:
+                conn.execute(codec.table.insert(), inserts)
+            if updates:
+                key = codec.key
+                stmt = (
+                    codec.table.update()
+                    .where(codec.key_column == sa.bindparam("_key"))
+                    .values({c: sa.bindparam(c) for c in updates[0] if c != key})
+                )
+                conn.execute(stmt, [{**{k: v for k, v in u.items() if k != key}, "_key": u[key]} for u in updates])
+
+    def _overrule(self, conn: Connection, key: Key, mine: Change | None) -> None:
+        """A child wrote a parent-only record: the parent re-issues its own value (or a
+        tombstone) with a newer version, which then reaches every child."""
+        type_, id_ = key
+        if mine is None:
+            self._write(conn, type_, id_, {}, deleted=True)
+        else:
+            self._write(conn, type_, id_, dict(mine.body), deleted=mine.deleted)
+
+    def _queue_pingbacks(self, conn: Connection, child_id: str, keys: Sequence[Key]) -> None:
+        if not keys:
+            return
+        have = {
+            (r.type, r.id)
+            for r in conn.execute(
+                sa.select(pingbacks_table.c.type, pingbacks_table.c.id).where(
+                    pingbacks_table.c.child_id == child_id
+                )
+            )
+        }
+        rows = [
+            {"child_id": child_id, "type": t, "id": i}
+            for t, i in dict.fromkeys(keys)
+            if (t, i) not in have
+        ]
+        if rows:
+            conn.execute(pingbacks_table.insert(), rows)
+
+    def pingbacks(self, child_id: str) -> list[Change]:
+        """The current versions of the records a child must be sent whatever its cursor."""
+        with self._read() as conn:
+            keys = [
+                (r.type, r.id)
+                for r in conn.execute(
+                    sa.select(pingbacks_table.c.type, pingbacks_table.c.id).where(
+                        pingbacks_table.c.child_id == child_id
+                    )
+                )
+            ]
+            current = self._current(conn, keys)
+        return [replace(current[k], out_of_band=True) for k in keys if k in current]
+
+    def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None:
+        with self._tx() as conn:
+            for type_, id_ in keys:
+                conn.execute(
+                    pingbacks_table.delete().where(
+                        pingbacks_table.c.child_id == child_id,
+                        pingbacks_table.c.type == type_,
+                        pingbacks_table.c.id == id_,
+                    )
+                )
+
+    def pending_pingbacks(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(pingbacks_table)).scalar_one())
+
+    def conflicts(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(conflicts_table).order_by(conflicts_table.c.conflict_id.desc()).limit(limit)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    # --- tombstones --------------------------------------------------------------------------
+
+    def collect_tombstones(self, *, older_than: timedelta, below_seq: int) -> int:
+        """Purge tombstones logged at or below `below_seq` and older than `older_than`,
+        raising the gc floor so a peer that missed them is reconciled, not resurrecting them."""
+        cutoff = (int(self._now().timestamp() * 1000) - int(older_than.total_seconds() * 1000)) << 16
+        purged = 0
+        with self._tx() as conn:
+            doomed = conn.execute(
+                sa.select(changes_table.c.seq, changes_table.c.type, changes_table.c.id, changes_table.c.hlc)
+                .where(changes_table.c.seq <= below_seq, changes_table.c.hlc <= cutoff)
+            ).all()
+            floor, floor_hlc = 0, 0
+            for row in doomed:
+                codec = CODECS.get(row.type)
+                if codec is None:
+                    continue
+                gone = conn.execute(
+                    codec.table.delete().where(codec.key_column == row.id, codec.table.c.deleted.is_(True))
+                ).rowcount
+                if gone:
+                    conn.execute(changes_table.delete().where(changes_table.c.seq == row.seq))
+                    purged += 1
+                    floor, floor_hlc = max(floor, row.seq), max(floor_hlc, row.hlc)
+            for name, value in (("gc_floor", floor), ("gc_floor_hlc", floor_hlc)):
+                conn.execute(
+                    counters_table.update()
+                    .where(counters_table.c.name == name, counters_table.c.value < value)
+                    .values(value=value)
+                )
+        return purged
+
+    def gc_floor_hlc(self) -> int:
+        with self._read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(counters_table.c.value).where(counters_table.c.name == "gc_floor_hlc")
+                ).scalar_one()
+            )
+
+    # --- peer status -------------------------------------------------------------------------
+
+    def save_peer_status(self, peer_name: str, status: dict[str, Any]) -> None:
+        body = json.dumps(status, sort_keys=True, default=str)
+        with self._tx() as conn:
+            if not conn.execute(
+                peer_status_table.update().where(peer_status_table.c.peer_name == peer_name).values(body=body)
+            ).rowcount:
+                conn.execute(peer_status_table.insert().values(peer_name=peer_name, body=body))
+
+    def peer_statuses(self) -> dict[str, dict[str, Any]]:
+        with self._read() as conn:
+            return {r.peer_name: json.loads(r.body) for r in conn.execute(sa.select(peer_status_table))}
+
+    def repo_names(self) -> dict[str, str]:
+        """Repository id -> name, for every repository whose name card reached us."""
+        with self._read() as conn:
+            table = CODECS[REPO].table
+            return {r.repo_id: r.name for r in conn.execute(sa.select(table))}
+
+
+def _bucket(key: Key, bits: int) -> int:
+    digest = hashlib.sha1(f"{key[0]}\0{key[1]}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") >> (32 - bits) if bits else 0
+
+
+def _line(change: Change) -> str:
+    return f"{change.type}\0{change.id}\0{change.version.hlc}\0{change.version.origin}\0{int(change.deleted)}"
