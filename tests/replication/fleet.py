@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from syncd.errors import PeerUnavailableError
+from syncd.ledger.schema import meta_table
 from syncd.ledger.sql import SqlLedger
 from syncd.replication.children import ChildRow
 from syncd.replication.cycle import SyncReport, Synchronizer
@@ -131,6 +132,14 @@ class Replica:
         self.ledger = self._open()
 
     def _open(self) -> SqlLedger:
+        if not self.path.exists():
+            # Fixed ids, so a failing example replays exactly (origins break hlc ties).
+            engine = sa.create_engine(f"sqlite:///{self.path}")
+            with engine.begin() as conn:
+                meta_table.create(conn)
+                conn.execute(meta_table.insert().values(key="repo.id", value=f"id-{self.name}"))
+                conn.execute(meta_table.insert().values(key="repo.epoch", value="epoch-0"))
+            engine.dispose()
         ledger = SqlLedger(
             f"sqlite:///{self.path}", hlc=Hlc(self.clock.wall(self.name)), now=self.clock.now
         )

@@ -162,6 +162,7 @@ def test_a_lost_reply_after_apply_is_retried_as_a_no_op(fleet: Fleet) -> None:
     """Scenario 6: the parent committed, the reply was lost; the retry changes nothing and no
     change is logged twice."""
     c1 = fleet.children[0]
+    fleet.cycle()
     c1.repo.write(NOTE, "n", note("once"))
     fleet.parent.faults.lose_reply = {"apply_changes"}
     before = fleet.parent.repo.info().stable_watermark
