@@ -35,6 +35,8 @@ LAYER_OF = {
     "syncd.scheduling": "domain",
     "syncd.execution": "domain",
     "syncd.ledger": "domain",
+    # The replicated repository: the ledger's tables seen as versioned records, and the cycle.
+    "syncd.replication": "domain",
     "syncd.observability": "domain",
     "syncd.service": "service",
     "syncd.rpc": "edge",
@@ -64,7 +66,16 @@ ONLY_IN = {
 
 PACKS = ("syncd_tis",)
 CONTRACT = "syncd.job"
-CONCEPT_PACKAGES = ("app", "beans", "service", "scheduling", "execution", "ledger", "observability")
+CONCEPT_PACKAGES = (
+    "app",
+    "beans",
+    "service",
+    "scheduling",
+    "execution",
+    "ledger",
+    "observability",
+    "replication",
+)
 
 
 PACKAGES = {f"syncd.{p.name}" for p in (SERVER / "syncd").iterdir() if (p / "__init__.py").exists()}

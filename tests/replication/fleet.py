@@ -17,7 +17,7 @@ from syncd.errors import PeerUnavailableError
 from syncd.ledger.schema import meta_table
 from syncd.ledger.sql import SqlLedger
 from syncd.replication.children import ChildRow
-from syncd.replication.cycle import SyncReport, Synchronizer
+from syncd.replication.cycle import Synchronizer, SyncReport
 from syncd.replication.hlc import Hlc
 from syncd.replication.model import (
     ApplyResult,
@@ -59,6 +59,7 @@ class Faults:
     """What the next calls to one peer do wrong."""
 
     down: bool = False
+    refuse: set[str] = field(default_factory=set)  # these calls fail (unreachable) until healed
     lose_reply: set[str] = field(default_factory=set)  # these calls commit, then fail
     duplicate_apply: bool = False  # the next apply_changes arrives twice
     crash_after_calls: int | None = None  # the cycle's daemon dies after this many calls
@@ -79,7 +80,7 @@ class FaultyPeer:
                 f.crash_after_calls = None
                 raise Crash(self.name)
             f.crash_after_calls -= 1
-        if f.down:
+        if f.down or method in f.refuse:
             raise PeerUnavailableError(self.name, "connection refused")
         result = fn()
         if method in f.lose_reply:
@@ -243,7 +244,9 @@ def counts(engine_url: str) -> dict[str, int]:  # pragma: no cover - debugging a
     engine = sa.create_engine(engine_url)
     with engine.connect() as conn:
         tables = ["syncd_runs", "syncd_holds", "syncd_notes", "syncd_changes"]
-        out = {t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in tables}
+        out = {
+            t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()) for t in tables
+        }
     engine.dispose()
     return out
 

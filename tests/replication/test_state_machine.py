@@ -91,7 +91,11 @@ class Replication(RuleBasedStateMachine):
             replica.ledger.clear_hold(bean)
         self._learn(replica, (HOLD, bean))
 
-    @rule(who=st.sampled_from(NAMES), name=st.sampled_from(POOL), at=st.sampled_from(["01:00", "02:00"]))
+    @rule(
+        who=st.sampled_from(NAMES),
+        name=st.sampled_from(POOL),
+        at=st.sampled_from(["01:00", "02:00"]),
+    )
     def define_job(self, who: str, name: str, at: str) -> None:
         """On the parent, a definition; on a child, an edit the parent must overrule."""
         self._tick()
@@ -160,7 +164,10 @@ class Replication(RuleBasedStateMachine):
     @rule(
         parent_down=st.booleans(),
         lose=st.lists(
-            st.tuples(st.sampled_from(NAMES), st.sampled_from(["apply_changes", "get_changes", "ack_cursor", "cursor"])),
+            st.tuples(
+                st.sampled_from(NAMES),
+                st.sampled_from(["apply_changes", "get_changes", "ack_cursor", "cursor"]),
+            ),
             max_size=3,
         ),
         duplicate=st.lists(st.sampled_from(NAMES), max_size=2),

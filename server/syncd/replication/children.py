@@ -58,7 +58,9 @@ def parse_time(text: str) -> datetime | None:
 def _row(index: int, fields: Sequence[str]) -> ChildRow:
     if len(fields) < 3:
         missing = _FIELDS[len(fields)]
-        raise _refuse(index, missing, "missing (a row is: child_repository connected url [last_sync_time])")
+        raise _refuse(
+            index, missing, "missing (a row is: child_repository connected url [last_sync_time])"
+        )
     if len(fields) > 4:
         raise _refuse(index, "last_sync_time", f"{len(fields)} fields given, at most 4")
     name, connected, url = (f.strip() for f in fields[:3])
@@ -84,7 +86,7 @@ def _row(index: int, fields: Sequence[str]) -> ChildRow:
 
 
 def parse_children(value: str | Sequence[Sequence[str]]) -> list[ChildRow]:
-    """Rows (lists of 3–4 strings) or the legacy string; row numbers in errors count from 1."""
+    """Rows (lists of 3 or 4 strings) or the legacy string; row numbers in errors count from 1."""
     if isinstance(value, str):
         rows: list[list[str]] = []
         for chunk in value.split(";"):

@@ -10,6 +10,7 @@ or the next cycle re-sends at most what was not committed.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -82,7 +83,7 @@ class ChildResult:
     duration_ms: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +133,12 @@ class Synchronizer:
         self._now = now
         self._monotonic = monotonic
 
-    def _call(self, fn: Callable[[], Any]) -> Any:
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One peer call, retried on UNAVAILABLE-like failures; anything else is raised."""
+        work = functools.partial(fn, *args, **kwargs)
         if self._wait is None:
-            return retrying(fn, backoff=self._backoff, transient=_transient)
-        return retrying(fn, backoff=self._backoff, transient=_transient, wait=self._wait)
+            return retrying(work, backoff=self._backoff, transient=_transient)
+        return retrying(work, backoff=self._backoff, transient=_transient, wait=self._wait)
 
     def _each(self, children: list[_Child], work: Callable[[_Child], None]) -> None:
         if self._parallel <= 1 or len(children) <= 1:
@@ -181,7 +183,8 @@ class Synchronizer:
                 self._fail(child, "push", exc)
             return SyncReport(1, [c.result for c in children], str(exc))
         self._each(
-            reachable, lambda c: self._guard(c, "push", lambda: self._push(c, parent_info, watermark))
+            reachable,
+            lambda c: self._guard(c, "push", lambda: self._push(c, parent_info, watermark)),
         )
         for child in active:
             child.result.duration_ms = int((self._monotonic() - child.started) * 1000)
@@ -217,7 +220,9 @@ class Synchronizer:
             self._fail(child, "connect", SyncdError(problem))
             return
         if info.schema_version != parent.schema_version:
-            problem = f"schema version {info.schema_version}, the parent's is {parent.schema_version}"
+            problem = (
+                f"schema version {info.schema_version}, the parent's is {parent.schema_version}"
+            )
             self._fail(child, "connect", SyncdError(problem))
             return
         child.info = info
@@ -232,26 +237,23 @@ class Synchronizer:
     def _pull(self, child: _Child) -> None:
         assert child.peer is not None and child.info is not None
         peer, info = child.peer, child.info
-        stored = self._call(lambda: self._parent.cursor(info.repo_id, info.epoch, FROM_CHILD))
+        stored = self._call(self._parent.cursor, info.repo_id, info.epoch, FROM_CHILD)
         cursor = stored or 0
         min_hlc = self._first_hlc(child.row) if stored is None else 0
         while True:
-            page: ChangePage = self._call(
-                lambda: peer.get_changes(cursor, self._limit, min_hlc=min_hlc)
-            )
+            page: ChangePage = self._call(peer.get_changes, cursor, self._limit, min_hlc=min_hlc)
             if page.next_cursor == cursor and not page.changes:
                 break
             start = cursor
             try:
                 result: ApplyResult = self._call(
-                    lambda: self._parent.apply_changes(
-                        source_id=info.repo_id,
-                        source_epoch=info.epoch,
-                        stream=FROM_CHILD,
-                        from_cursor=start,
-                        to_cursor=page.next_cursor,
-                        changes=page.changes,
-                    )
+                    self._parent.apply_changes,
+                    source_id=info.repo_id,
+                    source_epoch=info.epoch,
+                    stream=FROM_CHILD,
+                    from_cursor=start,
+                    to_cursor=page.next_cursor,
+                    changes=page.changes,
                 )
             except CursorGapError as gap:
                 cursor = gap.stored  # resume where the parent stands
@@ -273,15 +275,13 @@ class Synchronizer:
     def _push(self, child: _Child, parent: RepoInfo, watermark: int) -> None:
         assert child.peer is not None and child.info is not None
         peer, info = child.peer, child.info
-        stored = self._call(lambda: peer.cursor(parent.repo_id, parent.epoch, FROM_PARENT))
+        stored = self._call(peer.cursor, parent.repo_id, parent.epoch, FROM_PARENT)
         cursor = stored or 0
         min_hlc = self._first_hlc(child.row) if stored is None else 0
-        pingbacks: list[Change] = self._call(lambda: self._parent.pingbacks(info.repo_id))
+        pingbacks: list[Change] = self._call(self._parent.pingbacks, info.repo_id)
         while True:
             page: ChangePage = self._call(
-                lambda: self._parent.get_changes(
-                    cursor, self._limit, up_to=watermark, min_hlc=min_hlc
-                )
+                self._parent.get_changes, cursor, self._limit, up_to=watermark, min_hlc=min_hlc
             )
             # Echo suppression: what this child sent in this cycle it holds already.
             changes = [c for c in page.changes if (c.key, c.version) not in child.sent]
@@ -293,14 +293,13 @@ class Synchronizer:
             start = cursor
             try:
                 result: ApplyResult = self._call(
-                    lambda: peer.apply_changes(
-                        source_id=parent.repo_id,
-                        source_epoch=parent.epoch,
-                        stream=FROM_PARENT,
-                        from_cursor=start,
-                        to_cursor=page.next_cursor,
-                        changes=changes,
-                    )
+                    peer.apply_changes,
+                    source_id=parent.repo_id,
+                    source_epoch=parent.epoch,
+                    stream=FROM_PARENT,
+                    from_cursor=start,
+                    to_cursor=page.next_cursor,
+                    changes=changes,
                 )
             except CursorGapError as gap:
                 cursor = gap.stored
@@ -311,6 +310,6 @@ class Synchronizer:
             if last:
                 break
         if pingbacks:
-            self._call(lambda: self._parent.clear_pingbacks(info.repo_id, [c.key for c in pingbacks]))
-        self._call(lambda: self._parent.ack_cursor(info.repo_id, info.epoch, ACKED_BY_CHILD, cursor))
+            self._call(self._parent.clear_pingbacks, info.repo_id, [c.key for c in pingbacks])
+        self._call(self._parent.ack_cursor, info.repo_id, info.epoch, ACKED_BY_CHILD, cursor)
         child.result.last_sync_time = self._now().isoformat(timespec="seconds")

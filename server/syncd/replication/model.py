@@ -131,7 +131,9 @@ def judge(
         and local_origin_owner is not None
         and local_origin_owner != incoming.version.origin
     ):
-        return Judgement(Verdict.REJECT, f"{incoming.type} {incoming.id} belongs to another repository")
+        return Judgement(
+            Verdict.REJECT, f"{incoming.type} {incoming.id} belongs to another repository"
+        )
     if local is None:
         return Judgement(Verdict.APPLY)
     concurrent = incoming.base is not None and incoming.base != local and incoming.type not in OWNED

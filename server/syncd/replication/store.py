@@ -89,18 +89,19 @@ class SqlRepository:
         self.cluster_id = meta.get("repo.cluster", "")
         self.name = meta.get("repo.name", "") or self.repo_id[:13]
         for name in ("seq", "gc_floor", "gc_floor_hlc"):
-            if conn.execute(
-                sa.select(counters_table.c.value).where(counters_table.c.name == name)
-            ).first() is None:
+            if (
+                conn.execute(
+                    sa.select(counters_table.c.value).where(counters_table.c.name == name)
+                ).first()
+                is None
+            ):
                 conn.execute(counters_table.insert().values(name=name, value=0))
         top = conn.execute(sa.select(sa.func.max(changes_table.c.hlc))).scalar()
         self.hlc.observe(int(top or 0))
         for codec in CODECS.values():
             keys = [
                 r[0]
-                for r in conn.execute(
-                    sa.select(codec.key_column).where(codec.table.c.origin == "")
-                )
+                for r in conn.execute(sa.select(codec.key_column).where(codec.table.c.origin == ""))
             ]
             for key in keys:
                 version = self.stamp(conn, codec.type, key)
@@ -129,7 +130,9 @@ class SqlRepository:
         """After a restore from backup: cursors other repositories keep for us are void."""
         epoch = new_id()
         with self._tx() as conn:
-            conn.execute(meta_table.update().where(meta_table.c.key == "repo.epoch").values(value=epoch))
+            conn.execute(
+                meta_table.update().where(meta_table.c.key == "repo.epoch").values(value=epoch)
+            )
         self.epoch = epoch
         return epoch
 
@@ -156,7 +159,9 @@ class SqlRepository:
         self._log(conn, [(type_, id_, version)])
         return version
 
-    def write(self, type_: str, id_: str, body: dict[str, Any], *, deleted: bool = False) -> Version:
+    def write(
+        self, type_: str, id_: str, body: dict[str, Any], *, deleted: bool = False
+    ) -> Version:
         """A local write of a whole record (a note, a job definition, a tombstone)."""
         with self._tx() as conn:
             return self._write(conn, type_, id_, body, deleted=deleted)
@@ -225,7 +230,7 @@ class SqlRepository:
             codec = CODECS[type_]
             for part in _chunks(sorted(set(ids))):
                 for row in conn.execute(sa.select(codec.table).where(codec.key_column.in_(part))):
-                    change = codec.change(row._mapping)
+                    change = codec.change(dict(row._mapping))
                     found[change.key] = change
         return found
 
@@ -264,7 +269,7 @@ class SqlRepository:
         with self._read() as conn:
             for codec in CODECS.values():
                 for row in conn.execute(sa.select(codec.table)):
-                    change = codec.change(row._mapping)
+                    change = codec.change(dict(row._mapping))
                     found[change.key] = change
         return found
 
@@ -321,7 +326,9 @@ class SqlRepository:
                 )
             )
         else:
-            conn.execute(cursors_table.update().where(*where).values(cursor=cursor, updated_at=self._now()))
+            conn.execute(
+                cursors_table.update().where(*where).values(cursor=cursor, updated_at=self._now())
+            )
         return cursor
 
     def ack_cursor(self, peer_id: str, peer_epoch: str, stream: str, cursor: int) -> int:
@@ -431,11 +438,15 @@ class SqlRepository:
             )
         return ApplyResult(len(applying), stale, rejected, 0, len(conflicts))
 
-    def _upsert(self, conn: Connection, changes: Sequence[Change], exists: dict[Key, Change]) -> None:
+    def _upsert(
+        self, conn: Connection, changes: Sequence[Change], exists: dict[Key, Change]
+    ) -> None:
         by_type: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for change in changes:
             inserts, updates = by_type.setdefault(change.type, ([], []))
-            (updates if change.key in exists else inserts).append(CODECS[change.type].values(change))
+            (updates if change.key in exists else inserts).append(
+                CODECS[change.type].values(change)
+            )
         for type_, (inserts, updates) in by_type.items():
             codec = CODECS[type_]
             if inserts:
@@ -447,7 +458,10 @@ class SqlRepository:
                     .where(codec.key_column == sa.bindparam("_key"))
                     .values({c: sa.bindparam(c) for c in updates[0] if c != key})
                 )
-                conn.execute(stmt, [{**{k: v for k, v in u.items() if k != key}, "_key": u[key]} for u in updates])
+                conn.execute(
+                    stmt,
+                    [{**{k: v for k, v in u.items() if k != key}, "_key": u[key]} for u in updates],
+                )
 
     def _overrule(self, conn: Connection, key: Key, mine: Change | None) -> None:
         """A child wrote a parent-only record: the parent re-issues its own value (or a
@@ -504,12 +518,16 @@ class SqlRepository:
 
     def pending_pingbacks(self) -> int:
         with self._read() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(pingbacks_table)).scalar_one())
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(pingbacks_table)).scalar_one()
+            )
 
     def conflicts(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(conflicts_table).order_by(conflicts_table.c.conflict_id.desc()).limit(limit)
+                sa.select(conflicts_table)
+                .order_by(conflicts_table.c.conflict_id.desc())
+                .limit(limit)
             )
             return [dict(r._mapping) for r in rows]
 
@@ -518,12 +536,18 @@ class SqlRepository:
     def collect_tombstones(self, *, older_than: timedelta, below_seq: int) -> int:
         """Purge tombstones logged at or below `below_seq` and older than `older_than`,
         raising the gc floor so a peer that missed them is reconciled, not resurrecting them."""
-        cutoff = (int(self._now().timestamp() * 1000) - int(older_than.total_seconds() * 1000)) << 16
+        cutoff = (
+            int(self._now().timestamp() * 1000) - int(older_than.total_seconds() * 1000)
+        ) << 16
         purged = 0
         with self._tx() as conn:
             doomed = conn.execute(
-                sa.select(changes_table.c.seq, changes_table.c.type, changes_table.c.id, changes_table.c.hlc)
-                .where(changes_table.c.seq <= below_seq, changes_table.c.hlc <= cutoff)
+                sa.select(
+                    changes_table.c.seq,
+                    changes_table.c.type,
+                    changes_table.c.id,
+                    changes_table.c.hlc,
+                ).where(changes_table.c.seq <= below_seq, changes_table.c.hlc <= cutoff)
             ).all()
             floor, floor_hlc = 0, 0
             for row in doomed:
@@ -531,7 +555,9 @@ class SqlRepository:
                 if codec is None:
                     continue
                 gone = conn.execute(
-                    codec.table.delete().where(codec.key_column == row.id, codec.table.c.deleted.is_(True))
+                    codec.table.delete().where(
+                        codec.key_column == row.id, codec.table.c.deleted.is_(True)
+                    )
                 ).rowcount
                 if gone:
                     conn.execute(changes_table.delete().where(changes_table.c.seq == row.seq))
@@ -559,13 +585,17 @@ class SqlRepository:
         body = json.dumps(status, sort_keys=True, default=str)
         with self._tx() as conn:
             if not conn.execute(
-                peer_status_table.update().where(peer_status_table.c.peer_name == peer_name).values(body=body)
+                peer_status_table.update()
+                .where(peer_status_table.c.peer_name == peer_name)
+                .values(body=body)
             ).rowcount:
                 conn.execute(peer_status_table.insert().values(peer_name=peer_name, body=body))
 
     def peer_statuses(self) -> dict[str, dict[str, Any]]:
         with self._read() as conn:
-            return {r.peer_name: json.loads(r.body) for r in conn.execute(sa.select(peer_status_table))}
+            return {
+                r.peer_name: json.loads(r.body) for r in conn.execute(sa.select(peer_status_table))
+            }
 
     def repo_names(self) -> dict[str, str]:
         """Repository id -> name, for every repository whose name card reached us."""

@@ -12,13 +12,18 @@ from syncd.errors import (
     AttributeNotFoundError,
     BeanDisabledError,
     BeanNotFoundError,
+    BundleError,
+    ClockAheadError,
     ConfigError,
+    CursorGapError,
     DrainingError,
     InvalidArgumentError,
     LedgerUnavailableError,
     NotAJobError,
     NotRunningError,
     OperationNotFoundError,
+    PeerUnavailableError,
+    ReplicationError,
     RunNotFoundError,
     SyncdError,
 )
@@ -36,12 +41,18 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
     DrainingError: grpc.StatusCode.UNAVAILABLE,
     LedgerUnavailableError: grpc.StatusCode.UNAVAILABLE,  # disk full, locked, database down
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,  # a reload found the file invalid
+    ReplicationError: grpc.StatusCode.FAILED_PRECONDITION,
+    CursorGapError: grpc.StatusCode.FAILED_PRECONDITION,  # resume from syncd-gap-stored
+    ClockAheadError: grpc.StatusCode.FAILED_PRECONDITION,
+    PeerUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    BundleError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 # Trailing metadata that carries identifiers a client acts on.
 RUN_ID_KEY = "syncd-run-id"
 PARAMETER_KEY = "syncd-parameter"
 DISABLED_KEY = "syncd-disabled"  # the disabled bean's name: "why" is in the message
+GAP_STORED_KEY = "syncd-gap-stored"  # ApplyChanges: the cursor the sender resumes from
 
 
 def status_code(exc: SyncdError) -> grpc.StatusCode:
@@ -71,4 +82,6 @@ def trailing_metadata(exc: SyncdError) -> tuple[tuple[str, str], ...]:
         return ((PARAMETER_KEY, metadata_value(exc.parameter)),)
     if isinstance(exc, BeanDisabledError):
         return ((DISABLED_KEY, metadata_value(exc.bean)),)
+    if isinstance(exc, CursorGapError):
+        return ((GAP_STORED_KEY, str(exc.stored)),)
     return ()
