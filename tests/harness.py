@@ -22,6 +22,7 @@ from syncd.config import (
     JobConfig,
     LedgerConfig,
     NotifyConfig,
+    ReplicationConfig,
     SchedulerConfig,
 )
 from syncd.job import JobSpec
@@ -55,6 +56,7 @@ async def running_daemon(
     log_hub: LogHub | None = None,
     http: HttpConfig | None = None,
     ledger_url: str = "",
+    replication: ReplicationConfig | None = None,
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
@@ -68,6 +70,7 @@ async def running_daemon(
         http=http or HttpConfig(address=http_address),
         ledger=LedgerConfig(url=ledger_url),
         notify=notify or NotifyConfig(),
+        replication=replication or ReplicationConfig(),
     )
     async with serving_daemon(Daemon(config, jobs, clock=clock, log_hub=log_hub)) as daemon:
         address = daemon.listening.addresses[0]

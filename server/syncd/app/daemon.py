@@ -42,6 +42,7 @@ from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import LogHub
 from syncd.observability.metrics import Metrics
 from syncd.observability.notify import WebhookNotifier
+from syncd.rpc.replication import ReplicationServicer
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.scheduling.plan import plan_jobs
@@ -90,6 +91,12 @@ class Daemon:
             with starting("ledger"):
                 ledger = SqlLedger(config.ledger_url)
         self.ledger = ledger
+        if isinstance(ledger, SqlLedger):
+            with starting("replication"):
+                repl = config.replication
+                ledger.repository.hlc.max_drift_ms = int(repl.max_drift * 1000)
+                if repl.name:
+                    ledger.repository.configure(name=repl.name, cluster_id=repl.cluster_id)
         # Every ledger write and read from here on goes through its one writer, off the loop.
         self.recorder = LedgerRecorder(self.ledger)
         # One daemon: claims held in memory (cluster mode plugs a cluster-wide claim in here).
@@ -264,7 +271,12 @@ class Daemon:
                 started_at=self.started_at,
                 pid=os.getpid(),
                 ledger_health=self.recorder.health,
-            )
+            ),
+            replication=(
+                ReplicationServicer(self.ledger.repository, self.recorder)
+                if isinstance(self.ledger, SqlLedger)
+                else None
+            ),
         )
         loop = asyncio.get_running_loop()
         self.log_hub.bind_loop(loop)

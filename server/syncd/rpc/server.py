@@ -1,4 +1,5 @@
-"""The gRPC server: Management, standard health and reflection on the control socket."""
+"""The gRPC server: Management, Replication (over an SQL ledger), standard health and
+reflection on the control socket."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from syncd.rpc.decoding import management_handlers
+from syncd.rpc.replication import REPLICATION_SERVICE, ReplicationServicer, replication_handlers
 from syncd.rpc.servicer import ControlPlane, ManagementServicer
 from syncd_api.v1 import management_pb2 as pb
 
@@ -19,7 +21,7 @@ MANAGEMENT_SERVICE = pb.DESCRIPTOR.services_by_name["Management"].full_name
 class ControlServer:
     """The server and its health servicer, so the daemon can flip health on drain."""
 
-    def __init__(self, plane: ControlPlane) -> None:
+    def __init__(self, plane: ControlPlane, replication: ReplicationServicer | None = None) -> None:
         self.server = grpc.aio.server(
             options=[
                 # Followers of long runs keep their stream open; allow their keepalive pings.
@@ -34,10 +36,14 @@ class ControlServer:
         # Not the generated add_…_to_server: these handlers refuse undecodable requests
         # with INVALID_ARGUMENT (see syncd.rpc.decoding).
         self.server.add_generic_rpc_handlers((management_handlers(ManagementServicer(plane)),))
+        services = [MANAGEMENT_SERVICE]
+        if replication is not None:  # the repository other daemons synchronise with
+            self.server.add_generic_rpc_handlers((replication_handlers(replication),))
+            services.append(REPLICATION_SERVICE)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
-                MANAGEMENT_SERVICE,
+                *services,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),

@@ -1,0 +1,223 @@
+"""The replication beans: SynchronizeJobData (and the bundle beans), as a built-in job pack.
+
+They are loaded when `[replication] name` is set. Their bodies run like any job's (a child
+process by default), so everything they need travels in a picklable `SyncSettings`: they reach
+the parent and the children over the Replication service, through `syncd.rpc.replclient`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from syncd.config import Config, PeerConfig
+from syncd.errors import ConfigError, InvalidArgumentError, SyncdError
+from syncd.job import JobPack, JobSpec, PackContext, Parameter, RunContext, ValueType
+from syncd.replication.children import ChildRow, parse_children
+from syncd.replication.cycle import Synchronizer, SyncReport
+from syncd.retry import Backoff
+from syncd.rpc.replclient import GrpcPeer, PeerCredentials
+
+log = structlog.get_logger("syncd.replication")
+
+SYNC_BEAN = "SynchronizeJobData"
+SYNC_OPERATION = "synchronizeJobData"
+LAST_SYNC_FILE = "replication/last-sync.json"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncSettings:
+    """What a SynchronizeJobData run needs, picklable for its process."""
+
+    state_dir: Path
+    page_size: int
+    parallel: int
+    timeout: float
+    retries: int
+    safety_margin: float
+    peers: Mapping[str, PeerConfig] = field(default_factory=dict)
+
+
+class SyncFailedError(SyncdError):
+    """A cycle that ended with status 1 (some child failed) or 2 (nothing done)."""
+
+    def __init__(self, report: SyncReport) -> None:
+        self.status = report.status
+        failed = [f"{r.child_repository}: {r.error}" for r in report.rows if r.result == "failed"]
+        head = "nothing done" if report.status == 2 else "partial"
+        detail = (
+            report.parent_error if report.status == 2 and report.parent_error else "; ".join(failed)
+        )
+        super().__init__(f"status {report.status} ({head}): {detail}")
+
+
+def credentials(peer: PeerConfig | None) -> PeerCredentials:
+    """A peer's credentials; the token file is read now, so a rotated token is picked up."""
+    if peer is None:
+        return PeerCredentials()
+    token = peer.token
+    if peer.token_file:
+        token = Path(peer.token_file).expanduser().read_text().strip()
+    return PeerCredentials(
+        token=token,
+        ca_file=Path(peer.ca_file) if peer.ca_file else None,
+        cert_file=Path(peer.cert_file) if peer.cert_file else None,
+        key_file=Path(peer.key_file) if peer.key_file else None,
+    )
+
+
+def children_argument(value: Any) -> list[ChildRow]:
+    """The `children` argument: the legacy string, or a JSON list of rows."""
+    if isinstance(value, str) and value.lstrip().startswith("["):
+        try:
+            rows = json.loads(value)
+        except ValueError:
+            raise ValueError("not a JSON list of rows") from None
+        if not isinstance(rows, list) or not all(
+            isinstance(r, list) and all(isinstance(f, str) for f in r) for r in rows
+        ):
+            raise ValueError("expected a list of rows, each a list of strings")
+        value = rows
+    try:
+        return parse_children(value)
+    except InvalidArgumentError as exc:
+        raise ValueError(exc.problem) from None
+
+
+def _validated_children(value: Any) -> Any:
+    children_argument(value)
+    return value
+
+
+def write_report(state_dir: Path, report: SyncReport, now: datetime) -> None:
+    """The last cycle's table, written atomically for `syncctl sync status` and the console."""
+    path = state_dir / LAST_SYNC_FILE
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    body = {
+        "finished_at": now.isoformat(timespec="seconds"),
+        "status": report.status,
+        "rows": [r.as_dict() for r in report.rows],
+    }
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "w") as out:
+        json.dump(body, out, indent=1, sort_keys=True)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def read_report(state_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((state_dir / LAST_SYNC_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def synchronize(ctx: RunContext) -> None:
+    """The body of synchronizeJobData: one cycle; fails unless its status is 0."""
+    settings: SyncSettings = ctx.settings
+    rows = children_argument(ctx.args["children"])
+    parent_url = str(ctx.args["parentUrl"])
+    parent_name = str(ctx.args["parentName"] or "parent")
+    opened: list[GrpcPeer] = []
+
+    def connect(name: str, url: str) -> GrpcPeer:
+        peer = GrpcPeer(name, url, credentials(settings.peers.get(name)), timeout=settings.timeout)
+        opened.append(peer)
+        return peer
+
+    try:
+        sync = Synchronizer(
+            connect(parent_name, parent_url),
+            lambda row: connect(row.name, row.url),
+            page_limit=settings.page_size,
+            parallel=settings.parallel,
+            backoff=Backoff(initial=0.5, maximum=10.0, attempts=settings.retries),
+            wait=ctx.wait_cancelled,
+            safety_margin=timedelta(seconds=settings.safety_margin),
+        )
+        report = sync.run(rows)
+    finally:
+        for peer in opened:
+            peer.close()
+    ctx.add_rows(
+        read=sum(r.pulled for r in report.rows), written=sum(r.pushed for r in report.rows)
+    )
+    write_report(settings.state_dir, report, datetime.now(UTC))
+    ctx.log.info("replication.cycle_done", status=report.status, children=len(report.rows))
+    if report.status != 0:
+        raise SyncFailedError(report)
+
+
+def _sync_spec(config: Config, state_dir: Path) -> JobSpec:
+    cfg = config.replication
+    default_children = ";".join(cfg.children)
+    if default_children:
+        try:
+            children_argument(default_children)
+        except ValueError as exc:
+            raise ConfigError("replication.children", str(exc)) from None
+    settings = SyncSettings(
+        state_dir=state_dir,
+        page_size=cfg.page_size,
+        parallel=cfg.parallel,
+        timeout=cfg.timeout,
+        retries=cfg.retries,
+        safety_margin=cfg.safety_margin,
+        peers=dict(cfg.peers),
+    )
+    return JobSpec(
+        name=SYNC_BEAN,
+        trigger_operation=SYNC_OPERATION,
+        body=synchronize,
+        description=(
+            "Pulls every connected child's changes into the parent, then pushes the"
+            " consolidated changes to every child (status 0 all synced, 1 partial, 2 nothing)"
+        ),
+        parameters=(
+            Parameter(
+                name="parentUrl",
+                type=ValueType.STRING,
+                description="the parent repository's gRPC address (grpc://host:port, unix:/path)",
+                required=not cfg.parent_url,
+                default=cfg.parent_url or None,
+            ),
+            Parameter(
+                name="parentName",
+                type=ValueType.STRING,
+                description="the parent repository's name",
+                default=cfg.parent_name or "parent",
+            ),
+            Parameter(
+                name="children",
+                type=ValueType.STRING,
+                description=(
+                    "rows 'name connected url [last_sync_time]' separated by ';' (everything"
+                    " after the url is the time), or a JSON list of rows"
+                ),
+                required=not default_children,
+                default=default_children or None,
+                validate=_validated_children,
+            ),
+        ),
+        settings=settings,
+    )
+
+
+def replication_pack(config: Config) -> JobPack:
+    def build(ctx: PackContext) -> Sequence[JobSpec]:
+        return [_sync_spec(config, ctx.state_dir)]
+
+    return JobPack(
+        name="replication",
+        build=build,
+        description="SynchronizeJobData, ExportJobData and ImportJobData",
+    )

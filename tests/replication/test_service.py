@@ -1,0 +1,199 @@
+"""SynchronizeJobData between real daemons in this process, over the Replication service on
+their control sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from syncd.app.replication import SYNC_BEAN, SYNC_OPERATION, read_report, replication_pack
+from syncd.config import Config, DaemonConfig, ReplicationConfig
+from syncd.job import JobSpec, PackContext
+from syncd.ledger.sql import SqlLedger
+from syncd.replication.model import NOTE
+from syncd_api.v1 import management_pb2 as pb
+from syncd_api.v1 import replication_pb2 as rpb
+from syncd_api.v1 import replication_pb2_grpc as rpb_grpc
+from tests.harness import Running, running_daemon
+from tests.packs.sample import QUICK
+
+
+def sync_spec(state_dir: Path, name: str = "parent") -> JobSpec:
+    config = Config(
+        daemon=DaemonConfig(state_dir=state_dir),
+        replication=ReplicationConfig(name=name, cluster_id="c", page_size=2),
+    )
+    (spec,) = replication_pack(config).build(PackContext(state_dir=state_dir, settings=None))
+    return spec
+
+
+@contextlib.asynccontextmanager
+async def fleet(tmp: Path, children: int = 2) -> AsyncIterator[list[Running]]:
+    async with contextlib.AsyncExitStack() as stack:
+        members = []
+        for i, name in enumerate(["parent", *(f"child{n}" for n in range(1, children + 1))]):
+            state = tmp / name
+            jobs = [QUICK, sync_spec(state)] if i == 0 else [QUICK]
+            rt = await stack.enter_async_context(
+                running_daemon(
+                    state, jobs, replication=ReplicationConfig(name=name, cluster_id="c")
+                )
+            )
+            members.append(rt)
+        yield members
+
+
+async def run_to_end(rt: Running, bean: str, op: str, **args: str) -> pb.RunInfo:
+    named = {k: pb.Value(string_value=v) for k, v in args.items()}
+    reply = await rt.stub.Invoke(pb.InvokeRequest(bean=bean, operation=op, named_arguments=named))
+    last = None
+    async with asyncio.timeout(30):
+        async for info in rt.stub.WatchRun(pb.WatchRunRequest(run_id=reply.run.run_id)):
+            last = info
+    assert last is not None
+    return last
+
+
+def children_arg(members: list[Running]) -> str:
+    return ";".join(f"child{i} true {rt.address}" for i, rt in enumerate(members[1:], start=1))
+
+
+def ledger(rt: Running) -> SqlLedger:
+    assert isinstance(rt.daemon.ledger, SqlLedger)
+    return rt.daemon.ledger
+
+
+def test_a_parent_consolidates_its_childrens_runs_holds_and_notes(short_tmp: Path) -> None:
+    """After one synchronizeJobData run on the parent, its history shows every repository's
+    runs, a pause made on one child holds on the other, and a note made on the parent is on
+    every child; the table is written for `sync status`."""
+
+    async def main() -> None:
+        async with fleet(short_tmp) as members:
+            parent, child1, child2 = members
+            done = await run_to_end(child1, "QuickJob", "run")
+            assert done.outcome == pb.RUN_OUTCOME_SUCCESS
+            await child1.stub.Pause(pb.PauseRequest(bean="QuickJob"))
+            ledger(parent).repository.write(NOTE, "n1", {"body": json.dumps({"text": "hi"})})
+            sync = await run_to_end(
+                parent,
+                SYNC_BEAN,
+                SYNC_OPERATION,
+                parentUrl=parent.address,
+                parentName="parent",
+                children=children_arg(members),
+            )
+            assert sync.outcome == pb.RUN_OUTCOME_SUCCESS, sync.error_message
+            everyone = ledger(parent).history(repository="*")
+            assert done.run_id in {r.run_id for r in everyone}
+            assert "QuickJob" in ledger(child2).holds()
+            assert (NOTE, "n1") in ledger(child2).repository.snapshot()
+            report = read_report(short_tmp / "parent")
+            assert report is not None and report["status"] == 0
+            assert [r["result"] for r in report["rows"]] == ["ok", "ok"]
+
+    asyncio.run(main())
+
+
+def test_malformed_children_are_invalid_argument_naming_row_and_field(short_tmp: Path) -> None:
+    """A row without a URL is refused before any run starts, naming row and field."""
+
+    async def main() -> None:
+        async with fleet(short_tmp, children=1) as members:
+            parent = members[0]
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await parent.stub.Invoke(
+                    pb.InvokeRequest(
+                        bean=SYNC_BEAN,
+                        operation=SYNC_OPERATION,
+                        named_arguments={
+                            "parentUrl": pb.Value(string_value=parent.address),
+                            "children": pb.Value(
+                                string_value=f"child1 true {members[1].address};child2 true"
+                            ),
+                        },
+                    )
+                )
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "row 2, field url" in (refused.value.details() or "")
+
+    asyncio.run(main())
+
+
+def test_an_unreachable_child_is_status_1_and_the_others_are_synced(short_tmp: Path) -> None:
+    """A child whose daemon is not there fails its row; the run fails with status 1 and the
+    reachable child is synchronised."""
+
+    async def main() -> None:
+        async with fleet(short_tmp, children=1) as members:
+            parent, child1 = members
+            ledger(child1).repository.write(NOTE, "c1", {"body": "{}"})
+            gone = f"unix:{short_tmp / 'nobody.sock'}"
+            sync = await run_to_end(
+                parent,
+                SYNC_BEAN,
+                SYNC_OPERATION,
+                parentUrl=parent.address,
+                children=f"child1 true {child1.address};child2 true {gone}",
+            )
+            assert sync.outcome == pb.RUN_OUTCOME_FAILED
+            assert sync.error_message.startswith("status 1")
+            assert (NOTE, "c1") in ledger(parent).repository.snapshot()
+            report = read_report(short_tmp / "parent")
+            assert report is not None
+            assert [r["result"] for r in report["rows"]] == ["ok", "failed"]
+
+    asyncio.run(main())
+
+
+def test_bad_replication_requests_are_invalid_argument(short_tmp: Path) -> None:
+    """Garbage in a batch (unknown type, non-JSON body, bad stream, page limit) is refused
+    with INVALID_ARGUMENT and changes nothing."""
+
+    async def main() -> None:
+        async with fleet(short_tmp, children=0) as members:
+            stub = rpb_grpc.ReplicationStub(members[0].channel)
+            before = await stub.GetInfo(rpb.GetInfoRequest())
+            bad = [
+                rpb.ApplyChangesRequest(source_id="x", source_epoch="e", stream="sideways"),
+                rpb.ApplyChangesRequest(
+                    source_id="x",
+                    source_epoch="e",
+                    stream="from_child",
+                    to_cursor=1,
+                    changes=[
+                        rpb.Change(type="widget", id="1", version=rpb.Version(hlc=1, origin="x"))
+                    ],
+                ),
+                rpb.ApplyChangesRequest(
+                    source_id="x",
+                    source_epoch="e",
+                    stream="from_child",
+                    to_cursor=1,
+                    changes=[
+                        rpb.Change(
+                            type="note",
+                            id="1",
+                            version=rpb.Version(hlc=1, origin="x"),
+                            body_json="{",
+                        )
+                    ],
+                ),
+            ]
+            for request in bad:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.ApplyChanges(request)
+                assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.GetChanges(rpb.GetChangesRequest(limit=0))
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            after = await stub.GetInfo(rpb.GetInfoRequest())
+            assert after.stable_watermark == before.stable_watermark
+
+    asyncio.run(main())
