@@ -315,6 +315,7 @@ class SqlLedger:
         query = sa.select(runs_table).order_by(
             runs_table.c.started_at.desc(), runs_table.c.run_id.desc()
         )
+        query = query.where(runs_table.c.deleted.is_(False))
         if repository != "*":
             query = query.where(runs_table.c.origin == (repository or self.repository.repo_id))
         if bean is not None:

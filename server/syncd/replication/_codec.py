@@ -58,7 +58,11 @@ class Codec:
         )
 
     def values(self, change: Change) -> dict[str, Any]:
-        """The row for `change`: a tombstone keeps blank data (the columns are NOT NULL)."""
+        """The row for `change`: a tombstone keeps blank data (the columns are NOT NULL).
+        ValueError when the body does not fit the table (a malformed or hostile change)."""
+        length = getattr(self.key_column.type, "length", None)
+        if length is not None and len(change.id) > length:
+            raise ValueError(f"id is longer than {length} characters")
         values: dict[str, Any] = {
             self.key: change.id,
             "hlc": change.version.hlc,
@@ -71,18 +75,39 @@ class Codec:
         return values
 
 
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def _decode(col: sa.Column[Any], value: Any) -> Any:
+    """One body field as its column holds it; ValueError names what does not fit."""
     if isinstance(col.type, UTCDateTime):
         if value is None:
             return None if col.nullable else _EPOCH
-        return datetime.fromisoformat(str(value))
-    if value is not None:
-        if isinstance(col.type, sa.Integer):
-            return int(value)
-        return str(value)
-    if col.nullable:
-        return None
-    return 0 if isinstance(col.type, sa.Integer) else ""
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"{col.name} is not an ISO 8601 time") from None
+        if moment.tzinfo is None:
+            raise ValueError(f"{col.name} has no UTC offset")
+        return moment
+    if value is None:
+        if col.nullable:
+            return None
+        return 0 if isinstance(col.type, sa.Integer) else ""
+    if isinstance(col.type, sa.Integer):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{col.name} is not a whole number")
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError(f"{col.name} is outside 64 bits")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"{col.name} is not text")
+    length = getattr(col.type, "length", None)
+    if length is not None and len(value) > length:
+        raise ValueError(f"{col.name} is longer than {length} characters")
+    if "\x00" in value:
+        raise ValueError(f"{col.name} holds a NUL character")
+    return value
 
 
 CODECS: dict[str, Codec] = {

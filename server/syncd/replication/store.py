@@ -35,6 +35,7 @@ from syncd.replication._codec import CODECS
 from syncd.replication.hlc import Hlc
 from syncd.replication.model import (
     FROM_CHILD,
+    PARENT_ONLY,
     REPO,
     ApplyResult,
     Change,
@@ -405,6 +406,11 @@ class SqlRepository:
                 from_child=from_child and change.version.origin != self.repo_id,
             )
             if verdict.verdict is Verdict.APPLY:
+                try:
+                    CODECS[change.type].values(change)
+                except ValueError as exc:
+                    rejected.append(Rejected(key, f"malformed: {exc}"))
+                    continue
                 applying.append(change)
                 if verdict.conflict and mine is not None:
                     conflicts.append((change, change.version, mine.version))
@@ -418,7 +424,8 @@ class SqlRepository:
         self._log(conn, [(c.type, c.id, c.version) for c in applying])
         if from_child:
             for item in rejected:
-                self._overrule(conn, item.key, local.get(item.key))
+                if item.key[0] in PARENT_ONLY:
+                    self._overrule(conn, item.key, local.get(item.key))
             self._queue_pingbacks(conn, source_id, stale + [r.key for r in rejected])
         if conflicts:
             conn.execute(

@@ -23,7 +23,7 @@ MAX_PAGE = 5000
 MAX_ID = 200
 MAX_ORIGIN = 64
 MAX_BODY = 1 << 20  # one record's JSON body
-MAX_HLC = (1 << 64) - 1
+MAX_HLC = (1 << 63) - 1  # what every backend's BIGINT holds
 
 
 def version_to_pb(v: Version) -> pb.Version:
@@ -56,8 +56,8 @@ def key_from_pb(operation: str, where: str, type_: str, id_: str) -> Key:
             f"unknown type {bounded(type_, 40)!r} (one of {', '.join(TYPES)})",
             "type",
         )
-    if not id_ or len(id_) > MAX_ID:
-        raise _refuse(operation, where, f"id must be 1–{MAX_ID} characters", "id")
+    if not id_ or len(id_) > MAX_ID or "\x00" in id_:
+        raise _refuse(operation, where, f"id must be 1 to {MAX_ID} characters, no NUL", "id")
     return (type_, id_)
 
 
@@ -66,8 +66,10 @@ def change_from_pb(operation: str, index: int, msg: pb.Change) -> Change:
     key_from_pb(operation, where, msg.type, msg.id)
     if not msg.HasField("version") or not msg.version.origin:
         raise _refuse(operation, where, "a version with an origin is required", "version")
-    if len(msg.version.origin) > MAX_ORIGIN:
+    if len(msg.version.origin) > MAX_ORIGIN or "\x00" in msg.version.origin + msg.base.origin:
         raise _refuse(operation, where, f"origin longer than {MAX_ORIGIN} characters", "version")
+    if msg.version.hlc > MAX_HLC or msg.base.hlc > MAX_HLC:
+        raise _refuse(operation, where, "hlc outside 63 bits", "version")
     body: dict[str, Any] = {}
     if not msg.deleted:
         if len(msg.body_json) > MAX_BODY:
@@ -112,13 +114,13 @@ def check_cursor(operation: str, value: int, name: str) -> int:
 
 def check_peer(operation: str, peer_id: str, epoch: str) -> None:
     for name, value in (("peer_id", peer_id), ("peer_epoch", epoch)):
-        if not value or len(value) > MAX_ORIGIN:
-            raise InvalidArgumentError(operation, f"must be 1–{MAX_ORIGIN} characters", name)
+        if not value or len(value) > MAX_ORIGIN or "\x00" in value:
+            raise InvalidArgumentError(operation, f"must be 1 to {MAX_ORIGIN} characters", name)
 
 
 def check_limit(operation: str, limit: int) -> int:
     if not 1 <= limit <= MAX_PAGE:
-        raise InvalidArgumentError(operation, f"must be 1–{MAX_PAGE}, got {limit}", "limit")
+        raise InvalidArgumentError(operation, f"must be 1 to {MAX_PAGE}, got {limit}", "limit")
     return limit
 
 

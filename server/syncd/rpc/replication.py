@@ -103,7 +103,7 @@ class ReplicationServicer:
 
     def _bits(self, op: str, bits: int) -> int:
         if not 0 <= bits <= 16:
-            raise InvalidArgumentError(op, f"must be 0–16, got {bits}", "prefix_bits")
+            raise InvalidArgumentError(op, f"must be 0 to 16, got {bits}", "prefix_bits")
         return bits
 
     async def GetDigest(
