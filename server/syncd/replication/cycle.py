@@ -258,6 +258,13 @@ class Synchronizer:
             except CursorGapError as gap:
                 cursor = gap.stored  # resume where the parent stands
                 continue
+            log.info(
+                "replication.page",
+                child=child.row.name,
+                phase="pull",
+                cursor=page.next_cursor,
+                changes=len(page.changes),
+            )
             child.sent.update((c.key, c.version) for c in page.changes)
             child.result.pulled += result.applied
             child.result.stale_or_rejected += len(result.stale) + len(result.rejected)
@@ -304,6 +311,13 @@ class Synchronizer:
             except CursorGapError as gap:
                 cursor = gap.stored
                 continue
+            log.info(
+                "replication.page",
+                child=child.row.name,
+                phase="push",
+                cursor=page.next_cursor,
+                changes=len(changes),
+            )
             child.result.pushed += result.applied
             cursor = max(result.stored_cursor, page.next_cursor)
             child.result.push_cursor = cursor
