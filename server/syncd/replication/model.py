@@ -28,7 +28,8 @@ PARENT_ONLY = frozenset({JOB})
 FROM_PARENT = "from_parent"
 FROM_CHILD = "from_child"
 ACKED_BY_CHILD = "acked_by_child"
-STREAMS = (FROM_PARENT, FROM_CHILD, ACKED_BY_CHILD)
+ACKED_BY_PARENT = "acked_by_parent"  # a child's copy of what its parent imported (bundles)
+STREAMS = (FROM_PARENT, FROM_CHILD, ACKED_BY_CHILD, ACKED_BY_PARENT)
 
 
 @dataclass(frozen=True, slots=True, order=True)
