@@ -12,7 +12,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from syncd.app.replication import SYNC_BEAN, SYNC_OPERATION, read_report, replication_pack
+from syncd.app.replication import (
+    EXPORT_BEAN,
+    EXPORT_OPERATION,
+    IMPORT_BEAN,
+    IMPORT_OPERATION,
+    SYNC_BEAN,
+    SYNC_OPERATION,
+    read_report,
+    replication_pack,
+)
 from syncd.config import Config, DaemonConfig, ReplicationConfig
 from syncd.job import JobSpec, PackContext
 from syncd.ledger.sql import SqlLedger
@@ -24,13 +33,13 @@ from tests.harness import Running, running_daemon
 from tests.packs.sample import QUICK
 
 
-def sync_spec(state_dir: Path, name: str = "parent") -> JobSpec:
+def replication_specs(state_dir: Path, name: str) -> list[JobSpec]:
+    """The built-in replication beans, as `[replication] name = …` loads them."""
     config = Config(
         daemon=DaemonConfig(state_dir=state_dir),
         replication=ReplicationConfig(name=name, cluster_id="c", page_size=2),
     )
-    (spec,) = replication_pack(config).build(PackContext(state_dir=state_dir, settings=None))
-    return spec
+    return list(replication_pack(config).build(PackContext(state_dir=state_dir, settings=None)))
 
 
 @contextlib.asynccontextmanager
@@ -39,7 +48,7 @@ async def fleet(tmp: Path, children: int = 2) -> AsyncIterator[list[Running]]:
         members = []
         for i, name in enumerate(["parent", *(f"child{n}" for n in range(1, children + 1))]):
             state = tmp / name
-            jobs = [QUICK, sync_spec(state)] if i == 0 else [QUICK]
+            jobs = [QUICK, *replication_specs(state, name)]
             rt = await stack.enter_async_context(
                 running_daemon(
                     state, jobs, replication=ReplicationConfig(name=name, cluster_id="c")
@@ -195,5 +204,37 @@ def test_bad_replication_requests_are_invalid_argument(short_tmp: Path) -> None:
             assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             after = await stub.GetInfo(rpb.GetInfoRequest())
             assert after.stable_watermark == before.stable_watermark
+
+    asyncio.run(main())
+
+
+def test_export_and_import_beans_carry_a_childs_changes_by_file(short_tmp: Path) -> None:
+    """exportJobData on the child writes a bundle; importJobData on the parent applies it;
+    importing it again succeeds and changes nothing; a corrupt file fails the run, explained."""
+
+    async def main() -> None:
+        async with fleet(short_tmp, children=1) as members:
+            parent, child = members
+            ledger(child).repository.write(NOTE, "by-file", {"body": "{}"})
+            folder = short_tmp / "outbox"
+            done = await run_to_end(
+                child,
+                EXPORT_BEAN,
+                EXPORT_OPERATION,
+                peer="parent",
+                peerRole="parent",
+                folder=str(folder),
+            )
+            assert done.outcome == pb.RUN_OUTCOME_SUCCESS, done.error_message
+            (bundle,) = folder.glob("*.jsyn")
+            for _ in range(2):
+                done = await run_to_end(parent, IMPORT_BEAN, IMPORT_OPERATION, path=str(bundle))
+                assert done.outcome == pb.RUN_OUTCOME_SUCCESS, done.error_message
+            assert (NOTE, "by-file") in ledger(parent).repository.snapshot()
+            broken = short_tmp / "broken.jsyn"
+            broken.write_bytes(bundle.read_bytes()[:40])
+            done = await run_to_end(parent, IMPORT_BEAN, IMPORT_OPERATION, path=str(broken))
+            assert done.outcome == pb.RUN_OUTCOME_FAILED
+            assert "corrupt" in done.error_message
 
     asyncio.run(main())

@@ -20,6 +20,8 @@ import structlog
 from syncd.config import Config, PeerConfig
 from syncd.errors import ConfigError, InvalidArgumentError, SyncdError
 from syncd.job import JobPack, JobSpec, PackContext, Parameter, RunContext, ValueType
+from syncd.ledger.sql import SqlLedger
+from syncd.replication.bundle import export_bundle, import_bundle
 from syncd.replication.children import ChildRow, parse_children
 from syncd.replication.cycle import Synchronizer, SyncReport
 from syncd.retry import Backoff
@@ -29,6 +31,8 @@ log = structlog.get_logger("syncd.replication")
 
 SYNC_BEAN = "SynchronizeJobData"
 SYNC_OPERATION = "synchronizeJobData"
+EXPORT_BEAN, EXPORT_OPERATION = "ExportJobData", "exportJobData"
+IMPORT_BEAN, IMPORT_OPERATION = "ImportJobData", "importJobData"
 LAST_SYNC_FILE = "replication/last-sync.json"
 
 
@@ -212,9 +216,119 @@ def _sync_spec(config: Config, state_dir: Path) -> JobSpec:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BundleSettings:
+    """What the bundle beans need, picklable for their process: the state store and folder."""
+
+    ledger_url: str
+    bundle_dir: Path
+
+
+def _store(settings: BundleSettings) -> SqlLedger:
+    # The job's own connection to the state store: bundles read the change log and apply a
+    # batch in one transaction, as the daemon's Replication service does (the database
+    # serialises it with the daemon's writes; its sequence row keeps commit order).
+    return SqlLedger(settings.ledger_url)
+
+
+def export_job_data(ctx: RunContext) -> None:
+    """The body of exportJobData: one bundle for one peer, in the folder."""
+    settings: BundleSettings = ctx.settings
+    role = str(ctx.args["peerRole"])
+    folder = Path(str(ctx.args["folder"] or settings.bundle_dir)).expanduser()
+    ledger = _store(settings)
+    try:
+        path = export_bundle(
+            ledger.repository,
+            folder,
+            peer_name=str(ctx.args["peer"]),
+            peer_is_child=role == "child",
+        )
+    finally:
+        ledger.close()
+    ctx.log.info("replication.exported", path=str(path))
+
+
+def import_job_data(ctx: RunContext) -> None:
+    """The body of importJobData: a bundle applied here, or refused with the reason."""
+    settings: BundleSettings = ctx.settings
+    ledger = _store(settings)
+    try:
+        done = import_bundle(ledger.repository, Path(str(ctx.args["path"])).expanduser())
+    finally:
+        ledger.close()
+    ctx.add_rows(read=int(done.manifest.get("record_count", 0)), written=done.result.applied)
+    ctx.log.info(
+        "replication.imported",
+        source=done.manifest.get("source_name"),
+        applied=done.result.applied,
+        repeat=done.repeat,
+        stale=len(done.result.stale),
+        rejected=len(done.result.rejected),
+    )
+
+
+def _role(value: Any) -> Any:
+    if value not in ("child", "parent"):
+        raise ValueError("expected child (the peer is my child) or parent")
+    return value
+
+
+def _bundle_specs(config: Config, state_dir: Path) -> list[JobSpec]:
+    settings = BundleSettings(
+        ledger_url=config.ledger_url,
+        bundle_dir=Path(config.replication.bundle_dir or state_dir / "bundles").expanduser(),
+    )
+    return [
+        JobSpec(
+            name=EXPORT_BEAN,
+            trigger_operation=EXPORT_OPERATION,
+            body=export_job_data,
+            description="Writes a bundle of this repository's changes for a disconnected peer",
+            parameters=(
+                Parameter(
+                    name="peer",
+                    type=ValueType.STRING,
+                    required=True,
+                    description="the name of the repository the bundle is for",
+                ),
+                Parameter(
+                    name="peerRole",
+                    type=ValueType.STRING,
+                    default="child",
+                    validate=_role,
+                    description="child: the peer is this repository's child; parent: its parent",
+                ),
+                Parameter(
+                    name="folder",
+                    type=ValueType.STRING,
+                    default="",
+                    description="where to write it (default: replication.bundle_dir)",
+                ),
+            ),
+            settings=settings,
+        ),
+        JobSpec(
+            name=IMPORT_BEAN,
+            trigger_operation=IMPORT_OPERATION,
+            body=import_job_data,
+            description="Applies a bundle from another repository (twice or out of order: harmless)",
+            parameters=(
+                Parameter(
+                    name="path",
+                    type=ValueType.STRING,
+                    required=True,
+                    description="the bundle file (.jsyn)",
+                ),
+            ),
+            settings=settings,
+        ),
+    ]
+
+
 def replication_pack(config: Config) -> JobPack:
     def build(ctx: PackContext) -> Sequence[JobSpec]:
-        return [_sync_spec(config, ctx.state_dir)]
+        return [_sync_spec(config, ctx.state_dir), *_bundle_specs(config, ctx.state_dir)]
 
     return JobPack(
         name="replication",
