@@ -46,7 +46,7 @@ def replication_specs(state_dir: Path, name: str) -> list[JobSpec]:
 async def fleet(tmp: Path, children: int = 2) -> AsyncIterator[list[Running]]:
     async with contextlib.AsyncExitStack() as stack:
         members = []
-        for i, name in enumerate(["parent", *(f"child{n}" for n in range(1, children + 1))]):
+        for name in ["parent", *(f"child{n}" for n in range(1, children + 1))]:
             state = tmp / name
             jobs = [QUICK, *replication_specs(state, name)]
             rt = await stack.enter_async_context(
