@@ -46,11 +46,17 @@ def error_text(run: pb.RunInfo) -> str:
 # ---- history -------------------------------------------------------------------------------
 
 
-def render_history(out: IO[str], mode: Mode, reply: pb.HistoryResponse, now: float) -> None:
+def render_history(
+    out: IO[str], mode: Mode, reply: pb.HistoryResponse, now: float, *, repository: bool = False
+) -> None:
     """Newest first. TSV columns: run id, bean, trigger, started, seconds, outcome, rows read,
-    rows written, error."""
+    rows written, error; with `repository`, the repository that ran it comes first."""
     if mode is Mode.JSON:
-        write_json(out, {"runs": [run_dict(run, now) for run in reply.runs]})
+        runs = [
+            {**run_dict(run, now), **({"repository": run.repository} if repository else {})}
+            for run in reply.runs
+        ]
+        write_json(out, {"runs": runs})
         return
     rows: list[tuple[str, ...]] = []
     for run in reply.runs:
@@ -87,7 +93,19 @@ def render_history(out: IO[str], mode: Mode, reply: pb.HistoryResponse, now: flo
     if mode is Mode.TABLE and not rows:
         out.write("No runs recorded.\n")
         return
-    headers = ("RUN", "BEAN", "TRIGGER", "STARTED", "DURATION", "OUTCOME", "ROWS R/W", "ERROR")
+    headers: tuple[str, ...] = (
+        "RUN",
+        "BEAN",
+        "TRIGGER",
+        "STARTED",
+        "DURATION",
+        "OUTCOME",
+        "ROWS R/W",
+        "ERROR",
+    )
+    if repository:
+        headers = ("REPOSITORY", *headers)
+        rows = [(run.repository, *row) for run, row in zip(reply.runs, rows, strict=True)]
     write_rows(out, mode, headers, rows)
 
 

@@ -106,6 +106,15 @@ def test_a_parent_consolidates_its_childrens_runs_holds_and_notes(short_tmp: Pat
             report = read_report(short_tmp / "parent")
             assert report is not None and report["status"] == 0
             assert [r["result"] for r in report["rows"]] == ["ok", "ok"]
+            status = await parent.stub.GetSyncStatus(pb.GetSyncStatusRequest())
+            assert status.last_status == 0
+            assert [r.result for r in status.last_sync] == ["ok", "ok"]
+            streams = {(c.peer_name, c.stream) for c in status.cursors}
+            assert {("child1", "from_child"), ("child2", "acked_by_child")} <= streams
+            runs = await parent.stub.RepositoryHistory(
+                pb.RepositoryHistoryRequest(repository="child1")
+            )
+            assert [(r.run_id, r.repository) for r in runs.runs] == [(done.run_id, "child1")]
 
     asyncio.run(main())
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from syncd import __version__
 from syncd.app.instance import InstanceLock, prepare_socket, private_dir
 from syncd.app.reload import ReloadResult, plan_reload
+from syncd.app.replication import read_report
 from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
@@ -43,6 +44,7 @@ from syncd.observability.loghub import LogHub
 from syncd.observability.metrics import Metrics
 from syncd.observability.notify import WebhookNotifier
 from syncd.rpc.replication import ReplicationServicer
+from syncd.rpc.repository_ops import RepositoryOps
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.scheduling.plan import plan_jobs
@@ -271,6 +273,15 @@ class Daemon:
                 started_at=self.started_at,
                 pid=os.getpid(),
                 ledger_health=self.recorder.health,
+                repository=(
+                    RepositoryOps(
+                        self.ledger,
+                        self.recorder,
+                        lambda: read_report(self.state_dir),
+                    )
+                    if isinstance(self.ledger, SqlLedger)
+                    else None
+                ),
             ),
             replication=(
                 ReplicationServicer(self.ledger.repository, self.recorder)

@@ -264,6 +264,12 @@ class SqlRepository:
         changes = [current[(r.type, r.id)] for r in log if (r.type, r.id) in current]
         return ChangePage(changes, next_cursor, has_more)
 
+    def records_of(self, type_: str) -> list[Change]:
+        """Every record of one type (tombstones included)."""
+        codec = CODECS[type_]
+        with self._read() as conn:
+            return [codec.change(dict(r._mapping)) for r in conn.execute(sa.select(codec.table))]
+
     def snapshot(self) -> dict[Key, Change]:
         """Every record (tombstones included) by key: for digests, checks and bundles."""
         found: dict[Key, Change] = {}

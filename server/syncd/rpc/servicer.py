@@ -18,7 +18,13 @@ from syncd import __version__
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.model import Invocation, Operation, Result
 from syncd.beans.registry import BeanRegistry
-from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
+from syncd.errors import (
+    InvalidArgumentError,
+    ReplicationError,
+    RunNotFoundError,
+    SyncdError,
+    clip,
+)
 from syncd.execution.runs import Run
 from syncd.ledger.model import RunRecord
 from syncd.ledger.recorder import LedgerHealth
@@ -26,6 +32,7 @@ from syncd.observability.events import Event
 from syncd.observability.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.rpc import convert
 from syncd.rpc.errors import status_code, trailing_metadata
+from syncd.rpc.repository_ops import RepositoryOps
 from syncd.service import CancelRequest, HoldRequest, Holds, RunAllRequest, StartRequest
 from syncd.service.runservice import RunService
 from syncd.values import ValueType, usable_key
@@ -51,6 +58,8 @@ class ControlPlane:
     started_at: datetime
     pid: int
     ledger_health: Callable[[], LedgerHealth]
+    # Notes, sync status and the cluster's runs: only over an SQL ledger (the repository).
+    repository: RepositoryOps | None = None
 
 
 def actor_of(context: grpc.aio.ServicerContext[object, object]) -> str:
@@ -365,6 +374,39 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 if bean and event.bean not in (bean, "*", ""):
                     continue
                 yield _event(event, lost)
+
+    # --- the repository (notes, sync status, the cluster's runs) ----------------------------
+
+    def _repository(self) -> RepositoryOps:
+        if self._plane.repository is None:
+            raise ReplicationError("this daemon keeps its ledger in memory: it is no repository")
+        return self._plane.repository
+
+    async def AddNote(self, request: pb.AddNoteRequest, context: Context) -> pb.Note:
+        async with _mapped_errors(context, "AddNote"):
+            return await self._repository().add_note(request, actor_of(context))
+        raise AssertionError("unreachable")
+
+    async def ListNotes(
+        self, request: pb.ListNotesRequest, context: Context
+    ) -> pb.ListNotesResponse:
+        async with _mapped_errors(context, "ListNotes"):
+            return await self._repository().list_notes(request)
+        raise AssertionError("unreachable")
+
+    async def GetSyncStatus(
+        self, request: pb.GetSyncStatusRequest, context: Context
+    ) -> pb.GetSyncStatusResponse:
+        async with _mapped_errors(context, "GetSyncStatus"):
+            return await self._repository().sync_status()
+        raise AssertionError("unreachable")
+
+    async def RepositoryHistory(
+        self, request: pb.RepositoryHistoryRequest, context: Context
+    ) -> pb.HistoryResponse:
+        async with _mapped_errors(context, "RepositoryHistory"):
+            return await self._repository().history(request)
+        raise AssertionError("unreachable")
 
 
 def _holds(holds: Holds) -> pb.PauseResponse:
