@@ -409,6 +409,25 @@ class TestOtherRpcProperties:
         calls.check(calls.stub.ListFires, pb.ListFiresRequest(days=days))
 
     @_FAST
+    @given(
+        subject=st.one_of(st.sampled_from(["job:TypedJob", "run:x", "job:", "widget:1"]), _TEXT),
+        text=_TEXT,
+        repository=st.one_of(st.sampled_from(["", "*", "all"]), _TEXT),
+        bean=_beans,
+        limit=_INT32,
+    )
+    def test_notes_and_repository_reads(
+        self, calls: Calls, subject: str, text: str, repository: str, bean: str, limit: int
+    ) -> None:
+        calls.check(calls.stub.AddNote, pb.AddNoteRequest(subject=subject, text=text))
+        calls.check(calls.stub.ListNotes, pb.ListNotesRequest(subject=subject, limit=limit))
+        calls.check(
+            calls.stub.RepositoryHistory,
+            pb.RepositoryHistoryRequest(repository=repository, bean=bean, limit=limit),
+        )
+        calls.check(calls.stub.GetSyncStatus, pb.GetSyncStatusRequest())
+
+    @_FAST
     @given(bean=_beans)
     def test_cancel_pause_resume(self, calls: Calls, bean: str) -> None:
         calls.check(calls.stub.Cancel, pb.CancelRequest(bean=bean))
