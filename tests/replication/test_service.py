@@ -19,13 +19,13 @@ from syncd.app.replication import (
     IMPORT_OPERATION,
     SYNC_BEAN,
     SYNC_OPERATION,
-    read_report,
     replication_pack,
 )
 from syncd.config import Config, DaemonConfig, ReplicationConfig
 from syncd.job import JobSpec, PackContext
 from syncd.ledger.sql import SqlLedger
 from syncd.replication.model import NOTE
+from syncd.replication.report import read_report
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import replication_pb2 as rpb
 from syncd_api.v1 import replication_pb2_grpc as rpb_grpc

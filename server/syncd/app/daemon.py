@@ -22,7 +22,6 @@ from aiohttp import web
 from syncd import __version__
 from syncd.app.instance import InstanceLock, prepare_socket, private_dir
 from syncd.app.reload import ReloadResult, plan_reload
-from syncd.app.replication import read_report
 from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
@@ -43,6 +42,8 @@ from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import LogHub
 from syncd.observability.metrics import Metrics
 from syncd.observability.notify import WebhookNotifier
+from syncd.observability.replication_metrics import ReplicationCollector
+from syncd.replication.report import read_report
 from syncd.rpc.replication import ReplicationServicer
 from syncd.rpc.repository_ops import RepositoryOps
 from syncd.rpc.server import ControlServer
@@ -140,6 +141,9 @@ class Daemon:
             self.jobs, self.recorder, self.coordinator, lambda: self.coordinator.draining
         )
         self.coordinator.events.listen(self.metrics.on_event)
+        if isinstance(self.ledger, SqlLedger):
+            state_dir = config.daemon.state_dir
+            self.metrics.registry.register(ReplicationCollector(lambda: read_report(state_dir)))
         self.notifier: WebhookNotifier | None = None
         if config.notify.webhook_url:
             self.notifier = WebhookNotifier(config.notify, self.recorder)

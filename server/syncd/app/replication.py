@@ -8,7 +8,6 @@ the parent and the children over the Replication service, through `syncd.rpc.rep
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from syncd.ledger.sql import SqlLedger
 from syncd.replication.bundle import export_bundle, import_bundle
 from syncd.replication.children import ChildRow, parse_children
 from syncd.replication.cycle import Synchronizer, SyncReport
+from syncd.replication.report import write_report
 from syncd.retry import Backoff
 from syncd.rpc.replclient import GrpcPeer, PeerCredentials
 
@@ -33,7 +33,6 @@ SYNC_BEAN = "SynchronizeJobData"
 SYNC_OPERATION = "synchronizeJobData"
 EXPORT_BEAN, EXPORT_OPERATION = "ExportJobData", "exportJobData"
 IMPORT_BEAN, IMPORT_OPERATION = "ImportJobData", "importJobData"
-LAST_SYNC_FILE = "replication/last-sync.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,31 +97,6 @@ def children_argument(value: Any) -> list[ChildRow]:
 def _validated_children(value: Any) -> Any:
     children_argument(value)
     return value
-
-
-def write_report(state_dir: Path, report: SyncReport, now: datetime) -> None:
-    """The last cycle's table, written atomically for `syncctl sync status` and the console."""
-    path = state_dir / LAST_SYNC_FILE
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    body = {
-        "finished_at": now.isoformat(timespec="seconds"),
-        "status": report.status,
-        "rows": [r.as_dict() for r in report.rows],
-    }
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    with open(tmp, "w") as out:
-        json.dump(body, out, indent=1, sort_keys=True)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
-def read_report(state_dir: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads((state_dir / LAST_SYNC_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def synchronize(ctx: RunContext) -> None:
