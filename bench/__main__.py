@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["cli_latency", "scheduler_lateness", "control_plane", "nightly_chain"]
+BENCHES = ["cli_latency", "scheduler_lateness", "control_plane", "nightly_chain", "replication"]
 
 
 def main(argv: list[str] | None = None) -> int:

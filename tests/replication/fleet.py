@@ -92,11 +92,19 @@ class FaultyPeer:
         return self._through("info", self.repo.info)  # type: ignore[no-any-return]
 
     def get_changes(
-        self, since: int, limit: int, *, up_to: int | None = None, min_hlc: int = 0
+        self,
+        since: int,
+        limit: int,
+        *,
+        up_to: int | None = None,
+        min_hlc: int = 0,
+        skip_via: str = "",
     ) -> ChangePage:
         return self._through(  # type: ignore[no-any-return]
             "get_changes",
-            lambda: self.repo.get_changes(since, limit, up_to=up_to, min_hlc=min_hlc),
+            lambda: self.repo.get_changes(
+                since, limit, up_to=up_to, min_hlc=min_hlc, skip_via=skip_via
+            ),
         )
 
     def apply_changes(self, **kw: Any) -> ApplyResult:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esyncd_api/v1/replication.proto\x12\x08syncd.v1\"\x10\n\x0eGetInfoRequest\"\xa7\x01\n\x0eRepositoryInfo\x12\x0f\n\x07repo_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\t\x12\x12\n\ncluster_id\x18\x04 \x01(\t\x12\x0f\n\x07hlc_now\x18\x05 \x01(\x04\x12\x16\n\x0eschema_version\x18\x06 \x01(\x05\x12\x18\n\x10stable_watermark\x18\x07 \x01(\x03\x12\x10\n\x08gc_floor\x18\x08 \x01(\x03\"&\n\x07Version\x12\x0b\n\x03hlc\x18\x01 \x01(\x04\x12\x0e\n\x06origin\x18\x02 \x01(\t\"\xa0\x01\n\x06\x43hange\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\"\n\x07version\x18\x03 \x01(\x0b\x32\x11.syncd.v1.Version\x12\x0f\n\x07\x64\x65leted\x18\x04 \x01(\x08\x12\x11\n\tbody_json\x18\x05 \x01(\t\x12\x1f\n\x04\x62\x61se\x18\x06 \x01(\x0b\x32\x11.syncd.v1.Version\x12\x13\n\x0bout_of_band\x18\x07 \x01(\x08\"u\n\x11GetChangesRequest\x12\x14\n\x0csince_cursor\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x19\n\x0cup_to_cursor\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07min_hlc\x18\x04 \x01(\x04\x42\x0f\n\r_up_to_cursor\"V\n\nChangePage\x12!\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\x03\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"\xab\x01\n\x13\x41pplyChangesRequest\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x14\n\x0csource_epoch\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x13\n\x0b\x66rom_cursor\x18\x04 \x01(\x03\x12\x11\n\tto_cursor\x18\x05 \x01(\x03\x12\x10\n\x08\x62\x61tch_id\x18\x06 \x01(\t\x12!\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\x10.syncd.v1.Change\"%\n\tRecordKey\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"=\n\tRejection\x12 \n\x03key\x18\x01 \x01(\x0b\x32\x13.syncd.v1.RecordKey\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x9c\x01\n\x14\x41pplyChangesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\x12\"\n\x05stale\x18\x02 \x03(\x0b\x32\x13.syncd.v1.RecordKey\x12%\n\x08rejected\x18\x03 \x03(\x0b\x32\x13.syncd.v1.Rejection\x12\x15\n\rstored_cursor\x18\x04 \x01(\x03\x12\x11\n\tconflicts\x18\x05 \x01(\x05\"6\n\x11GetRecordsRequest\x12!\n\x04keys\x18\x01 \x03(\x0b\x32\x13.syncd.v1.RecordKey\"7\n\x12GetRecordsResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\"\'\n\x10GetDigestRequest\x12\x13\n\x0bprefix_bits\x18\x01 \x01(\x05\"~\n\x11GetDigestResponse\x12\x39\n\x07\x62uckets\x18\x01 \x03(\x0b\x32(.syncd.v1.GetDigestResponse.BucketsEntry\x1a.\n\x0c\x42ucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x13ListVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\x05\x12\x13\n\x0bprefix_bits\x18\x02 \x01(\x05\"9\n\x14ListVersionsResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\"T\n\rCursorRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x12\n\npeer_epoch\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\"0\n\x0e\x43ursorResponse\x12\x13\n\x06\x63ursor\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\t\n\x07_cursor\"$\n\x10PingbacksRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\"6\n\x11PingbacksResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\"L\n\x15\x43learPingbacksRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12!\n\x04keys\x18\x02 \x03(\x0b\x32\x13.syncd.v1.RecordKey\"\x18\n\x16\x43learPingbacksResponse2\xd8\x05\n\x0bReplication\x12=\n\x07GetInfo\x12\x18.syncd.v1.GetInfoRequest\x1a\x18.syncd.v1.RepositoryInfo\x12?\n\nGetChanges\x12\x1b.syncd.v1.GetChangesRequest\x1a\x14.syncd.v1.ChangePage\x12M\n\x0c\x41pplyChanges\x12\x1d.syncd.v1.ApplyChangesRequest\x1a\x1e.syncd.v1.ApplyChangesResponse\x12G\n\nGetRecords\x12\x1b.syncd.v1.GetRecordsRequest\x1a\x1c.syncd.v1.GetRecordsResponse\x12\x44\n\tGetDigest\x12\x1a.syncd.v1.GetDigestRequest\x1a\x1b.syncd.v1.GetDigestResponse\x12M\n\x0cListVersions\x12\x1d.syncd.v1.ListVersionsRequest\x1a\x1e.syncd.v1.ListVersionsResponse\x12>\n\tGetCursor\x12\x17.syncd.v1.CursorRequest\x1a\x18.syncd.v1.CursorResponse\x12>\n\tAckCursor\x12\x17.syncd.v1.CursorRequest\x1a\x18.syncd.v1.CursorResponse\x12G\n\x0cGetPingbacks\x12\x1a.syncd.v1.PingbacksRequest\x1a\x1b.syncd.v1.PingbacksResponse\x12S\n\x0e\x43learPingbacks\x12\x1f.syncd.v1.ClearPingbacksRequest\x1a .syncd.v1.ClearPingbacksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1esyncd_api/v1/replication.proto\x12\x08syncd.v1\"\x10\n\x0eGetInfoRequest\"\xa7\x01\n\x0eRepositoryInfo\x12\x0f\n\x07repo_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\t\x12\x12\n\ncluster_id\x18\x04 \x01(\t\x12\x0f\n\x07hlc_now\x18\x05 \x01(\x04\x12\x16\n\x0eschema_version\x18\x06 \x01(\x05\x12\x18\n\x10stable_watermark\x18\x07 \x01(\x03\x12\x10\n\x08gc_floor\x18\x08 \x01(\x03\"&\n\x07Version\x12\x0b\n\x03hlc\x18\x01 \x01(\x04\x12\x0e\n\x06origin\x18\x02 \x01(\t\"\xa0\x01\n\x06\x43hange\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\"\n\x07version\x18\x03 \x01(\x0b\x32\x11.syncd.v1.Version\x12\x0f\n\x07\x64\x65leted\x18\x04 \x01(\x08\x12\x11\n\tbody_json\x18\x05 \x01(\t\x12\x1f\n\x04\x62\x61se\x18\x06 \x01(\x0b\x32\x11.syncd.v1.Version\x12\x13\n\x0bout_of_band\x18\x07 \x01(\x08\"\x87\x01\n\x11GetChangesRequest\x12\x14\n\x0csince_cursor\x18\x01 \x01(\x03\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x19\n\x0cup_to_cursor\x18\x03 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07min_hlc\x18\x04 \x01(\x04\x12\x10\n\x08skip_via\x18\x05 \x01(\tB\x0f\n\r_up_to_cursor\"V\n\nChangePage\x12!\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\x03\x12\x10\n\x08has_more\x18\x03 \x01(\x08\"\xab\x01\n\x13\x41pplyChangesRequest\x12\x11\n\tsource_id\x18\x01 \x01(\t\x12\x14\n\x0csource_epoch\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x13\n\x0b\x66rom_cursor\x18\x04 \x01(\x03\x12\x11\n\tto_cursor\x18\x05 \x01(\x03\x12\x10\n\x08\x62\x61tch_id\x18\x06 \x01(\t\x12!\n\x07\x63hanges\x18\x07 \x03(\x0b\x32\x10.syncd.v1.Change\"%\n\tRecordKey\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"=\n\tRejection\x12 \n\x03key\x18\x01 \x01(\x0b\x32\x13.syncd.v1.RecordKey\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x9c\x01\n\x14\x41pplyChangesResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\x12\"\n\x05stale\x18\x02 \x03(\x0b\x32\x13.syncd.v1.RecordKey\x12%\n\x08rejected\x18\x03 \x03(\x0b\x32\x13.syncd.v1.Rejection\x12\x15\n\rstored_cursor\x18\x04 \x01(\x03\x12\x11\n\tconflicts\x18\x05 \x01(\x05\"6\n\x11GetRecordsRequest\x12!\n\x04keys\x18\x01 \x03(\x0b\x32\x13.syncd.v1.RecordKey\"7\n\x12GetRecordsResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\"\'\n\x10GetDigestRequest\x12\x13\n\x0bprefix_bits\x18\x01 \x01(\x05\"~\n\x11GetDigestResponse\x12\x39\n\x07\x62uckets\x18\x01 \x03(\x0b\x32(.syncd.v1.GetDigestResponse.BucketsEntry\x1a.\n\x0c\x42ucketsEntry\x12\x0b\n\x03key\x18\x01 \x01(\x05\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\":\n\x13ListVersionsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\x05\x12\x13\n\x0bprefix_bits\x18\x02 \x01(\x05\"9\n\x14ListVersionsResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\"T\n\rCursorRequest\x12\x0f\n\x07peer_id\x18\x01 \x01(\t\x12\x12\n\npeer_epoch\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\x03\"0\n\x0e\x43ursorResponse\x12\x13\n\x06\x63ursor\x18\x01 \x01(\x03H\x00\x88\x01\x01\x42\t\n\x07_cursor\"$\n\x10PingbacksRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\"6\n\x11PingbacksResponse\x12!\n\x07records\x18\x01 \x03(\x0b\x32\x10.syncd.v1.Change\"L\n\x15\x43learPingbacksRequest\x12\x10\n\x08\x63hild_id\x18\x01 \x01(\t\x12!\n\x04keys\x18\x02 \x03(\x0b\x32\x13.syncd.v1.RecordKey\"\x18\n\x16\x43learPingbacksResponse2\xd8\x05\n\x0bReplication\x12=\n\x07GetInfo\x12\x18.syncd.v1.GetInfoRequest\x1a\x18.syncd.v1.RepositoryInfo\x12?\n\nGetChanges\x12\x1b.syncd.v1.GetChangesRequest\x1a\x14.syncd.v1.ChangePage\x12M\n\x0c\x41pplyChanges\x12\x1d.syncd.v1.ApplyChangesRequest\x1a\x1e.syncd.v1.ApplyChangesResponse\x12G\n\nGetRecords\x12\x1b.syncd.v1.GetRecordsRequest\x1a\x1c.syncd.v1.GetRecordsResponse\x12\x44\n\tGetDigest\x12\x1a.syncd.v1.GetDigestRequest\x1a\x1b.syncd.v1.GetDigestResponse\x12M\n\x0cListVersions\x12\x1d.syncd.v1.ListVersionsRequest\x1a\x1e.syncd.v1.ListVersionsResponse\x12>\n\tGetCursor\x12\x17.syncd.v1.CursorRequest\x1a\x18.syncd.v1.CursorResponse\x12>\n\tAckCursor\x12\x17.syncd.v1.CursorRequest\x1a\x18.syncd.v1.CursorResponse\x12G\n\x0cGetPingbacks\x12\x1a.syncd.v1.PingbacksRequest\x1a\x1b.syncd.v1.PingbacksResponse\x12S\n\x0e\x43learPingbacks\x12\x1f.syncd.v1.ClearPingbacksRequest\x1a .syncd.v1.ClearPingbacksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,44 +41,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_VERSION']._serialized_end=270
   _globals['_CHANGE']._serialized_start=273
   _globals['_CHANGE']._serialized_end=433
-  _globals['_GETCHANGESREQUEST']._serialized_start=435
-  _globals['_GETCHANGESREQUEST']._serialized_end=552
-  _globals['_CHANGEPAGE']._serialized_start=554
-  _globals['_CHANGEPAGE']._serialized_end=640
-  _globals['_APPLYCHANGESREQUEST']._serialized_start=643
-  _globals['_APPLYCHANGESREQUEST']._serialized_end=814
-  _globals['_RECORDKEY']._serialized_start=816
-  _globals['_RECORDKEY']._serialized_end=853
-  _globals['_REJECTION']._serialized_start=855
-  _globals['_REJECTION']._serialized_end=916
-  _globals['_APPLYCHANGESRESPONSE']._serialized_start=919
-  _globals['_APPLYCHANGESRESPONSE']._serialized_end=1075
-  _globals['_GETRECORDSREQUEST']._serialized_start=1077
-  _globals['_GETRECORDSREQUEST']._serialized_end=1131
-  _globals['_GETRECORDSRESPONSE']._serialized_start=1133
-  _globals['_GETRECORDSRESPONSE']._serialized_end=1188
-  _globals['_GETDIGESTREQUEST']._serialized_start=1190
-  _globals['_GETDIGESTREQUEST']._serialized_end=1229
-  _globals['_GETDIGESTRESPONSE']._serialized_start=1231
-  _globals['_GETDIGESTRESPONSE']._serialized_end=1357
-  _globals['_GETDIGESTRESPONSE_BUCKETSENTRY']._serialized_start=1311
-  _globals['_GETDIGESTRESPONSE_BUCKETSENTRY']._serialized_end=1357
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=1359
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=1417
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1419
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1476
-  _globals['_CURSORREQUEST']._serialized_start=1478
-  _globals['_CURSORREQUEST']._serialized_end=1562
-  _globals['_CURSORRESPONSE']._serialized_start=1564
-  _globals['_CURSORRESPONSE']._serialized_end=1612
-  _globals['_PINGBACKSREQUEST']._serialized_start=1614
-  _globals['_PINGBACKSREQUEST']._serialized_end=1650
-  _globals['_PINGBACKSRESPONSE']._serialized_start=1652
-  _globals['_PINGBACKSRESPONSE']._serialized_end=1706
-  _globals['_CLEARPINGBACKSREQUEST']._serialized_start=1708
-  _globals['_CLEARPINGBACKSREQUEST']._serialized_end=1784
-  _globals['_CLEARPINGBACKSRESPONSE']._serialized_start=1786
-  _globals['_CLEARPINGBACKSRESPONSE']._serialized_end=1810
-  _globals['_REPLICATION']._serialized_start=1813
-  _globals['_REPLICATION']._serialized_end=2541
+  _globals['_GETCHANGESREQUEST']._serialized_start=436
+  _globals['_GETCHANGESREQUEST']._serialized_end=571
+  _globals['_CHANGEPAGE']._serialized_start=573
+  _globals['_CHANGEPAGE']._serialized_end=659
+  _globals['_APPLYCHANGESREQUEST']._serialized_start=662
+  _globals['_APPLYCHANGESREQUEST']._serialized_end=833
+  _globals['_RECORDKEY']._serialized_start=835
+  _globals['_RECORDKEY']._serialized_end=872
+  _globals['_REJECTION']._serialized_start=874
+  _globals['_REJECTION']._serialized_end=935
+  _globals['_APPLYCHANGESRESPONSE']._serialized_start=938
+  _globals['_APPLYCHANGESRESPONSE']._serialized_end=1094
+  _globals['_GETRECORDSREQUEST']._serialized_start=1096
+  _globals['_GETRECORDSREQUEST']._serialized_end=1150
+  _globals['_GETRECORDSRESPONSE']._serialized_start=1152
+  _globals['_GETRECORDSRESPONSE']._serialized_end=1207
+  _globals['_GETDIGESTREQUEST']._serialized_start=1209
+  _globals['_GETDIGESTREQUEST']._serialized_end=1248
+  _globals['_GETDIGESTRESPONSE']._serialized_start=1250
+  _globals['_GETDIGESTRESPONSE']._serialized_end=1376
+  _globals['_GETDIGESTRESPONSE_BUCKETSENTRY']._serialized_start=1330
+  _globals['_GETDIGESTRESPONSE_BUCKETSENTRY']._serialized_end=1376
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=1378
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=1436
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1438
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1495
+  _globals['_CURSORREQUEST']._serialized_start=1497
+  _globals['_CURSORREQUEST']._serialized_end=1581
+  _globals['_CURSORRESPONSE']._serialized_start=1583
+  _globals['_CURSORRESPONSE']._serialized_end=1631
+  _globals['_PINGBACKSREQUEST']._serialized_start=1633
+  _globals['_PINGBACKSREQUEST']._serialized_end=1669
+  _globals['_PINGBACKSRESPONSE']._serialized_start=1671
+  _globals['_PINGBACKSRESPONSE']._serialized_end=1725
+  _globals['_CLEARPINGBACKSREQUEST']._serialized_start=1727
+  _globals['_CLEARPINGBACKSREQUEST']._serialized_end=1803
+  _globals['_CLEARPINGBACKSRESPONSE']._serialized_start=1805
+  _globals['_CLEARPINGBACKSRESPONSE']._serialized_end=1829
+  _globals['_REPLICATION']._serialized_start=1832
+  _globals['_REPLICATION']._serialized_end=2560
 # @@protoc_insertion_point(module_scope)

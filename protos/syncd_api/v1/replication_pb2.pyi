@@ -154,12 +154,15 @@ class GetChangesRequest(_message.Message):
     LIMIT_FIELD_NUMBER: _builtins.int
     UP_TO_CURSOR_FIELD_NUMBER: _builtins.int
     MIN_HLC_FIELD_NUMBER: _builtins.int
+    SKIP_VIA_FIELD_NUMBER: _builtins.int
     since_cursor: _builtins.int
     limit: _builtins.int
     """1..5000"""
     up_to_cursor: _builtins.int
     min_hlc: _builtins.int
     """only changes at or after this hlc (a first pass from last_sync_time)"""
+    skip_via: _builtins.str
+    """Leave out changes this parent ("<id>:<epoch>") delivered here: it has them (no echoes)."""
     def __init__(
         self,
         *,
@@ -167,10 +170,11 @@ class GetChangesRequest(_message.Message):
         limit: _builtins.int = ...,
         up_to_cursor: _builtins.int | None = ...,
         min_hlc: _builtins.int = ...,
+        skip_via: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_up_to_cursor", b"_up_to_cursor", "up_to_cursor", b"up_to_cursor"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_up_to_cursor", b"_up_to_cursor", "limit", b"limit", "min_hlc", b"min_hlc", "since_cursor", b"since_cursor", "up_to_cursor", b"up_to_cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_up_to_cursor", b"_up_to_cursor", "limit", b"limit", "min_hlc", b"min_hlc", "since_cursor", b"since_cursor", "skip_via", b"skip_via", "up_to_cursor", b"up_to_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__up_to_cursor: _TypeAlias = _typing.Literal["up_to_cursor"]  # noqa: Y015
     _WhichOneofArgType__up_to_cursor: _TypeAlias = _typing.Literal["_up_to_cursor", b"_up_to_cursor"]  # noqa: Y015

@@ -113,6 +113,9 @@ changes_table = sa.Table(
     sa.Column("id", sa.String(200), nullable=False),
     sa.Column("hlc", sa.BigInteger, nullable=False),
     sa.Column("origin", sa.String(64), nullable=False),
+    # "<peer id>:<epoch>" of the parent that delivered it ("" for anything else), so a pull
+    # from this child can leave out what that parent sent it (no echoes).
+    sa.Column("via", sa.String(130), nullable=False, server_default=""),
     sa.UniqueConstraint("type", "id", name="uq_syncd_changes_key"),
 )
 # One row per counter ("seq", "hlc"): updated inside each writing transaction.

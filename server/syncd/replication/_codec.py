@@ -30,14 +30,17 @@ class Codec:
     type: str
     table: sa.Table
     key: str
+    data_columns: tuple[sa.Column[Any], ...] = ()
+    key_length: int | None = None
+
+    @classmethod
+    def of(cls, type_: str, table: sa.Table, key: str) -> Codec:
+        data = tuple(c for c in table.c if c.name != key and c.name not in _VERSION_COLUMNS)
+        return cls(type_, table, key, data, getattr(table.c[key].type, "length", None))
 
     @property
     def key_column(self) -> sa.Column[Any]:
         return self.table.c[self.key]
-
-    @property
-    def data_columns(self) -> list[sa.Column[Any]]:
-        return [c for c in self.table.c if c.name != self.key and c.name not in _VERSION_COLUMNS]
 
     def body(self, row: Mapping[str, Any]) -> dict[str, Any]:
         if row["deleted"]:
@@ -60,7 +63,7 @@ class Codec:
     def values(self, change: Change) -> dict[str, Any]:
         """The row for `change`: a tombstone keeps blank data (the columns are NOT NULL).
         ValueError when the body does not fit the table (a malformed or hostile change)."""
-        length = getattr(self.key_column.type, "length", None)
+        length = self.key_length
         if length is not None and len(change.id) > length:
             raise ValueError(f"id is longer than {length} characters")
         values: dict[str, Any] = {
@@ -113,10 +116,10 @@ def _decode(col: sa.Column[Any], value: Any) -> Any:
 CODECS: dict[str, Codec] = {
     c.type: c
     for c in (
-        Codec(RUN, runs_table, "run_id"),
-        Codec(HOLD, holds_table, "bean"),
-        Codec(NOTE, notes_table, "note_id"),
-        Codec(JOB, jobdefs_table, "name"),
-        Codec(REPO, repos_table, "repo_id"),
+        Codec.of(RUN, runs_table, "run_id"),
+        Codec.of(HOLD, holds_table, "bean"),
+        Codec.of(NOTE, notes_table, "note_id"),
+        Codec.of(JOB, jobdefs_table, "name"),
+        Codec.of(REPO, repos_table, "repo_id"),
     )
 }

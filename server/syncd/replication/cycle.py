@@ -45,7 +45,13 @@ class Peer(Protocol):
 
     def info(self) -> RepoInfo: ...
     def get_changes(
-        self, since: int, limit: int, *, up_to: int | None = None, min_hlc: int = 0
+        self,
+        since: int,
+        limit: int,
+        *,
+        up_to: int | None = None,
+        min_hlc: int = 0,
+        skip_via: str = "",
     ) -> ChangePage: ...
     def apply_changes(
         self,
@@ -175,7 +181,8 @@ class Synchronizer:
             return SyncReport(2, [c.result for c in children], str(exc))
         self._each(active, lambda c: self._preflight(c, parent_info))
         reachable = [c for c in active if c.info is not None]
-        self._each(reachable, lambda c: self._guard(c, "pull", lambda: self._pull(c)))
+        via = f"{parent_info.repo_id}:{parent_info.epoch}"
+        self._each(reachable, lambda c: self._guard(c, "pull", lambda: self._pull(c, via)))
         try:
             watermark = self._call(self._parent.info).stable_watermark
         except SyncdError as exc:
@@ -234,14 +241,16 @@ class Synchronizer:
             return 0
         return max(0, int((row.last_sync_time - self._margin).timestamp() * 1000)) << 16
 
-    def _pull(self, child: _Child) -> None:
+    def _pull(self, child: _Child, via: str) -> None:
         assert child.peer is not None and child.info is not None
         peer, info = child.peer, child.info
         stored = self._call(self._parent.cursor, info.repo_id, info.epoch, FROM_CHILD)
         cursor = stored or 0
         min_hlc = self._first_hlc(child.row) if stored is None else 0
         while True:
-            page: ChangePage = self._call(peer.get_changes, cursor, self._limit, min_hlc=min_hlc)
+            page: ChangePage = self._call(
+                peer.get_changes, cursor, self._limit, min_hlc=min_hlc, skip_via=via
+            )
             if page.next_cursor == cursor and not page.changes:
                 break
             start = cursor

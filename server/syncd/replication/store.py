@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -35,6 +35,7 @@ from syncd.replication._codec import CODECS
 from syncd.replication.hlc import Hlc
 from syncd.replication.model import (
     FROM_CHILD,
+    FROM_PARENT,
     PARENT_ONLY,
     REPO,
     ApplyResult,
@@ -189,13 +190,23 @@ class SqlRepository:
         )
         return int(current) + 1
 
-    def _log(self, conn: Connection, entries: Sequence[tuple[str, str, Version]]) -> None:
+    def _log(
+        self,
+        conn: Connection,
+        entries: Sequence[tuple[str, str, Version]],
+        *,
+        fresh: frozenset[Key] | set[Key] = frozenset(),
+        via: str = "",
+    ) -> None:
+        """Log `entries` after everything logged so far; `fresh` keys had no row (so no
+        entry) before this transaction, and need no delete."""
         if not entries:
             return
         first = self._next_seq(conn, len(entries))
         by_type: dict[str, list[str]] = {}
         for type_, id_, _ in entries:
-            by_type.setdefault(type_, []).append(id_)
+            if (type_, id_) not in fresh:
+                by_type.setdefault(type_, []).append(id_)
         for type_, ids in by_type.items():
             for part in _chunks(ids):
                 conn.execute(
@@ -206,7 +217,7 @@ class SqlRepository:
         conn.execute(
             changes_table.insert(),
             [
-                {"seq": first + i, "type": t, "id": k, "hlc": v.hlc, "origin": v.origin}
+                {"seq": first + i, "type": t, "id": k, "hlc": v.hlc, "origin": v.origin, "via": via}
                 for i, (t, k, v) in enumerate(entries)
             ],
         )
@@ -241,9 +252,16 @@ class SqlRepository:
             return list(self._current(conn, keys).values())
 
     def get_changes(
-        self, since: int, limit: int, *, up_to: int | None = None, min_hlc: int = 0
+        self,
+        since: int,
+        limit: int,
+        *,
+        up_to: int | None = None,
+        min_hlc: int = 0,
+        skip_via: str = "",
     ) -> ChangePage:
-        """Changes logged after `since`, in commit order, at most up to the stable watermark."""
+        """Changes logged after `since`, in commit order, at most up to the stable watermark;
+        without those delivered by `skip_via` ("<parent id>:<epoch>", which has them)."""
         with self._read() as conn:
             watermark = conn.execute(
                 sa.select(counters_table.c.value).where(counters_table.c.name == "seq")
@@ -257,6 +275,8 @@ class SqlRepository:
             )
             if min_hlc:
                 query = query.where(changes_table.c.hlc >= min_hlc)
+            if skip_via:
+                query = query.where(changes_table.c.via != skip_via)
             log = conn.execute(query).all()
             current = self._current(conn, [(r.type, r.id) for r in log])
         has_more = len(log) == limit and log[-1].seq < bound
@@ -380,13 +400,20 @@ class SqlRepository:
                 # vetted, or a child with a slow clock would refuse everything.
                 for change in batch:
                     self.hlc.check(change.version.hlc, change.version.origin)
-            result = self._apply(conn, batch, from_child=from_child, source_id=source_id)
+            via = f"{source_id}:{source_epoch}" if stream == FROM_PARENT else ""
+            result = self._apply(conn, batch, from_child=from_child, source_id=source_id, via=via)
             if not retry:
                 stored = self._set_cursor(conn, source_id, source_epoch, stream, to_cursor)
         return replace(result, stored_cursor=stored)
 
     def _apply(
-        self, conn: Connection, batch: Sequence[Change], *, from_child: bool, source_id: str
+        self,
+        conn: Connection,
+        batch: Sequence[Change],
+        *,
+        from_child: bool,
+        source_id: str,
+        via: str = "",
     ) -> ApplyResult:
         # The last change of a key in the batch is the one that counts (pages never repeat a
         # key, but a duplicated delivery might).
@@ -396,42 +423,43 @@ class SqlRepository:
                 continue
             if change.key not in latest or latest[change.key].version < change.version:
                 latest[change.key] = change
-        local = self._current(conn, latest)
+        local = self._versions(conn, latest)
         applying: list[Change] = []
+        rows: list[dict[str, Any]] = []
         stale: list[Key] = []
         rejected: list[Rejected] = []
         conflicts: list[tuple[Change, Version, Version]] = []
         for key, change in latest.items():
             self.hlc.observe(change.version.hlc)
             mine = local.get(key)
-            owner = mine.version.origin if mine is not None else None
             verdict = judge(
-                mine.version if mine else None,
-                owner,
+                mine,
+                mine.origin if mine is not None else None,
                 change,
                 from_child=from_child and change.version.origin != self.repo_id,
             )
             if verdict.verdict is Verdict.APPLY:
                 try:
-                    CODECS[change.type].values(change)
+                    rows.append(CODECS[change.type].values(change))
                 except ValueError as exc:
                     rejected.append(Rejected(key, f"malformed: {exc}"))
                     continue
                 applying.append(change)
                 if verdict.conflict and mine is not None:
-                    conflicts.append((change, change.version, mine.version))
+                    conflicts.append((change, change.version, mine))
             elif verdict.verdict is Verdict.STALE:
                 stale.append(key)
                 if verdict.conflict and mine is not None:
-                    conflicts.append((change, mine.version, change.version))
+                    conflicts.append((change, mine, change.version))
             elif verdict.verdict is Verdict.REJECT:
                 rejected.append(Rejected(key, verdict.reason))
-        self._upsert(conn, applying, exists=local)
-        self._log(conn, [(c.type, c.id, c.version) for c in applying])
+        self._upsert_rows(conn, applying, rows, exists=local)
+        fresh = {c.key for c in applying if c.key not in local}
+        self._log(conn, [(c.type, c.id, c.version) for c in applying], fresh=fresh, via=via)
         if from_child:
             for item in rejected:
                 if item.key[0] in PARENT_ONLY:
-                    self._overrule(conn, item.key, local.get(item.key))
+                    self._overrule(conn, item.key, self._current(conn, [item.key]).get(item.key))
             self._queue_pingbacks(conn, source_id, stale + [r.key for r in rejected])
         if conflicts:
             conn.execute(
@@ -451,15 +479,39 @@ class SqlRepository:
             )
         return ApplyResult(len(applying), stale, rejected, 0, len(conflicts))
 
+    def _versions(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Version]:
+        """The local version of each key that has a row (the conditional upsert's input)."""
+        by_type: dict[str, list[str]] = {}
+        for type_, id_ in keys:
+            by_type.setdefault(type_, []).append(id_)
+        found: dict[Key, Version] = {}
+        for type_, ids in by_type.items():
+            codec = CODECS[type_]
+            cols = (codec.key_column, codec.table.c.hlc, codec.table.c.origin)
+            for part in _chunks(sorted(set(ids))):
+                for key, hlc, origin in conn.execute(
+                    sa.select(*cols).where(codec.key_column.in_(part))
+                ):
+                    found[(type_, key)] = Version(int(hlc), origin)
+        return found
+
     def _upsert(
-        self, conn: Connection, changes: Sequence[Change], exists: dict[Key, Change]
+        self, conn: Connection, changes: Sequence[Change], exists: Mapping[Key, object]
+    ) -> None:
+        rows = [CODECS[c.type].values(c) for c in changes]
+        self._upsert_rows(conn, changes, rows, exists=exists)
+
+    def _upsert_rows(
+        self,
+        conn: Connection,
+        changes: Sequence[Change],
+        rows: Sequence[dict[str, Any]],
+        exists: Mapping[Key, object],
     ) -> None:
         by_type: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
-        for change in changes:
+        for change, row in zip(changes, rows, strict=True):
             inserts, updates = by_type.setdefault(change.type, ([], []))
-            (updates if change.key in exists else inserts).append(
-                CODECS[change.type].values(change)
-            )
+            (updates if change.key in exists else inserts).append(row)
         for type_, (inserts, updates) in by_type.items():
             codec = CODECS[type_]
             if inserts:

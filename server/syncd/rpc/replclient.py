@@ -125,9 +125,17 @@ class GrpcPeer:
         return cv.info_from_pb(self._call(self._stub.GetInfo, pb.GetInfoRequest()))
 
     def get_changes(
-        self, since: int, limit: int, *, up_to: int | None = None, min_hlc: int = 0
+        self,
+        since: int,
+        limit: int,
+        *,
+        up_to: int | None = None,
+        min_hlc: int = 0,
+        skip_via: str = "",
     ) -> ChangePage:
-        request = pb.GetChangesRequest(since_cursor=since, limit=limit, min_hlc=min_hlc)
+        request = pb.GetChangesRequest(
+            since_cursor=since, limit=limit, min_hlc=min_hlc, skip_via=skip_via
+        )
         if up_to is not None:
             request.up_to_cursor = up_to
         reply: pb.ChangePage = self._call(self._stub.GetChanges, request)

@@ -55,8 +55,12 @@ class ReplicationServicer:
             since = cv.check_cursor("GetChanges", request.since_cursor, "since_cursor")
             limit = cv.check_limit("GetChanges", request.limit)
             up_to = request.up_to_cursor if request.HasField("up_to_cursor") else None
+            if len(request.skip_via) > 130:
+                raise InvalidArgumentError("GetChanges", "longer than 130 characters", "skip_via")
             page = await self._recorder.call_reader(
-                lambda: self._repo.get_changes(since, limit, up_to=up_to, min_hlc=request.min_hlc)
+                lambda: self._repo.get_changes(
+                    since, limit, up_to=up_to, min_hlc=request.min_hlc, skip_via=request.skip_via
+                )
             )
             return cv.page_to_pb(page)
 
