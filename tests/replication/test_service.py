@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import grpc
 import pytest
 
@@ -51,7 +52,10 @@ async def fleet(tmp: Path, children: int = 2) -> AsyncIterator[list[Running]]:
             jobs = [QUICK, *replication_specs(state, name)]
             rt = await stack.enter_async_context(
                 running_daemon(
-                    state, jobs, replication=ReplicationConfig(name=name, cluster_id="c")
+                    state,
+                    jobs,
+                    replication=ReplicationConfig(name=name, cluster_id="c"),
+                    http_address="127.0.0.1:0",
                 )
             )
             members.append(rt)
@@ -111,6 +115,13 @@ def test_a_parent_consolidates_its_childrens_runs_holds_and_notes(short_tmp: Pat
             assert [r.result for r in status.last_sync] == ["ok", "ok"]
             streams = {(c.peer_name, c.stream) for c in status.cursors}
             assert {("child1", "from_child"), ("child2", "acked_by_child")} <= streams
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{parent.daemon.listening.http}/sync/api/v1/replication") as response,
+            ):
+                view = await response.json()
+            assert view["enabled"] and view["lastStatus"] == 0
+            assert [r["child_repository"] for r in view["lastSync"]] == ["child1", "child2"]
             runs = await parent.stub.RepositoryHistory(
                 pb.RepositoryHistoryRequest(repository="child1")
             )

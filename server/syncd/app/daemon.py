@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
@@ -43,6 +44,7 @@ from syncd.observability.loghub import LogHub
 from syncd.observability.metrics import Metrics
 from syncd.observability.notify import WebhookNotifier
 from syncd.observability.replication_metrics import ReplicationCollector
+from syncd.replication.operator import sync_view
 from syncd.replication.report import read_report
 from syncd.rpc.replication import ReplicationServicer
 from syncd.rpc.repository_ops import RepositoryOps
@@ -257,8 +259,14 @@ class Daemon:
                 events=self.coordinator.events,
                 clock=self.clock,
                 started_at=self.started_at,
+                replication=self._replication_view if isinstance(self.ledger, SqlLedger) else None,
             ),
         )
+
+    async def _replication_view(self) -> dict[str, Any]:
+        assert isinstance(self.ledger, SqlLedger)
+        repo, state_dir = self.ledger.repository, self.state_dir
+        return await self.recorder.call_reader(lambda: sync_view(repo, read_report(state_dir)))
 
     async def serve(self, *, handle_signals: bool = True) -> int:
         """Run until asked to stop; returns the process exit status (0 on a clean stop)."""

@@ -119,3 +119,27 @@ def repository_id(repo: SqlRepository, name_or_id: str) -> str:
         f"no repository {bounded(name_or_id, 60)!r} (known: {known})",
         "repository",
     )
+
+
+def sync_view(repo: SqlRepository, report: dict[str, Any] | None) -> dict[str, Any]:
+    """This repository's replication state as JSON: cursors per peer and the last table."""
+    info = repo.info()
+    return {
+        "repository": info.name,
+        "clusterId": info.cluster_id,
+        "stableWatermark": info.stable_watermark,
+        "pendingPingbacks": repo.pending_pingbacks(),
+        "cursors": [
+            {
+                "peer": c.peer_name,
+                "stream": c.stream,
+                "cursor": c.cursor,
+                "lag": c.lag,
+                "updatedAt": c.updated_at.isoformat(),
+            }
+            for c in cursor_views(repo)
+        ],
+        "lastStatus": None if report is None else report.get("status"),
+        "lastFinishedAt": None if report is None else report.get("finished_at"),
+        "lastSync": [] if report is None else list(report.get("rows", [])),
+    }

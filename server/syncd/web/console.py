@@ -92,6 +92,7 @@ def install(app: web.Application, plane: WebPlane) -> None:
     add("GET", "api/v1/runs/{run_id}", "read", api.run)
     add("GET", "api/v1/runs/{run_id}/logs", "read", streams.logs)
     add("GET", "api/v1/events", "read", streams.events)
+    add("GET", "api/v1/replication", "read", api.replication)
 
     # The old service's API, at the same paths under the context path (its page used
     # "api/jobs/" with a slash).

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
@@ -26,3 +28,5 @@ class WebPlane:
     events: EventHub
     clock: Clock
     started_at: datetime
+    # The repository's replication state (None: the ledger is in memory, no repository).
+    replication: Callable[[], Awaitable[dict[str, Any]]] | None = None
