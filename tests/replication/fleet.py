@@ -121,8 +121,10 @@ class FaultyPeer:
             "ack_cursor", lambda: self.repo.ack_cursor(peer_id, peer_epoch, stream, cursor)
         )
 
-    def pingbacks(self, child_id: str) -> list[Change]:
-        return self._through("pingbacks", lambda: self.repo.pingbacks(child_id))  # type: ignore[no-any-return]
+    def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]:
+        return self._through(  # type: ignore[no-any-return]
+            "pingbacks", lambda: self.repo.pingbacks(child_id, with_graveyard=with_graveyard)
+        )
 
     def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None:
         keys = list(keys)

@@ -280,3 +280,30 @@ def test_another_repositorys_open_run_is_not_marked_interrupted(fleet: Fleet) ->
     got = fleet.parent.ledger.get("busy")
     assert got is not None and got.outcome is RunOutcome.SUCCESS
     assert got.origin == c1.repo.repo_id
+
+
+def test_a_collected_tombstone_is_not_resurrected_by_a_restored_child(fleet: Fleet) -> None:
+    """Scenario 11: the parent collects a tombstone every child acknowledged; a child then
+    restored from a backup that still had the record sends it again: it stays deleted
+    everywhere, and the parent keeps no data row for it."""
+    c1 = fleet.children[0]
+    fleet.children[1].repo.write(NOTE, "gone", note("soon deleted"))
+    fleet.cycle()
+    backup = fleet.folder / "child1.before-delete"
+    c1.snapshot_file(backup)
+    fleet.parent.repo.write(NOTE, "gone", {}, deleted=True)
+    fleet.cycle()
+    parent = fleet.parent.repo
+    acked = [parent.cursor(c.repo.repo_id, c.repo.epoch, "acked_by_child") for c in fleet.children]
+    assert all(a is not None for a in acked)
+    purged = parent.collect_tombstones(
+        older_than=timedelta(0), below_seq=min(a or 0 for a in acked)
+    )
+    assert purged >= 1 and (NOTE, "gone") not in parent.snapshot()
+    fleet.clock.advance(10_000)
+    c1.restore(backup)
+    assert (NOTE, "gone") in live(c1.records())
+    fleet.cycle()
+    fleet.cycle()
+    for r in fleet.replicas:
+        assert (NOTE, "gone") not in live(r.records()), r.name

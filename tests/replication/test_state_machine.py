@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,18 @@ from hypothesis.stateful import (
 
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.ledger.model import RunRecord
-from syncd.replication.model import FROM_CHILD, HOLD, JOB, NOTE, REPO, RUN, Change, Key, Version
+from syncd.replication.model import (
+    ACKED_BY_CHILD,
+    FROM_CHILD,
+    HOLD,
+    JOB,
+    NOTE,
+    REPO,
+    RUN,
+    Change,
+    Key,
+    Version,
+)
 from tests.replication.fleet import Crash, Fleet, Replica, live
 
 NAMES = ("parent", "child1", "child2", "child3")
@@ -161,6 +173,16 @@ class Replication(RuleBasedStateMachine):
             held = [rec[key].version for rec in others if key in rec]
             self.written[key] = [w for w in writes if any(v >= w.version for v in held)]
 
+    @rule()
+    def collect_tombstones(self) -> None:
+        """The parent purges tombstones every child has acknowledged (retention 0 here)."""
+        parent = self.fleet.parent.repo
+        acked = [
+            parent.cursor(c.repo.repo_id, c.repo.epoch, ACKED_BY_CHILD) for c in self.fleet.children
+        ]
+        if all(a is not None for a in acked):
+            parent.collect_tombstones(older_than=timedelta(0), below_seq=min(a or 0 for a in acked))
+
     @rule(
         parent_down=st.booleans(),
         lose=st.lists(
@@ -230,7 +252,9 @@ class Replication(RuleBasedStateMachine):
             for key, change in replica.records().items():
                 if key[0] == REPO:
                     continue
-                overruled = key[0] == JOB and change.version.origin == parent_id
+                # The parent overrules a child's job definition, and re-deletes what a restored
+                # child still had of a record whose tombstone was collected.
+                overruled = change.version.origin == parent_id and (key[0] == JOB or change.deleted)
                 assert overruled or (key, change.version) in self.seen_versions, (replica.name, key)
 
     @invariant()

@@ -522,15 +522,19 @@ class PingbacksRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CHILD_ID_FIELD_NUMBER: _builtins.int
+    WITH_GRAVEYARD_FIELD_NUMBER: _builtins.int
     child_id: _builtins.str
+    with_graveyard: _builtins.bool
+    """Also the tombstones collected here (for a child whose cursor is below the gc floor)."""
     def __init__(
         self,
         *,
         child_id: _builtins.str = ...,
+        with_graveyard: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_id", b"child_id", "with_graveyard", b"with_graveyard"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

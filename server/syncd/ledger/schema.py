@@ -155,6 +155,16 @@ conflicts_table = sa.Table(
     sa.Column("loser_origin", sa.String(64), nullable=False),
     sa.Column("at", UTCDateTime, nullable=False),
 )
+# Keys whose tombstones were collected, with the tombstone's version (no data): an older
+# write of one of them arriving later (a child restored from backup) stays deleted.
+graveyard_table = sa.Table(
+    "syncd_graveyard",
+    metadata,
+    sa.Column("type", sa.String(20), primary_key=True),
+    sa.Column("id", sa.String(200), primary_key=True),
+    sa.Column("hlc", sa.BigInteger, nullable=False),
+    sa.Column("origin", sa.String(64), nullable=False),
+)
 # The last synchronization with each peer, for `syncctl sync status` and the console.
 peer_status_table = sa.Table(
     "syncd_peer_status",

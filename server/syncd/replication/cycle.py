@@ -65,7 +65,7 @@ class Peer(Protocol):
     ) -> ApplyResult: ...
     def cursor(self, peer_id: str, peer_epoch: str, stream: str) -> int | None: ...
     def ack_cursor(self, peer_id: str, peer_epoch: str, stream: str, cursor: int) -> int: ...
-    def pingbacks(self, child_id: str) -> list[Change]: ...
+    def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]: ...
     def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None: ...
 
 
@@ -294,7 +294,12 @@ class Synchronizer:
         stored = self._call(peer.cursor, parent.repo_id, parent.epoch, FROM_PARENT)
         cursor = stored or 0
         min_hlc = self._first_hlc(child.row) if stored is None else 0
-        pingbacks: list[Change] = self._call(self._parent.pingbacks, info.repo_id)
+        # A child behind the parent's gc floor missed tombstones that are gone from the log:
+        # it is sent every collected tombstone (its newer writes win over them).
+        behind = stored is None or stored < parent.gc_floor
+        pingbacks: list[Change] = self._call(
+            self._parent.pingbacks, info.repo_id, with_graveyard=behind and parent.gc_floor > 0
+        )
         while True:
             page: ChangePage = self._call(
                 self._parent.get_changes, cursor, self._limit, up_to=watermark, min_hlc=min_hlc
@@ -332,7 +337,7 @@ class Synchronizer:
             child.result.push_cursor = cursor
             if last:
                 break
-        if pingbacks:
+        if pingbacks:  # a collected tombstone has no ping-back row: clearing it is a no-op
             self._call(self._parent.clear_pingbacks, info.repo_id, [c.key for c in pingbacks])
         self._call(self._parent.ack_cursor, info.repo_id, info.epoch, ACKED_BY_CHILD, cursor)
         child.result.last_sync_time = self._now().isoformat(timespec="seconds")

@@ -27,6 +27,7 @@ from syncd.ledger.schema import (
     conflicts_table,
     counters_table,
     cursors_table,
+    graveyard_table,
     meta_table,
     peer_status_table,
     pingbacks_table,
@@ -424,6 +425,7 @@ class SqlRepository:
             if change.key not in latest or latest[change.key].version < change.version:
                 latest[change.key] = change
         local = self._versions(conn, latest)
+        graves = self._graves(conn, [k for k in latest if k not in local])
         applying: list[Change] = []
         rows: list[dict[str, Any]] = []
         stale: list[Key] = []
@@ -438,6 +440,12 @@ class SqlRepository:
                 change,
                 from_child=from_child and change.version.origin != self.repo_id,
             )
+            grave = graves.get(key)
+            if verdict.verdict is Verdict.APPLY and grave is not None and change.version <= grave:
+                # Deleted and collected here: an older write (a child restored from a backup
+                # still had it) stays deleted, and the tombstone is sent back out.
+                rejected.append(Rejected(key, "deleted here and collected: it stays deleted"))
+                continue
             if verdict.verdict is Verdict.APPLY:
                 try:
                     rows.append(CODECS[change.type].values(change))
@@ -458,7 +466,7 @@ class SqlRepository:
         self._log(conn, [(c.type, c.id, c.version) for c in applying], fresh=fresh, via=via)
         if from_child:
             for item in rejected:
-                if item.key[0] in PARENT_ONLY:
+                if item.key[0] in PARENT_ONLY or item.reason.startswith("deleted here"):
                     self._overrule(conn, item.key, self._current(conn, [item.key]).get(item.key))
             self._queue_pingbacks(conn, source_id, stale + [r.key for r in rejected])
         if conflicts:
@@ -493,6 +501,17 @@ class SqlRepository:
                     sa.select(*cols).where(codec.key_column.in_(part))
                 ):
                     found[(type_, key)] = Version(int(hlc), origin)
+        return found
+
+    def _graves(self, conn: Connection, keys: Sequence[Key]) -> dict[Key, Version]:
+        found: dict[Key, Version] = {}
+        for part in _chunks(keys):
+            for row in conn.execute(
+                sa.select(graveyard_table).where(
+                    sa.tuple_(graveyard_table.c.type, graveyard_table.c.id).in_(list(part))
+                )
+            ):
+                found[(row.type, row.id)] = Version(int(row.hlc), row.origin)
         return found
 
     def _upsert(
@@ -556,8 +575,9 @@ class SqlRepository:
         if rows:
             conn.execute(pingbacks_table.insert(), rows)
 
-    def pingbacks(self, child_id: str) -> list[Change]:
-        """The current versions of the records a child must be sent whatever its cursor."""
+    def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]:
+        """The current versions of the records a child must be sent whatever its cursor; with
+        `with_graveyard`, also the collected tombstones (a child behind the gc floor)."""
         with self._read() as conn:
             keys = [
                 (r.type, r.id)
@@ -568,7 +588,21 @@ class SqlRepository:
                 )
             ]
             current = self._current(conn, keys)
-        return [replace(current[k], out_of_band=True) for k in keys if k in current]
+            graves = (
+                [
+                    Change(
+                        type=r.type,
+                        id=r.id,
+                        version=Version(int(r.hlc), r.origin),
+                        deleted=True,
+                        out_of_band=True,
+                    )
+                    for r in conn.execute(sa.select(graveyard_table))
+                ]
+                if with_graveyard
+                else []
+            )
+        return [replace(current[k], out_of_band=True) for k in keys if k in current] + graves
 
     def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None:
         with self._tx() as conn:
@@ -602,32 +636,47 @@ class SqlRepository:
         """Purge tombstones logged at or below `below_seq` and older than `older_than`,
         raising the gc floor so a peer that missed them is reconciled, not resurrecting them."""
         cutoff = (
-            int(self._now().timestamp() * 1000) - int(older_than.total_seconds() * 1000)
-        ) << 16
-        purged = 0
+            (int(self._now().timestamp() * 1000) - int(older_than.total_seconds() * 1000)) << 16
+        ) | 0xFFFF
+        purged, floor, floor_hlc = 0, 0, 0
         with self._tx() as conn:
-            doomed = conn.execute(
-                sa.select(
-                    changes_table.c.seq,
-                    changes_table.c.type,
-                    changes_table.c.id,
-                    changes_table.c.hlc,
-                ).where(changes_table.c.seq <= below_seq, changes_table.c.hlc <= cutoff)
-            ).all()
-            floor, floor_hlc = 0, 0
-            for row in doomed:
-                codec = CODECS.get(row.type)
-                if codec is None:
-                    continue
-                gone = conn.execute(
-                    codec.table.delete().where(
-                        codec.key_column == row.id, codec.table.c.deleted.is_(True)
+            for codec in CODECS.values():
+                doomed = conn.execute(
+                    sa.select(
+                        changes_table.c.seq,
+                        changes_table.c.id,
+                        changes_table.c.hlc,
+                        changes_table.c.origin,
                     )
-                ).rowcount
-                if gone:
-                    conn.execute(changes_table.delete().where(changes_table.c.seq == row.seq))
-                    purged += 1
-                    floor, floor_hlc = max(floor, row.seq), max(floor_hlc, row.hlc)
+                    .join(codec.table, codec.key_column == changes_table.c.id)
+                    .where(
+                        changes_table.c.type == codec.type,
+                        codec.table.c.deleted.is_(True),
+                        changes_table.c.seq <= below_seq,
+                        changes_table.c.hlc <= cutoff,
+                    )
+                ).all()
+                for part in _chunks(doomed):
+                    ids = [row.id for row in part]
+                    conn.execute(
+                        graveyard_table.delete().where(
+                            graveyard_table.c.type == codec.type, graveyard_table.c.id.in_(ids)
+                        )
+                    )
+                    conn.execute(
+                        graveyard_table.insert(),
+                        [
+                            {"type": codec.type, "id": r.id, "hlc": r.hlc, "origin": r.origin}
+                            for r in part
+                        ],
+                    )
+                    conn.execute(codec.table.delete().where(codec.key_column.in_(ids)))
+                    conn.execute(
+                        changes_table.delete().where(changes_table.c.seq.in_([r.seq for r in part]))
+                    )
+                    purged += len(part)
+                    floor = max(floor, *(r.seq for r in part))
+                    floor_hlc = max(floor_hlc, *(r.hlc for r in part))
             for name, value in (("gc_floor", floor), ("gc_floor_hlc", floor_hlc)):
                 conn.execute(
                     counters_table.update()
@@ -636,13 +685,16 @@ class SqlRepository:
                 )
         return purged
 
+    @staticmethod
+    def _counter(conn: Connection, name: str) -> int:
+        value = conn.execute(
+            sa.select(counters_table.c.value).where(counters_table.c.name == name)
+        ).scalar_one()
+        return int(value)
+
     def gc_floor_hlc(self) -> int:
         with self._read() as conn:
-            return int(
-                conn.execute(
-                    sa.select(counters_table.c.value).where(counters_table.c.name == "gc_floor_hlc")
-                ).scalar_one()
-            )
+            return self._counter(conn, "gc_floor_hlc")
 
     # --- peer status -------------------------------------------------------------------------
 

@@ -183,10 +183,9 @@ class GrpcPeer:
         reply: pb.CursorResponse = self._call(self._stub.AckCursor, request)
         return reply.cursor
 
-    def pingbacks(self, child_id: str) -> list[Change]:
-        reply: pb.PingbacksResponse = self._call(
-            self._stub.GetPingbacks, pb.PingbacksRequest(child_id=child_id)
-        )
+    def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]:
+        request = pb.PingbacksRequest(child_id=child_id, with_graveyard=with_graveyard)
+        reply: pb.PingbacksResponse = self._call(self._stub.GetPingbacks, request)
         return cv.changes_from_pb("GetPingbacks", reply.records)
 
     def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None:

@@ -162,7 +162,11 @@ class ReplicationServicer:
     ) -> pb.PingbacksResponse:
         async def work() -> pb.PingbacksResponse:
             cv.check_peer("GetPingbacks", request.child_id, "-")
-            found = await self._recorder.call_reader(self._repo.pingbacks, request.child_id)
+            found = await self._recorder.call_reader(
+                lambda: self._repo.pingbacks(
+                    request.child_id, with_graveyard=request.with_graveyard
+                )
+            )
             return pb.PingbacksResponse(records=[cv.change_to_pb(c) for c in found])
 
         return await self._answer(context, "GetPingbacks", work)  # type: ignore[no-any-return]
