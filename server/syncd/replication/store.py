@@ -428,6 +428,7 @@ class SqlRepository:
         graves = self._graves(conn, [k for k in latest if k not in local])
         applying: list[Change] = []
         rows: list[dict[str, Any]] = []
+        revived: list[Change] = []
         stale: list[Key] = []
         rejected: list[Rejected] = []
         conflicts: list[tuple[Change, Version, Version]] = []
@@ -443,8 +444,11 @@ class SqlRepository:
             grave = graves.get(key)
             if verdict.verdict is Verdict.APPLY and grave is not None and change.version <= grave:
                 # Deleted and collected here: an older write (a child restored from a backup
-                # still had it) stays deleted, and the tombstone is sent back out.
-                rejected.append(Rejected(key, "deleted here and collected: it stays deleted"))
+                # still had it) stays deleted. The tombstone comes back with its own version,
+                # so it is sent out again and loses to any later write, as it did before.
+                if not change.deleted:
+                    revived.append(Change(type=key[0], id=key[1], version=grave, deleted=True))
+                    stale.append(key)
                 continue
             if verdict.verdict is Verdict.APPLY:
                 try:
@@ -461,12 +465,15 @@ class SqlRepository:
                     conflicts.append((change, mine, change.version))
             elif verdict.verdict is Verdict.REJECT:
                 rejected.append(Rejected(key, verdict.reason))
+        for tombstone in revived:
+            applying.append(tombstone)
+            rows.append(CODECS[tombstone.type].values(tombstone))
         self._upsert_rows(conn, applying, rows, exists=local)
         fresh = {c.key for c in applying if c.key not in local}
         self._log(conn, [(c.type, c.id, c.version) for c in applying], fresh=fresh, via=via)
         if from_child:
             for item in rejected:
-                if item.key[0] in PARENT_ONLY or item.reason.startswith("deleted here"):
+                if item.key[0] in PARENT_ONLY:
                     self._overrule(conn, item.key, self._current(conn, [item.key]).get(item.key))
             self._queue_pingbacks(conn, source_id, stale + [r.key for r in rejected])
         if conflicts:
@@ -485,7 +492,7 @@ class SqlRepository:
                     for c, w, lo in conflicts
                 ],
             )
-        return ApplyResult(len(applying), stale, rejected, 0, len(conflicts))
+        return ApplyResult(len(applying) - len(revived), stale, rejected, 0, len(conflicts))
 
     def _versions(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Version]:
         """The local version of each key that has a row (the conditional upsert's input)."""
