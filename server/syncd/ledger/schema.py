@@ -165,14 +165,6 @@ graveyard_table = sa.Table(
     sa.Column("hlc", sa.BigInteger, nullable=False),
     sa.Column("origin", sa.String(64), nullable=False),
 )
-# The last synchronization with each peer, for `syncctl sync status` and the console.
-peer_status_table = sa.Table(
-    "syncd_peer_status",
-    metadata,
-    sa.Column("peer_name", sa.String(200), primary_key=True),
-    sa.Column("body", sa.Text, nullable=False),  # JSON of the last result row
-)
-
 _ADDED_IN_2 = ("syncd_runs", "syncd_holds")
 
 

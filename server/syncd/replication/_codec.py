@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from syncd.ledger.schema import (
     UTCDateTime,
@@ -20,6 +22,17 @@ from syncd.ledger.schema import (
 from syncd.replication.model import HOLD, JOB, NOTE, REPO, RUN, Change, Version
 
 _VERSION_COLUMNS = ("hlc", "origin", "deleted")
+_CHUNK = 500  # keys per IN (...) query
+
+# A transaction (or a read) on the state store, as the ledger hands it out.
+Tx = Callable[[], AbstractContextManager[Connection]]
+
+
+def chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

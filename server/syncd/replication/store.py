@@ -9,12 +9,9 @@ calls them from the ledger's threads.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,13 +23,12 @@ from syncd.ledger.schema import (
     changes_table,
     conflicts_table,
     counters_table,
-    cursors_table,
     graveyard_table,
     meta_table,
-    peer_status_table,
-    pingbacks_table,
 )
-from syncd.replication._codec import CODECS
+from syncd.replication._codec import CODECS, Tx, chunks
+from syncd.replication._peers import Peers
+from syncd.replication._upkeep import Upkeep
 from syncd.replication.hlc import Hlc
 from syncd.replication.model import (
     FROM_CHILD,
@@ -51,16 +47,8 @@ from syncd.replication.model import (
     new_id,
 )
 
-Tx = Callable[[], AbstractContextManager[Connection]]
-_CHUNK = 500  # keys per IN (...) query
 
-
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-class SqlRepository:
+class SqlRepository(Peers, Upkeep):
     """One repository: the versioned records of the state store and their change log."""
 
     def __init__(self, tx: Tx, read: Tx, hlc: Hlc, now: Callable[[], datetime]) -> None:
@@ -209,7 +197,7 @@ class SqlRepository:
             if (type_, id_) not in fresh:
                 by_type.setdefault(type_, []).append(id_)
         for type_, ids in by_type.items():
-            for part in _chunks(ids):
+            for part in chunks(ids):
                 conn.execute(
                     changes_table.delete().where(
                         changes_table.c.type == type_, changes_table.c.id.in_(part)
@@ -225,7 +213,7 @@ class SqlRepository:
 
     def forget(self, conn: Connection, type_: str, ids: Iterable[str]) -> None:
         """Local retention removed these records: drop them from the change log too."""
-        for part in _chunks(list(ids)):
+        for part in chunks(list(ids)):
             conn.execute(
                 changes_table.delete().where(
                     changes_table.c.type == type_, changes_table.c.id.in_(part)
@@ -241,7 +229,7 @@ class SqlRepository:
         found: dict[Key, Change] = {}
         for type_, ids in by_type.items():
             codec = CODECS[type_]
-            for part in _chunks(sorted(set(ids))):
+            for part in chunks(sorted(set(ids))):
                 for row in conn.execute(sa.select(codec.table).where(codec.key_column.in_(part))):
                     change = codec.change(dict(row._mapping))
                     found[change.key] = change
@@ -300,75 +288,6 @@ class SqlRepository:
                     change = codec.change(dict(row._mapping))
                     found[change.key] = change
         return found
-
-    def digest(self, bits: int = 8) -> dict[int, str]:
-        """Bucket (the first `bits` bits of the key's hash) -> hash of its sorted versions."""
-        buckets: dict[int, list[str]] = {}
-        for key, change in self.snapshot().items():
-            buckets.setdefault(_bucket(key, bits), []).append(_line(change))
-        return {
-            b: hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
-            for b, lines in buckets.items()
-        }
-
-    def list_versions(self, bucket: int, bits: int = 8) -> list[Change]:
-        return [c for k, c in self.snapshot().items() if _bucket(k, bits) == bucket]
-
-    # --- cursors -----------------------------------------------------------------------------
-
-    def cursor(self, peer_id: str, peer_epoch: str, stream: str) -> int | None:
-        with self._read() as conn:
-            return self._cursor(conn, peer_id, peer_epoch, stream)
-
-    @staticmethod
-    def _cursor(conn: Connection, peer_id: str, peer_epoch: str, stream: str) -> int | None:
-        value = conn.execute(
-            sa.select(cursors_table.c.cursor).where(
-                cursors_table.c.peer_id == peer_id,
-                cursors_table.c.peer_epoch == peer_epoch,
-                cursors_table.c.stream == stream,
-            )
-        ).scalar()
-        return None if value is None else int(value)
-
-    def _set_cursor(
-        self, conn: Connection, peer_id: str, peer_epoch: str, stream: str, cursor: int
-    ) -> int:
-        """Move a cursor forward (never back) and return where it stands."""
-        stored = self._cursor(conn, peer_id, peer_epoch, stream)
-        if stored is not None and stored >= cursor:
-            return stored
-        where = (
-            cursors_table.c.peer_id == peer_id,
-            cursors_table.c.peer_epoch == peer_epoch,
-            cursors_table.c.stream == stream,
-        )
-        if stored is None:
-            conn.execute(
-                cursors_table.insert().values(
-                    peer_id=peer_id,
-                    peer_epoch=peer_epoch,
-                    stream=stream,
-                    cursor=cursor,
-                    updated_at=self._now(),
-                )
-            )
-        else:
-            conn.execute(
-                cursors_table.update().where(*where).values(cursor=cursor, updated_at=self._now())
-            )
-        return cursor
-
-    def ack_cursor(self, peer_id: str, peer_epoch: str, stream: str, cursor: int) -> int:
-        with self._tx() as conn:
-            return self._set_cursor(conn, peer_id, peer_epoch, stream, cursor)
-
-    def cursors(self) -> list[tuple[str, str, str, int, datetime]]:
-        with self._read() as conn:
-            return [
-                (r.peer_id, r.peer_epoch, r.stream, int(r.cursor), r.updated_at)
-                for r in conn.execute(sa.select(cursors_table).order_by(cursors_table.c.peer_id))
-            ]
 
     # --- applying a batch --------------------------------------------------------------------
 
@@ -503,7 +422,7 @@ class SqlRepository:
         for type_, ids in by_type.items():
             codec = CODECS[type_]
             cols = (codec.key_column, codec.table.c.hlc, codec.table.c.origin)
-            for part in _chunks(sorted(set(ids))):
+            for part in chunks(sorted(set(ids))):
                 for key, hlc, origin in conn.execute(
                     sa.select(*cols).where(codec.key_column.in_(part))
                 ):
@@ -512,7 +431,7 @@ class SqlRepository:
 
     def _graves(self, conn: Connection, keys: Sequence[Key]) -> dict[Key, Version]:
         found: dict[Key, Version] = {}
-        for part in _chunks(keys):
+        for part in chunks(keys):
             for row in conn.execute(
                 sa.select(graveyard_table).where(
                     sa.tuple_(graveyard_table.c.type, graveyard_table.c.id).in_(list(part))
@@ -562,176 +481,3 @@ class SqlRepository:
             self._write(conn, type_, id_, {}, deleted=True)
         else:
             self._write(conn, type_, id_, dict(mine.body), deleted=mine.deleted)
-
-    def _queue_pingbacks(self, conn: Connection, child_id: str, keys: Sequence[Key]) -> None:
-        if not keys:
-            return
-        have = {
-            (r.type, r.id)
-            for r in conn.execute(
-                sa.select(pingbacks_table.c.type, pingbacks_table.c.id).where(
-                    pingbacks_table.c.child_id == child_id
-                )
-            )
-        }
-        rows = [
-            {"child_id": child_id, "type": t, "id": i}
-            for t, i in dict.fromkeys(keys)
-            if (t, i) not in have
-        ]
-        if rows:
-            conn.execute(pingbacks_table.insert(), rows)
-
-    def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]:
-        """The current versions of the records a child must be sent whatever its cursor; with
-        `with_graveyard`, also the collected tombstones (a child behind the gc floor)."""
-        with self._read() as conn:
-            keys = [
-                (r.type, r.id)
-                for r in conn.execute(
-                    sa.select(pingbacks_table.c.type, pingbacks_table.c.id).where(
-                        pingbacks_table.c.child_id == child_id
-                    )
-                )
-            ]
-            current = self._current(conn, keys)
-            graves = (
-                [
-                    Change(
-                        type=r.type,
-                        id=r.id,
-                        version=Version(int(r.hlc), r.origin),
-                        deleted=True,
-                        out_of_band=True,
-                    )
-                    for r in conn.execute(sa.select(graveyard_table))
-                ]
-                if with_graveyard
-                else []
-            )
-        return [replace(current[k], out_of_band=True) for k in keys if k in current] + graves
-
-    def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None:
-        with self._tx() as conn:
-            for type_, id_ in keys:
-                conn.execute(
-                    pingbacks_table.delete().where(
-                        pingbacks_table.c.child_id == child_id,
-                        pingbacks_table.c.type == type_,
-                        pingbacks_table.c.id == id_,
-                    )
-                )
-
-    def pending_pingbacks(self) -> int:
-        with self._read() as conn:
-            return int(
-                conn.execute(sa.select(sa.func.count()).select_from(pingbacks_table)).scalar_one()
-            )
-
-    def conflicts(self, limit: int = 100) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            rows = conn.execute(
-                sa.select(conflicts_table)
-                .order_by(conflicts_table.c.conflict_id.desc())
-                .limit(limit)
-            )
-            return [dict(r._mapping) for r in rows]
-
-    # --- tombstones --------------------------------------------------------------------------
-
-    def collect_tombstones(self, *, older_than: timedelta, below_seq: int) -> int:
-        """Purge tombstones logged at or below `below_seq` and older than `older_than`,
-        raising the gc floor so a peer that missed them is reconciled, not resurrecting them."""
-        cutoff = (
-            (int(self._now().timestamp() * 1000) - int(older_than.total_seconds() * 1000)) << 16
-        ) | 0xFFFF
-        purged, floor, floor_hlc = 0, 0, 0
-        with self._tx() as conn:
-            for codec in CODECS.values():
-                doomed = conn.execute(
-                    sa.select(
-                        changes_table.c.seq,
-                        changes_table.c.id,
-                        changes_table.c.hlc,
-                        changes_table.c.origin,
-                    )
-                    .join(codec.table, codec.key_column == changes_table.c.id)
-                    .where(
-                        changes_table.c.type == codec.type,
-                        codec.table.c.deleted.is_(True),
-                        changes_table.c.seq <= below_seq,
-                        changes_table.c.hlc <= cutoff,
-                    )
-                ).all()
-                for part in _chunks(doomed):
-                    ids = [row.id for row in part]
-                    conn.execute(
-                        graveyard_table.delete().where(
-                            graveyard_table.c.type == codec.type, graveyard_table.c.id.in_(ids)
-                        )
-                    )
-                    conn.execute(
-                        graveyard_table.insert(),
-                        [
-                            {"type": codec.type, "id": r.id, "hlc": r.hlc, "origin": r.origin}
-                            for r in part
-                        ],
-                    )
-                    conn.execute(codec.table.delete().where(codec.key_column.in_(ids)))
-                    conn.execute(
-                        changes_table.delete().where(changes_table.c.seq.in_([r.seq for r in part]))
-                    )
-                    purged += len(part)
-                    floor = max(floor, *(r.seq for r in part))
-                    floor_hlc = max(floor_hlc, *(r.hlc for r in part))
-            for name, value in (("gc_floor", floor), ("gc_floor_hlc", floor_hlc)):
-                conn.execute(
-                    counters_table.update()
-                    .where(counters_table.c.name == name, counters_table.c.value < value)
-                    .values(value=value)
-                )
-        return purged
-
-    @staticmethod
-    def _counter(conn: Connection, name: str) -> int:
-        value = conn.execute(
-            sa.select(counters_table.c.value).where(counters_table.c.name == name)
-        ).scalar_one()
-        return int(value)
-
-    def gc_floor_hlc(self) -> int:
-        with self._read() as conn:
-            return self._counter(conn, "gc_floor_hlc")
-
-    # --- peer status -------------------------------------------------------------------------
-
-    def save_peer_status(self, peer_name: str, status: dict[str, Any]) -> None:
-        body = json.dumps(status, sort_keys=True, default=str)
-        with self._tx() as conn:
-            if not conn.execute(
-                peer_status_table.update()
-                .where(peer_status_table.c.peer_name == peer_name)
-                .values(body=body)
-            ).rowcount:
-                conn.execute(peer_status_table.insert().values(peer_name=peer_name, body=body))
-
-    def peer_statuses(self) -> dict[str, dict[str, Any]]:
-        with self._read() as conn:
-            return {
-                r.peer_name: json.loads(r.body) for r in conn.execute(sa.select(peer_status_table))
-            }
-
-    def repo_names(self) -> dict[str, str]:
-        """Repository id -> name, for every repository whose name card reached us."""
-        with self._read() as conn:
-            table = CODECS[REPO].table
-            return {r.repo_id: r.name for r in conn.execute(sa.select(table))}
-
-
-def _bucket(key: Key, bits: int) -> int:
-    digest = hashlib.sha1(f"{key[0]}\0{key[1]}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") >> (32 - bits) if bits else 0
-
-
-def _line(change: Change) -> str:
-    return f"{change.type}\0{change.id}\0{change.version.hlc}\0{change.version.origin}\0{int(change.deleted)}"
