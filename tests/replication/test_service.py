@@ -258,3 +258,27 @@ def test_export_and_import_beans_carry_a_childs_changes_by_file(short_tmp: Path)
             assert "corrupt" in done.error_message
 
     asyncio.run(main())
+
+
+def test_scheduled_runs_take_their_arguments_from_the_config(tmp_path: Path) -> None:
+    """`[replication] parent_url / children` become synchronizeJobData's defaults, so a
+    scheduled run needs no arguments; a malformed configured row is a config error naming the
+    key, the row and the field."""
+    from syncd.errors import ConfigError
+
+    def spec(children: tuple[str, ...]) -> JobSpec:
+        config = Config(
+            daemon=DaemonConfig(state_dir=tmp_path),
+            replication=ReplicationConfig(
+                name="hq", parent_url="grpc://127.0.0.1:7601", children=children
+            ),
+        )
+        built = replication_pack(config).build(PackContext(state_dir=tmp_path, settings=None))
+        return next(s for s in built if s.name == SYNC_BEAN)
+
+    params = {p.name: p for p in spec(("ohio true grpc://ohio:7601 2011-08-08 12:00",)).parameters}
+    assert params["parentUrl"].default == "grpc://127.0.0.1:7601"
+    assert not params["parentUrl"].required and not params["children"].required
+    assert params["children"].default == "ohio true grpc://ohio:7601 2011-08-08 12:00"
+    with pytest.raises(ConfigError, match=r"replication\.children.*row 2, field url"):
+        spec(("ohio true grpc://ohio:7601", "az true"))
