@@ -307,3 +307,35 @@ def test_a_collected_tombstone_is_not_resurrected_by_a_restored_child(fleet: Fle
     fleet.cycle()
     for r in fleet.replicas:
         assert (NOTE, "gone") not in live(r.records()), r.name
+
+
+def test_two_cycles_at_once_keep_cursors_right_and_converge(fleet: Fleet) -> None:
+    """Scenario 15: two daemons run SynchronizeJobData at the same time. ApplyChanges fences
+    them (a batch at or below a stored cursor is a no-op, a gap is refused and resumed), so
+    cursors only move forward and one more cycle leaves every replica equal."""
+    import threading
+
+    for i, child in enumerate(fleet.children):
+        for n in range(20):
+            child.repo.write(NOTE, f"{i}-{n}", note(f"{i}/{n}"))
+    fleet.page_limit = 3
+    reports: list[object] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            reports.append(fleet.cycle())
+        except BaseException as exc:  # handed to the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(reports) == 2
+    fleet.page_limit = 1000
+    assert fleet.cycle().status == 0
+    first = live(fleet.parent.records())
+    assert len([k for k in first if k[0] == NOTE]) == 60
+    assert all(live(r.records()) == first for r in fleet.replicas)
