@@ -75,6 +75,11 @@ def test_two_children_edit_one_note_and_the_higher_hlc_wins_everywhere(fleet: Fl
     report = fleet.cycle()
     assert report.status == 0
     assert {text_of(fleet, r.name, "n") for r in fleet.replicas} == {"from c2"}
+    # Both edits were made on v0: the parent records the loser for audit.
+    (conflict,) = [c for c in fleet.parent.repo.conflicts() if c["id"] == "n"]
+    assert conflict["loser_origin"] == c1.repo.repo_id
+    assert conflict["winner_origin"] == c2.repo.repo_id
+    assert sum(r.conflicts for r in report.rows) == 1
 
 
 def test_equal_hlc_is_decided_by_origin(fleet: Fleet) -> None:

@@ -41,6 +41,9 @@ def _versioned() -> list[sa.Column[object]]:
         sa.Column("hlc", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("origin", sa.String(64), nullable=False, server_default=""),
         sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+        # The version the writer had read (0, "": none): two writes on one base conflicted.
+        sa.Column("base_hlc", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("base_origin", sa.String(64), nullable=False, server_default=""),
     ]
 
 
@@ -181,6 +184,8 @@ def migrate(conn: Connection, found: int) -> None:
         "hlc": "BIGINT NOT NULL DEFAULT 0",
         "origin": "VARCHAR(64) NOT NULL DEFAULT ''",
         "deleted": f"BOOLEAN NOT NULL DEFAULT {false}",
+        "base_hlc": "BIGINT NOT NULL DEFAULT 0",
+        "base_origin": "VARCHAR(64) NOT NULL DEFAULT ''",
     }
     for table in _ADDED_IN_2:
         present = {c["name"] for c in sa.inspect(conn).get_columns(table)}

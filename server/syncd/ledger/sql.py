@@ -419,7 +419,7 @@ class SqlLedger:
                 conn.execute(
                     holds_table.update()
                     .where(holds_table.c.bean == bean)
-                    .values(deleted=False, **values)
+                    .values(deleted=False, base_hlc=row.hlc, base_origin=row.origin, **values)
                 )
 
     def clear_hold(self, bean: str) -> None:
@@ -432,7 +432,13 @@ class SqlLedger:
             conn.execute(
                 holds_table.update()
                 .where(holds_table.c.bean == bean)
-                .values(deleted=True, hlc=version.hlc, origin=version.origin)
+                .values(
+                    deleted=True,
+                    hlc=version.hlc,
+                    origin=version.origin,
+                    base_hlc=row.hlc,
+                    base_origin=row.origin,
+                )
             )
 
     def get_meta(self, key: str) -> str | None:

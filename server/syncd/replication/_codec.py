@@ -21,7 +21,7 @@ from syncd.ledger.schema import (
 )
 from syncd.replication.model import HOLD, JOB, NOTE, REPO, RUN, Change, Version
 
-_VERSION_COLUMNS = ("hlc", "origin", "deleted")
+_VERSION_COLUMNS = ("hlc", "origin", "deleted", "base_hlc", "base_origin")
 _CHUNK = 500  # keys per IN (...) query
 
 # A transaction (or a read) on the state store, as the ledger hands it out.
@@ -71,6 +71,7 @@ class Codec:
             version=Version(int(row["hlc"]), row["origin"]),
             deleted=bool(row["deleted"]),
             body=self.body(row),
+            base=Version(int(row["base_hlc"]), row["base_origin"]) if row["base_origin"] else None,
         )
 
     def values(self, change: Change) -> dict[str, Any]:
@@ -84,6 +85,8 @@ class Codec:
             "hlc": change.version.hlc,
             "origin": change.version.origin,
             "deleted": change.deleted,
+            "base_hlc": change.base.hlc if change.base else 0,
+            "base_origin": change.base.origin if change.base else "",
         }
         body = {} if change.deleted else change.body
         for col in self.data_columns:

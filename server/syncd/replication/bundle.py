@@ -58,6 +58,9 @@ def _change_line(change: Change) -> str:
             "version": {"hlc": change.version.hlc, "origin": change.version.origin},
             "deleted": change.deleted,
             "body": {} if change.deleted else dict(change.body),
+            "base": None
+            if change.base is None
+            else {"hlc": change.base.hlc, "origin": change.base.origin},
             "out_of_band": change.out_of_band,
         },
         sort_keys=True,
@@ -172,6 +175,7 @@ def _read(path: Path) -> tuple[dict[str, Any], list[Change]]:
     try:
         for line in data.decode().splitlines():
             raw = json.loads(line)
+            base = raw.get("base")
             changes.append(
                 Change(
                     type=str(raw["type"]),
@@ -180,6 +184,7 @@ def _read(path: Path) -> tuple[dict[str, Any], list[Change]]:
                     deleted=bool(raw["deleted"]),
                     body=dict(raw["body"]),
                     out_of_band=bool(raw.get("out_of_band", False)),
+                    base=None if not base else Version(int(base["hlc"]), str(base["origin"])),
                 )
             )
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:

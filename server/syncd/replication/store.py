@@ -160,9 +160,18 @@ class SqlRepository(Peers, Upkeep):
     def _write(
         self, conn: Connection, type_: str, id_: str, body: dict[str, Any], *, deleted: bool = False
     ) -> Version:
+        mine = self._current(conn, [(type_, id_)])
         version = self.stamp(conn, type_, id_)
-        change = Change(type=type_, id=id_, version=version, deleted=deleted, body=body)
-        self._upsert(conn, [change], exists=self._current(conn, [(type_, id_)]))
+        read = mine.get((type_, id_))
+        change = Change(
+            type=type_,
+            id=id_,
+            version=version,
+            deleted=deleted,
+            body=body,
+            base=read.version if read is not None else None,
+        )
+        self._upsert(conn, [change], exists=mine)
         return version
 
     def _next_seq(self, conn: Connection, count: int) -> int:
