@@ -36,7 +36,7 @@ from hypothesis.stateful import (
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import BundleError, ClockAheadError
 from syncd.ledger.model import RunRecord
-from syncd.replication.bundle import export_bundle, import_bundle
+from syncd.replication.bundle import export_bundle, import_bundle, read_bundle
 from syncd.replication.model import (
     ACKED_BY_CHILD,
     FROM_CHILD,
@@ -175,6 +175,8 @@ class Replication(RuleBasedStateMachine):
         # The restored child is a new replica (a new epoch): its own cursors start again.
         self.cursors = {k: v for k, v in self.cursors.items() if k[0] != who}
         others = [r.records() for r in self.fleet.replicas]
+        # A bundle not imported yet still carries what it holds: that is not lost either.
+        others += [{c.key: c for c in read_bundle(path)[1]} for _, path in self.files]
         for key, writes in self.written.items():
             held = [rec[key].version for rec in others if key in rec]
             self.written[key] = [w for w in writes if any(v >= w.version for v in held)]

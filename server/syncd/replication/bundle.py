@@ -197,6 +197,11 @@ def _read(path: Path) -> tuple[dict[str, Any], list[Change]]:
     return manifest, changes
 
 
+def read_bundle(path: Path) -> tuple[dict[str, Any], list[Change]]:
+    """A bundle's manifest and changes, checked (BundleError when it is no good bundle)."""
+    return _read(path)
+
+
 def import_bundle(repo: SqlRepository, path: Path) -> Imported:
     """Apply a bundle here, as ApplyChanges would; then record the receipt it carries."""
     manifest, changes = _read(path)
