@@ -15,6 +15,7 @@ BENCHES = [
     "control_plane",
     "nightly_chain",
     "cluster",
+    "replication",
 ]
 
 

@@ -23,6 +23,7 @@ from syncd.config import (
     JobConfig,
     LedgerConfig,
     NotifyConfig,
+    ReplicationConfig,
     SchedulerConfig,
     TlsConfig,
 )
@@ -60,6 +61,7 @@ async def running_daemon(
     auth: AuthConfig | None = None,
     tls: TlsConfig | None = None,
     tcp_address: str = "",
+    replication: ReplicationConfig | None = None,
 ) -> AsyncIterator[Running]:
     config = Config(
         daemon=DaemonConfig(
@@ -76,6 +78,7 @@ async def running_daemon(
         http=http or HttpConfig(address=http_address),
         ledger=LedgerConfig(url=ledger_url),
         notify=notify or NotifyConfig(),
+        replication=replication or ReplicationConfig(),
     )
     async with serving_daemon(Daemon(config, jobs, clock=clock, log_hub=log_hub)) as daemon:
         address = daemon.listening.addresses[0]

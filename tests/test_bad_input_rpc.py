@@ -29,6 +29,8 @@ from syncd.job import JobSpec, RunContext
 from syncd.values import Value, ValueType
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
+from syncd_api.v1 import replication_pb2 as rpb
+from syncd_api.v1 import replication_pb2_grpc as rpb_grpc
 from tests.background import daemon_in_thread
 from tests.services import fresh_postgres_database
 
@@ -423,6 +425,25 @@ class TestOtherRpcProperties:
         calls.check(calls.stub.ListAudit, request)
 
     @_FAST
+    @given(
+        subject=st.one_of(st.sampled_from(["job:TypedJob", "run:x", "job:", "widget:1"]), _TEXT),
+        text=_TEXT,
+        repository=st.one_of(st.sampled_from(["", "*", "all"]), _TEXT),
+        bean=_beans,
+        limit=_INT32,
+    )
+    def test_notes_and_repository_reads(
+        self, calls: Calls, subject: str, text: str, repository: str, bean: str, limit: int
+    ) -> None:
+        calls.check(calls.stub.AddNote, pb.AddNoteRequest(subject=subject, text=text))
+        calls.check(calls.stub.ListNotes, pb.ListNotesRequest(subject=subject, limit=limit))
+        calls.check(
+            calls.stub.RepositoryHistory,
+            pb.RepositoryHistoryRequest(repository=repository, bean=bean, limit=limit),
+        )
+        calls.check(calls.stub.GetSyncStatus, pb.GetSyncStatusRequest())
+
+    @_FAST
     @given(bean=_beans)
     def test_cancel_pause_resume(self, calls: Calls, bean: str) -> None:
         calls.check(calls.stub.Cancel, pb.CancelRequest(bean=bean))
@@ -455,10 +476,139 @@ class TestOtherRpcProperties:
         calls.check(attach, pb.WatchEventsRequest(bean=bean))
 
 
+_record_types = st.one_of(st.sampled_from(["job", "run", "hold", "note", "repo"]), _TEXT)
+_streams = st.one_of(st.sampled_from(["from_parent", "from_child", "acked_by_child"]), _TEXT)
+_UINT64 = st.integers(0, 2**64 - 1)
+_rversions = st.builds(lambda h, o: rpb.Version(hlc=h, origin=o), _UINT64, _TEXT)
+_bodies = st.one_of(
+    _json_text,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "bean": _TEXT,
+            "started_at": st.one_of(_TEXT, st.just("2026-01-01T00:00:00+00:00")),
+            "rows_read": st.one_of(_INT64, st.integers(), _TEXT),
+            "paused_at": _TEXT,
+            "body": _TEXT,
+            "name": _TEXT,
+        },
+    ).map(json.dumps),
+)
+_changes = st.builds(
+    lambda t, i, v, d, b, oob: rpb.Change(
+        type=t, id=i, version=v, deleted=d, body_json=b, out_of_band=oob
+    ),
+    _record_types,
+    st.one_of(st.sampled_from(["a", "b"]), _TEXT),
+    _rversions,
+    st.booleans(),
+    _bodies,
+    st.booleans(),
+)
+
+
+@pytest.fixture(scope="module")
+def repl(daemon: Daemon) -> Iterator[rpb_grpc.ReplicationStub]:
+    with grpc.insecure_channel(daemon.listening.addresses[0]) as channel:
+        yield rpb_grpc.ReplicationStub(channel)
+
+
+class TestReplicationRpcProperties:
+    """The repository's service meets garbage like the control plane does: refused cleanly
+    (or, when it is a well-formed batch, applied), never INTERNAL, and no run starts."""
+
+    @_FAST
+    @given(
+        source=_TEXT,
+        epoch=_TEXT,
+        stream=_streams,
+        start=_INT64,
+        end=_INT64,
+        changes=st.lists(_changes, max_size=4),
+    )
+    def test_any_batch_is_answered_cleanly(
+        self,
+        calls: Calls,
+        repl: rpb_grpc.ReplicationStub,
+        source: str,
+        epoch: str,
+        stream: str,
+        start: int,
+        end: int,
+        changes: list[rpb.Change],
+    ) -> None:
+        request = rpb.ApplyChangesRequest(
+            source_id=source,
+            source_epoch=epoch,
+            stream=stream,
+            from_cursor=start,
+            to_cursor=end,
+            changes=changes,
+        )
+        calls.check(repl.ApplyChanges, request)
+
+    @_FAST
+    @given(
+        since=_INT64,
+        limit=_INT32,
+        up_to=st.one_of(st.none(), _INT64),
+        min_hlc=_UINT64,
+        keys=st.lists(st.tuples(_record_types, _TEXT), max_size=3),
+        bits=_INT32,
+        bucket=_INT32,
+    )
+    def test_any_read_is_answered_cleanly(
+        self,
+        calls: Calls,
+        repl: rpb_grpc.ReplicationStub,
+        since: int,
+        limit: int,
+        up_to: int | None,
+        min_hlc: int,
+        keys: list[tuple[str, str]],
+        bits: int,
+        bucket: int,
+    ) -> None:
+        changes = rpb.GetChangesRequest(since_cursor=since, limit=limit, min_hlc=min_hlc)
+        if up_to is not None:
+            changes.up_to_cursor = up_to
+        calls.check(repl.GetChanges, changes)
+        record_keys = [rpb.RecordKey(type=t, id=i) for t, i in keys]
+        calls.check(repl.GetRecords, rpb.GetRecordsRequest(keys=record_keys))
+        calls.check(repl.GetDigest, rpb.GetDigestRequest(prefix_bits=bits))
+        calls.check(repl.ListVersions, rpb.ListVersionsRequest(bucket=bucket, prefix_bits=bits))
+        calls.check(repl.GetInfo, rpb.GetInfoRequest())
+
+    @_FAST
+    @given(
+        peer=_TEXT,
+        epoch=_TEXT,
+        stream=_streams,
+        cursor=_INT64,
+        keys=st.lists(st.tuples(_record_types, _TEXT), max_size=3),
+    )
+    def test_any_cursor_or_pingback_call_is_answered_cleanly(
+        self,
+        calls: Calls,
+        repl: rpb_grpc.ReplicationStub,
+        peer: str,
+        epoch: str,
+        stream: str,
+        cursor: int,
+        keys: list[tuple[str, str]],
+    ) -> None:
+        request = rpb.CursorRequest(peer_id=peer, peer_epoch=epoch, stream=stream, cursor=cursor)
+        calls.check(repl.GetCursor, request)
+        calls.check(repl.AckCursor, request)
+        calls.check(repl.GetPingbacks, rpb.PingbacksRequest(child_id=peer))
+        record_keys = [rpb.RecordKey(type=t, id=i) for t, i in keys]
+        calls.check(repl.ClearPingbacks, rpb.ClearPingbacksRequest(child_id=peer, keys=record_keys))
+
+
 # Methods whose raw-bytes requests are sent (RunAll takes no input and starts every job).
 _RAW_METHODS = [
     m for m in pb.DESCRIPTOR.services_by_name["Management"].methods if m.name != "RunAll"
-]
+] + list(rpb.DESCRIPTOR.services_by_name["Replication"].methods)
 
 
 class TestUndecodableRequests:

@@ -21,7 +21,16 @@ from tests.config_keys import JOB_TABLE, duration_keys, known_tables
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "etc" / "syncd.example.toml"
 JOB = "PersonOwnerRebuildJob"  # a job of the tis pack, always installed with syncd
-CORE_TABLES = ("daemon", "scheduler", "ledger", "logging", "http", "notify", "cluster")
+CORE_TABLES = (
+    "daemon",
+    "scheduler",
+    "ledger",
+    "logging",
+    "http",
+    "notify",
+    "cluster",
+    "replication",
+)
 
 _HEADER = re.compile(r"^\[([^\]]+)\]\s*$")
 _KEY = re.compile(r"^#?\s*([a-z_]+)\s*=")

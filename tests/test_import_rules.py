@@ -37,6 +37,8 @@ LAYER_OF = {
     "syncd.ledger": "domain",
     # Cluster mode's claims, leases and membership: domain, beside the ledger it shares.
     "syncd.cluster": "domain",
+    # The replicated repository: the ledger's tables seen as versioned records, and the cycle.
+    "syncd.replication": "domain",
     "syncd.observability": "domain",
     "syncd.security": "domain",  # roles, tokens, peer identity, TLS material: no grpc, no HTTP
     "syncd.service": "service",
@@ -76,6 +78,7 @@ CONCEPT_PACKAGES = (
     "ledger",
     "cluster",
     "observability",
+    "replication",
     "security",
 )
 

@@ -170,7 +170,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE syncd_meta SET value = '99' WHERE key = 'schema_version'"))
     engine.dispose()
-    with pytest.raises(LedgerError, match="schema version 99; this syncd knows up to 1"):
+    with pytest.raises(LedgerError, match="schema version 99; this syncd knows up to 2"):
         SqlLedger(url)
 
 

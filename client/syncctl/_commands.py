@@ -76,9 +76,44 @@ def status(ctx: Context) -> ExitCode:
 def history(ctx: Context) -> ExitCode:
     from syncctl._render_runs import render_history
 
+    repository = ctx.args.repository
     with ctx.client() as client:
-        reply = client.history(ctx.args.bean or "", ctx.args.limit)
-    render_history(ctx.stdout, ctx.mode, reply, ctx.now())
+        if repository is None:
+            reply = client.history(ctx.args.bean or "", ctx.args.limit)
+        else:
+            every = repository in ("*", "all")
+            reply = client.repository_history(
+                "*" if every else repository, ctx.args.bean or "", ctx.args.limit
+            )
+    render_history(ctx.stdout, ctx.mode, reply, ctx.now(), repository=repository is not None)
+    return ExitCode.OK
+
+
+# ---- notes, sync status --------------------------------------------------------------------
+
+
+def notes(ctx: Context) -> ExitCode:
+    from syncctl._render_repl import render_notes
+
+    subject = ctx.args.subject
+    if subject and ":" not in subject:
+        subject = f"job:{subject}"  # a bare name is a job's
+    with ctx.client() as client:
+        if ctx.args.text:
+            added = client.add_note(subject, " ".join(ctx.args.text))
+            render_notes(ctx.stdout, ctx.mode, [added], ctx.now())
+            return ExitCode.OK
+        reply = client.list_notes(subject or "", ctx.args.limit)
+    render_notes(ctx.stdout, ctx.mode, list(reply.notes), ctx.now())
+    return ExitCode.OK
+
+
+def sync(ctx: Context) -> ExitCode:
+    from syncctl._render_repl import render_sync_status
+
+    with ctx.client() as client:
+        reply = client.sync_status()
+    render_sync_status(ctx.stdout, ctx.mode, reply, ctx.now())
     return ExitCode.OK
 
 

@@ -291,6 +291,22 @@ class Client:
     def history(self, bean: str = "", limit: int = 0) -> pb.HistoryResponse:
         return self._unary(self._stub.History, self._pb.HistoryRequest(bean=bean, limit=limit))
 
+    def repository_history(
+        self, repository: str, bean: str = "", limit: int = 0
+    ) -> pb.HistoryResponse:
+        request = self._pb.RepositoryHistoryRequest(repository=repository, bean=bean, limit=limit)
+        return self._unary(self._stub.RepositoryHistory, request)
+
+    def add_note(self, subject: str, text: str) -> pb.Note:
+        return self._unary(self._stub.AddNote, self._pb.AddNoteRequest(subject=subject, text=text))
+
+    def list_notes(self, subject: str = "", limit: int = 0) -> pb.ListNotesResponse:
+        request = self._pb.ListNotesRequest(subject=subject, limit=limit)
+        return self._unary(self._stub.ListNotes, request)
+
+    def sync_status(self) -> pb.GetSyncStatusResponse:
+        return self._unary(self._stub.GetSyncStatus, self._pb.GetSyncStatusRequest())
+
     def pause(self, bean: str = "") -> pb.PauseResponse:
         return self._unary(self._stub.Pause, self._pb.PauseRequest(bean=bean))
 

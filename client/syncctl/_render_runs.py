@@ -46,11 +46,17 @@ def error_text(run: pb.RunInfo) -> str:
 # ---- history -------------------------------------------------------------------------------
 
 
-def render_history(out: IO[str], mode: Mode, reply: pb.HistoryResponse, now: float) -> None:
+def render_history(
+    out: IO[str], mode: Mode, reply: pb.HistoryResponse, now: float, *, repository: bool = False
+) -> None:
     """Newest first. TSV columns: run id, bean, trigger, started, seconds, outcome, rows read,
-    rows written, error."""
+    rows written, error; with `repository`, the repository that ran it comes first."""
     if mode is Mode.JSON:
-        write_json(out, {"runs": [run_dict(run, now) for run in reply.runs]})
+        runs = [
+            {**run_dict(run, now), **({"repository": run.repository} if repository else {})}
+            for run in reply.runs
+        ]
+        write_json(out, {"runs": runs})
         return
     rows: list[tuple[str, ...]] = []
     for run in reply.runs:
@@ -102,6 +108,9 @@ def render_history(out: IO[str], mode: Mode, reply: pb.HistoryResponse, now: flo
         rows = [
             (*r[:3], run.replica or "-", *r[3:]) for r, run in zip(rows, reply.runs, strict=True)
         ]
+    if repository:
+        headers = ("REPOSITORY", *headers)
+        rows = [(run.repository, *row) for run, row in zip(reply.runs, rows, strict=True)]
     write_rows(out, mode, headers, rows)
 
 

@@ -151,10 +151,16 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "history",
         "Recent runs, newest first.",
-        rpcs=("History",),
+        rpcs=("History", "RepositoryHistory"),
         handler="syncctl._commands:history",
         arguments=(
             arg("bean", nargs="?", help="only this bean's runs"),
+            arg(
+                "--repository",
+                default=None,
+                metavar="NAME",
+                help="runs of another repository of the cluster; all: every repository's",
+            ),
             arg(
                 "--limit",
                 "-n",
@@ -189,6 +195,31 @@ COMMANDS: tuple[Command, ...] = (
         ),
         more="Each entry: when, who (a uid from the kernel, a token's name, a certificate's"
         " subject), their role, from where, what, on which bean, and the outcome.",
+    ),
+    Command(
+        "note",
+        "Add a note to a job or run, or list notes (replicated to the cluster).",
+        rpcs=("AddNote", "ListNotes"),
+        handler="syncctl._commands:notes",
+        arguments=(
+            arg("subject", nargs="?", help="job:<Bean> (or just the bean) or run:<run-id>"),
+            arg("text", nargs="*", help="the note; without it, the subject's notes are listed"),
+            arg(
+                "--limit",
+                "-n",
+                type=types.positive_int,
+                default=50,
+                metavar="N",
+                help="list at most N notes (default: 50)",
+            ),
+        ),
+    ),
+    Command(
+        "sync",
+        "Replication: each peer's cursors and lag, and the last SynchronizeJobData table.",
+        rpcs=("GetSyncStatus",),
+        handler="syncctl._commands:sync",
+        arguments=(arg("action", choices=["status"], help="status"),),
     ),
     Command(
         "show",

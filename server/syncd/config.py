@@ -425,6 +425,43 @@ class TlsConfig(Settings, frozen=True):
         return bool(self.cert)
 
 
+class PeerConfig(Settings, frozen=True):
+    """One `[replication.peers.<name>]` table: how this daemon reaches that repository."""
+
+    # A file holding the bearer token sent as `authorization: Bearer …` (preferred to token).
+    token_file: str = ""
+    token: str = ""
+    # TLS (for a grpcs:// URL): the CA that signed the peer's certificate, and a client pair.
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
+class ReplicationConfig(Settings, frozen=True):
+    """The `[replication]` table: this repository's name in its cluster, and the arguments a
+    scheduled SynchronizeJobData run uses."""
+
+    # This repository's name (unique in its cluster) and its cluster's id; empty: unnamed.
+    name: str = ""
+    cluster_id: str = ""
+    # A child's change stamped further ahead of the parent's clock than this is refused.
+    max_drift: Duration = 300.0
+    page_size: Annotated[int, Meta(ge=1, le=5000)] = 1000
+    parallel: Annotated[int, Meta(ge=1, le=64)] = 4  # children synchronised at once
+    timeout: DurationAtLeast1s = 30.0  # the deadline of each call to another repository
+    retries: Annotated[int, Meta(ge=1, le=20)] = 4  # attempts of a call that found no peer
+    # With no cursor yet, a child's last_sync_time less this bounds the first exchange.
+    safety_margin: Duration = 86400.0
+    # synchronizeJobData's defaults (a scheduled run has no other arguments): the parent's
+    # URL and name, and one row per child: "name connected url [last_sync_time]".
+    parent_url: str = ""
+    parent_name: str = ""
+    children: tuple[str, ...] = ()
+    # Folder ExportJobData writes bundles to and ImportJobData reads them from by default.
+    bundle_dir: str = ""
+    peers: Mapping[str, PeerConfig] = field(default_factory=dict)
+
+
 class Config(Settings, frozen=True):
     """The whole file. `packs` holds each job pack's raw table, validated by the pack loader;
     `jobs` the per-job tables (their names are checked once the jobs are known)."""
@@ -438,6 +475,7 @@ class Config(Settings, frozen=True):
     auth: AuthConfig = field(default_factory=AuthConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    replication: ReplicationConfig = field(default_factory=ReplicationConfig)
     jobs: Mapping[str, JobConfig] = field(default_factory=dict)
     packs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 

@@ -256,3 +256,50 @@ class PermissionDeniedError(SyncdError):
         self.action = action
         self.needed = needed
         super().__init__(f"{actor} ({role}) may not {action}: that needs the {needed} role")
+
+
+class ReplicationError(SyncdError):
+    """A replication request that cannot be served as asked (raised by `syncd.replication`)."""
+
+
+class CursorGapError(ReplicationError):
+    """ApplyChanges found its stored cursor below the batch's start: earlier changes are
+    missing. `stored` is where the sender must resume from."""
+
+    def __init__(self, stream: str, stored: int, from_cursor: int) -> None:
+        self.stream = stream
+        self.stored = stored
+        self.from_cursor = from_cursor
+        super().__init__(
+            f"gap in stream {stream}: this repository holds changes up to {stored}, the batch"
+            f" starts after {from_cursor}; send the earlier changes first"
+        )
+
+
+class ClockAheadError(ReplicationError):
+    """A batch carries a version from a clock further ahead than `max_drift` allows."""
+
+    def __init__(self, origin: str, ahead_ms: int, max_drift_ms: int) -> None:
+        self.origin = origin
+        self.ahead_ms = ahead_ms
+        super().__init__(
+            f"clock_ahead: a change from {bounded(origin)} is {ahead_ms / 1000:.1f}s ahead of"
+            f" this repository's clock (at most {max_drift_ms / 1000:.0f}s is accepted)"
+        )
+
+
+class PeerUnavailableError(ReplicationError):
+    """A peer repository could not be reached, or did not answer in time."""
+
+    def __init__(self, peer: str, problem: str) -> None:
+        self.peer = peer
+        self.problem = problem
+        super().__init__(f"repository {bounded(peer)} is unavailable: {clip(problem)}")
+
+
+class BundleError(ReplicationError, ValueError):
+    """A bundle file that cannot be imported (corrupt, for another repository, out of order)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.problem = problem
+        super().__init__(f"bundle {bounded(path)}: {problem}")

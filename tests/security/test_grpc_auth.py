@@ -187,11 +187,13 @@ def test_every_rpc_served_has_a_row_in_the_rule_book() -> None:
     from grpc_reflection.v1alpha import reflection_pb2
 
     from syncd.rpc.guard import METHOD_ACTIONS
+    from syncd_api.v1 import replication_pb2
 
     served = [
         f"/{service.full_name}/{method.name}"
         for service in (
             pb.DESCRIPTOR.services_by_name["Management"],
+            replication_pb2.DESCRIPTOR.services_by_name["Replication"],
             health_pb2.DESCRIPTOR.services_by_name["Health"],
             reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
         )

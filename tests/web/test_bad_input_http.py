@@ -229,6 +229,7 @@ _templates = st.sampled_from(
         "api/v1/runs/{}",
         "api/v1/runs/{}/logs",
         "api/v1/events",
+        "api/v1/replication",
         "api/openapi.json",
         "api/jobs/status",
         "api/job/{}",

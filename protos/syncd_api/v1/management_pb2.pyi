@@ -862,6 +862,7 @@ class RunInfo(_message.Message):
     PROGRESS_TOTAL_FIELD_NUMBER: _builtins.int
     ELAPSED_FIELD_NUMBER: _builtins.int
     REPLICA_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
     run_id: _builtins.str
     bean: _builtins.str
     operation: _builtins.str
@@ -879,6 +880,8 @@ class RunInfo(_message.Message):
     """Zero when the job does not know its total."""
     replica: _builtins.str
     """Cluster mode (History, GetRun): the replica that ran it."""
+    repository: _builtins.str
+    """The repository that ran it (its name when known); empty: this one."""
     @_builtins.property
     def arguments(self) -> _containers.MessageMap[_builtins.str, Global___Value]: ...
     @_builtins.property
@@ -911,10 +914,11 @@ class RunInfo(_message.Message):
         progress_total: _builtins.int = ...,
         elapsed: _duration_pb2.Duration | None = ...,
         replica: _builtins.str = ...,
+        repository: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["elapsed", b"elapsed", "ended_at", b"ended_at", "slot_time", b"slot_time", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "bean", b"bean", "elapsed", b"elapsed", "ended_at", b"ended_at", "error_message", b"error_message", "error_type", b"error_type", "operation", b"operation", "outcome", b"outcome", "progress_done", b"progress_done", "progress_total", b"progress_total", "replica", b"replica", "rows_read", b"rows_read", "rows_written", b"rows_written", "run_id", b"run_id", "slot_time", b"slot_time", "started_at", b"started_at", "state", b"state", "trigger", b"trigger"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "arguments", b"arguments", "bean", b"bean", "elapsed", b"elapsed", "ended_at", b"ended_at", "error_message", b"error_message", "error_type", b"error_type", "operation", b"operation", "outcome", b"outcome", "progress_done", b"progress_done", "progress_total", b"progress_total", "replica", b"replica", "repository", b"repository", "rows_read", b"rows_read", "rows_written", b"rows_written", "run_id", b"run_id", "slot_time", b"slot_time", "started_at", b"started_at", "state", b"state", "trigger", b"trigger"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1532,3 +1536,295 @@ class ListReplicasResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListReplicasResponse: _TypeAlias = ListReplicasResponse  # noqa: Y015
+
+@_typing.final
+class AddNoteRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """"job:<Bean>" or "run:<run id>"."""
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["subject", b"subject", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddNoteRequest: _TypeAlias = AddNoteRequest  # noqa: Y015
+
+@_typing.final
+class Note(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTE_ID_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    note_id: _builtins.str
+    subject: _builtins.str
+    text: _builtins.str
+    author: _builtins.str
+    repository: _builtins.str
+    """The repository where it was written."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        note_id: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        text: _builtins.str = ...,
+        author: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        repository: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "author", b"author", "note_id", b"note_id", "repository", b"repository", "subject", b"subject", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Note: _TypeAlias = Note  # noqa: Y015
+
+@_typing.final
+class ListNotesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    subject: _builtins.str
+    """Empty: every note."""
+    limit: _builtins.int
+    """Zero: 50."""
+    def __init__(
+        self,
+        *,
+        subject: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotesRequest: _TypeAlias = ListNotesRequest  # noqa: Y015
+
+@_typing.final
+class ListNotesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def notes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Note]: ...
+    def __init__(
+        self,
+        *,
+        notes: _abc.Iterable[Global___Note] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["notes", b"notes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListNotesResponse: _TypeAlias = ListNotesResponse  # noqa: Y015
+
+@_typing.final
+class GetSyncStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSyncStatusRequest: _TypeAlias = GetSyncStatusRequest  # noqa: Y015
+
+@_typing.final
+class PeerCursor(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEER_NAME_FIELD_NUMBER: _builtins.int
+    PEER_ID_FIELD_NUMBER: _builtins.int
+    PEER_EPOCH_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    LAG_FIELD_NUMBER: _builtins.int
+    peer_name: _builtins.str
+    peer_id: _builtins.str
+    peer_epoch: _builtins.str
+    stream: _builtins.str
+    """from_parent | from_child | acked_by_child | acked_by_parent"""
+    cursor: _builtins.int
+    lag: _builtins.int
+    """For acked_by_child: this repository's changes the child has not acknowledged yet."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        peer_name: _builtins.str = ...,
+        peer_id: _builtins.str = ...,
+        peer_epoch: _builtins.str = ...,
+        stream: _builtins.str = ...,
+        cursor: _builtins.int = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        lag: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "lag", b"lag", "peer_epoch", b"peer_epoch", "peer_id", b"peer_id", "peer_name", b"peer_name", "stream", b"stream", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerCursor: _TypeAlias = PeerCursor  # noqa: Y015
+
+@_typing.final
+class SyncRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHILD_REPOSITORY_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    LAST_SYNC_TIME_FIELD_NUMBER: _builtins.int
+    PULLED_FIELD_NUMBER: _builtins.int
+    PUSHED_FIELD_NUMBER: _builtins.int
+    STALE_OR_REJECTED_FIELD_NUMBER: _builtins.int
+    CONFLICTS_FIELD_NUMBER: _builtins.int
+    PULL_CURSOR_FIELD_NUMBER: _builtins.int
+    PUSH_CURSOR_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    WARNING_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    child_repository: _builtins.str
+    connected: _builtins.str
+    url: _builtins.str
+    result: _builtins.str
+    last_sync_time: _builtins.str
+    pulled: _builtins.int
+    pushed: _builtins.int
+    stale_or_rejected: _builtins.int
+    conflicts: _builtins.int
+    pull_cursor: _builtins.int
+    push_cursor: _builtins.int
+    error: _builtins.str
+    warning: _builtins.str
+    duration_ms: _builtins.int
+    def __init__(
+        self,
+        *,
+        child_repository: _builtins.str = ...,
+        connected: _builtins.str = ...,
+        url: _builtins.str = ...,
+        result: _builtins.str = ...,
+        last_sync_time: _builtins.str = ...,
+        pulled: _builtins.int = ...,
+        pushed: _builtins.int = ...,
+        stale_or_rejected: _builtins.int = ...,
+        conflicts: _builtins.int = ...,
+        pull_cursor: _builtins.int = ...,
+        push_cursor: _builtins.int = ...,
+        error: _builtins.str = ...,
+        warning: _builtins.str = ...,
+        duration_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_repository", b"child_repository", "conflicts", b"conflicts", "connected", b"connected", "duration_ms", b"duration_ms", "error", b"error", "last_sync_time", b"last_sync_time", "pull_cursor", b"pull_cursor", "pulled", b"pulled", "push_cursor", b"push_cursor", "pushed", b"pushed", "result", b"result", "stale_or_rejected", b"stale_or_rejected", "url", b"url", "warning", b"warning"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SyncRow: _TypeAlias = SyncRow  # noqa: Y015
+
+@_typing.final
+class GetSyncStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    REPO_ID_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    CLUSTER_ID_FIELD_NUMBER: _builtins.int
+    STABLE_WATERMARK_FIELD_NUMBER: _builtins.int
+    CURSORS_FIELD_NUMBER: _builtins.int
+    LAST_STATUS_FIELD_NUMBER: _builtins.int
+    LAST_FINISHED_AT_FIELD_NUMBER: _builtins.int
+    LAST_SYNC_FIELD_NUMBER: _builtins.int
+    PENDING_PINGBACKS_FIELD_NUMBER: _builtins.int
+    repository: _builtins.str
+    repo_id: _builtins.str
+    epoch: _builtins.str
+    cluster_id: _builtins.str
+    stable_watermark: _builtins.int
+    last_status: _builtins.int
+    """The last SynchronizeJobData cycle run here (status -1: none yet)."""
+    pending_pingbacks: _builtins.int
+    @_builtins.property
+    def cursors(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerCursor]: ...
+    @_builtins.property
+    def last_finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_sync(self) -> _containers.RepeatedCompositeFieldContainer[Global___SyncRow]: ...
+    def __init__(
+        self,
+        *,
+        repository: _builtins.str = ...,
+        repo_id: _builtins.str = ...,
+        epoch: _builtins.str = ...,
+        cluster_id: _builtins.str = ...,
+        stable_watermark: _builtins.int = ...,
+        cursors: _abc.Iterable[Global___PeerCursor] | None = ...,
+        last_status: _builtins.int = ...,
+        last_finished_at: _timestamp_pb2.Timestamp | None = ...,
+        last_sync: _abc.Iterable[Global___SyncRow] | None = ...,
+        pending_pingbacks: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["last_finished_at", b"last_finished_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "cursors", b"cursors", "epoch", b"epoch", "last_finished_at", b"last_finished_at", "last_status", b"last_status", "last_sync", b"last_sync", "pending_pingbacks", b"pending_pingbacks", "repo_id", b"repo_id", "repository", b"repository", "stable_watermark", b"stable_watermark"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSyncStatusResponse: _TypeAlias = GetSyncStatusResponse  # noqa: Y015
+
+@_typing.final
+class RepositoryHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPOSITORY_FIELD_NUMBER: _builtins.int
+    BEAN_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    repository: _builtins.str
+    """A repository's name or id; "*": every repository; empty: this one."""
+    bean: _builtins.str
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        repository: _builtins.str = ...,
+        bean: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bean", b"bean", "limit", b"limit", "repository", b"repository"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RepositoryHistoryRequest: _TypeAlias = RepositoryHistoryRequest  # noqa: Y015

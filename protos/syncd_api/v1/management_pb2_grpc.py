@@ -119,6 +119,26 @@ class ManagementStub:
                 request_serializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasRequest.SerializeToString,
                 response_deserializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasResponse.FromString,
                 _registered_method=True)
+        self.AddNote = channel.unary_unary(
+                '/syncd.v1.Management/AddNote',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.AddNoteRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.Note.FromString,
+                _registered_method=True)
+        self.ListNotes = channel.unary_unary(
+                '/syncd.v1.Management/ListNotes',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.ListNotesRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.ListNotesResponse.FromString,
+                _registered_method=True)
+        self.GetSyncStatus = channel.unary_unary(
+                '/syncd.v1.Management/GetSyncStatus',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.GetSyncStatusRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.GetSyncStatusResponse.FromString,
+                _registered_method=True)
+        self.RepositoryHistory = channel.unary_unary(
+                '/syncd.v1.Management/RepositoryHistory',
+                request_serializer=syncd__api_dot_v1_dot_management__pb2.RepositoryHistoryRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_management__pb2.HistoryResponse.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -245,6 +265,34 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddNote(self, request, context):
+        """An operator's note on a job or a run; replicated to the other repositories.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListNotes(self, request, context):
+        """The notes on one job or run (or every note), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSyncStatus(self, request, context):
+        """This repository's replication state: each peer's cursors and lag, and the last sync table.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RepositoryHistory(self, request, context):
+        """Runs of another repository of the cluster (or of all of them), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -332,6 +380,26 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.ListReplicas,
                     request_deserializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasRequest.FromString,
                     response_serializer=syncd__api_dot_v1_dot_management__pb2.ListReplicasResponse.SerializeToString,
+            ),
+            'AddNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNote,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.AddNoteRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.Note.SerializeToString,
+            ),
+            'ListNotes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListNotes,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.ListNotesRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.ListNotesResponse.SerializeToString,
+            ),
+            'GetSyncStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSyncStatus,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.GetSyncStatusRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.GetSyncStatusResponse.SerializeToString,
+            ),
+            'RepositoryHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.RepositoryHistory,
+                    request_deserializer=syncd__api_dot_v1_dot_management__pb2.RepositoryHistoryRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_management__pb2.HistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -793,6 +861,114 @@ class Management:
             '/syncd.v1.Management/ListReplicas',
             syncd__api_dot_v1_dot_management__pb2.ListReplicasRequest.SerializeToString,
             syncd__api_dot_v1_dot_management__pb2.ListReplicasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/AddNote',
+            syncd__api_dot_v1_dot_management__pb2.AddNoteRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.Note.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListNotes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/ListNotes',
+            syncd__api_dot_v1_dot_management__pb2.ListNotesRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.ListNotesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSyncStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/GetSyncStatus',
+            syncd__api_dot_v1_dot_management__pb2.GetSyncStatusRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.GetSyncStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RepositoryHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Management/RepositoryHistory',
+            syncd__api_dot_v1_dot_management__pb2.RepositoryHistoryRequest.SerializeToString,
+            syncd__api_dot_v1_dot_management__pb2.HistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

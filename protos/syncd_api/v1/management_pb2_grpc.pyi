@@ -74,6 +74,14 @@ class ManagementStub:
     """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
     heartbeat and the runs it holds. A single daemon answers with `cluster` false.
     """
+    AddNote: _grpc.UnaryUnaryMultiCallable[_management_pb2.AddNoteRequest, _management_pb2.Note]
+    """An operator's note on a job or a run; replicated to the other repositories."""
+    ListNotes: _grpc.UnaryUnaryMultiCallable[_management_pb2.ListNotesRequest, _management_pb2.ListNotesResponse]
+    """The notes on one job or run (or every note), newest first."""
+    GetSyncStatus: _grpc.UnaryUnaryMultiCallable[_management_pb2.GetSyncStatusRequest, _management_pb2.GetSyncStatusResponse]
+    """This repository's replication state: each peer's cursors and lag, and the last sync table."""
+    RepositoryHistory: _grpc.UnaryUnaryMultiCallable[_management_pb2.RepositoryHistoryRequest, _management_pb2.HistoryResponse]
+    """Runs of another repository of the cluster (or of all of them), newest first."""
 
 @_typing.type_check_only
 class ManagementAsyncStub(ManagementStub):
@@ -117,6 +125,14 @@ class ManagementAsyncStub(ManagementStub):
     """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
     heartbeat and the runs it holds. A single daemon answers with `cluster` false.
     """
+    AddNote: _aio.UnaryUnaryMultiCallable[_management_pb2.AddNoteRequest, _management_pb2.Note]  # type: ignore[assignment]
+    """An operator's note on a job or a run; replicated to the other repositories."""
+    ListNotes: _aio.UnaryUnaryMultiCallable[_management_pb2.ListNotesRequest, _management_pb2.ListNotesResponse]  # type: ignore[assignment]
+    """The notes on one job or run (or every note), newest first."""
+    GetSyncStatus: _aio.UnaryUnaryMultiCallable[_management_pb2.GetSyncStatusRequest, _management_pb2.GetSyncStatusResponse]  # type: ignore[assignment]
+    """This repository's replication state: each peer's cursors and lag, and the last sync table."""
+    RepositoryHistory: _aio.UnaryUnaryMultiCallable[_management_pb2.RepositoryHistoryRequest, _management_pb2.HistoryResponse]  # type: ignore[assignment]
+    """Runs of another repository of the cluster (or of all of them), newest first."""
 
 class ManagementServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -259,5 +275,37 @@ class ManagementServicer(metaclass=_abc_1.ABCMeta):
         """Cluster mode: the replicas sharing this daemon's cluster database, each with its last
         heartbeat and the runs it holds. A single daemon answers with `cluster` false.
         """
+
+    @_abc_1.abstractmethod
+    def AddNote(
+        self,
+        request: _management_pb2.AddNoteRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.Note, _abc.Awaitable[_management_pb2.Note]]:
+        """An operator's note on a job or a run; replicated to the other repositories."""
+
+    @_abc_1.abstractmethod
+    def ListNotes(
+        self,
+        request: _management_pb2.ListNotesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.ListNotesResponse, _abc.Awaitable[_management_pb2.ListNotesResponse]]:
+        """The notes on one job or run (or every note), newest first."""
+
+    @_abc_1.abstractmethod
+    def GetSyncStatus(
+        self,
+        request: _management_pb2.GetSyncStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.GetSyncStatusResponse, _abc.Awaitable[_management_pb2.GetSyncStatusResponse]]:
+        """This repository's replication state: each peer's cursors and lag, and the last sync table."""
+
+    @_abc_1.abstractmethod
+    def RepositoryHistory(
+        self,
+        request: _management_pb2.RepositoryHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_management_pb2.HistoryResponse, _abc.Awaitable[_management_pb2.HistoryResponse]]:
+        """Runs of another repository of the cluster (or of all of them), newest first."""
 
 def add_ManagementServicer_to_server(servicer: ManagementServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

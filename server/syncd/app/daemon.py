@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -46,6 +46,11 @@ from syncd.observability.loghub import LogHub
 from syncd.observability.logs import LEVELS
 from syncd.observability.metrics import ClusterCollector, Metrics
 from syncd.observability.notify import WebhookNotifier
+from syncd.observability.replication_metrics import ReplicationCollector
+from syncd.replication.operator import sync_view
+from syncd.replication.report import read_report
+from syncd.rpc.replication import ReplicationServicer
+from syncd.rpc.repository_ops import RepositoryOps
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.scheduling.plan import plan_jobs
@@ -116,6 +121,12 @@ class Daemon:
             with starting("ledger"):
                 ledger = SqlLedger(config.ledger_url)
         self.ledger = ledger
+        if isinstance(ledger, SqlLedger):
+            with starting("replication"):
+                repl = config.replication
+                ledger.repository.hlc.max_drift_ms = int(repl.max_drift * 1000)
+                if repl.name:
+                    ledger.repository.configure(name=repl.name, cluster_id=repl.cluster_id)
         # Every ledger write and read from here on goes through its one writer, off the loop.
         self.recorder = LedgerRecorder(self.ledger)
         self.coordinator = RunCoordinator(self.recorder, self.clock, claim=claim)
@@ -164,6 +175,9 @@ class Daemon:
         self.coordinator.events.listen(self.metrics.on_event)
         if self.cluster is not None:
             self.metrics.registry.register(ClusterCollector(self.cluster))
+        if isinstance(self.ledger, SqlLedger):
+            state_dir = config.daemon.state_dir
+            self.metrics.registry.register(ReplicationCollector(lambda: read_report(state_dir)))
         self.notifier: WebhookNotifier | None = None
         if config.notify.webhook_url:
             self.notifier = WebhookNotifier(config.notify, self.recorder)
@@ -337,8 +351,14 @@ class Daemon:
                 started_at=self.started_at,
                 guard=self.guard,
                 audit=self.recorder.audit,
+                replication=self._replication_view if isinstance(self.ledger, SqlLedger) else None,
             ),
         )
+
+    async def _replication_view(self) -> dict[str, Any]:
+        assert isinstance(self.ledger, SqlLedger)
+        repo, state_dir = self.ledger.repository, self.state_dir
+        return await self.recorder.call_reader(lambda: sync_view(repo, read_report(state_dir)))
 
     async def serve(self, *, handle_signals: bool = True) -> int:
         """Run until asked to stop; returns the process exit status (0 on a clean stop)."""
@@ -358,6 +378,20 @@ class Daemon:
                 pid=os.getpid(),
                 ledger_health=self.recorder.health,
                 audit_entries=self.recorder.audit_entries,
+                repository=(
+                    RepositoryOps(
+                        self.ledger,
+                        self.recorder,
+                        lambda: read_report(self.state_dir),
+                    )
+                    if isinstance(self.ledger, SqlLedger)
+                    else None
+                ),
+            ),
+            replication=(
+                ReplicationServicer(self.ledger.repository, self.recorder)
+                if isinstance(self.ledger, SqlLedger)
+                else None
             ),
             guard=self.guard,
             recorder=self.recorder,

@@ -53,6 +53,10 @@ def discover(config: Config) -> list[JobPack]:
             except ImportError as exc:
                 raise PackLoadError(ep.value, f"entry point {ep.name!r}: {exc}") from exc
     packs.extend(resolve(ref) for ref in config.daemon.packs)
+    if config.replication.name:
+        from syncd.app.replication import replication_pack  # only a cluster member loads it
+
+        packs.append(replication_pack(config))
     seen: set[str] = set()
     for pack in packs:
         if pack.name in seen:

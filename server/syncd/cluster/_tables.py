@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from syncd.ledger.sql import UTCDateTime
+from syncd.ledger.schema import UTCDateTime
 
 metadata = sa.MetaData()
 

@@ -18,6 +18,7 @@ from syncd.cluster._tables import metadata as cluster_metadata
 from syncd.enums import RunOutcome, RunState
 from syncd.ledger.model import INTERRUPTED_MESSAGE, RunRecord
 from syncd.ledger.sql import SqlLedger, runs_table
+from syncd.replication.model import RUN
 
 Latest = dict[str, RunRecord]
 
@@ -37,22 +38,34 @@ class ClusterLedger(SqlLedger):
             claims_table.c.lease_until > sa.func.clock_timestamp(),
         )
         with self._tx() as conn:
-            rows = conn.execute(
-                runs_table.update()
-                .where(
-                    runs_table.c.state != RunState.FINISHED.value,
-                    runs_table.c.run_id.not_in(live.scalar_subquery()),
+            open_ids = (
+                conn.execute(
+                    sa.select(runs_table.c.run_id).where(
+                        runs_table.c.state != RunState.FINISHED.value,
+                        runs_table.c.origin == self.repository.repo_id,
+                        runs_table.c.run_id.not_in(live.scalar_subquery()),
+                    )
                 )
-                .values(
-                    state=RunState.FINISHED.value,
-                    outcome=RunOutcome.INTERRUPTED.value,
-                    ended_at=now,
-                    error_type="Interrupted",
-                    error_message=INTERRUPTED_MESSAGE,
+                .scalars()
+                .all()
+            )
+            for run_id in open_ids:
+                # Versioned like any local write, so replication carries the new outcome.
+                version = self.repository.stamp(conn, RUN, run_id)
+                conn.execute(
+                    runs_table.update()
+                    .where(runs_table.c.run_id == run_id)
+                    .values(
+                        state=RunState.FINISHED.value,
+                        outcome=RunOutcome.INTERRUPTED.value,
+                        ended_at=now,
+                        error_type="Interrupted",
+                        error_message=INTERRUPTED_MESSAGE,
+                        hlc=version.hlc,
+                        origin=version.origin,
+                    )
                 )
-                .returning(runs_table.c.run_id)
-            ).all()
-        done = [r for r in (self.get(row.run_id) for row in rows) if r is not None]
+        done = [r for r in (self.get(run_id) for run_id in open_ids) if r is not None]
         for record in done:
             self._remember(record)
         return done
@@ -60,6 +73,6 @@ class ClusterLedger(SqlLedger):
     def refresh_latest(self) -> tuple[Latest, Latest]:
         """Re-read each bean's last executed and last successful run (any replica's)."""
         with self._read():
-            finished, success = self._load_latest(self._engine)
+            finished, success = self._load_latest(self._engine, self.repository.repo_id)
         self._last_finished, self._last_success = finished, success
         return finished, success

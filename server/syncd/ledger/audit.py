@@ -17,7 +17,8 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from syncd.ledger.model import RunLedger
-from syncd.ledger.sql import SqlLedger, UTCDateTime
+from syncd.ledger.schema import UTCDateTime
+from syncd.ledger.sql import SqlLedger
 
 MAX_KEPT_IN_MEMORY = 10_000
 FIELD_LIMIT = 200  # every text field is cut to this: a target may come from input

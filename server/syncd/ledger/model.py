@@ -34,6 +34,8 @@ class RunRecord:
     rows_written: int = 0
     progress_done: int = 0
     progress_total: int = 0
+    # The repository that ran it ("" where the ledger does not replicate, e.g. in memory).
+    origin: str = ""
 
 
 # Outcomes of runs that executed; "last outcome" and "last success" consider only these.
@@ -73,7 +75,12 @@ class RunLedger(Protocol):
     def get(self, run_id: str) -> RunRecord | None: ...
     def last_finished(self, bean: str) -> RunRecord | None: ...
     def last_success(self, bean: str) -> RunRecord | None: ...
-    def history(self, bean: str | None = None, limit: int = 50) -> list[RunRecord]: ...
+    def history(
+        self, bean: str | None = None, limit: int = 50, repository: str | None = None
+    ) -> list[RunRecord]:
+        """Newest first. This repository's runs, or another's by id, or every one ("*")."""
+        ...
+
     def runs_since(self, since: datetime) -> list[RunRecord]:
         """Runs started or slotted at or after `since`, oldest first."""
         ...
@@ -136,7 +143,9 @@ class MemoryLedger:
     def last_success(self, bean: str) -> RunRecord | None:
         return self._last_success.get(bean)
 
-    def history(self, bean: str | None = None, limit: int = 50) -> list[RunRecord]:
+    def history(
+        self, bean: str | None = None, limit: int = 50, repository: str | None = None
+    ) -> list[RunRecord]:
         with self._lock:
             runs = [r for r in reversed(self._runs.values()) if bean is None or r.bean == bean]
         return runs[:limit]

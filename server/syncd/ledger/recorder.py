@@ -128,6 +128,21 @@ class LedgerRecorder:
 
     # --- the writer thread -----------------------------------------------------------------
 
+    async def call_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run another write on the one writer thread (a replicated batch): a storage fault
+        marks the ledger unhealthy; the caller's own errors (a cursor gap) pass as they are."""
+        try:
+            result = await asyncio.wrap_future(self._writer.submit(fn, *args))
+        except LedgerUnavailableError as exc:
+            self._fault(exc)
+            raise
+        self._recovered()
+        return result
+
+    async def call_reader(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run another read on the reader threads."""
+        return await asyncio.wrap_future(self._readers.submit(fn, *args))
+
     async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run `fn` on the writer thread; health follows its result."""
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +28,20 @@ from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import LedgerUnavailableError, SyncdError
 from syncd.ledger._faults import SqliteFileGuard, check_writable, problem_of
 from syncd.ledger.model import EXECUTED, INTERRUPTED_MESSAGE, RunRecord
+from syncd.ledger.schema import (
+    SCHEMA_VERSION,
+    changes_table,
+    holds_table,
+    meta_table,
+    metadata,
+    migrate,
+    runs_table,
+)
+from syncd.replication.hlc import Hlc
+from syncd.replication.model import HOLD, RUN
+from syncd.replication.store import SqlRepository
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "LedgerError", "SqlLedger", "holds_table", "meta_table", "runs_table"]
 
 log = structlog.get_logger("syncd.ledger")
 
@@ -40,62 +52,6 @@ class LedgerError(LedgerUnavailableError):
     def __init__(self, message: str) -> None:
         self.problem = message
         SyncdError.__init__(self, message)
-
-
-class UTCDateTime(sa.types.TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out, on every backend."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-metadata = sa.MetaData()
-meta_table = sa.Table(
-    "syncd_meta",
-    metadata,
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-)
-runs_table = sa.Table(
-    "syncd_runs",
-    metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("bean", sa.String(200), nullable=False),
-    sa.Column("operation", sa.String(200), nullable=False),
-    sa.Column("arguments", sa.Text, nullable=False),
-    sa.Column("trigger", sa.String(20), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("slot_time", UTCDateTime),
-    sa.Column("started_at", UTCDateTime, nullable=False),
-    sa.Column("ended_at", UTCDateTime),
-    sa.Column("state", sa.String(20), nullable=False),
-    sa.Column("outcome", sa.String(40)),
-    sa.Column("error_type", sa.String(200), nullable=False, default=""),
-    sa.Column("error_message", sa.Text, nullable=False, default=""),
-    sa.Column("rows_read", sa.BigInteger, nullable=False, default=0),
-    sa.Column("rows_written", sa.BigInteger, nullable=False, default=0),
-    sa.Column("progress_done", sa.BigInteger, nullable=False, default=0),
-    sa.Column("progress_total", sa.BigInteger, nullable=False, default=0),
-    sa.Index("ix_syncd_runs_bean_started", "bean", "started_at"),
-    sa.Index("ix_syncd_runs_state", "state"),
-)
-holds_table = sa.Table(
-    "syncd_holds",
-    metadata,
-    sa.Column("bean", sa.String(200), primary_key=True),
-    sa.Column("paused_at", UTCDateTime, nullable=False),
-)
 
 
 def _row(record: RunRecord) -> dict[str, Any]:
@@ -140,6 +96,7 @@ def _record(row: sa.Row[Any]) -> RunRecord:
         rows_written=m["rows_written"],
         progress_done=m["progress_done"],
         progress_total=m["progress_total"],
+        origin=m["origin"],
     )
 
 
@@ -177,12 +134,21 @@ def _sqlite_path(url: str) -> Path | None:
 class SqlLedger:
     """A RunLedger over SQLAlchemy Core."""
 
-    def __init__(self, url: str, *, write_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        write_timeout: float = 5.0,
+        hlc: Hlc | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
         self._url = url
         self._write_timeout = write_timeout
         self._lock = threading.Lock()
         self._last_finished: dict[str, RunRecord] = {}
         self._last_success: dict[str, RunRecord] = {}
+        # The replicated repository these tables are; it shares this lock and connection.
+        self.repository = SqlRepository(self._tx, self._read, hlc or Hlc(), now or _utc_now)
         self._engine = self._open()
         path = _sqlite_path(url)
         self._guard = SqliteFileGuard(path) if path is not None else None
@@ -199,7 +165,10 @@ class SqlLedger:
         try:
             with engine.begin() as conn:
                 self._check_schema(conn)
-            self._last_finished, self._last_success = self._load_latest(engine)
+                self.repository.open(conn)
+            self._last_finished, self._last_success = self._load_latest(
+                engine, self.repository.repo_id
+            )
         except LedgerError:
             engine.dispose()
             raise
@@ -226,9 +195,19 @@ class SqlLedger:
                 f"the run ledger has schema version {found}; this syncd knows up to"
                 f" {SCHEMA_VERSION}. Upgrade syncd or point ledger.url elsewhere."
             )
+        if found < SCHEMA_VERSION:
+            migrate(conn, found)
+            conn.execute(
+                meta_table.update()
+                .where(meta_table.c.key == "schema_version")
+                .values(value=str(SCHEMA_VERSION))
+            )
+            log.info("ledger.migrated", from_version=found, to_version=SCHEMA_VERSION)
 
     @staticmethod
-    def _load_latest(engine: Engine) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
+    def _load_latest(
+        engine: Engine, origin: str
+    ) -> tuple[dict[str, RunRecord], dict[str, RunRecord]]:
         last_finished: dict[str, RunRecord] = {}
         last_success: dict[str, RunRecord] = {}
         with engine.connect() as conn:
@@ -238,7 +217,7 @@ class SqlLedger:
             ):
                 newest = (
                     sa.select(runs_table.c.bean, sa.func.max(runs_table.c.ended_at).label("at"))
-                    .where(outcome_filter)
+                    .where(outcome_filter, runs_table.c.origin == origin)
                     .group_by(runs_table.c.bean)
                     .subquery()
                 )
@@ -251,7 +230,7 @@ class SqlLedger:
                             runs_table.c.ended_at == newest.c.at,
                         ),
                     )
-                    .where(outcome_filter)
+                    .where(outcome_filter, runs_table.c.origin == origin)
                 )
                 for row in rows:
                     record = _record(row)
@@ -289,9 +268,14 @@ class SqlLedger:
             old_journal_kept_as=str(kept) if kept else None,
         )
 
+    def _stamped(self, conn: Connection, record: RunRecord) -> dict[str, Any]:
+        """The row of a local run write, with its new version (logged in this transaction)."""
+        version = self.repository.stamp(conn, RUN, record.run_id)
+        return {**_row(record), "hlc": version.hlc, "origin": version.origin, "deleted": False}
+
     def record_start(self, record: RunRecord) -> None:
         with self._tx() as conn:
-            conn.execute(runs_table.insert().values(**_row(record)))
+            conn.execute(runs_table.insert().values(**self._stamped(conn, record)))
 
     def record_end(self, record: RunRecord) -> None:
         self.record(record)  # a start row that is missing (a replaced file) is written whole
@@ -300,7 +284,7 @@ class SqlLedger:
         # Idempotent, so a retry after an ambiguous failure (a commit whose answer was lost)
         # cannot fail on the key it already wrote.
         with self._tx() as conn:
-            values = _row(record)
+            values = self._stamped(conn, record)
             updated = conn.execute(
                 runs_table.update().where(runs_table.c.run_id == record.run_id).values(**values)
             ).rowcount
@@ -325,10 +309,15 @@ class SqlLedger:
     def last_success(self, bean: str) -> RunRecord | None:
         return self._last_success.get(bean)
 
-    def history(self, bean: str | None = None, limit: int = 50) -> list[RunRecord]:
+    def history(
+        self, bean: str | None = None, limit: int = 50, repository: str | None = None
+    ) -> list[RunRecord]:
         query = sa.select(runs_table).order_by(
             runs_table.c.started_at.desc(), runs_table.c.run_id.desc()
         )
+        query = query.where(runs_table.c.deleted.is_(False))
+        if repository != "*":
+            query = query.where(runs_table.c.origin == (repository or self.repository.repo_id))
         if bean is not None:
             query = query.where(runs_table.c.bean == bean)
         with self._read() as conn:
@@ -337,7 +326,8 @@ class SqlLedger:
     def runs_since(self, since: datetime) -> list[RunRecord]:
         moment = sa.func.coalesce(runs_table.c.slot_time, runs_table.c.started_at)
         query = sa.select(runs_table).where(
-            sa.or_(runs_table.c.started_at >= since, runs_table.c.slot_time >= since)
+            sa.or_(runs_table.c.started_at >= since, runs_table.c.slot_time >= since),
+            runs_table.c.origin == self.repository.repo_id,
         )
         with self._read() as conn:
             rows = [_record(r) for r in conn.execute(query.order_by(moment))]
@@ -348,19 +338,26 @@ class SqlLedger:
             open_rows = [
                 _record(r)
                 for r in conn.execute(
-                    sa.select(runs_table).where(runs_table.c.state != RunState.FINISHED.value)
+                    sa.select(runs_table).where(
+                        runs_table.c.state != RunState.FINISHED.value,
+                        # Another repository's open run is its own to finish.
+                        runs_table.c.origin == self.repository.repo_id,
+                    )
                 )
             ]
-            if open_rows:
+            for run in open_rows:
+                version = self.repository.stamp(conn, RUN, run.run_id)
                 conn.execute(
                     runs_table.update()
-                    .where(runs_table.c.run_id.in_([r.run_id for r in open_rows]))
+                    .where(runs_table.c.run_id == run.run_id)
                     .values(
                         state=RunState.FINISHED.value,
                         outcome=RunOutcome.INTERRUPTED.value,
                         ended_at=now,
                         error_type="Interrupted",
                         error_message=INTERRUPTED_MESSAGE,
+                        hlc=version.hlc,
+                        origin=version.origin,
                     )
                 )
         done = [self.get(r.run_id) for r in open_rows] if open_rows else []
@@ -395,23 +392,54 @@ class SqlLedger:
                             runs_table.c.state == RunState.FINISHED.value,
                         )
                     ).rowcount
+            # Retention is local: what is pruned here leaves the change log too.
+            conn.execute(
+                changes_table.delete().where(
+                    changes_table.c.type == RUN,
+                    changes_table.c.id.not_in(sa.select(runs_table.c.run_id)),
+                )
+            )
         return removed
 
     def holds(self) -> dict[str, datetime]:
         with self._read() as conn:
-            return {r.bean: r.paused_at for r in conn.execute(sa.select(holds_table))}
+            rows = conn.execute(sa.select(holds_table).where(holds_table.c.deleted.is_(False)))
+            return {r.bean: r.paused_at for r in rows}
 
     def set_hold(self, bean: str, at: datetime) -> None:
         with self._tx() as conn:
-            exists = conn.execute(
-                sa.select(holds_table.c.bean).where(holds_table.c.bean == bean)
-            ).first()
-            if exists is None:
-                conn.execute(holds_table.insert().values(bean=bean, paused_at=at))
+            row = conn.execute(sa.select(holds_table).where(holds_table.c.bean == bean)).first()
+            if row is not None and not row.deleted:
+                return
+            version = self.repository.stamp(conn, HOLD, bean)
+            values = {"paused_at": at, "hlc": version.hlc, "origin": version.origin}
+            if row is None:
+                conn.execute(holds_table.insert().values(bean=bean, **values))
+            else:
+                conn.execute(
+                    holds_table.update()
+                    .where(holds_table.c.bean == bean)
+                    .values(deleted=False, base_hlc=row.hlc, base_origin=row.origin, **values)
+                )
 
     def clear_hold(self, bean: str) -> None:
+        # A tombstone, not a delete: the resume must reach the other repositories.
         with self._tx() as conn:
-            conn.execute(holds_table.delete().where(holds_table.c.bean == bean))
+            row = conn.execute(sa.select(holds_table).where(holds_table.c.bean == bean)).first()
+            if row is None or row.deleted:
+                return
+            version = self.repository.stamp(conn, HOLD, bean)
+            conn.execute(
+                holds_table.update()
+                .where(holds_table.c.bean == bean)
+                .values(
+                    deleted=True,
+                    hlc=version.hlc,
+                    origin=version.origin,
+                    base_hlc=row.hlc,
+                    base_origin=row.origin,
+                )
+            )
 
     def get_meta(self, key: str) -> str | None:
         with self._read() as conn:
@@ -430,6 +458,10 @@ class SqlLedger:
 
     def close(self) -> None:
         self._engine.dispose()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @contextmanager

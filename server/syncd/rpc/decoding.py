@@ -83,7 +83,12 @@ def _handler(method: MethodDescriptor, servicer: object) -> grpc.RpcMethodHandle
     )
 
 
+def service_handlers(service: Any, servicer: object) -> grpc.GenericRpcHandler[Any, Any]:
+    """Every method of `service` (a ServiceDescriptor) served by `servicer`."""
+    handlers = {method.name: _handler(method, servicer) for method in service.methods}
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
 def management_handlers(servicer: object) -> grpc.GenericRpcHandler[Any, Any]:
     """Every Management method of `servicer`, registered under the service's full name."""
-    handlers = {method.name: _handler(method, servicer) for method in SERVICE.methods}
-    return grpc.method_handlers_generic_handler(SERVICE.full_name, handlers)
+    return service_handlers(SERVICE, servicer)

@@ -12,14 +12,19 @@ from syncd.errors import (
     AttributeNotFoundError,
     BeanDisabledError,
     BeanNotFoundError,
+    BundleError,
+    ClockAheadError,
     ConfigError,
+    CursorGapError,
     DrainingError,
     InvalidArgumentError,
     LedgerUnavailableError,
     NotAJobError,
     NotRunningError,
     OperationNotFoundError,
+    PeerUnavailableError,
     PermissionDeniedError,
+    ReplicationError,
     RunNotFoundError,
     SlotClaimedError,
     SyncdError,
@@ -42,6 +47,11 @@ STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
     ConfigError: grpc.StatusCode.FAILED_PRECONDITION,  # a reload found the file invalid
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    ReplicationError: grpc.StatusCode.FAILED_PRECONDITION,
+    CursorGapError: grpc.StatusCode.FAILED_PRECONDITION,  # resume from syncd-gap-stored
+    ClockAheadError: grpc.StatusCode.FAILED_PRECONDITION,
+    PeerUnavailableError: grpc.StatusCode.UNAVAILABLE,
+    BundleError: grpc.StatusCode.INVALID_ARGUMENT,
 }
 
 # Trailing metadata that carries identifiers a client acts on.
@@ -49,6 +59,7 @@ RUN_ID_KEY = "syncd-run-id"
 REPLICA_KEY = "syncd-replica"  # cluster mode: the replica that holds the run
 PARAMETER_KEY = "syncd-parameter"
 DISABLED_KEY = "syncd-disabled"  # the disabled bean's name: "why" is in the message
+GAP_STORED_KEY = "syncd-gap-stored"  # ApplyChanges: the cursor the sender resumes from
 
 
 def status_code(exc: SyncdError) -> grpc.StatusCode:
@@ -83,4 +94,6 @@ def trailing_metadata(exc: SyncdError) -> tuple[tuple[str, str], ...]:
         return ((PARAMETER_KEY, metadata_value(exc.parameter)),)
     if isinstance(exc, BeanDisabledError):
         return ((DISABLED_KEY, metadata_value(exc.bean)),)
+    if isinstance(exc, CursorGapError):
+        return ((GAP_STORED_KEY, str(exc.stored)),)
     return ()

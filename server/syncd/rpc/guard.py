@@ -28,6 +28,7 @@ from syncd.ledger.audit import AuditEntry
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.rpc.errors import status_code
 from syncd.security import Action, Guard, Principal, Role, changes_state, parse_relayed_peer
+from syncd_api.v1 import replication_pb2
 
 log = structlog.get_logger("syncd.rpc")
 
@@ -38,6 +39,7 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # `Action.OTHER`: admin only until it gets its row — closed by default.
 INVOKE = "/syncd.v1.Management/Invoke"
 _MANAGEMENT = "/syncd.v1.Management/"
+_REPLICATION = replication_pb2.DESCRIPTOR.services_by_name["Replication"]
 METHOD_ACTIONS: dict[str, Action] = {
     "/grpc.health.v1.Health/Check": Action.HEALTH,
     "/grpc.health.v1.Health/Watch": Action.HEALTH,
@@ -60,6 +62,16 @@ METHOD_ACTIONS: dict[str, Action] = {
     _MANAGEMENT + "WatchEvents": Action.READ,
     _MANAGEMENT + "ListAudit": Action.AUDIT,
     _MANAGEMENT + "ListReplicas": Action.READ,
+    _MANAGEMENT + "AddNote": Action.NOTE,
+    _MANAGEMENT + "ListNotes": Action.READ,
+    _MANAGEMENT + "GetSyncStatus": Action.READ,
+    _MANAGEMENT + "RepositoryHistory": Action.READ,
+    # Daemon to daemon: another repository's token needs the admin role (the rule book's
+    # "replication"), reads included — they carry every record of this repository.
+    **{
+        f"/{_REPLICATION.full_name}/{method.name}": Action.REPLICATION
+        for method in _REPLICATION.methods
+    },
 }
 
 

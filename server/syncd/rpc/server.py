@@ -1,6 +1,6 @@
-"""The gRPC server: Management, standard health and reflection on the control socket (behind
-the peer relay, see `syncd.security`) and, optionally, a TCP listener (TLS when configured).
-Every call passes the security interceptor (`syncd.rpc.guard`)."""
+"""The gRPC server: Management, Replication (over an SQL ledger), standard health and reflection
+on the control socket (behind the peer relay, see `syncd.security`) and, optionally, a TCP
+listener (TLS when configured). Every call passes the security interceptor (`syncd.rpc.guard`)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from syncd.clock import Clock
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.rpc.decoding import management_handlers
 from syncd.rpc.guard import SecurityInterceptor
+from syncd.rpc.replication import REPLICATION_SERVICE, ReplicationServicer, replication_handlers
 from syncd.rpc.servicer import ControlPlane, ManagementServicer
 from syncd.security import Guard, PeerRelay, ServerTls
 from syncd_api.v1 import management_pb2 as pb
@@ -28,6 +29,7 @@ class ControlServer:
     def __init__(
         self,
         plane: ControlPlane,
+        replication: ReplicationServicer | None = None,
         *,
         guard: Guard,
         recorder: LedgerRecorder,
@@ -56,10 +58,14 @@ class ControlServer:
         # Not the generated add_…_to_server: these handlers refuse undecodable requests
         # with INVALID_ARGUMENT (see syncd.rpc.decoding).
         self.server.add_generic_rpc_handlers((management_handlers(ManagementServicer(plane)),))
+        services = [MANAGEMENT_SERVICE]
+        if replication is not None:  # the repository other daemons synchronise with
+            self.server.add_generic_rpc_handlers((replication_handlers(replication),))
+            services.append(REPLICATION_SERVICE)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
-                MANAGEMENT_SERVICE,
+                *services,
                 health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                 reflection.SERVICE_NAME,
             ),

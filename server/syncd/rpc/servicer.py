@@ -20,7 +20,13 @@ from syncd.beans.jobbeans import JobBeans
 from syncd.beans.model import Bean, Invocation, Operation, Result
 from syncd.beans.registry import BeanRegistry
 from syncd.enums import Impact, RunState
-from syncd.errors import InvalidArgumentError, RunNotFoundError, SyncdError, clip
+from syncd.errors import (
+    InvalidArgumentError,
+    ReplicationError,
+    RunNotFoundError,
+    SyncdError,
+    clip,
+)
 from syncd.execution.runs import Run
 from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunRecord
@@ -29,6 +35,7 @@ from syncd.observability.events import Event
 from syncd.observability.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.rpc import convert, guard
 from syncd.rpc.errors import status_code, trailing_metadata
+from syncd.rpc.repository_ops import RepositoryOps
 from syncd.security import Action
 from syncd.service import CancelRequest, HoldRequest, Holds, RunAllRequest, StartRequest
 from syncd.service.runservice import RunService
@@ -56,6 +63,8 @@ class ControlPlane:
     pid: int
     ledger_health: Callable[[], LedgerHealth]
     audit_entries: Callable[[datetime | None, int], Awaitable[list[AuditEntry]]] | None = None
+    # Notes, sync status and the cluster's runs: only over an SQL ledger (the repository).
+    repository: RepositoryOps | None = None
 
 
 def actor_of(context: grpc.aio.ServicerContext[object, object]) -> str:
@@ -440,6 +449,38 @@ class ManagementServicer(pb_grpc.ManagementServicer):
                 return pb.ListAuditResponse()
             entries = await self._plane.audit_entries(since, request.limit or 100)
             return pb.ListAuditResponse(entries=[convert.audit_entry(e) for e in entries])
+
+    # --- the repository (notes, sync status, the cluster's runs) ----------------------------
+
+    def _repository(self) -> RepositoryOps:
+        if self._plane.repository is None:
+            raise ReplicationError("this daemon keeps its ledger in memory: it is no repository")
+        return self._plane.repository
+
+    async def AddNote(self, request: pb.AddNoteRequest, context: Context) -> pb.Note:
+        async with _mapped_errors(context, "AddNote"):
+            return await self._repository().add_note(request, actor_of(context))
+        raise AssertionError("unreachable")
+
+    async def ListNotes(
+        self, request: pb.ListNotesRequest, context: Context
+    ) -> pb.ListNotesResponse:
+        async with _mapped_errors(context, "ListNotes"):
+            return await self._repository().list_notes(request)
+        raise AssertionError("unreachable")
+
+    async def GetSyncStatus(
+        self, request: pb.GetSyncStatusRequest, context: Context
+    ) -> pb.GetSyncStatusResponse:
+        async with _mapped_errors(context, "GetSyncStatus"):
+            return await self._repository().sync_status()
+        raise AssertionError("unreachable")
+
+    async def RepositoryHistory(
+        self, request: pb.RepositoryHistoryRequest, context: Context
+    ) -> pb.HistoryResponse:
+        async with _mapped_errors(context, "RepositoryHistory"):
+            return await self._repository().history(request)
         raise AssertionError("unreachable")
 
 

@@ -92,6 +92,12 @@ class JsonApi:
         self._plane = plane
         self._access = access
 
+    async def replication(self, _request: web.Request, _caller: Principal) -> web.Response:
+        """The repository's cursors per peer and the last SynchronizeJobData table."""
+        if self._plane.replication is None:
+            return reply({"enabled": False})
+        return reply({"enabled": True, **await self._plane.replication()})
+
     async def session(self, _request: web.Request, caller: Principal) -> web.Response:
         plane = self._plane
         return reply(

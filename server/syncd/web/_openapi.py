@@ -247,6 +247,11 @@ def document(context_path: str) -> dict[str, Any]:
                 },
             ),
         ),
+        "/api/v1/replication": _get(
+            "Replication: this repository's cursors per peer and the last SynchronizeJobData"
+            " table (`enabled` is false when the ledger is in memory)",
+            _json("The state", {"type": "object"}),
+        ),
         "/api/v1/runs/{run_id}": _get(
             "One run", _json("The run", _ref("Run")), _RUN_ID, **{"404": _err("No such run")}
         ),

@@ -145,6 +145,7 @@ def install(app: web.Application, plane: WebPlane) -> Access:
     add("GET", "api/v1/runs/{run_id}", Action.READ, api.run)
     add("GET", "api/v1/runs/{run_id}/logs", Action.READ, streams.logs)
     add("GET", "api/v1/events", Action.READ, streams.events)
+    add("GET", "api/v1/replication", Action.READ, api.replication)
 
     # The old service's API, at the same paths under the context path (its page used
     # "api/jobs/" with a slash).

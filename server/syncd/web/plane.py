@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
@@ -33,3 +34,5 @@ class WebPlane:
     started_at: datetime
     guard: Guard
     audit: Auditor | None = None  # where state changes and refusals are recorded
+    # The repository's replication state (None: the ledger is in memory, no repository).
+    replication: Callable[[], Awaitable[dict[str, Any]]] | None = None

@@ -501,7 +501,36 @@
     }
   }
 
+  // --- replication: the last SynchronizeJobData table (read again when a sync run ends) ---------
+
+  async function loadReplication() {
+    let view;
+    try {
+      view = await api("GET", "api/v1/replication");
+    } catch (err) {
+      return; // the table is extra: the jobs above still work
+    }
+    $("replication").hidden = !view.enabled;
+    if (!view.enabled) return;
+    const status = view.lastStatus === null ? "no cycle has run here yet" : `last cycle: status ${view.lastStatus}`;
+    $("replication-summary").textContent =
+      `Repository ${view.repository} (cluster ${view.clusterId || "—"}) · ${view.stableWatermark} changes logged · ${status}`;
+    const body = $("replication-rows");
+    body.replaceChildren();
+    for (const row of view.lastSync) {
+      body.append(el("tr", { class: row.error ? "has-error" : "" },
+        el("td", {}, row.child_repository, el("span", { class: "sub" }, row.url)),
+        el("td", {}, el("span", { class: `badge ${row.result === "ok" ? "success" : row.result}` }, row.result)),
+        el("td", { class: "when" }, row.last_sync_time ? utc(row.last_sync_time, true) : "—"),
+        el("td", {}, String(row.pulled)),
+        el("td", {}, String(row.pushed)),
+        el("td", { class: "wide" }, String(row.conflicts)),
+        el("td", {}, el("span", { class: "error-text" }, row.error || row.warning || ""))));
+    }
+  }
+
   function onJobEvent(job, event) {
+    if (event.kind === "run.finished" && job.name === "SynchronizeJobData") loadReplication();
     if (event.kind === "run.finished" && job.health !== "ok") {
       say(`${job.name} is ${words(job.health)}: ${job.healthReason}`, true);
     }
@@ -518,6 +547,7 @@
       streamAbort = new AbortController();
       try {
         await loadSession();
+        loadReplication();
         setConn("live", "live");
         delay = 1000;
         await readEvents("api/v1/events", headers(), onEvent, streamAbort.signal);

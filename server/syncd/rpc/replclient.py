@@ -1,0 +1,204 @@
+"""The daemon-to-daemon client: one channel factory, and a `Peer` over the Replication service.
+
+`open_channel` is the one place a syncd connects to another: a bearer token (sent as
+`authorization: Bearer …` metadata on every call) and optional TLS (CA, client certificate
+and key) are configured per peer. Transport failures become `PeerUnavailableError` (the cycle
+retries them); a cursor gap comes back as `CursorGapError`; any other refusal is a
+`ReplicationError` that is not retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from syncd.errors import CursorGapError, PeerUnavailableError, ReplicationError
+from syncd.replication.model import ApplyResult, Change, ChangePage, Key, Rejected, RepoInfo
+from syncd.rpc import replconvert as cv
+from syncd.rpc.errors import GAP_STORED_KEY
+from syncd_api.v1 import replication_pb2 as pb
+from syncd_api.v1 import replication_pb2_grpc as pb_grpc
+
+MAX_MESSAGE = 64 * 1024 * 1024  # pages of a few thousand records; gRPC's default is 4 MiB
+_RETRIED = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerCredentials:
+    """How to reach one peer: a bearer token, and TLS files when its URL is grpcs://."""
+
+    token: str = ""
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+def _target(url: str) -> tuple[str, bool]:
+    """(gRPC target, TLS?) from `grpc://host:port`, `grpcs://host:port`, `unix:/path` or
+    `host:port`."""
+    url = url.strip()
+    for scheme, tls in (("grpcs://", True), ("grpc://", False)):
+        if url.startswith(scheme):
+            return url[len(scheme) :].rstrip("/"), tls
+    return url, False
+
+
+def _read(path: Path | None) -> bytes | None:
+    return path.read_bytes() if path is not None else None
+
+
+def open_channel(
+    url: str, credentials: PeerCredentials | None = None
+) -> tuple[grpc.Channel, tuple[tuple[str, str], ...]]:
+    """A channel to the repository at `url`, and the metadata each call sends."""
+    creds = credentials or PeerCredentials()
+    target, tls = _target(url)
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ("grpc.max_send_message_length", MAX_MESSAGE),
+    ]
+    if tls:
+        channel_creds = grpc.ssl_channel_credentials(
+            root_certificates=_read(creds.ca_file),
+            private_key=_read(creds.key_file),
+            certificate_chain=_read(creds.cert_file),
+        )
+        channel = grpc.secure_channel(target, channel_creds, options=options)
+    else:
+        channel = grpc.insecure_channel(target, options=options)
+    metadata = (("authorization", f"Bearer {creds.token}"),) if creds.token else ()
+    return channel, metadata
+
+
+def _gap_stored(exc: Any) -> int | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == GAP_STORED_KEY:
+            text = value.decode() if isinstance(value, bytes) else str(value)
+            return int(text) if text.isdigit() else None
+    return None
+
+
+class GrpcPeer:
+    """A repository reached over gRPC; every call has a deadline."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        credentials: PeerCredentials | None = None,
+        *,
+        timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self._channel, self._metadata = open_channel(url, credentials)
+        self._stub = pb_grpc.ReplicationStub(self._channel)
+        self._timeout = timeout
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(
+        self, method: Callable[..., Any], request: Any, *, from_cursor: int = 0, stream: str = ""
+    ) -> Any:
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            code: grpc.StatusCode = exc.code()
+            details = str(exc.details() or "")
+            if code in _RETRIED:
+                raise PeerUnavailableError(self.name, f"{code.name}: {details}") from None
+            stored = _gap_stored(exc)
+            if code is grpc.StatusCode.FAILED_PRECONDITION and stored is not None:
+                raise CursorGapError(stream, stored, from_cursor) from None
+            raise ReplicationError(f"{self.name}: {code.name}: {details}") from None
+
+    def info(self) -> RepoInfo:
+        return cv.info_from_pb(self._call(self._stub.GetInfo, pb.GetInfoRequest()))
+
+    def get_changes(
+        self,
+        since: int,
+        limit: int,
+        *,
+        up_to: int | None = None,
+        min_hlc: int = 0,
+        skip_via: str = "",
+    ) -> ChangePage:
+        request = pb.GetChangesRequest(
+            since_cursor=since, limit=limit, min_hlc=min_hlc, skip_via=skip_via
+        )
+        if up_to is not None:
+            request.up_to_cursor = up_to
+        reply: pb.ChangePage = self._call(self._stub.GetChanges, request)
+        changes = cv.changes_from_pb("GetChanges", reply.changes)
+        return ChangePage(changes, reply.next_cursor, reply.has_more)
+
+    def apply_changes(
+        self,
+        *,
+        source_id: str,
+        source_epoch: str,
+        stream: str,
+        from_cursor: int,
+        to_cursor: int,
+        changes: Sequence[Change],
+    ) -> ApplyResult:
+        request = pb.ApplyChangesRequest(
+            source_id=source_id,
+            source_epoch=source_epoch,
+            stream=stream,
+            from_cursor=from_cursor,
+            to_cursor=to_cursor,
+            changes=[cv.change_to_pb(c) for c in changes],
+        )
+        reply: pb.ApplyChangesResponse = self._call(
+            self._stub.ApplyChanges, request, from_cursor=from_cursor, stream=stream
+        )
+        return ApplyResult(
+            applied=reply.applied,
+            stale=[(k.type, k.id) for k in reply.stale],
+            rejected=[Rejected((r.key.type, r.key.id), r.reason) for r in reply.rejected],
+            stored_cursor=reply.stored_cursor,
+            conflicts=reply.conflicts,
+        )
+
+    def cursor(self, peer_id: str, peer_epoch: str, stream: str) -> int | None:
+        request = pb.CursorRequest(peer_id=peer_id, peer_epoch=peer_epoch, stream=stream)
+        reply: pb.CursorResponse = self._call(self._stub.GetCursor, request)
+        return reply.cursor if reply.HasField("cursor") else None
+
+    def ack_cursor(self, peer_id: str, peer_epoch: str, stream: str, cursor: int) -> int:
+        request = pb.CursorRequest(
+            peer_id=peer_id, peer_epoch=peer_epoch, stream=stream, cursor=cursor
+        )
+        reply: pb.CursorResponse = self._call(self._stub.AckCursor, request)
+        return reply.cursor
+
+    def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]:
+        request = pb.PingbacksRequest(child_id=child_id, with_graveyard=with_graveyard)
+        reply: pb.PingbacksResponse = self._call(self._stub.GetPingbacks, request)
+        return cv.changes_from_pb("GetPingbacks", reply.records)
+
+    def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None:
+        request = pb.ClearPingbacksRequest(child_id=child_id, keys=[cv.key_to_pb(k) for k in keys])
+        self._call(self._stub.ClearPingbacks, request)
+
+    def get_records(self, keys: Iterable[Key]) -> list[Change]:
+        request = pb.GetRecordsRequest(keys=[cv.key_to_pb(k) for k in keys])
+        reply: pb.GetRecordsResponse = self._call(self._stub.GetRecords, request)
+        return cv.changes_from_pb("GetRecords", reply.records)
+
+    def digest(self, bits: int = 8) -> dict[int, str]:
+        reply: pb.GetDigestResponse = self._call(
+            self._stub.GetDigest, pb.GetDigestRequest(prefix_bits=bits)
+        )
+        return dict(reply.buckets)

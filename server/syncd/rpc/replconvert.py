@@ -1,0 +1,172 @@
+"""Replication messages to the repository's values and back, checking what arrives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from syncd.errors import InvalidArgumentError, bounded
+from syncd.replication.model import (
+    STREAMS,
+    TYPES,
+    ApplyResult,
+    Change,
+    ChangePage,
+    Key,
+    RepoInfo,
+    Version,
+)
+from syncd_api.v1 import replication_pb2 as pb
+
+MAX_PAGE = 5000
+MAX_ID = 200
+MAX_ORIGIN = 64
+MAX_BODY = 1 << 20  # one record's JSON body
+MAX_HLC = (1 << 63) - 1  # what every backend's BIGINT holds
+
+
+def version_to_pb(v: Version) -> pb.Version:
+    return pb.Version(hlc=v.hlc, origin=v.origin)
+
+
+def change_to_pb(c: Change) -> pb.Change:
+    msg = pb.Change(
+        type=c.type,
+        id=c.id,
+        version=version_to_pb(c.version),
+        deleted=c.deleted,
+        body_json="" if c.deleted else json.dumps(dict(c.body), sort_keys=True, default=str),
+        out_of_band=c.out_of_band,
+    )
+    if c.base is not None:
+        msg.base.CopyFrom(version_to_pb(c.base))
+    return msg
+
+
+def _refuse(operation: str, where: str, problem: str, parameter: str) -> InvalidArgumentError:
+    return InvalidArgumentError(operation, f"{where}: {problem}", parameter)
+
+
+def key_from_pb(operation: str, where: str, type_: str, id_: str) -> Key:
+    if type_ not in TYPES:
+        raise _refuse(
+            operation,
+            where,
+            f"unknown type {bounded(type_, 40)!r} (one of {', '.join(TYPES)})",
+            "type",
+        )
+    if not id_ or len(id_) > MAX_ID or "\x00" in id_:
+        raise _refuse(operation, where, f"id must be 1 to {MAX_ID} characters, no NUL", "id")
+    return (type_, id_)
+
+
+def change_from_pb(operation: str, index: int, msg: pb.Change) -> Change:
+    where = f"change {index}"
+    key_from_pb(operation, where, msg.type, msg.id)
+    if not msg.HasField("version") or not msg.version.origin:
+        raise _refuse(operation, where, "a version with an origin is required", "version")
+    if len(msg.version.origin) > MAX_ORIGIN or "\x00" in msg.version.origin + msg.base.origin:
+        raise _refuse(operation, where, f"origin longer than {MAX_ORIGIN} characters", "version")
+    if msg.version.hlc > MAX_HLC or msg.base.hlc > MAX_HLC:
+        raise _refuse(operation, where, "hlc outside 63 bits", "version")
+    body: dict[str, Any] = {}
+    if not msg.deleted:
+        if len(msg.body_json) > MAX_BODY:
+            raise _refuse(operation, where, "body larger than 1 MiB", "body_json")
+        try:
+            body = json.loads(msg.body_json or "{}")
+        except ValueError:
+            raise _refuse(operation, where, "body_json is not JSON", "body_json") from None
+        if not isinstance(body, dict):
+            raise _refuse(operation, where, "body_json is not a JSON object", "body_json")
+    base = Version(msg.base.hlc, msg.base.origin) if msg.HasField("base") else None
+    return Change(
+        type=msg.type,
+        id=msg.id,
+        version=Version(msg.version.hlc, msg.version.origin),
+        deleted=msg.deleted,
+        body=body,
+        base=base,
+        out_of_band=msg.out_of_band,
+    )
+
+
+def changes_from_pb(operation: str, msgs: Iterable[pb.Change]) -> list[Change]:
+    return [change_from_pb(operation, i, m) for i, m in enumerate(msgs, start=1)]
+
+
+def check_stream(operation: str, stream: str) -> str:
+    if stream not in STREAMS:
+        raise InvalidArgumentError(
+            operation,
+            f"unknown stream {bounded(stream, 40)!r} (one of {', '.join(STREAMS)})",
+            "stream",
+        )
+    return stream
+
+
+def check_cursor(operation: str, value: int, name: str) -> int:
+    if value < 0:
+        raise InvalidArgumentError(operation, "must be 0 or more", name)
+    return value
+
+
+def check_peer(operation: str, peer_id: str, epoch: str) -> None:
+    for name, value in (("peer_id", peer_id), ("peer_epoch", epoch)):
+        if not value or len(value) > MAX_ORIGIN or "\x00" in value:
+            raise InvalidArgumentError(operation, f"must be 1 to {MAX_ORIGIN} characters", name)
+
+
+def check_limit(operation: str, limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgumentError(operation, f"must be 1 to {MAX_PAGE}, got {limit}", "limit")
+    return limit
+
+
+def info_to_pb(info: RepoInfo) -> pb.RepositoryInfo:
+    return pb.RepositoryInfo(
+        repo_id=info.repo_id,
+        name=info.name,
+        epoch=info.epoch,
+        cluster_id=info.cluster_id,
+        hlc_now=info.hlc_now,
+        schema_version=info.schema_version,
+        stable_watermark=info.stable_watermark,
+        gc_floor=info.gc_floor,
+    )
+
+
+def info_from_pb(msg: pb.RepositoryInfo) -> RepoInfo:
+    return RepoInfo(
+        repo_id=msg.repo_id,
+        name=msg.name,
+        epoch=msg.epoch,
+        cluster_id=msg.cluster_id,
+        hlc_now=msg.hlc_now,
+        schema_version=msg.schema_version,
+        stable_watermark=msg.stable_watermark,
+        gc_floor=msg.gc_floor,
+    )
+
+
+def page_to_pb(page: ChangePage) -> pb.ChangePage:
+    return pb.ChangePage(
+        changes=[change_to_pb(c) for c in page.changes],
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
+    )
+
+
+def key_to_pb(key: Key) -> pb.RecordKey:
+    return pb.RecordKey(type=key[0], id=key[1])
+
+
+def result_to_pb(result: ApplyResult) -> pb.ApplyChangesResponse:
+    return pb.ApplyChangesResponse(
+        applied=result.applied,
+        stale=[key_to_pb(k) for k in result.stale],
+        rejected=[pb.Rejection(key=key_to_pb(r.key), reason=r.reason) for r in result.rejected],
+        stored_cursor=result.stored_cursor,
+        conflicts=result.conflicts,
+    )

@@ -1,0 +1,190 @@
+"""The syncd.v1.Replication servicer: decode, call the repository on the ledger's threads
+(batches on its one writer), encode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+
+from syncd.errors import InvalidArgumentError, SyncdError, clip
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.replication.model import ApplyResult, Change, Key, Rejected
+from syncd.replication.store import SqlRepository
+from syncd.rpc import replconvert as cv
+from syncd.rpc.decoding import service_handlers
+from syncd.rpc.errors import status_code, trailing_metadata
+from syncd_api.v1 import replication_pb2 as pb
+
+log = structlog.get_logger("syncd.rpc")
+
+SERVICE = pb.DESCRIPTOR.services_by_name["Replication"]
+REPLICATION_SERVICE = SERVICE.full_name
+Context = grpc.aio.ServicerContext[Any, Any]
+_T = TypeVar("_T")
+DETAILS_LIMIT = 2000
+
+
+class ReplicationServicer:
+    """Serves one repository (the daemon's state store)."""
+
+    def __init__(self, repo: SqlRepository, recorder: LedgerRecorder) -> None:
+        self._repo = repo
+        self._recorder = recorder
+
+    async def _answer(self, context: Context, method: str, work: Callable[[], Any]) -> Any:
+        try:
+            return await work()
+        except SyncdError as exc:
+            code = status_code(exc)
+            message = clip(str(exc), DETAILS_LIMIT)
+            log.info("rpc.refused", method=method, code=code.name, error=message)
+            context.set_trailing_metadata(trailing_metadata(exc))
+            await context.abort(code, message)
+
+    async def GetInfo(self, request: pb.GetInfoRequest, context: Context) -> pb.RepositoryInfo:
+        async def work() -> pb.RepositoryInfo:
+            return cv.info_to_pb(await self._recorder.call_reader(self._repo.info))
+
+        return await self._answer(context, "GetInfo", work)  # type: ignore[no-any-return]
+
+    async def GetChanges(self, request: pb.GetChangesRequest, context: Context) -> pb.ChangePage:
+        async def work() -> pb.ChangePage:
+            since = cv.check_cursor("GetChanges", request.since_cursor, "since_cursor")
+            limit = cv.check_limit("GetChanges", request.limit)
+            up_to = request.up_to_cursor if request.HasField("up_to_cursor") else None
+            if len(request.skip_via) > 130:
+                raise InvalidArgumentError("GetChanges", "longer than 130 characters", "skip_via")
+            page = await self._recorder.call_reader(
+                lambda: self._repo.get_changes(
+                    since, limit, up_to=up_to, min_hlc=request.min_hlc, skip_via=request.skip_via
+                )
+            )
+            return cv.page_to_pb(page)
+
+        return await self._answer(context, "GetChanges", work)  # type: ignore[no-any-return]
+
+    async def ApplyChanges(
+        self, request: pb.ApplyChangesRequest, context: Context
+    ) -> pb.ApplyChangesResponse:
+        async def work() -> pb.ApplyChangesResponse:
+            op = "ApplyChanges"
+            cv.check_peer(op, request.source_id, request.source_epoch)
+            stream = cv.check_stream(op, request.stream)
+            start = cv.check_cursor(op, request.from_cursor, "from_cursor")
+            end = cv.check_cursor(op, request.to_cursor, "to_cursor")
+            if end < start:
+                raise InvalidArgumentError(op, "must not be below from_cursor", "to_cursor")
+            changes = cv.changes_from_pb(op, request.changes)
+            result: ApplyResult = await self._recorder.call_writer(
+                lambda: self._repo.apply_changes(
+                    source_id=request.source_id,
+                    source_epoch=request.source_epoch,
+                    stream=stream,
+                    from_cursor=start,
+                    to_cursor=end,
+                    changes=changes,
+                )
+            )
+            return cv.result_to_pb(result)
+
+        return await self._answer(context, "ApplyChanges", work)  # type: ignore[no-any-return]
+
+    def _keys(self, op: str, keys: Any) -> list[Key]:
+        return [cv.key_from_pb(op, f"key {i}", k.type, k.id) for i, k in enumerate(keys, start=1)]
+
+    async def GetRecords(
+        self, request: pb.GetRecordsRequest, context: Context
+    ) -> pb.GetRecordsResponse:
+        async def work() -> pb.GetRecordsResponse:
+            keys = self._keys("GetRecords", request.keys)
+            found: list[Change] = await self._recorder.call_reader(self._repo.get_records, keys)
+            return pb.GetRecordsResponse(records=[cv.change_to_pb(c) for c in found])
+
+        return await self._answer(context, "GetRecords", work)  # type: ignore[no-any-return]
+
+    def _bits(self, op: str, bits: int) -> int:
+        if not 0 <= bits <= 16:
+            raise InvalidArgumentError(op, f"must be 0 to 16, got {bits}", "prefix_bits")
+        return bits
+
+    async def GetDigest(
+        self, request: pb.GetDigestRequest, context: Context
+    ) -> pb.GetDigestResponse:
+        async def work() -> pb.GetDigestResponse:
+            bits = self._bits("GetDigest", request.prefix_bits)
+            buckets = await self._recorder.call_reader(self._repo.digest, bits)
+            return pb.GetDigestResponse(buckets=buckets)
+
+        return await self._answer(context, "GetDigest", work)  # type: ignore[no-any-return]
+
+    async def ListVersions(
+        self, request: pb.ListVersionsRequest, context: Context
+    ) -> pb.ListVersionsResponse:
+        async def work() -> pb.ListVersionsResponse:
+            bits = self._bits("ListVersions", request.prefix_bits)
+            if not 0 <= request.bucket < (1 << bits):
+                raise InvalidArgumentError(
+                    "ListVersions", "outside 0 .. 2**prefix_bits - 1", "bucket"
+                )
+            found = await self._recorder.call_reader(self._repo.list_versions, request.bucket, bits)
+            return pb.ListVersionsResponse(records=[cv.change_to_pb(c) for c in found])
+
+        return await self._answer(context, "ListVersions", work)  # type: ignore[no-any-return]
+
+    async def GetCursor(self, request: pb.CursorRequest, context: Context) -> pb.CursorResponse:
+        async def work() -> pb.CursorResponse:
+            cv.check_peer("GetCursor", request.peer_id, request.peer_epoch)
+            stream = cv.check_stream("GetCursor", request.stream)
+            value = await self._recorder.call_reader(
+                self._repo.cursor, request.peer_id, request.peer_epoch, stream
+            )
+            return pb.CursorResponse() if value is None else pb.CursorResponse(cursor=value)
+
+        return await self._answer(context, "GetCursor", work)  # type: ignore[no-any-return]
+
+    async def AckCursor(self, request: pb.CursorRequest, context: Context) -> pb.CursorResponse:
+        async def work() -> pb.CursorResponse:
+            cv.check_peer("AckCursor", request.peer_id, request.peer_epoch)
+            stream = cv.check_stream("AckCursor", request.stream)
+            cursor = cv.check_cursor("AckCursor", request.cursor, "cursor")
+            value = await self._recorder.call_writer(
+                self._repo.ack_cursor, request.peer_id, request.peer_epoch, stream, cursor
+            )
+            return pb.CursorResponse(cursor=value)
+
+        return await self._answer(context, "AckCursor", work)  # type: ignore[no-any-return]
+
+    async def GetPingbacks(
+        self, request: pb.PingbacksRequest, context: Context
+    ) -> pb.PingbacksResponse:
+        async def work() -> pb.PingbacksResponse:
+            cv.check_peer("GetPingbacks", request.child_id, "-")
+            found = await self._recorder.call_reader(
+                lambda: self._repo.pingbacks(
+                    request.child_id, with_graveyard=request.with_graveyard
+                )
+            )
+            return pb.PingbacksResponse(records=[cv.change_to_pb(c) for c in found])
+
+        return await self._answer(context, "GetPingbacks", work)  # type: ignore[no-any-return]
+
+    async def ClearPingbacks(
+        self, request: pb.ClearPingbacksRequest, context: Context
+    ) -> pb.ClearPingbacksResponse:
+        async def work() -> pb.ClearPingbacksResponse:
+            cv.check_peer("ClearPingbacks", request.child_id, "-")
+            keys = self._keys("ClearPingbacks", request.keys)
+            await self._recorder.call_writer(self._repo.clear_pingbacks, request.child_id, keys)
+            return pb.ClearPingbacksResponse()
+
+        return await self._answer(context, "ClearPingbacks", work)  # type: ignore[no-any-return]
+
+
+def replication_handlers(servicer: ReplicationServicer) -> grpc.GenericRpcHandler[Any, Any]:
+    return service_handlers(SERVICE, servicer)
+
+
+__all__ = ["REPLICATION_SERVICE", "Rejected", "ReplicationServicer", "replication_handlers"]
