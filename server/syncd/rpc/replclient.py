@@ -20,6 +20,8 @@ from syncd.errors import CursorGapError, PeerUnavailableError, ReplicationError
 from syncd.replication.model import ApplyResult, Change, ChangePage, Key, Rejected, RepoInfo
 from syncd.rpc import replconvert as cv
 from syncd.rpc.errors import GAP_STORED_KEY
+from syncd_api.channel import CredentialError, TlsFiles, token_metadata
+from syncd_api.channel import open_channel as shared_open_channel
 from syncd_api.v1 import replication_pb2 as pb
 from syncd_api.v1 import replication_pb2_grpc as pb_grpc
 
@@ -52,31 +54,32 @@ def _target(url: str) -> tuple[str, bool]:
     return url, False
 
 
-def _read(path: Path | None) -> bytes | None:
-    return path.read_bytes() if path is not None else None
-
-
 def open_channel(
     url: str, credentials: PeerCredentials | None = None
 ) -> tuple[grpc.Channel, tuple[tuple[str, str], ...]]:
-    """A channel to the repository at `url`, and the metadata each call sends."""
+    """A channel to the repository at `url`, and the metadata each call sends: syncctl's own
+    connection helper (`syncd_api.channel`), so TLS and tokens work the same for both."""
     creds = credentials or PeerCredentials()
     target, tls = _target(url)
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE),
         ("grpc.max_send_message_length", MAX_MESSAGE),
     ]
+    files = None
     if tls:
-        channel_creds = grpc.ssl_channel_credentials(
-            root_certificates=_read(creds.ca_file),
-            private_key=_read(creds.key_file),
-            certificate_chain=_read(creds.cert_file),
-        )
-        channel = grpc.secure_channel(target, channel_creds, options=options)
-    else:
-        channel = grpc.insecure_channel(target, options=options)
-    metadata = (("authorization", f"Bearer {creds.token}"),) if creds.token else ()
-    return channel, metadata
+        try:
+            files = TlsFiles(
+                ca=str(creds.ca_file or ""),
+                cert=str(creds.cert_file or ""),
+                key=str(creds.key_file or ""),
+            )
+        except CredentialError as exc:
+            raise ReplicationError(f"peer {url[:200]}: {exc}") from None
+    try:
+        channel = shared_open_channel(target, tls=files, options=options)
+    except CredentialError as exc:
+        raise ReplicationError(f"peer {url[:200]}: {exc}") from None
+    return channel, token_metadata(creds.token or None)
 
 
 def _gap_stored(exc: Any) -> int | None:
