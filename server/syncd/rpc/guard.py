@@ -17,7 +17,7 @@ import contextvars
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import grpc
 import structlog
@@ -119,6 +119,30 @@ def _metadata(context: Context, key: str) -> str | None:
     return None
 
 
+class _AuditedAbort:
+    """The call's context, whose `abort` records the outcome in the audit trail *before* the
+    status reaches the client (grpc.aio sends it at once), so a caller that reads the trail
+    right after a refusal finds it there."""
+
+    def __init__(
+        self,
+        context: Context,
+        audit: Callable[[grpc.StatusCode, str], Awaitable[None]],
+    ) -> None:
+        self._context = context
+        self._audit = audit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+    async def abort(
+        self, code: grpc.StatusCode, details: str = "", trailing_metadata: Any = ()
+    ) -> NoReturn:
+        await self._audit(code, details)
+        await self._context.abort(code, details, trailing_metadata)
+        raise AssertionError("unreachable")  # abort raises
+
+
 class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(
         self,
@@ -215,8 +239,14 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def guarded(request: Any, context: Context) -> Any:
             state = await self._begin(method, context, request)
+
+            async def audit_refusal(code: grpc.StatusCode, details: str) -> None:
+                await self._finish(state, code.name, details)
+
             try:
-                reply = await behaviour(request, context)
+                reply = await behaviour(
+                    request, cast(Context, _AuditedAbort(context, audit_refusal))
+                )
             except BaseException as exc:
                 await self._finish(state, _outcome(context, exc), context.details() or "")
                 raise
