@@ -120,6 +120,26 @@ class TestContract:
         assert (got.state, got.outcome) == (RunState.FINISHED, RunOutcome.INTERRUPTED)
         assert ledger.mark_interrupted(T0 + timedelta(hours=2)) == []
 
+    def test_an_interrupted_run_keeps_its_outcome_against_a_late_end(
+        self, ledger: RunLedger
+    ) -> None:
+        """Runs are facts: once recorded interrupted (a replica took over after the lease
+        expired), the old holder's late `cancelled` end changes nothing; a note added to the
+        interrupted record (its survivors, say) still is written."""
+        start = _run("r1")
+        ledger.record_start(start)
+        interrupted = replace(
+            _finish(start, RunOutcome.INTERRUPTED), error_message="lost its lease"
+        )
+        ledger.record_end(interrupted)
+        ledger.record_end(replace(_finish(start, RunOutcome.CANCELLED), error_message="late"))
+        got = ledger.get("r1")
+        assert got is not None
+        assert (got.outcome, got.error_message) == (RunOutcome.INTERRUPTED, "lost its lease")
+        ledger.record_end(replace(interrupted, error_message="lost its lease; ended 2"))
+        got = ledger.get("r1")
+        assert got is not None and got.error_message == "lost its lease; ended 2"
+
     def test_retention_by_age_and_count(self, ledger: RunLedger) -> None:
         """Prune drops runs older than keep_days and beyond keep_per_bean, newest kept."""
         for i in range(6):

@@ -104,6 +104,17 @@ class RunLedger(Protocol):
 INTERRUPTED_MESSAGE = "the daemon stopped while the run was under way"
 
 
+def keeps_interrupted(state: str, outcome: str | None, end: RunRecord) -> bool:
+    """Whether a stored run (its state and outcome values) keeps its `interrupted` outcome
+    against `end`: once a run is recorded interrupted, only another interrupted end (a note
+    added to it) may rewrite it, never its old holder's late cancelled or success."""
+    return (
+        state == RunState.FINISHED.value
+        and outcome == RunOutcome.INTERRUPTED.value
+        and end.outcome is not RunOutcome.INTERRUPTED
+    )
+
+
 class MemoryLedger:
     """A ledger held in memory, bounded to the newest `keep` runs."""
 
@@ -124,6 +135,11 @@ class MemoryLedger:
 
     def record_end(self, record: RunRecord) -> None:
         with self._lock:
+            stored = self._runs.get(record.run_id)
+            if stored is not None and keeps_interrupted(
+                stored.state.value, stored.outcome.value if stored.outcome else None, record
+            ):
+                return
             self._runs[record.run_id] = record
             if record.outcome in EXECUTED:
                 self._last_finished[record.bean] = record

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import LedgerUnavailableError, SyncdError
 from syncd.ledger._faults import SqliteFileGuard, check_writable, problem_of
-from syncd.ledger.model import EXECUTED, INTERRUPTED_MESSAGE, RunRecord
+from syncd.ledger.model import EXECUTED, INTERRUPTED_MESSAGE, RunRecord, keeps_interrupted
 from syncd.ledger.schema import (
     SCHEMA_VERSION,
     changes_table,
@@ -278,19 +278,33 @@ class SqlLedger:
             conn.execute(runs_table.insert().values(**self._stamped(conn, record)))
 
     def record_end(self, record: RunRecord) -> None:
-        self.record(record)  # a start row that is missing (a replaced file) is written whole
+        with self._tx() as conn:
+            stored = conn.execute(
+                sa.select(runs_table.c.state, runs_table.c.outcome).where(
+                    runs_table.c.run_id == record.run_id
+                )
+            ).first()
+            if stored is not None and keeps_interrupted(stored.state, stored.outcome, record):
+                # Runs are facts: a run already recorded interrupted (another replica took
+                # over after its lease expired) is not rewritten by its old holder's late end.
+                return
+            self._write(conn, record)  # a missing start row (a replaced file) is written whole
+        self._remember(record)
 
     def record(self, record: RunRecord) -> None:
+        with self._tx() as conn:
+            self._write(conn, record)
+        self._remember(record)
+
+    def _write(self, conn: Connection, record: RunRecord) -> None:
         # Idempotent, so a retry after an ambiguous failure (a commit whose answer was lost)
         # cannot fail on the key it already wrote.
-        with self._tx() as conn:
-            values = self._stamped(conn, record)
-            updated = conn.execute(
-                runs_table.update().where(runs_table.c.run_id == record.run_id).values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(runs_table.insert().values(**values))
-        self._remember(record)
+        values = self._stamped(conn, record)
+        updated = conn.execute(
+            runs_table.update().where(runs_table.c.run_id == record.run_id).values(**values)
+        ).rowcount
+        if not updated:
+            conn.execute(runs_table.insert().values(**values))
 
     def _remember(self, record: RunRecord) -> None:
         if record.outcome in EXECUTED:
