@@ -8,17 +8,13 @@ shows the runs the others ended.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from syncd.cluster._tables import claims_table
 from syncd.cluster._tables import metadata as cluster_metadata
-from syncd.enums import RunOutcome, RunState
-from syncd.ledger.model import INTERRUPTED_MESSAGE, RunRecord
+from syncd.ledger.model import RunRecord
 from syncd.ledger.sql import SqlLedger, runs_table
-from syncd.replication.model import RUN
 
 Latest = dict[str, RunRecord]
 
@@ -32,43 +28,13 @@ class ClusterLedger(SqlLedger):
         super()._check_schema(conn)
         cluster_metadata.create_all(conn, checkfirst=True)
 
-    def mark_interrupted(self, now: datetime) -> list[RunRecord]:
+    def _still_running_elsewhere(self) -> list[sa.ColumnElement[bool]]:
+        # Runs a live lease covers run on other replicas right now: theirs to finish.
         live = sa.select(claims_table.c.run_id).where(
             claims_table.c.run_id.is_not(None),
             claims_table.c.lease_until > sa.func.clock_timestamp(),
         )
-        with self._tx() as conn:
-            open_ids = (
-                conn.execute(
-                    sa.select(runs_table.c.run_id).where(
-                        runs_table.c.state != RunState.FINISHED.value,
-                        runs_table.c.origin == self.repository.repo_id,
-                        runs_table.c.run_id.not_in(live.scalar_subquery()),
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for run_id in open_ids:
-                # Versioned like any local write, so replication carries the new outcome.
-                version = self.repository.stamp(conn, RUN, run_id)
-                conn.execute(
-                    runs_table.update()
-                    .where(runs_table.c.run_id == run_id)
-                    .values(
-                        state=RunState.FINISHED.value,
-                        outcome=RunOutcome.INTERRUPTED.value,
-                        ended_at=now,
-                        error_type="Interrupted",
-                        error_message=INTERRUPTED_MESSAGE,
-                        hlc=version.hlc,
-                        origin=version.origin,
-                    )
-                )
-        done = [r for r in (self.get(run_id) for run_id in open_ids) if r is not None]
-        for record in done:
-            self._remember(record)
-        return done
+        return [runs_table.c.run_id.not_in(live.scalar_subquery())]
 
     def refresh_latest(self) -> tuple[Latest, Latest]:
         """Re-read each bean's last executed and last successful run (any replica's)."""

@@ -347,6 +347,11 @@ class SqlLedger:
             rows = [_record(r) for r in conn.execute(query.order_by(moment))]
         return sorted(rows, key=lambda r: r.started_at)
 
+    def _still_running_elsewhere(self) -> list[sa.ColumnElement[bool]]:
+        """Conditions that spare open runs another process still runs (none for one daemon;
+        cluster mode spares those a live lease covers)."""
+        return []
+
     def mark_interrupted(self, now: datetime) -> list[RunRecord]:
         with self._tx() as conn:
             open_rows = [
@@ -356,6 +361,7 @@ class SqlLedger:
                         runs_table.c.state != RunState.FINISHED.value,
                         # Another repository's open run is its own to finish.
                         runs_table.c.origin == self.repository.repo_id,
+                        *self._still_running_elsewhere(),
                     )
                 )
             ]

@@ -19,9 +19,8 @@ class Peers:
     _tx: Tx
     _read: Tx
     _now: Callable[[], datetime]
-
-    def _current(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Change]:
-        raise NotImplementedError
+    # Provided by SqlRepository, which mixes this in: the stored records of `keys`.
+    _current: Callable[[Connection, Iterable[Key]], dict[Key, Change]]
 
     # --- cursors -----------------------------------------------------------------------------
 

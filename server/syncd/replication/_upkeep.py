@@ -26,9 +26,8 @@ class Upkeep:
     _tx: Tx
     _read: Tx
     _now: Callable[[], datetime]
-
-    def snapshot(self) -> dict[Key, Change]:
-        raise NotImplementedError
+    # Provided by SqlRepository, which mixes this in: every stored record by key.
+    snapshot: Callable[[], dict[Key, Change]]
 
     def digest(self, bits: int = 8) -> dict[int, str]:
         """Bucket (the first `bits` bits of the key's hash) -> hash of its sorted versions."""
