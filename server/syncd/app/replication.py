@@ -33,6 +33,8 @@ SYNC_BEAN = "SynchronizeJobData"
 SYNC_OPERATION = "synchronizeJobData"
 EXPORT_BEAN, EXPORT_OPERATION = "ExportJobData", "exportJobData"
 IMPORT_BEAN, IMPORT_OPERATION = "ImportJobData", "importJobData"
+# Each repository schedules these itself: a parent never publishes their tables.
+REPLICATION_BEANS = frozenset({SYNC_BEAN, EXPORT_BEAN, IMPORT_BEAN})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,7 +11,7 @@ import structlog
 
 from syncd.errors import InvalidArgumentError, SyncdError, clip
 from syncd.ledger.recorder import LedgerRecorder
-from syncd.replication.model import ApplyResult, Change, Key, Rejected
+from syncd.replication.model import FROM_PARENT, JOB, ApplyResult, Change, Key, Rejected
 from syncd.replication.store import SqlRepository
 from syncd.rpc import replconvert as cv
 from syncd.rpc.decoding import service_handlers
@@ -30,9 +30,17 @@ DETAILS_LIMIT = 2000
 class ReplicationServicer:
     """Serves one repository (the daemon's state store)."""
 
-    def __init__(self, repo: SqlRepository, recorder: LedgerRecorder) -> None:
+    def __init__(
+        self,
+        repo: SqlRepository,
+        recorder: LedgerRecorder,
+        *,
+        on_jobdefs: Callable[[], None] | None = None,
+    ) -> None:
         self._repo = repo
         self._recorder = recorder
+        # Called after a batch from the parent carrying job definitions is committed.
+        self._on_jobdefs = on_jobdefs
 
     async def _answer(self, context: Context, method: str, work: Callable[[], Any]) -> Any:
         try:
@@ -88,6 +96,12 @@ class ReplicationServicer:
                     changes=changes,
                 )
             )
+            if (
+                self._on_jobdefs is not None
+                and stream == FROM_PARENT
+                and any(c.type == JOB for c in changes)
+            ):
+                self._on_jobdefs()
             return cv.result_to_pb(result)
 
         return await self._answer(context, "ApplyChanges", work)  # type: ignore[no-any-return]

@@ -1,0 +1,141 @@
+"""The daemon's side of replicated job definitions: a parent publishes its `[jobs]` tables at
+start and on reload; a child replans whenever a sync or a bundle delivers definitions.
+
+The rules themselves (who publishes, what, how a child overlays them) are in
+`syncd.replication.jobdefs`; this module only times them and hands the plans to the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+
+import structlog
+
+from syncd.config import Config
+from syncd.errors import SyncdError
+from syncd.job import JobSpec
+from syncd.ledger.recorder import LedgerRecorder
+from syncd.observability.events import Event, EventKind
+from syncd.replication import jobdefs
+from syncd.replication.model import JOB
+from syncd.replication.store import SqlRepository
+from syncd.scheduling.plan import JobPlan
+
+log = structlog.get_logger("syncd.replication")
+
+Plans = dict[str, JobPlan]
+
+
+class JobDefinitions:
+    """Publishes (on a parent) or follows (on a child) the job definitions of one repository."""
+
+    def __init__(self, specs: Sequence[JobSpec], own: frozenset[str]) -> None:
+        self._specs = list(specs)
+        self._own = own
+        self._received: dict[str, str] = {}  # what the store holds, as last read
+        self._accepted: dict[str, str] = {}  # what is in force
+        self._refused: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def refused(self) -> Mapping[str, str]:
+        return dict(self._refused)
+
+    # --- start (before the recorder runs: direct calls, as configure() makes) -----------------
+
+    def start(self, repo: SqlRepository, config: Config, plans: Plans) -> Plans:
+        if jobdefs.is_parent(config):
+            self._publish(repo, config)
+            return plans
+        self._received = jobdefs.received(repo.records_of(JOB))
+        return self.effective(config, plans)
+
+    def _publish(self, repo: SqlRepository, config: Config) -> None:
+        written, removed = jobdefs.publish(repo, jobdefs.published(config, self._specs, self._own))
+        if written or removed:
+            log.info("replication.jobdefs_published", written=written, removed=removed)
+
+    # --- reload ------------------------------------------------------------------------------
+
+    def effective(self, config: Config, plans: Plans) -> Plans:
+        """The plans of `config` (already `plans`) under the definitions last received; a
+        parent's are its own. Refusals are logged; a refused job keeps what it had."""
+        if jobdefs.is_parent(config) or not self._received:
+            self._accepted, self._refused = {}, {}
+            return plans
+        result = jobdefs.overlay(
+            config, self._specs, self._received, previous=self._accepted, own=self._own
+        )
+        for name, why in sorted(result.refused.items()):
+            if self._refused.get(name) != why:
+                log.warning("replication.jobdef_refused", job=name, problem=why)
+        self._accepted, self._refused = result.accepted, result.refused
+        return result.plans
+
+    def after_reload(self, recorder: LedgerRecorder, repo: SqlRepository, config: Config) -> None:
+        """On a parent, publish the reloaded tables through the one writer."""
+        if not jobdefs.is_parent(config):
+            return
+
+        async def publish() -> None:
+            try:
+                await recorder.call_writer(self._publish, repo, config)
+            except SyncdError as exc:  # the next reload or start publishes again
+                log.error("replication.jobdefs_publish_failed", error=str(exc))
+
+        recorder.spawn(publish())
+
+    # --- arrivals ----------------------------------------------------------------------------
+
+    def follow(
+        self,
+        recorder: LedgerRecorder,
+        repo: SqlRepository,
+        current: Callable[[], Config],
+        apply: Callable[[Plans, list[str]], None],
+        base_plans: Callable[[Config], Plans],
+    ) -> Callable[[], None]:
+        """A callback for "definitions may have arrived": re-read them and replan when they
+        changed. `apply(plans, changed)` installs plans; `base_plans` plans a config alone."""
+
+        async def refresh() -> None:
+            async with self._lock:
+                try:
+                    records = await recorder.call_reader(repo.records_of, JOB)
+                except SyncdError as exc:
+                    log.error("replication.jobdefs_read_failed", error=str(exc))
+                    return
+                config = current()
+                if jobdefs.is_parent(config):
+                    return
+                now = jobdefs.received(records)
+                if now == self._received:
+                    return
+                changed = sorted(
+                    n for n in set(now) | set(self._received) if now.get(n) != self._received.get(n)
+                )
+                self._received = now
+                plans = self.effective(config, base_plans(config))
+                apply(plans, changed)
+                log.info(
+                    "replication.jobdefs_applied",
+                    changed=changed,
+                    accepted=sorted(self._accepted),
+                    refused=sorted(self._refused),
+                )
+
+        def arrived() -> None:
+            recorder.spawn(refresh())
+
+        return arrived
+
+
+def import_listener(arrived: Callable[[], None], bean: str) -> Callable[[Event], None]:
+    """An event listener calling `arrived` when a run of `bean` (ImportJobData) finishes."""
+
+    def listen(event: Event) -> None:
+        if event.kind is EventKind.RUN_FINISHED and event.bean == bean:
+            arrived()
+
+    return listen
