@@ -52,9 +52,15 @@ class JobDefinitions:
         return self.effective(config, plans)
 
     def _publish(self, repo: SqlRepository, config: Config) -> None:
-        written, removed = jobdefs.publish(repo, jobdefs.published(config, self._specs, self._own))
+        wanted = jobdefs.published(config, self._specs, self._own)
+        written, removed = jobdefs.publish(repo, wanted)
         if written or removed:
-            log.info("replication.jobdefs_published", written=written, removed=removed)
+            log.info(
+                "replication.jobdefs_published",
+                written=written,
+                removed=removed,
+                definitions={name: wanted[name] for name in written},
+            )
 
     # --- reload ------------------------------------------------------------------------------
 
@@ -121,8 +127,8 @@ class JobDefinitions:
                 log.info(
                     "replication.jobdefs_applied",
                     changed=changed,
-                    accepted=sorted(self._accepted),
-                    refused=sorted(self._refused),
+                    accepted=self._accepted,
+                    refused=self._refused,
                 )
 
         def arrived() -> None:

@@ -1,0 +1,101 @@
+"""A job definition changed at the parent reaches a child's scheduler: a parent and a child
+daemon as processes; the parent's config changes and is reloaded (SIGHUP), a sync runs, and
+the child's `syncctl next` shows the new time — no restart of the child."""
+
+from __future__ import annotations
+
+import json
+import signal
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.daemon_process import DaemonProcess, daemon_process, e2e_config, without_catch_up
+from tests.replication.test_cli import syncctl
+from tests.replication.test_processes import finished, sync
+
+
+def _config(gate: Path, name: str, extra: str = "") -> str:
+    return (
+        e2e_config(gate)
+        + f'[replication]\nname = "{name}"\ncluster_id = "fleet"\ntimeout = "5s"\nretries = 2\n'
+        + extra
+    )
+
+
+def _definition(at: str) -> str:
+    """What the parent publishes for `[jobs.QuickJob] at = "<at>"`."""
+    fields = {"at": at, "enabled": True, "on_missed": "skip", "timeout": 0.0}
+    return json.dumps(fields, sort_keys=True)
+
+
+def _quick_fires(daemon: DaemonProcess) -> list[str]:
+    listed = syncctl(daemon.address, "next", "--days", "1", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [f["at"][11:16] for f in json.loads(listed.stdout)["fires"] if f["bean"] == "QuickJob"]
+
+
+def _hhmm(hours: float) -> str:
+    """A time of day far enough from now that the job does not fire during the test."""
+    return (datetime.now(UTC) + timedelta(hours=hours)).strftime("%H:%M")
+
+
+def _reload(parent: DaemonProcess, config: str) -> None:
+    (parent.state_dir.parent / "syncd.toml").write_text(without_catch_up(config))
+    parent.proc.send_signal(signal.SIGHUP)
+
+
+def test_a_definition_changed_at_the_parent_replans_the_child_after_a_sync(
+    short_tmp: Path,
+) -> None:
+    """At start the parent publishes its table; a sync replans the child (its `next` shows
+    the parent's time); an edit and SIGHUP at the parent reach it with the next sync; the
+    parent dropping its table hands the job back to the child's own table."""
+    own, first, second = _hhmm(4), _hhmm(7), _hhmm(10)
+    gate = short_tmp / "gate"
+    gate.mkdir()
+    for name in ("parent", "child"):
+        (short_tmp / name).mkdir()
+    child_state = short_tmp / "child" / "state"
+    row = f"child true unix:{child_state}/run/syncd.sock"
+    parent_base = _config(gate, "parent", f'children = ["{row}"]\n')
+
+    def parent_config(at: str | None) -> str:
+        return parent_base + (f'[jobs.QuickJob]\nat = "{at}"\n' if at else "")
+
+    with ExitStack() as stack:
+        child = stack.enter_context(
+            daemon_process(child_state, _config(gate, "child", f'[jobs.QuickJob]\nat = "{own}"\n'))
+        )
+        parent = stack.enter_context(
+            daemon_process(short_tmp / "parent" / "state", parent_config(first))
+        )
+        parent.wait_for_event(
+            "replication.jobdefs_published", definitions={"QuickJob": _definition(first)}
+        )
+        assert _quick_fires(child) == [own]  # nothing synchronised yet
+
+        assert finished(parent, sync(parent, row))["outcome"] == "success"
+        child.wait_for_event(
+            "replication.jobdefs_applied", accepted={"QuickJob": _definition(first)}
+        )
+        assert _quick_fires(child) == [first]
+        assert _quick_fires(parent) == [first]
+
+        # The parent's operator edits the table and reloads; the next sync carries it.
+        _reload(parent, parent_config(second))
+        parent.wait_for_event(
+            "replication.jobdefs_published", definitions={"QuickJob": _definition(second)}
+        )
+        assert finished(parent, sync(parent, row))["outcome"] == "success"
+        child.wait_for_event(
+            "replication.jobdefs_applied", accepted={"QuickJob": _definition(second)}
+        )
+        assert _quick_fires(child) == [second]
+
+        # The parent drops its table: the tombstone hands QuickJob back to the child's own.
+        _reload(parent, parent_config(None))
+        parent.wait_for_event("replication.jobdefs_published", removed=["QuickJob"])
+        assert finished(parent, sync(parent, row))["outcome"] == "success"
+        child.wait_for_event("replication.jobdefs_applied", accepted={})
+        assert _quick_fires(child) == [own]
