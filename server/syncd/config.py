@@ -459,6 +459,8 @@ class ReplicationConfig(Settings, frozen=True):
     children: tuple[str, ...] = ()
     # Folder ExportJobData writes bundles to and ImportJobData reads them from by default.
     bundle_dir: str = ""
+    # A tombstone every peer has received is purged once it is older than this (§3.7).
+    tombstone_retention: Duration = 30 * 86400.0
     peers: Mapping[str, PeerConfig] = field(default_factory=dict)
 
 

@@ -19,6 +19,8 @@ def _config(gate: Path, name: str, extra: str = "") -> str:
     return (
         e2e_config(gate)
         + f'[replication]\nname = "{name}"\ncluster_id = "fleet"\ntimeout = "5s"\nretries = 2\n'
+        # Tombstones go as soon as every peer has them: the test sees the collection run.
+        + 'tombstone_retention = "0s"\n'
         + extra
     )
 
@@ -50,7 +52,8 @@ def test_a_definition_changed_at_the_parent_replans_the_child_after_a_sync(
 ) -> None:
     """At start the parent publishes its table; a sync replans the child (its `next` shows
     the parent's time); an edit and SIGHUP at the parent reach it with the next sync; the
-    parent dropping its table hands the job back to the child's own table."""
+    parent dropping its table hands the job back to the child's own table, and its tombstone
+    is collected on both once each has what it needs (the retention is 0 here)."""
     own, first, second = _hhmm(4), _hhmm(7), _hhmm(10)
     gate = short_tmp / "gate"
     gate.mkdir()
@@ -98,4 +101,11 @@ def test_a_definition_changed_at_the_parent_replans_the_child_after_a_sync(
         parent.wait_for_event("replication.jobdefs_published", removed=["QuickJob"])
         assert finished(parent, sync(parent, row))["outcome"] == "success"
         child.wait_for_event("replication.jobdefs_applied", accepted={})
+        assert _quick_fires(child) == [own]
+
+        # Every peer has the tombstone: the parent collected it after that sync; the child
+        # once the parent's next pull has passed it (and acknowledged so).
+        parent.wait_for_event("replication.tombstones_collected", purged=1)
+        assert finished(parent, sync(parent, row))["outcome"] == "success"
+        child.wait_for_event("replication.tombstones_collected", purged=1)
         assert _quick_fires(child) == [own]

@@ -22,10 +22,10 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.app._jobdefs import JobDefinitions, import_listener
+from syncd.app._upkeep import JobDefinitions, UpkeepHooks, install_upkeep
 from syncd.app.instance import InstanceLock, open_socket, prepare_socket, private_dir
 from syncd.app.reload import ReloadResult, diff, plan_reload
-from syncd.app.replication import IMPORT_BEAN, REPLICATION_BEANS
+from syncd.app.replication import IMPORT_BEAN, REPLICATION_BEANS, SYNC_BEAN
 from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
@@ -174,16 +174,19 @@ class Daemon:
         for spec in jobs:
             self.registry.register(self.jobs.build(spec))
         self._apply_plans()
-        self._jobdefs_arrived: Callable[[], None] | None = None
+        self._upkeep = UpkeepHooks()
         if isinstance(self.ledger, SqlLedger) and config.replication.name:
-            self._jobdefs_arrived = self.jobdefs.follow(
+            self._upkeep = install_upkeep(
+                self.jobdefs,
                 self.recorder,
                 self.ledger.repository,
+                self.coordinator.events,
                 lambda: self.config,
                 self._install_plans,
                 lambda cfg: plan_jobs(self._specs, cfg, os.environ),
+                sync_bean=SYNC_BEAN,
+                import_bean=IMPORT_BEAN,
             )
-            self.coordinator.events.listen(import_listener(self._jobdefs_arrived, IMPORT_BEAN))
         self.metrics = Metrics(
             self.jobs, self.recorder, self.coordinator, lambda: self.coordinator.draining
         )
@@ -247,7 +250,7 @@ class Daemon:
         elif self.tls is not None:
             self.tls.reload(new.tls)  # the files (or their paths) may have changed
         self.config = msgspec.structs.replace(new, packs=self.config.packs)
-        self._install_plans(plans, [])
+        self._install_plans(plans)
         if isinstance(self.ledger, SqlLedger) and new.replication.name:
             self.jobdefs.after_reload(self.recorder, self.ledger.repository, new)
         log.info(
@@ -264,7 +267,7 @@ class Daemon:
         )
         return result
 
-    def _install_plans(self, plans: dict[str, JobPlan], _changed: list[str]) -> None:
+    def _install_plans(self, plans: dict[str, JobPlan]) -> None:
         """The scheduler and the job options follow `plans` from now (no restart)."""
         self.plans = plans
         self._apply_plans()
@@ -414,7 +417,10 @@ class Daemon:
             ),
             replication=(
                 ReplicationServicer(
-                    self.ledger.repository, self.recorder, on_jobdefs=self._jobdefs_arrived
+                    self.ledger.repository,
+                    self.recorder,
+                    on_jobdefs=self._upkeep.jobdefs_arrived,
+                    on_parent_ack=self._upkeep.parent_acked,
                 )
                 if isinstance(self.ledger, SqlLedger)
                 else None

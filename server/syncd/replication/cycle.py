@@ -24,6 +24,7 @@ from syncd.errors import CursorGapError, PeerUnavailableError, SyncdError
 from syncd.replication.children import ChildRow
 from syncd.replication.model import (
     ACKED_BY_CHILD,
+    ACKED_BY_PARENT,
     FROM_CHILD,
     FROM_PARENT,
     ApplyResult,
@@ -107,6 +108,7 @@ class _Child:
     info: RepoInfo | None = None
     sent: set[tuple[Key, Version]] = field(default_factory=set)
     started: float = 0.0
+    pulled_to: int | None = None  # where the parent's cursor of this child's log stands
 
 
 def _transient(exc: BaseException) -> str | None:
@@ -287,6 +289,7 @@ class Synchronizer:
             child.result.pull_cursor = cursor
             if not page.has_more:
                 break
+        child.pulled_to = cursor
 
     def _push(self, child: _Child, parent: RepoInfo, watermark: int) -> None:
         assert child.peer is not None and child.info is not None
@@ -340,4 +343,10 @@ class Synchronizer:
         if pingbacks:  # a collected tombstone has no ping-back row: clearing it is a no-op
             self._call(self._parent.clear_pingbacks, info.repo_id, [c.key for c in pingbacks])
         self._call(self._parent.ack_cursor, info.repo_id, info.epoch, ACKED_BY_CHILD, cursor)
+        if child.pulled_to:
+            # The child's receipt of what the parent holds of its log: its tombstones there
+            # may be collected (after the retention), and its next bundle starts above it.
+            self._call(
+                peer.ack_cursor, parent.repo_id, parent.epoch, ACKED_BY_PARENT, child.pulled_to
+            )
         child.result.last_sync_time = self._now().isoformat(timespec="seconds")

@@ -11,7 +11,15 @@ import structlog
 
 from syncd.errors import InvalidArgumentError, SyncdError, clip
 from syncd.ledger.recorder import LedgerRecorder
-from syncd.replication.model import FROM_PARENT, JOB, ApplyResult, Change, Key, Rejected
+from syncd.replication.model import (
+    ACKED_BY_PARENT,
+    FROM_PARENT,
+    JOB,
+    ApplyResult,
+    Change,
+    Key,
+    Rejected,
+)
 from syncd.replication.store import SqlRepository
 from syncd.rpc import replconvert as cv
 from syncd.rpc.decoding import service_handlers
@@ -36,11 +44,14 @@ class ReplicationServicer:
         recorder: LedgerRecorder,
         *,
         on_jobdefs: Callable[[], None] | None = None,
+        on_parent_ack: Callable[[], None] | None = None,
     ) -> None:
         self._repo = repo
         self._recorder = recorder
         # Called after a batch from the parent carrying job definitions is committed.
         self._on_jobdefs = on_jobdefs
+        # Called after the parent acknowledged what it pulled (tombstones may go).
+        self._on_parent_ack = on_parent_ack
 
     async def _answer(self, context: Context, method: str, work: Callable[[], Any]) -> Any:
         try:
@@ -167,6 +178,8 @@ class ReplicationServicer:
             value = await self._recorder.call_writer(
                 self._repo.ack_cursor, request.peer_id, request.peer_epoch, stream, cursor
             )
+            if self._on_parent_ack is not None and stream == ACKED_BY_PARENT:
+                self._on_parent_ack()
             return pb.CursorResponse(cursor=value)
 
         return await self._answer(context, "AckCursor", work)  # type: ignore[no-any-return]

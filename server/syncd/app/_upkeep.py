@@ -1,5 +1,6 @@
-"""The daemon's side of replicated job definitions: a parent publishes its `[jobs]` tables at
-start and on reload; a child replans whenever a sync or a bundle delivers definitions.
+"""The daemon's side of replication upkeep. Job definitions: a parent publishes its `[jobs]`
+tables at start and on reload; a child replans whenever a sync or a bundle delivers
+definitions. Tombstones: collected after the events that tell what every peer received.
 
 The rules themselves (who publishes, what, how a child overlays them) are in
 `syncd.replication.jobdefs`; this module only times them and hands the plans to the daemon.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
@@ -16,8 +19,9 @@ from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.job import JobSpec
 from syncd.ledger.recorder import LedgerRecorder
-from syncd.observability.events import Event, EventKind
+from syncd.observability.events import Event, EventHub, EventKind
 from syncd.replication import jobdefs
+from syncd.replication import retention as retention_rules
 from syncd.replication.model import JOB
 from syncd.replication.store import SqlRepository
 from syncd.scheduling.plan import JobPlan
@@ -99,11 +103,11 @@ class JobDefinitions:
         recorder: LedgerRecorder,
         repo: SqlRepository,
         current: Callable[[], Config],
-        apply: Callable[[Plans, list[str]], None],
+        apply: Callable[[Plans], None],
         base_plans: Callable[[Config], Plans],
     ) -> Callable[[], None]:
         """A callback for "definitions may have arrived": re-read them and replan when they
-        changed. `apply(plans, changed)` installs plans; `base_plans` plans a config alone."""
+        changed. `apply(plans)` installs plans; `base_plans` plans a config alone."""
 
         async def refresh() -> None:
             async with self._lock:
@@ -123,7 +127,7 @@ class JobDefinitions:
                 )
                 self._received = now
                 plans = self.effective(config, base_plans(config))
-                apply(plans, changed)
+                apply(plans)
                 log.info(
                     "replication.jobdefs_applied",
                     changed=changed,
@@ -145,3 +149,76 @@ def import_listener(arrived: Callable[[], None], bean: str) -> Callable[[Event],
             arrived()
 
     return listen
+
+
+class TombstoneCollector:
+    """Runs the collection of §3.7 through the one writer: on a parent after each successful
+    SynchronizeJobData (or import) run, on a child when its parent acknowledged a pull."""
+
+    def __init__(
+        self, recorder: LedgerRecorder, repo: SqlRepository, retention: Callable[[], float]
+    ) -> None:
+        self._recorder = recorder
+        self._repo = repo
+        self._retention = retention
+        self._lock = asyncio.Lock()
+
+    def run(self) -> None:
+        self._recorder.spawn(self._collect())
+
+    async def _collect(self) -> None:
+        async with self._lock:  # one at a time; a second request finds nothing more to do
+            retention = timedelta(seconds=self._retention())
+            try:
+                purged = await self._recorder.call_writer(
+                    retention_rules.collect, self._repo, retention
+                )
+            except SyncdError as exc:  # the next cycle tries again
+                log.error("replication.tombstones_failed", error=str(exc))
+                return
+            log.info("replication.tombstones_collected", purged=purged)
+
+    def listener(self, beans: frozenset[str]) -> Callable[[Event], None]:
+        """An event listener: collect after a successful run of one of `beans`."""
+
+        def listen(event: Event) -> None:
+            if (
+                event.kind is EventKind.RUN_FINISHED
+                and event.bean in beans
+                and event.outcome == "success"
+            ):
+                self.run()
+
+        return listen
+
+
+@dataclass(frozen=True, slots=True)
+class UpkeepHooks:
+    """What the Replication service calls after a batch from the parent carrying job
+    definitions (`jobdefs_arrived`) and after the parent acknowledged a pull (`parent_acked`)."""
+
+    jobdefs_arrived: Callable[[], None] | None = None
+    parent_acked: Callable[[], None] | None = None
+
+
+def install_upkeep(
+    jobdefs: JobDefinitions,
+    recorder: LedgerRecorder,
+    repo: SqlRepository,
+    events: EventHub,
+    current: Callable[[], Config],
+    apply: Callable[[Plans], None],
+    base_plans: Callable[[Config], Plans],
+    *,
+    sync_bean: str,
+    import_bean: str,
+) -> UpkeepHooks:
+    """Wire a named repository's upkeep: replans on arrivals (a sync's batch, a finished
+    import) and tombstone collection after the runs and acknowledgements that allow it."""
+    collector = TombstoneCollector(
+        recorder, repo, lambda: current().replication.tombstone_retention
+    )
+    events.listen(collector.listener(frozenset({sync_bean, import_bean})))
+    arrived = jobdefs.follow(recorder, repo, current, apply, base_plans)
+    events.listen(import_listener(arrived, import_bean))
+    return UpkeepHooks(jobdefs_arrived=arrived, parent_acked=collector.run)
