@@ -23,7 +23,7 @@ from syncd.ledger.sql import SqlLedger
 from syncd.replication.bundle import export_bundle, import_bundle
 from syncd.replication.children import ChildRow, parse_children
 from syncd.replication.cycle import Synchronizer, SyncReport
-from syncd.replication.report import write_report
+from syncd.replication.report import cycle_number, write_report
 from syncd.retry import Backoff
 from syncd.rpc.replclient import GrpcPeer, PeerCredentials
 
@@ -47,6 +47,7 @@ class SyncSettings:
     timeout: float
     retries: int
     safety_margin: float
+    anti_entropy_every: int = 0  # every N-th cycle compares digests; 0: never
     peers: Mapping[str, PeerConfig] = field(default_factory=dict)
 
 
@@ -108,6 +109,8 @@ def synchronize(ctx: RunContext) -> None:
     parent_url = str(ctx.args["parentUrl"])
     parent_name = str(ctx.args["parentName"] or "parent")
     opened: list[GrpcPeer] = []
+    number = cycle_number(settings.state_dir) + 1
+    every = settings.anti_entropy_every
 
     def connect(name: str, url: str) -> GrpcPeer:
         peer = GrpcPeer(name, url, credentials(settings.peers.get(name)), timeout=settings.timeout)
@@ -123,6 +126,7 @@ def synchronize(ctx: RunContext) -> None:
             backoff=Backoff(initial=0.5, maximum=10.0, attempts=settings.retries),
             wait=ctx.wait_cancelled,
             safety_margin=timedelta(seconds=settings.safety_margin),
+            anti_entropy=every > 0 and number % every == 0,
         )
         report = sync.run(rows)
     finally:
@@ -131,7 +135,7 @@ def synchronize(ctx: RunContext) -> None:
     ctx.add_rows(
         read=sum(r.pulled for r in report.rows), written=sum(r.pushed for r in report.rows)
     )
-    write_report(settings.state_dir, report, datetime.now(UTC))
+    write_report(settings.state_dir, report, datetime.now(UTC), cycle=number)
     ctx.log.info("replication.cycle_done", status=report.status, children=len(report.rows))
     if report.status != 0:
         raise SyncFailedError(report)
@@ -152,6 +156,7 @@ def _sync_spec(config: Config, state_dir: Path) -> JobSpec:
         timeout=cfg.timeout,
         retries=cfg.retries,
         safety_margin=cfg.safety_margin,
+        anti_entropy_every=cfg.anti_entropy_every,
         peers=dict(cfg.peers),
     )
     return JobSpec(

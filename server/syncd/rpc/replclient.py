@@ -205,3 +205,8 @@ class GrpcPeer:
             self._stub.GetDigest, pb.GetDigestRequest(prefix_bits=bits)
         )
         return dict(reply.buckets)
+
+    def list_versions(self, bucket: int, bits: int = 8) -> list[Change]:
+        request = pb.ListVersionsRequest(bucket=bucket, prefix_bits=bits)
+        reply: pb.ListVersionsResponse = self._call(self._stub.ListVersions, request)
+        return cv.changes_from_pb("ListVersions", reply.records)
