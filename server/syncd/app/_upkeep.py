@@ -12,18 +12,24 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 
 from syncd.config import Config
 from syncd.errors import SyncdError
 from syncd.job import JobSpec
+from syncd.ledger.model import RunLedger
 from syncd.ledger.recorder import LedgerRecorder
+from syncd.ledger.sql import SqlLedger
 from syncd.observability.events import Event, EventHub, EventKind
 from syncd.replication import jobdefs
 from syncd.replication import retention as retention_rules
 from syncd.replication.model import JOB
+from syncd.replication.report import read_report
 from syncd.replication.store import SqlRepository
+from syncd.rpc.replication import ReplicationServicer
+from syncd.rpc.repository_ops import RepositoryOps
 from syncd.scheduling.plan import JobPlan
 
 log = structlog.get_logger("syncd.replication")
@@ -222,3 +228,33 @@ def install_upkeep(
     arrived = jobdefs.follow(recorder, repo, current, apply, base_plans)
     events.listen(import_listener(arrived, import_bean))
     return UpkeepHooks(jobdefs_arrived=arrived, parent_acked=collector.run)
+
+
+def replication_edges(
+    ledger: RunLedger, recorder: LedgerRecorder, state_dir: Path, hooks: UpkeepHooks
+) -> tuple[RepositoryOps | None, ReplicationServicer | None]:
+    """The repository's operator calls and its Replication service (none without SQL)."""
+    if not isinstance(ledger, SqlLedger):
+        return None, None
+    return (
+        RepositoryOps(ledger, recorder, lambda: read_report(state_dir)),
+        ReplicationServicer(
+            ledger.repository,
+            recorder,
+            on_jobdefs=hooks.jobdefs_arrived,
+            on_parent_ack=hooks.parent_acked,
+        ),
+    )
+
+
+def open_repository(
+    ledger: SqlLedger, config: Config, jobdefs: JobDefinitions, plans: Plans
+) -> Plans:
+    """Name the repository and set its drift guard; then a parent publishes its job tables
+    and a child plans under its parent's. Returns the plans in force."""
+    repl = config.replication
+    ledger.repository.hlc.max_drift_ms = int(repl.max_drift * 1000)
+    if not repl.name:
+        return plans
+    ledger.repository.configure(name=repl.name, cluster_id=repl.cluster_id)
+    return jobdefs.start(ledger.repository, config, plans)

@@ -22,7 +22,13 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
-from syncd.app._upkeep import JobDefinitions, UpkeepHooks, install_upkeep
+from syncd.app._upkeep import (
+    JobDefinitions,
+    UpkeepHooks,
+    install_upkeep,
+    open_repository,
+    replication_edges,
+)
 from syncd.app.instance import InstanceLock, open_socket, prepare_socket, private_dir
 from syncd.app.reload import ReloadResult, diff, plan_reload
 from syncd.app.replication import IMPORT_BEAN, REPLICATION_BEANS, SYNC_BEAN
@@ -51,8 +57,6 @@ from syncd.observability.notify import WebhookNotifier
 from syncd.observability.replication_metrics import ReplicationCollector
 from syncd.replication.operator import sync_view
 from syncd.replication.report import read_report
-from syncd.rpc.replication import ReplicationServicer
-from syncd.rpc.repository_ops import RepositoryOps
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
 from syncd.scheduling.plan import JobPlan, plan_jobs
@@ -126,12 +130,7 @@ class Daemon:
         self.jobdefs = JobDefinitions(self._specs, REPLICATION_BEANS)
         if isinstance(ledger, SqlLedger):
             with starting("replication"):
-                repl = config.replication
-                ledger.repository.hlc.max_drift_ms = int(repl.max_drift * 1000)
-                if repl.name:
-                    ledger.repository.configure(name=repl.name, cluster_id=repl.cluster_id)
-                    # A parent publishes its job tables; a child plans under its parent's.
-                    self.plans = self.jobdefs.start(ledger.repository, config, self.plans)
+                self.plans = open_repository(ledger, config, self.jobdefs, self.plans)
         # Every ledger write and read from here on goes through its one writer, off the loop.
         self.recorder = LedgerRecorder(self.ledger)
         self.coordinator = RunCoordinator(self.recorder, self.clock, claim=claim)
@@ -395,6 +394,9 @@ class Daemon:
             lock = InstanceLock(self.state_dir)
             lock.acquire()
         socket_file: Path | None = None
+        repository, replication = replication_edges(
+            self.ledger, self.recorder, self.state_dir, self._upkeep
+        )
         control = ControlServer(
             ControlPlane(
                 registry=self.registry,
@@ -405,26 +407,9 @@ class Daemon:
                 pid=os.getpid(),
                 ledger_health=self.recorder.health,
                 audit_entries=self.recorder.audit_entries,
-                repository=(
-                    RepositoryOps(
-                        self.ledger,
-                        self.recorder,
-                        lambda: read_report(self.state_dir),
-                    )
-                    if isinstance(self.ledger, SqlLedger)
-                    else None
-                ),
+                repository=repository,
             ),
-            replication=(
-                ReplicationServicer(
-                    self.ledger.repository,
-                    self.recorder,
-                    on_jobdefs=self._upkeep.jobdefs_arrived,
-                    on_parent_ack=self._upkeep.parent_acked,
-                )
-                if isinstance(self.ledger, SqlLedger)
-                else None
-            ),
+            replication=replication,
             guard=self.guard,
             recorder=self.recorder,
             clock=self.clock,
