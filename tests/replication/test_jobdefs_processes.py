@@ -50,10 +50,11 @@ def _reload(parent: DaemonProcess, config: str) -> None:
 def test_a_definition_changed_at_the_parent_replans_the_child_after_a_sync(
     short_tmp: Path,
 ) -> None:
-    """At start the parent publishes its table; a sync replans the child (its `next` shows
-    the parent's time); an edit and SIGHUP at the parent reach it with the next sync; the
-    parent dropping its table hands the job back to the child's own table, and its tombstone
-    is collected on both once each has what it needs (the retention is 0 here)."""
+    """At start the parent publishes its tables; a sync replans the child (its `next` shows
+    the parent's time; a table closing a dependency cycle is refused, in `sync status`); an
+    edit and SIGHUP at the parent reach it with the next sync; the parent dropping its table
+    hands the job back to the child's own table, and its tombstone is collected on both once
+    each has what it needs (the retention is 0 here)."""
     own, first, second = _hhmm(4), _hhmm(7), _hhmm(10)
     gate = short_tmp / "gate"
     gate.mkdir()
@@ -61,21 +62,24 @@ def test_a_definition_changed_at_the_parent_replans_the_child_after_a_sync(
         (short_tmp / name).mkdir()
     child_state = short_tmp / "child" / "state"
     row = f"child true unix:{child_state}/run/syncd.sock"
-    parent_base = _config(gate, "parent", f'children = ["{row}"]\n')
+    # FailingJob's table at the parent would close a cycle with the child's own QuickJob table.
+    parent_base = (
+        _config(gate, "parent", f'children = ["{row}"]\n')
+        + '[jobs.FailingJob]\nafter = ["QuickJob"]\n'
+    )
+    child_config = _config(
+        gate, "child", f'[jobs.QuickJob]\nat = "{own}"\nafter = ["FailingJob"]\n'
+    )
 
     def parent_config(at: str | None) -> str:
         return parent_base + (f'[jobs.QuickJob]\nat = "{at}"\n' if at else "")
 
     with ExitStack() as stack:
-        child = stack.enter_context(
-            daemon_process(child_state, _config(gate, "child", f'[jobs.QuickJob]\nat = "{own}"\n'))
-        )
+        child = stack.enter_context(daemon_process(child_state, child_config))
         parent = stack.enter_context(
             daemon_process(short_tmp / "parent" / "state", parent_config(first))
         )
-        parent.wait_for_event(
-            "replication.jobdefs_published", definitions={"QuickJob": _definition(first)}
-        )
+        parent.wait_for_event("replication.jobdefs_published", written=["FailingJob", "QuickJob"])
         assert _quick_fires(child) == [own]  # nothing synchronised yet
 
         assert finished(parent, sync(parent, row))["outcome"] == "success"
@@ -84,6 +88,12 @@ def test_a_definition_changed_at_the_parent_replans_the_child_after_a_sync(
         )
         assert _quick_fires(child) == [first]
         assert _quick_fires(parent) == [first]
+        # The definition that would close a cycle is refused, visibly; the rest applies.
+        refused = child.wait_for_event("replication.jobdef_refused", job="FailingJob")
+        assert "dependency cycle" in refused["problem"]
+        status = json.loads(syncctl(child.address, "sync", "status", "--json").stdout)
+        assert [d["job"] for d in status["refused_definitions"]] == ["FailingJob"]
+        assert "dependency cycle" in status["refused_definitions"][0]["problem"]
 
         # The parent's operator edits the table and reloads; the next sync carries it.
         _reload(parent, parent_config(second))

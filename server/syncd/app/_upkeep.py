@@ -231,13 +231,22 @@ def install_upkeep(
 
 
 def replication_edges(
-    ledger: RunLedger, recorder: LedgerRecorder, state_dir: Path, hooks: UpkeepHooks
+    ledger: RunLedger,
+    recorder: LedgerRecorder,
+    state_dir: Path,
+    hooks: UpkeepHooks,
+    jobdefs: JobDefinitions,
 ) -> tuple[RepositoryOps | None, ReplicationServicer | None]:
     """The repository's operator calls and its Replication service (none without SQL)."""
     if not isinstance(ledger, SqlLedger):
         return None, None
     return (
-        RepositoryOps(ledger, recorder, lambda: read_report(state_dir)),
+        RepositoryOps(
+            ledger,
+            recorder,
+            lambda: read_report(state_dir),
+            refused_definitions=lambda: jobdefs.refused,
+        ),
         ReplicationServicer(
             ledger.repository,
             recorder,

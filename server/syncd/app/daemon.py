@@ -395,7 +395,7 @@ class Daemon:
             lock.acquire()
         socket_file: Path | None = None
         repository, replication = replication_edges(
-            self.ledger, self.recorder, self.state_dir, self._upkeep
+            self.ledger, self.recorder, self.state_dir, self._upkeep, self.jobdefs
         )
         control = ControlServer(
             ControlPlane(
