@@ -10,7 +10,17 @@ from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.daemon_process import DaemonProcess, daemon_process, e2e_config, without_catch_up
+import grpc
+
+from syncd_api.v1 import management_pb2 as pb
+from syncd_api.v1 import management_pb2_grpc as pb_grpc
+from tests.daemon_process import (
+    BOUND,
+    DaemonProcess,
+    daemon_process,
+    e2e_config,
+    without_catch_up,
+)
 from tests.replication.test_cli import syncctl
 from tests.replication.test_processes import finished, sync
 
@@ -119,3 +129,60 @@ def test_a_definition_changed_at_the_parent_replans_the_child_after_a_sync(
         assert finished(parent, sync(parent, row))["outcome"] == "success"
         child.wait_for_event("replication.tombstones_collected", purged=1)
         assert _quick_fires(child) == [own]
+
+
+def _invoke(daemon: DaemonProcess, bean: str, operation: str, **args: str) -> str:
+    with grpc.insecure_channel(daemon.address) as channel:
+        reply = pb_grpc.ManagementStub(channel).Invoke(
+            pb.InvokeRequest(
+                bean=bean,
+                operation=operation,
+                named_arguments={k: pb.Value(string_value=v) for k, v in args.items()},
+            ),
+            timeout=BOUND,
+        )
+    return reply.run.run_id
+
+
+def test_a_bundle_from_the_parent_is_applied_by_the_childs_daemon_which_replans(
+    short_tmp: Path,
+) -> None:
+    """A disconnected child: the parent exports a bundle, the child's ImportJobData hands it to
+    its own daemon (the daemon logs the import: its one writer applied it), which replans."""
+    own, first = _hhmm(4), _hhmm(7)
+    gate = short_tmp / "gate"
+    gate.mkdir()
+    for name in ("parent", "child"):
+        (short_tmp / name).mkdir()
+    parent_config = (
+        _config(gate, "parent", 'children = ["child false grpc://offline.example:7601"]\n')
+        + f'[jobs.QuickJob]\nat = "{first}"\n'
+    )
+    outbox = short_tmp / "outbox"
+    with ExitStack() as stack:
+        child = stack.enter_context(
+            daemon_process(
+                short_tmp / "child" / "state",
+                _config(gate, "child", f'[jobs.QuickJob]\nat = "{own}"\n'),
+            )
+        )
+        parent = stack.enter_context(daemon_process(short_tmp / "parent" / "state", parent_config))
+        parent.wait_for_event("replication.jobdefs_published", written=["QuickJob"])
+        exported = _invoke(
+            parent,
+            "ExportJobData",
+            "exportJobData",
+            peer="child",
+            peerRole="child",
+            folder=str(outbox),
+        )
+        assert finished(parent, exported)["outcome"] == "success"
+        (bundle,) = outbox.glob("*.jsyn")
+
+        imported = _invoke(child, "ImportJobData", "importJobData", path=str(bundle))
+        assert finished(child, imported)["outcome"] == "success"
+        child.wait_for_event("replication.bundle_imported", logger="syncd.rpc", repeat=False)
+        child.wait_for_event(
+            "replication.jobdefs_applied", accepted={"QuickJob": _definition(first)}
+        )
+        assert _quick_fires(child) == [first]

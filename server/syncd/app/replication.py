@@ -199,17 +199,22 @@ def _sync_spec(config: Config, state_dir: Path) -> JobSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BundleSettings:
-    """What the bundle beans need, picklable for their process: the state store and folder."""
+    """What the bundle beans need, picklable for their process: the state store, the folder,
+    and the daemon's own control socket ("" when it listens on TCP only)."""
 
     ledger_url: str
     bundle_dir: Path
+    daemon_address: str = ""
 
 
 def _store(settings: BundleSettings) -> SqlLedger:
-    # The job's own connection to the state store: bundles read the change log and apply a
-    # batch in one transaction, as the daemon's Replication service does (the database
-    # serialises it with the daemon's writes; its sequence row keeps commit order).
+    # The job's own connection to the state store, for reading (an export), or for an import
+    # when the daemon has no control socket to ask: the database serialises the import's one
+    # transaction with the daemon's writes, and its sequence row keeps commit order.
     return SqlLedger(settings.ledger_url)
+
+
+IMPORT_TIMEOUT_S = 3600.0  # one transaction of a whole bundle, on a busy writer
 
 
 def export_job_data(ctx: RunContext) -> None:
@@ -233,19 +238,38 @@ def export_job_data(ctx: RunContext) -> None:
 def import_job_data(ctx: RunContext) -> None:
     """The body of importJobData: a bundle applied here, or refused with the reason."""
     settings: BundleSettings = ctx.settings
-    ledger = _store(settings)
-    try:
-        done = import_bundle(ledger.repository, Path(str(ctx.args["path"])).expanduser())
-    finally:
-        ledger.close()
-    ctx.add_rows(read=int(done.manifest.get("record_count", 0)), written=done.result.applied)
+    path = Path(str(ctx.args["path"])).expanduser().absolute()
+    if settings.daemon_address:
+        # Through the daemon's one writer, over its control socket (this process runs as the
+        # daemon's user): the daemon replans and collects as after a sync.
+        daemon = GrpcPeer("this daemon", settings.daemon_address, timeout=IMPORT_TIMEOUT_S)
+        try:
+            reply = daemon.import_bundle(str(path))
+        finally:
+            daemon.close()
+        source, applied, repeat = reply.source_name, reply.applied, reply.repeat
+        count, stale, rejected = reply.record_count, reply.stale, reply.rejected
+    else:
+        ledger = _store(settings)
+        try:
+            done = import_bundle(ledger.repository, path)
+        finally:
+            ledger.close()
+        source, applied, repeat = (
+            str(done.manifest.get("source_name", "")),
+            done.result.applied,
+            done.repeat,
+        )
+        count = int(done.manifest.get("record_count", 0))
+        stale, rejected = len(done.result.stale), len(done.result.rejected)
+    ctx.add_rows(read=count, written=applied)
     ctx.log.info(
         "replication.imported",
-        source=done.manifest.get("source_name"),
-        applied=done.result.applied,
-        repeat=done.repeat,
-        stale=len(done.result.stale),
-        rejected=len(done.result.rejected),
+        source=source,
+        applied=applied,
+        repeat=repeat,
+        stale=stale,
+        rejected=rejected,
     )
 
 
@@ -256,9 +280,11 @@ def _role(value: Any) -> Any:
 
 
 def _bundle_specs(config: Config, state_dir: Path) -> list[JobSpec]:
+    address = config.daemon.listen_address
     settings = BundleSettings(
         ledger_url=config.ledger_url,
         bundle_dir=Path(config.replication.bundle_dir or state_dir / "bundles").expanduser(),
+        daemon_address=address if address.startswith("unix:") else "",
     )
     return [
         JobSpec(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
@@ -11,6 +12,7 @@ import structlog
 
 from syncd.errors import InvalidArgumentError, SyncdError, clip
 from syncd.ledger.recorder import LedgerRecorder
+from syncd.replication.bundle import Imported, import_bundle
 from syncd.replication.model import (
     ACKED_BY_PARENT,
     FROM_PARENT,
@@ -183,6 +185,40 @@ class ReplicationServicer:
             return pb.CursorResponse(cursor=value)
 
         return await self._answer(context, "AckCursor", work)  # type: ignore[no-any-return]
+
+    async def ImportBundle(
+        self, request: pb.ImportBundleRequest, context: Context
+    ) -> pb.ImportBundleResponse:
+        async def work() -> pb.ImportBundleResponse:
+            path = request.path
+            if not path.startswith("/") or len(path) > 4096 or "\x00" in path:
+                raise InvalidArgumentError(
+                    "ImportBundle", "expected an absolute path of at most 4096 bytes", "path"
+                )
+            done: Imported = await self._recorder.call_writer(import_bundle, self._repo, Path(path))
+            log.info(
+                "replication.bundle_imported",
+                source=done.manifest.get("source_name"),
+                stream=done.manifest.get("stream"),
+                applied=done.result.applied,
+                repeat=done.repeat,
+            )
+            if done.manifest.get("stream") == FROM_PARENT:
+                # As after a sync's batch and acknowledgement: definitions may have arrived,
+                # and the bundle's receipt may let tombstones go.
+                for hook in (self._on_jobdefs, self._on_parent_ack):
+                    if hook is not None:
+                        hook()
+            return pb.ImportBundleResponse(
+                applied=done.result.applied,
+                repeat=done.repeat,
+                stale=len(done.result.stale),
+                rejected=len(done.result.rejected),
+                record_count=int(done.manifest.get("record_count", 0)),
+                source_name=str(done.manifest.get("source_name", ""))[:200],
+            )
+
+        return await self._answer(context, "ImportBundle", work)  # type: ignore[no-any-return]
 
     async def GetPingbacks(
         self, request: pb.PingbacksRequest, context: Context
