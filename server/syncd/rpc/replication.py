@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from syncd.errors import InvalidArgumentError, SyncdError, clip
+from syncd.errors import BundleError, InvalidArgumentError, SyncdError, clip
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.replication.bundle import Imported, import_bundle
 from syncd.replication.model import (
@@ -195,6 +196,9 @@ class ReplicationServicer:
                 raise InvalidArgumentError(
                     "ImportBundle", "expected an absolute path of at most 4096 bytes", "path"
                 )
+            # Only a regular file: a FIFO or a device would hold the one writer.
+            if not await asyncio.to_thread(Path(path).is_file):
+                raise BundleError(Path(path).name, "no such file (or not a regular file)")
             done: Imported = await self._recorder.call_writer(import_bundle, self._repo, Path(path))
             log.info(
                 "replication.bundle_imported",
