@@ -603,6 +603,8 @@ class TestReplicationRpcProperties:
         calls.check(repl.GetPingbacks, rpb.PingbacksRequest(child_id=peer))
         record_keys = [rpb.RecordKey(type=t, id=i) for t, i in keys]
         calls.check(repl.ClearPingbacks, rpb.ClearPingbacksRequest(child_id=peer, keys=record_keys))
+        for path in (peer, f"/{peer}", "/", "/dev/null"):
+            calls.check(repl.ImportBundle, rpb.ImportBundleRequest(path=path))
 
 
 # Methods whose raw-bytes requests are sent (RunAll takes no input and starts every job).

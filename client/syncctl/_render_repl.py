@@ -49,7 +49,8 @@ def render_sync_status(
     out: IO[str], mode: Mode, reply: pb.GetSyncStatusResponse, now: float
 ) -> None:
     """The peers' cursors (TSV: `cursor` lines) and the last cycle's table (TSV: `child`
-    lines: child, result, pulled, pushed, conflicts, last sync, error)."""
+    lines: child, result, pulled, pushed, conflicts, last sync, error; `refused` lines: a
+    parent's job definition this child refused, and why)."""
     if mode is Mode.JSON:
         write_json(
             out,
@@ -75,6 +76,9 @@ def render_sync_status(
                 "last_status": None if reply.last_status < 0 else reply.last_status,
                 "last_finished_at": when_json(reply, "last_finished_at"),
                 "last_sync": [_row_dict(r) for r in reply.last_sync],
+                "refused_definitions": [
+                    {"job": d.job, "problem": d.problem} for d in reply.refused_definitions
+                ],
             },
         )
         return
@@ -100,9 +104,11 @@ def render_sync_status(
         )
         for r in reply.last_sync
     ]
+    refused = [(d.job, d.problem) for d in reply.refused_definitions]
     if mode is Mode.TSV:
         write_rows(out, mode, (), [("cursor", *c) for c in cursors])
         write_rows(out, mode, (), [("child", *c) for c in children])
+        write_rows(out, mode, (), [("refused", *d) for d in refused])
         return
     out.write(
         f"Repository {reply.repository or reply.repo_id} (cluster {reply.cluster_id or '-'}),"
@@ -112,6 +118,8 @@ def render_sync_status(
         write_rows(out, mode, ("PEER", "STREAM", "CURSOR", "LAG", "UPDATED"), cursors)
     else:
         out.write("No peer has synchronised with this repository yet.\n")
+    for job, problem in refused:
+        out.write(f"Refused the parent's definition of {job}: {problem}\n")
     if reply.last_status < 0:
         out.write("No SynchronizeJobData cycle has run here.\n")
         return

@@ -459,6 +459,11 @@ class ReplicationConfig(Settings, frozen=True):
     children: tuple[str, ...] = ()
     # Folder ExportJobData writes bundles to and ImportJobData reads them from by default.
     bundle_dir: str = ""
+    # A tombstone every peer has received is purged once it is older than this (§3.7).
+    tombstone_retention: Duration = 30 * 86400.0
+    # Every N-th SynchronizeJobData cycle compares each child's digest with the parent's and
+    # repairs what differs (a day of 15-minute cycles); 0: only for a restored child.
+    anti_entropy_every: Annotated[int, Meta(ge=0, le=1_000_000)] = 96
     peers: Mapping[str, PeerConfig] = field(default_factory=dict)
 
 

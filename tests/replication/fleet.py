@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -63,6 +64,7 @@ class Faults:
     lose_reply: set[str] = field(default_factory=set)  # these calls commit, then fail
     duplicate_apply: bool = False  # the next apply_changes arrives twice
     crash_after_calls: int | None = None  # the cycle's daemon dies after this many calls
+    seen: Counter[str] = field(default_factory=Counter)  # calls made, by method
 
 
 class FaultyPeer:
@@ -75,6 +77,7 @@ class FaultyPeer:
 
     def _through(self, method: str, fn: Callable[[], Any]) -> Any:
         f = self.faults
+        f.seen[method] += 1
         if f.crash_after_calls is not None:
             if f.crash_after_calls <= 0:
                 f.crash_after_calls = None
@@ -129,6 +132,14 @@ class FaultyPeer:
     def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None:
         keys = list(keys)
         self._through("clear_pingbacks", lambda: self.repo.clear_pingbacks(child_id, keys))
+
+    def digest(self, bits: int = 8) -> dict[int, str]:
+        return self._through("digest", lambda: self.repo.digest(bits))  # type: ignore[no-any-return]
+
+    def list_versions(self, bucket: int, bits: int = 8) -> list[Change]:
+        return self._through(  # type: ignore[no-any-return]
+            "list_versions", lambda: self.repo.list_versions(bucket, bits)
+        )
 
 
 class Replica:
@@ -211,7 +222,13 @@ class Fleet:
             if names is None or c.name in names
         ]
 
-    def cycle(self, rows: Sequence[ChildRow] | None = None, *, parallel: int = 1) -> SyncReport:
+    def cycle(
+        self,
+        rows: Sequence[ChildRow] | None = None,
+        *,
+        parallel: int = 1,
+        anti_entropy: bool = False,
+    ) -> SyncReport:
         sync = Synchronizer(
             self.parent.peer(),
             lambda row: self.by_name(row.name).peer(),
@@ -220,6 +237,7 @@ class Fleet:
             wait=lambda _s: False,  # retries in tests do not wait
             parallel=parallel,
             now=self.clock.now,
+            anti_entropy=anti_entropy,
         )
         return sync.run(self.rows() if rows is None else rows)
 

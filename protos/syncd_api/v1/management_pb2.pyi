@@ -1713,6 +1713,7 @@ class SyncRow(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     WARNING_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
+    REPAIRED_FIELD_NUMBER: _builtins.int
     child_repository: _builtins.str
     connected: _builtins.str
     url: _builtins.str
@@ -1727,6 +1728,8 @@ class SyncRow(_message.Message):
     error: _builtins.str
     warning: _builtins.str
     duration_ms: _builtins.int
+    repaired: _builtins.int
+    """Records an anti-entropy pass repaired for this child (both ways)."""
     def __init__(
         self,
         *,
@@ -1744,14 +1747,39 @@ class SyncRow(_message.Message):
         error: _builtins.str = ...,
         warning: _builtins.str = ...,
         duration_ms: _builtins.int = ...,
+        repaired: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_repository", b"child_repository", "conflicts", b"conflicts", "connected", b"connected", "duration_ms", b"duration_ms", "error", b"error", "last_sync_time", b"last_sync_time", "pull_cursor", b"pull_cursor", "pulled", b"pulled", "push_cursor", b"push_cursor", "pushed", b"pushed", "result", b"result", "stale_or_rejected", b"stale_or_rejected", "url", b"url", "warning", b"warning"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["child_repository", b"child_repository", "conflicts", b"conflicts", "connected", b"connected", "duration_ms", b"duration_ms", "error", b"error", "last_sync_time", b"last_sync_time", "pull_cursor", b"pull_cursor", "pulled", b"pulled", "push_cursor", b"push_cursor", "pushed", b"pushed", "repaired", b"repaired", "result", b"result", "stale_or_rejected", b"stale_or_rejected", "url", b"url", "warning", b"warning"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SyncRow: _TypeAlias = SyncRow  # noqa: Y015
+
+@_typing.final
+class RefusedDefinition(_message.Message):
+    """A job definition from the parent that this (child) repository refused, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOB_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    job: _builtins.str
+    problem: _builtins.str
+    def __init__(
+        self,
+        *,
+        job: _builtins.str = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["job", b"job", "problem", b"problem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefusedDefinition: _TypeAlias = RefusedDefinition  # noqa: Y015
 
 @_typing.final
 class GetSyncStatusResponse(_message.Message):
@@ -1767,6 +1795,7 @@ class GetSyncStatusResponse(_message.Message):
     LAST_FINISHED_AT_FIELD_NUMBER: _builtins.int
     LAST_SYNC_FIELD_NUMBER: _builtins.int
     PENDING_PINGBACKS_FIELD_NUMBER: _builtins.int
+    REFUSED_DEFINITIONS_FIELD_NUMBER: _builtins.int
     repository: _builtins.str
     repo_id: _builtins.str
     epoch: _builtins.str
@@ -1781,6 +1810,10 @@ class GetSyncStatusResponse(_message.Message):
     def last_finished_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def last_sync(self) -> _containers.RepeatedCompositeFieldContainer[Global___SyncRow]: ...
+    @_builtins.property
+    def refused_definitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefusedDefinition]:
+        """On a child: the parent's job definitions it refused (the job keeps its previous plan)."""
+
     def __init__(
         self,
         *,
@@ -1794,10 +1827,11 @@ class GetSyncStatusResponse(_message.Message):
         last_finished_at: _timestamp_pb2.Timestamp | None = ...,
         last_sync: _abc.Iterable[Global___SyncRow] | None = ...,
         pending_pingbacks: _builtins.int = ...,
+        refused_definitions: _abc.Iterable[Global___RefusedDefinition] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["last_finished_at", b"last_finished_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "cursors", b"cursors", "epoch", b"epoch", "last_finished_at", b"last_finished_at", "last_status", b"last_status", "last_sync", b"last_sync", "pending_pingbacks", b"pending_pingbacks", "repo_id", b"repo_id", "repository", b"repository", "stable_watermark", b"stable_watermark"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "cursors", b"cursors", "epoch", b"epoch", "last_finished_at", b"last_finished_at", "last_status", b"last_status", "last_sync", b"last_sync", "pending_pingbacks", b"pending_pingbacks", "refused_definitions", b"refused_definitions", "repo_id", b"repo_id", "repository", b"repository", "stable_watermark", b"stable_watermark"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -84,6 +84,11 @@ class ReplicationStub:
                 request_serializer=syncd__api_dot_v1_dot_replication__pb2.ClearPingbacksRequest.SerializeToString,
                 response_deserializer=syncd__api_dot_v1_dot_replication__pb2.ClearPingbacksResponse.FromString,
                 _registered_method=True)
+        self.ImportBundle = channel.unary_unary(
+                '/syncd.v1.Replication/ImportBundle',
+                request_serializer=syncd__api_dot_v1_dot_replication__pb2.ImportBundleRequest.SerializeToString,
+                response_deserializer=syncd__api_dot_v1_dot_replication__pb2.ImportBundleResponse.FromString,
+                _registered_method=True)
 
 
 class ReplicationServicer:
@@ -160,6 +165,14 @@ class ReplicationServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportBundle(self, request, context):
+        """Applies a bundle file on this repository's host through the daemon's one writer (the
+        ImportJobData bean's body calls its own daemon so).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicationServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +225,11 @@ def add_ReplicationServicer_to_server(servicer, server):
                     servicer.ClearPingbacks,
                     request_deserializer=syncd__api_dot_v1_dot_replication__pb2.ClearPingbacksRequest.FromString,
                     response_serializer=syncd__api_dot_v1_dot_replication__pb2.ClearPingbacksResponse.SerializeToString,
+            ),
+            'ImportBundle': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportBundle,
+                    request_deserializer=syncd__api_dot_v1_dot_replication__pb2.ImportBundleRequest.FromString,
+                    response_serializer=syncd__api_dot_v1_dot_replication__pb2.ImportBundleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -484,6 +502,33 @@ class Replication:
             '/syncd.v1.Replication/ClearPingbacks',
             syncd__api_dot_v1_dot_replication__pb2.ClearPingbacksRequest.SerializeToString,
             syncd__api_dot_v1_dot_replication__pb2.ClearPingbacksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportBundle(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/syncd.v1.Replication/ImportBundle',
+            syncd__api_dot_v1_dot_replication__pb2.ImportBundleRequest.SerializeToString,
+            syncd__api_dot_v1_dot_replication__pb2.ImportBundleResponse.FromString,
             options,
             channel_credentials,
             insecure,

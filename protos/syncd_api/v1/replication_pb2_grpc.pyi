@@ -58,6 +58,10 @@ class ReplicationStub:
     GetPingbacks: _grpc.UnaryUnaryMultiCallable[_replication_pb2.PingbacksRequest, _replication_pb2.PingbacksResponse]
     """Parent only: the records a child must be sent whatever its cursor."""
     ClearPingbacks: _grpc.UnaryUnaryMultiCallable[_replication_pb2.ClearPingbacksRequest, _replication_pb2.ClearPingbacksResponse]
+    ImportBundle: _grpc.UnaryUnaryMultiCallable[_replication_pb2.ImportBundleRequest, _replication_pb2.ImportBundleResponse]
+    """Applies a bundle file on this repository's host through the daemon's one writer (the
+    ImportJobData bean's body calls its own daemon so).
+    """
 
 @_typing.type_check_only
 class ReplicationAsyncStub(ReplicationStub):
@@ -84,6 +88,10 @@ class ReplicationAsyncStub(ReplicationStub):
     GetPingbacks: _aio.UnaryUnaryMultiCallable[_replication_pb2.PingbacksRequest, _replication_pb2.PingbacksResponse]  # type: ignore[assignment]
     """Parent only: the records a child must be sent whatever its cursor."""
     ClearPingbacks: _aio.UnaryUnaryMultiCallable[_replication_pb2.ClearPingbacksRequest, _replication_pb2.ClearPingbacksResponse]  # type: ignore[assignment]
+    ImportBundle: _aio.UnaryUnaryMultiCallable[_replication_pb2.ImportBundleRequest, _replication_pb2.ImportBundleResponse]  # type: ignore[assignment]
+    """Applies a bundle file on this repository's host through the daemon's one writer (the
+    ImportJobData bean's body calls its own daemon so).
+    """
 
 class ReplicationServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -167,5 +175,15 @@ class ReplicationServicer(metaclass=_abc_1.ABCMeta):
         request: _replication_pb2.ClearPingbacksRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_replication_pb2.ClearPingbacksResponse, _abc.Awaitable[_replication_pb2.ClearPingbacksResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ImportBundle(
+        self,
+        request: _replication_pb2.ImportBundleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_replication_pb2.ImportBundleResponse, _abc.Awaitable[_replication_pb2.ImportBundleResponse]]:
+        """Applies a bundle file on this repository's host through the daemon's one writer (the
+        ImportJobData bean's body calls its own daemon so).
+        """
 
 def add_ReplicationServicer_to_server(servicer: ReplicationServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,8 +22,16 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
+from syncd.app._upkeep import (
+    JobDefinitions,
+    UpkeepHooks,
+    install_upkeep,
+    open_repository,
+    replication_edges,
+)
 from syncd.app.instance import InstanceLock, open_socket, prepare_socket, private_dir
-from syncd.app.reload import ReloadResult, plan_reload
+from syncd.app.reload import ReloadResult, diff, plan_reload
+from syncd.app.replication import IMPORT_BEAN, REPLICATION_BEANS, SYNC_BEAN
 from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
@@ -49,11 +57,9 @@ from syncd.observability.notify import WebhookNotifier
 from syncd.observability.replication_metrics import ReplicationCollector
 from syncd.replication.operator import sync_view
 from syncd.replication.report import read_report
-from syncd.rpc.replication import ReplicationServicer
-from syncd.rpc.repository_ops import RepositoryOps
 from syncd.rpc.server import ControlServer
 from syncd.rpc.servicer import ControlPlane
-from syncd.scheduling.plan import plan_jobs
+from syncd.scheduling.plan import JobPlan, plan_jobs
 from syncd.security import Guard, ServerTls
 from syncd.service.runservice import RunService
 from syncd.web import console
@@ -121,12 +127,10 @@ class Daemon:
             with starting("ledger"):
                 ledger = SqlLedger(config.ledger_url)
         self.ledger = ledger
+        self.jobdefs = JobDefinitions(self._specs, REPLICATION_BEANS)
         if isinstance(ledger, SqlLedger):
             with starting("replication"):
-                repl = config.replication
-                ledger.repository.hlc.max_drift_ms = int(repl.max_drift * 1000)
-                if repl.name:
-                    ledger.repository.configure(name=repl.name, cluster_id=repl.cluster_id)
+                self.plans = open_repository(ledger, config, self.jobdefs, self.plans)
         # Every ledger write and read from here on goes through its one writer, off the loop.
         self.recorder = LedgerRecorder(self.ledger)
         self.coordinator = RunCoordinator(self.recorder, self.clock, claim=claim)
@@ -169,6 +173,19 @@ class Daemon:
         for spec in jobs:
             self.registry.register(self.jobs.build(spec))
         self._apply_plans()
+        self._upkeep = UpkeepHooks()
+        if isinstance(self.ledger, SqlLedger) and config.replication.name:
+            self._upkeep = install_upkeep(
+                self.jobdefs,
+                self.recorder,
+                self.ledger.repository,
+                self.coordinator.events,
+                lambda: self.config,
+                self._install_plans,
+                lambda cfg: plan_jobs(self._specs, cfg, os.environ),
+                sync_bean=SYNC_BEAN,
+                import_bean=IMPORT_BEAN,
+            )
         self.metrics = Metrics(
             self.jobs, self.recorder, self.coordinator, lambda: self.coordinator.draining
         )
@@ -217,6 +234,9 @@ class Daemon:
             new, plans, result = plan_reload(
                 self._reload_config, self.config, self._specs, dict(self.plans)
             )
+            if new.replication.name:  # the parent's definitions still apply over the new file
+                plans = self.jobdefs.effective(new, plans)
+                result.changed_jobs[:] = diff(self.config, new, self.plans, plans).changed_jobs
             self.guard.update(new.auth)  # tokens and roles apply now; a bad token file raises
         except SyncdError as exc:
             log.error("config.reload_failed", error=str(exc))
@@ -229,9 +249,9 @@ class Daemon:
         elif self.tls is not None:
             self.tls.reload(new.tls)  # the files (or their paths) may have changed
         self.config = msgspec.structs.replace(new, packs=self.config.packs)
-        self.plans = plans
-        self._apply_plans()
-        self.service.replace_plans(plans)
+        self._install_plans(plans)
+        if isinstance(self.ledger, SqlLedger) and new.replication.name:
+            self.jobdefs.after_reload(self.recorder, self.ledger.repository, new)
         log.info(
             "config.reloaded",
             changed_jobs=result.changed_jobs,
@@ -245,6 +265,12 @@ class Daemon:
             )
         )
         return result
+
+    def _install_plans(self, plans: dict[str, JobPlan]) -> None:
+        """The scheduler and the job options follow `plans` from now (no restart)."""
+        self.plans = plans
+        self._apply_plans()
+        self.service.replace_plans(plans)
 
     def _reload_summary(self) -> dict[str, list[str]]:
         result = self.reload()
@@ -368,6 +394,9 @@ class Daemon:
             lock = InstanceLock(self.state_dir)
             lock.acquire()
         socket_file: Path | None = None
+        repository, replication = replication_edges(
+            self.ledger, self.recorder, self.state_dir, self._upkeep, self.jobdefs
+        )
         control = ControlServer(
             ControlPlane(
                 registry=self.registry,
@@ -378,21 +407,9 @@ class Daemon:
                 pid=os.getpid(),
                 ledger_health=self.recorder.health,
                 audit_entries=self.recorder.audit_entries,
-                repository=(
-                    RepositoryOps(
-                        self.ledger,
-                        self.recorder,
-                        lambda: read_report(self.state_dir),
-                    )
-                    if isinstance(self.ledger, SqlLedger)
-                    else None
-                ),
+                repository=repository,
             ),
-            replication=(
-                ReplicationServicer(self.ledger.repository, self.recorder)
-                if isinstance(self.ledger, SqlLedger)
-                else None
-            ),
+            replication=replication,
             guard=self.guard,
             recorder=self.recorder,
             clock=self.clock,

@@ -23,7 +23,7 @@ from syncd.ledger.sql import SqlLedger
 from syncd.replication.bundle import export_bundle, import_bundle
 from syncd.replication.children import ChildRow, parse_children
 from syncd.replication.cycle import Synchronizer, SyncReport
-from syncd.replication.report import write_report
+from syncd.replication.report import cycle_number, write_report
 from syncd.retry import Backoff
 from syncd.rpc.replclient import GrpcPeer, PeerCredentials
 
@@ -33,6 +33,8 @@ SYNC_BEAN = "SynchronizeJobData"
 SYNC_OPERATION = "synchronizeJobData"
 EXPORT_BEAN, EXPORT_OPERATION = "ExportJobData", "exportJobData"
 IMPORT_BEAN, IMPORT_OPERATION = "ImportJobData", "importJobData"
+# Each repository schedules these itself: a parent never publishes their tables.
+REPLICATION_BEANS = frozenset({SYNC_BEAN, EXPORT_BEAN, IMPORT_BEAN})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +47,7 @@ class SyncSettings:
     timeout: float
     retries: int
     safety_margin: float
+    anti_entropy_every: int = 0  # every N-th cycle compares digests; 0: never
     peers: Mapping[str, PeerConfig] = field(default_factory=dict)
 
 
@@ -106,6 +109,8 @@ def synchronize(ctx: RunContext) -> None:
     parent_url = str(ctx.args["parentUrl"])
     parent_name = str(ctx.args["parentName"] or "parent")
     opened: list[GrpcPeer] = []
+    number = cycle_number(settings.state_dir) + 1
+    every = settings.anti_entropy_every
 
     def connect(name: str, url: str) -> GrpcPeer:
         peer = GrpcPeer(name, url, credentials(settings.peers.get(name)), timeout=settings.timeout)
@@ -121,6 +126,7 @@ def synchronize(ctx: RunContext) -> None:
             backoff=Backoff(initial=0.5, maximum=10.0, attempts=settings.retries),
             wait=ctx.wait_cancelled,
             safety_margin=timedelta(seconds=settings.safety_margin),
+            anti_entropy=every > 0 and number % every == 0,
         )
         report = sync.run(rows)
     finally:
@@ -129,7 +135,7 @@ def synchronize(ctx: RunContext) -> None:
     ctx.add_rows(
         read=sum(r.pulled for r in report.rows), written=sum(r.pushed for r in report.rows)
     )
-    write_report(settings.state_dir, report, datetime.now(UTC))
+    write_report(settings.state_dir, report, datetime.now(UTC), cycle=number)
     ctx.log.info("replication.cycle_done", status=report.status, children=len(report.rows))
     if report.status != 0:
         raise SyncFailedError(report)
@@ -150,6 +156,7 @@ def _sync_spec(config: Config, state_dir: Path) -> JobSpec:
         timeout=cfg.timeout,
         retries=cfg.retries,
         safety_margin=cfg.safety_margin,
+        anti_entropy_every=cfg.anti_entropy_every,
         peers=dict(cfg.peers),
     )
     return JobSpec(
@@ -192,17 +199,22 @@ def _sync_spec(config: Config, state_dir: Path) -> JobSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BundleSettings:
-    """What the bundle beans need, picklable for their process: the state store and folder."""
+    """What the bundle beans need, picklable for their process: the state store, the folder,
+    and the daemon's own control socket ("" when it listens on TCP only)."""
 
     ledger_url: str
     bundle_dir: Path
+    daemon_address: str = ""
 
 
 def _store(settings: BundleSettings) -> SqlLedger:
-    # The job's own connection to the state store: bundles read the change log and apply a
-    # batch in one transaction, as the daemon's Replication service does (the database
-    # serialises it with the daemon's writes; its sequence row keeps commit order).
+    # The job's own connection to the state store, for reading (an export), or for an import
+    # when the daemon has no control socket to ask: the database serialises the import's one
+    # transaction with the daemon's writes, and its sequence row keeps commit order.
     return SqlLedger(settings.ledger_url)
+
+
+IMPORT_TIMEOUT_S = 3600.0  # one transaction of a whole bundle, on a busy writer
 
 
 def export_job_data(ctx: RunContext) -> None:
@@ -226,19 +238,38 @@ def export_job_data(ctx: RunContext) -> None:
 def import_job_data(ctx: RunContext) -> None:
     """The body of importJobData: a bundle applied here, or refused with the reason."""
     settings: BundleSettings = ctx.settings
-    ledger = _store(settings)
-    try:
-        done = import_bundle(ledger.repository, Path(str(ctx.args["path"])).expanduser())
-    finally:
-        ledger.close()
-    ctx.add_rows(read=int(done.manifest.get("record_count", 0)), written=done.result.applied)
+    path = Path(str(ctx.args["path"])).expanduser().absolute()
+    if settings.daemon_address:
+        # Through the daemon's one writer, over its control socket (this process runs as the
+        # daemon's user): the daemon replans and collects as after a sync.
+        daemon = GrpcPeer("this daemon", settings.daemon_address, timeout=IMPORT_TIMEOUT_S)
+        try:
+            reply = daemon.import_bundle(str(path))
+        finally:
+            daemon.close()
+        source, applied, repeat = reply.source_name, reply.applied, reply.repeat
+        count, stale, rejected = reply.record_count, reply.stale, reply.rejected
+    else:
+        ledger = _store(settings)
+        try:
+            done = import_bundle(ledger.repository, path)
+        finally:
+            ledger.close()
+        source, applied, repeat = (
+            str(done.manifest.get("source_name", "")),
+            done.result.applied,
+            done.repeat,
+        )
+        count = int(done.manifest.get("record_count", 0))
+        stale, rejected = len(done.result.stale), len(done.result.rejected)
+    ctx.add_rows(read=count, written=applied)
     ctx.log.info(
         "replication.imported",
-        source=done.manifest.get("source_name"),
-        applied=done.result.applied,
-        repeat=done.repeat,
-        stale=len(done.result.stale),
-        rejected=len(done.result.rejected),
+        source=source,
+        applied=applied,
+        repeat=repeat,
+        stale=stale,
+        rejected=rejected,
     )
 
 
@@ -249,9 +280,11 @@ def _role(value: Any) -> Any:
 
 
 def _bundle_specs(config: Config, state_dir: Path) -> list[JobSpec]:
+    address = config.daemon.listen_address
     settings = BundleSettings(
         ledger_url=config.ledger_url,
         bundle_dir=Path(config.replication.bundle_dir or state_dir / "bundles").expanduser(),
+        daemon_address=address if address.startswith("unix:") else "",
     )
     return [
         JobSpec(

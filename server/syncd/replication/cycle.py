@@ -21,9 +21,11 @@ from typing import Any, Protocol
 import structlog
 
 from syncd.errors import CursorGapError, PeerUnavailableError, SyncdError
+from syncd.replication.antientropy import repair
 from syncd.replication.children import ChildRow
 from syncd.replication.model import (
     ACKED_BY_CHILD,
+    ACKED_BY_PARENT,
     FROM_CHILD,
     FROM_PARENT,
     ApplyResult,
@@ -67,6 +69,8 @@ class Peer(Protocol):
     def ack_cursor(self, peer_id: str, peer_epoch: str, stream: str, cursor: int) -> int: ...
     def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]: ...
     def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None: ...
+    def digest(self, bits: int = 8) -> dict[int, str]: ...
+    def list_versions(self, bucket: int, bits: int = 8) -> list[Change]: ...
 
 
 @dataclass(slots=True)
@@ -84,6 +88,7 @@ class ChildResult:
     conflicts: int = 0
     pull_cursor: int = 0
     push_cursor: int = 0
+    repaired: int = 0  # records an anti-entropy pass fixed (both ways)
     error: str = ""
     warning: str = ""
     duration_ms: int = 0
@@ -107,6 +112,8 @@ class _Child:
     info: RepoInfo | None = None
     sent: set[tuple[Key, Version]] = field(default_factory=set)
     started: float = 0.0
+    pulled_to: int | None = None  # where the parent's cursor of this child's log stands
+    restored: bool = False  # a known child under a new epoch: compared after the push
 
 
 def _transient(exc: BaseException) -> str | None:
@@ -128,6 +135,7 @@ class Synchronizer:
         safety_margin: timedelta = timedelta(hours=24),
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        anti_entropy: bool = False,
     ) -> None:
         self._parent = parent
         self._connect = connect
@@ -138,6 +146,7 @@ class Synchronizer:
         self._margin = safety_margin
         self._now = now
         self._monotonic = monotonic
+        self._anti_entropy = anti_entropy  # compare every child's digest this cycle
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """One peer call, retried on UNAVAILABLE-like failures; anything else is raised."""
@@ -193,6 +202,10 @@ class Synchronizer:
             reachable,
             lambda c: self._guard(c, "push", lambda: self._push(c, parent_info, watermark)),
         )
+        self._each(
+            [c for c in reachable if c.result.result == OK and (self._anti_entropy or c.restored)],
+            lambda c: self._guard(c, "repair", lambda: self._repair(c, parent_info)),
+        )
         for child in active:
             child.result.duration_ms = int((self._monotonic() - child.started) * 1000)
             log.info("replication.child_synced", **child.result.as_dict())
@@ -247,6 +260,13 @@ class Synchronizer:
         stored = self._call(self._parent.cursor, info.repo_id, info.epoch, FROM_CHILD)
         cursor = stored or 0
         min_hlc = self._first_hlc(child.row) if stored is None else 0
+        if stored is None:
+            # New to us under this epoch, yet it knows us: restored from a backup (or its
+            # store was replaced). The change log cannot show what it lost: compare digests.
+            parent_id, parent_epoch = via.split(":", 1)
+            child.restored = (
+                self._call(peer.cursor, parent_id, parent_epoch, FROM_PARENT) is not None
+            )
         while True:
             page: ChangePage = self._call(
                 peer.get_changes, cursor, self._limit, min_hlc=min_hlc, skip_via=via
@@ -287,6 +307,7 @@ class Synchronizer:
             child.result.pull_cursor = cursor
             if not page.has_more:
                 break
+        child.pulled_to = cursor
 
     def _push(self, child: _Child, parent: RepoInfo, watermark: int) -> None:
         assert child.peer is not None and child.info is not None
@@ -340,4 +361,28 @@ class Synchronizer:
         if pingbacks:  # a collected tombstone has no ping-back row: clearing it is a no-op
             self._call(self._parent.clear_pingbacks, info.repo_id, [c.key for c in pingbacks])
         self._call(self._parent.ack_cursor, info.repo_id, info.epoch, ACKED_BY_CHILD, cursor)
+        if child.pulled_to:
+            # The child's receipt of what the parent holds of its log: its tombstones there
+            # may be collected (after the retention), and its next bundle starts above it.
+            self._call(
+                peer.ack_cursor, parent.repo_id, parent.epoch, ACKED_BY_PARENT, child.pulled_to
+            )
         child.result.last_sync_time = self._now().isoformat(timespec="seconds")
+
+    def _repair(self, child: _Child, parent: RepoInfo) -> None:
+        assert child.peer is not None and child.info is not None
+        done = repair(
+            self._parent, child.peer, parent, child.info, call=self._call, page_limit=self._limit
+        )
+        child.result.repaired += done.to_parent + done.to_child
+        child.result.stale_or_rejected += done.refused
+        log.info(
+            "replication.anti_entropy",
+            child=child.row.name,
+            restored=child.restored,
+            buckets=done.buckets,
+            differing=done.differing,
+            to_parent=done.to_parent,
+            to_child=done.to_child,
+            refused=done.refused,
+        )

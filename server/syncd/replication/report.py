@@ -23,7 +23,13 @@ def read_report(state_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_report(state_dir: Path, report: SyncReport, now: datetime) -> None:
+def cycle_number(state_dir: Path) -> int:
+    """How many cycles this repository ran before (as the last table counted them)."""
+    value = (read_report(state_dir) or {}).get("cycle", 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
+def write_report(state_dir: Path, report: SyncReport, now: datetime, *, cycle: int = 0) -> None:
     previous = {
         row.get("child_repository"): row.get("last_sync_time", "")
         for row in (read_report(state_dir) or {}).get("rows", [])
@@ -35,7 +41,12 @@ def write_report(state_dir: Path, report: SyncReport, now: datetime) -> None:
         if row["result"] != "ok":
             row["last_sync_time"] = previous.get(row["child_repository"], "")
         rows.append(row)
-    body = {"finished_at": now.isoformat(timespec="seconds"), "status": report.status, "rows": rows}
+    body = {
+        "finished_at": now.isoformat(timespec="seconds"),
+        "status": report.status,
+        "cycle": cycle,
+        "rows": rows,
+    }
     path = state_dir / LAST_SYNC_FILE
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -205,3 +205,15 @@ class GrpcPeer:
             self._stub.GetDigest, pb.GetDigestRequest(prefix_bits=bits)
         )
         return dict(reply.buckets)
+
+    def import_bundle(self, path: str) -> pb.ImportBundleResponse:
+        """Have the daemon at this address apply a bundle file on its host."""
+        reply: pb.ImportBundleResponse = self._call(
+            self._stub.ImportBundle, pb.ImportBundleRequest(path=path)
+        )
+        return reply
+
+    def list_versions(self, bucket: int, bits: int = 8) -> list[Change]:
+        request = pb.ListVersionsRequest(bucket=bucket, prefix_bits=bits)
+        reply: pb.ListVersionsResponse = self._call(self._stub.ListVersions, request)
+        return cv.changes_from_pb("ListVersions", reply.records)

@@ -3,15 +3,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 import structlog
 
-from syncd.errors import InvalidArgumentError, SyncdError, clip
+from syncd.errors import BundleError, InvalidArgumentError, SyncdError, clip
 from syncd.ledger.recorder import LedgerRecorder
-from syncd.replication.model import ApplyResult, Change, Key, Rejected
+from syncd.replication.bundle import Imported, import_bundle
+from syncd.replication.model import (
+    ACKED_BY_PARENT,
+    FROM_PARENT,
+    JOB,
+    ApplyResult,
+    Change,
+    Key,
+    Rejected,
+)
 from syncd.replication.store import SqlRepository
 from syncd.rpc import replconvert as cv
 from syncd.rpc.decoding import service_handlers
@@ -30,9 +41,20 @@ DETAILS_LIMIT = 2000
 class ReplicationServicer:
     """Serves one repository (the daemon's state store)."""
 
-    def __init__(self, repo: SqlRepository, recorder: LedgerRecorder) -> None:
+    def __init__(
+        self,
+        repo: SqlRepository,
+        recorder: LedgerRecorder,
+        *,
+        on_jobdefs: Callable[[], None] | None = None,
+        on_parent_ack: Callable[[], None] | None = None,
+    ) -> None:
         self._repo = repo
         self._recorder = recorder
+        # Called after a batch from the parent carrying job definitions is committed.
+        self._on_jobdefs = on_jobdefs
+        # Called after the parent acknowledged what it pulled (tombstones may go).
+        self._on_parent_ack = on_parent_ack
 
     async def _answer(self, context: Context, method: str, work: Callable[[], Any]) -> Any:
         try:
@@ -88,6 +110,12 @@ class ReplicationServicer:
                     changes=changes,
                 )
             )
+            if (
+                self._on_jobdefs is not None
+                and stream == FROM_PARENT
+                and any(c.type == JOB for c in changes)
+            ):
+                self._on_jobdefs()
             return cv.result_to_pb(result)
 
         return await self._answer(context, "ApplyChanges", work)  # type: ignore[no-any-return]
@@ -153,9 +181,48 @@ class ReplicationServicer:
             value = await self._recorder.call_writer(
                 self._repo.ack_cursor, request.peer_id, request.peer_epoch, stream, cursor
             )
+            if self._on_parent_ack is not None and stream == ACKED_BY_PARENT:
+                self._on_parent_ack()
             return pb.CursorResponse(cursor=value)
 
         return await self._answer(context, "AckCursor", work)  # type: ignore[no-any-return]
+
+    async def ImportBundle(
+        self, request: pb.ImportBundleRequest, context: Context
+    ) -> pb.ImportBundleResponse:
+        async def work() -> pb.ImportBundleResponse:
+            path = request.path
+            if not path.startswith("/") or len(path) > 4096 or "\x00" in path:
+                raise InvalidArgumentError(
+                    "ImportBundle", "expected an absolute path of at most 4096 bytes", "path"
+                )
+            # Only a regular file: a FIFO or a device would hold the one writer.
+            if not await asyncio.to_thread(Path(path).is_file):
+                raise BundleError(Path(path).name, "no such file (or not a regular file)")
+            done: Imported = await self._recorder.call_writer(import_bundle, self._repo, Path(path))
+            log.info(
+                "replication.bundle_imported",
+                source=done.manifest.get("source_name"),
+                stream=done.manifest.get("stream"),
+                applied=done.result.applied,
+                repeat=done.repeat,
+            )
+            if done.manifest.get("stream") == FROM_PARENT:
+                # As after a sync's batch and acknowledgement: definitions may have arrived,
+                # and the bundle's receipt may let tombstones go.
+                for hook in (self._on_jobdefs, self._on_parent_ack):
+                    if hook is not None:
+                        hook()
+            return pb.ImportBundleResponse(
+                applied=done.result.applied,
+                repeat=done.repeat,
+                stale=len(done.result.stale),
+                rejected=len(done.result.rejected),
+                record_count=int(done.manifest.get("record_count", 0)),
+                source_name=str(done.manifest.get("source_name", ""))[:200],
+            )
+
+        return await self._answer(context, "ImportBundle", work)  # type: ignore[no-any-return]
 
     async def GetPingbacks(
         self, request: pb.PingbacksRequest, context: Context

@@ -4,7 +4,7 @@ Decode, call `syncd.replication.operator` on the ledger's threads, encode."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,12 +36,14 @@ class RepositoryOps:
         recorder: LedgerRecorder,
         sync_report: Callable[[], dict[str, Any] | None],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        refused_definitions: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         self._ledger = ledger
         self._repo = ledger.repository
         self._recorder = recorder
         self._sync_report = sync_report
         self._now = now
+        self._refused = refused_definitions
 
     async def add_note(self, request: pb.AddNoteRequest, actor: str) -> pb.Note:
         write = functools.partial(
@@ -72,6 +74,10 @@ class RepositoryOps:
             stable_watermark=info.stable_watermark,
             pending_pingbacks=pending,
             last_status=-1,
+            refused_definitions=[
+                pb.RefusedDefinition(job=job, problem=problem)
+                for job, problem in sorted(self._refused().items())
+            ],
             cursors=[
                 pb.PeerCursor(
                     peer_name=c.peer_name,
