@@ -8,10 +8,12 @@ their lines carry `job` and `run_id` too when logged from a job.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import logging.handlers
 import os
+import queue
 import sys
 import threading
 from pathlib import Path
@@ -36,17 +38,31 @@ _FIRST_KEYS = ("timestamp", "level", "event", "logger", "job", "run_id", "trigge
 FIELD_LIMIT = 1000
 TRACE_LIMIT = 32_000
 _TRACE_KEYS = frozenset({"exception", "stack"})
+# Lines waiting for the log file's writer thread before a caller waits for room, and the most it
+# writes with one flush.
+QUEUE_LINES = 10_000
+_BATCH_LINES = 1_000
 
 
 class RotatingWriter(logging.handlers.RotatingFileHandler):
-    """The log file: the standard library's rotation to .1 … .N, with the size in bytes.
+    """The log file: the standard library's rotation to .1 … .N, with the size in bytes, written
+    by a thread of its own.
+
+    `write()` hands the line to the writer thread through a bounded queue and returns: whoever
+    logs (the event loop among them) never waits on the disk, and never formats or encodes a
+    line for the file. When the queue is full the caller waits for room (a job that logs faster
+    than the disk takes its lines slows down; no line is dropped). The thread writes the lines in
+    the order given, a batch of what is waiting at a time with one flush; `close()` writes what is
+    still queued first.
 
     The standard check adds the new line's length in characters to the file's size in bytes,
     so lines of multi-byte text could push the file past `max_bytes`; here both are bytes.
     A failed write is reported by logging's handleError, never raised into the caller.
     """
 
-    def __init__(self, path: Path, max_bytes: int, backups: int) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int, backups: int, *, queue_lines: int = QUEUE_LINES
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(
             path,
@@ -56,18 +72,94 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
             errors=_ENCODING_ERRORS,
         )
         self.path = path
+        self._whole: int | None = None  # the file's size after its last whole line written
+        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_lines)
+        self._open_for_lines = True
+        self._writer = threading.Thread(target=self._drain, name="syncd-log-writer", daemon=True)
+        self._writer.start()
 
     def write(self, line: str) -> None:
-        self.handle(logging.makeLogRecord({"msg": line, "levelno": logging.INFO}))
+        if self._open_for_lines:
+            self._queue.put(line)
+        else:  # after close(): written at once, as the standard handler would
+            self._write_lines([line])
 
-    def shouldRollover(self, record: logging.LogRecord) -> bool:
+    def wait_written(self) -> None:
+        """Returns once every line given so far is in the file (or reported failed)."""
+        if self._open_for_lines:
+            self._queue.join()
+
+    def _drain(self) -> None:
+        while True:
+            lines = [self._queue.get()]
+            while len(lines) < _BATCH_LINES:
+                try:
+                    lines.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in lines
+            try:
+                self._write_lines([line for line in lines if line is not None])
+            finally:
+                for _ in lines:
+                    self._queue.task_done()
+            if stop:
+                return
+
+    def _write_lines(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
+            try:
+                self._write_locked(lines)
+            except Exception:  # a full disk, a vanished directory: reported, never raised
+                self.handleError(logging.makeLogRecord({"msg": lines[0]}))
+                self._drop_partial()
+
+    def _drop_partial(self) -> None:
+        """After a failed write: forget what the file object still buffers and cut the file
+        back to its last whole line, so that the lines written once there is room again do
+        not continue a half-written one."""
+        if self.stream is not None:
+            with contextlib.suppress(OSError, ValueError):  # its flush fails the same way
+                self.stream.close()
+            self.stream = None
+        if self._whole is not None:
+            with contextlib.suppress(OSError):
+                os.truncate(self.baseFilename, self._whole)
+
+    def _write_locked(self, lines: list[str]) -> None:
         if self.stream is None:
             self.stream = self._open()
-        if not os.path.isfile(self.baseFilename):  # never rotate a device or a pipe
-            return False
-        size = os.fstat(self.stream.fileno()).st_size  # flushed after every line
-        data = f"{self.format(record)}\n".encode(_ENCODING, _ENCODING_ERRORS)
-        return size > 0 and size + len(data) > self.maxBytes
+        rotates = os.path.isfile(self.baseFilename)  # never rotate a device or a pipe
+        size = os.fstat(self.stream.fileno()).st_size if rotates else 0
+        self._whole = size if rotates else None
+        chunk: list[bytes] = []
+        for line in lines:
+            data = f"{line}\n".encode(_ENCODING, _ENCODING_ERRORS)
+            if rotates and size > 0 and size + len(data) > self.maxBytes:
+                self._put(chunk)
+                chunk = []
+                self.doRollover()
+                assert self.stream is not None  # reopened by doRollover
+                size = os.fstat(self.stream.fileno()).st_size
+                self._whole = size
+            chunk.append(data)
+            size += len(data)
+        self._put(chunk)
+
+    def _put(self, chunk: list[bytes]) -> None:
+        if chunk and self.stream is not None:
+            # Bytes, encoded once above for the size check: nothing is pending in the text
+            # layer, which this handler never writes to.
+            data = b"".join(chunk)
+            self.stream.buffer.write(data)
+            self.stream.buffer.flush()
+            if self._whole is not None:
+                self._whole += len(data)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.write(self.format(record))
 
     def doRollover(self) -> None:
         if self.backupCount:
@@ -78,6 +170,19 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
             self.stream.close()
         self.path.unlink(missing_ok=True)
         self.stream = self._open()
+
+    def close(self) -> None:
+        if self._open_for_lines:
+            self._open_for_lines = False
+            self._queue.put(None)
+            self._writer.join()
+            leftover: list[str] = []  # given by a write() racing close()
+            while not self._queue.empty():
+                line = self._queue.get_nowait()
+                if line is not None:
+                    leftover.append(line)
+            self._write_lines(leftover)
+        super().close()
 
 
 _ENCODING = "utf-8"
