@@ -52,7 +52,7 @@ def _wait_logging(stub: pb_grpc.ManagementStub) -> None:
             if any(json.loads(line.json).get("event") == "bench.flood" for line in batch.lines):
                 return
     finally:
-        stream.cancel()
+        stream.cancel()  # type: ignore[no-untyped-call]  # grpc ships it untyped
 
 
 def main(argv: list[str] | None = None) -> int:
