@@ -155,7 +155,7 @@ class Daemon:
                 login_link=self._login_link,
             )
         )
-        modules = sorted({s.body.__module__ for s in jobs})
+        modules = sorted({s.body.__module__ for s in jobs} | {m for s in jobs for m in s.preload})
         self._executors: dict[str, Executor] = {
             "thread": ThreadExecutor(),
             # Its fork server starts on first use; each run's process tree is recorded.
