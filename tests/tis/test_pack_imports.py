@@ -15,6 +15,7 @@ JOB_ONLY = (
     "syncd_tis._funding",
     "syncd_tis._demo",
     "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.dialects.mysql",
 )
 
 _PROBE = """
