@@ -50,6 +50,29 @@ def test_the_file_is_written_by_the_writer_thread_not_the_caller(tmp_path: Path)
         writer.close()
 
 
+def test_stdout_is_written_by_the_writer_thread_after_the_file(tmp_path: Path) -> None:
+    """With a log file, the daemon's stdout gets each line from the writer thread too: a slow
+    pipe or terminal holds up no caller, and it shows the lines in the order logged."""
+    out = io.StringIO()
+    writer = configure_logging(
+        "info", stream=out, json_output=True, file=tmp_path / "s.log", hub=LogHub(), cache=False
+    )
+    assert writer is not None and writer.lock is not None
+    try:
+        log = structlog.get_logger("syncd.test")
+        with writer.lock:  # the writer thread waits here, before the file and stdout
+            for n in range(100):
+                log.info("test.echo", n=n)
+            assert out.getvalue() == ""
+        writer.wait_written()
+        shown = [json.loads(line)["n"] for line in out.getvalue().splitlines()]
+        assert shown == list(range(100))
+        assert out.getvalue() == (tmp_path / "s.log").read_text()
+    finally:
+        writer.close()
+        structlog.reset_defaults()
+
+
 def test_a_small_queue_keeps_every_line_in_order_from_each_thread(tmp_path: Path) -> None:
     """Four threads write through a queue of 4 lines: they wait for room, nothing is dropped,
     and each thread's lines are in the file in the order it wrote them."""
@@ -210,3 +233,31 @@ def test_a_full_disk_is_reported_and_writing_resumes_once_there_is_room(
     assert all(json.loads(line) for line in kept)  # no line continues a half-written one
     assert kept[0] == '{"phase": "before"}'
     assert kept[-1] == '{"phase": "after"}'
+
+
+def test_followers_get_lines_from_threads_and_the_loop_in_sequence() -> None:
+    """Lines another thread logs reach the followers in one loop callback per burst; a line the
+    loop logs meanwhile comes after them, so each follower sees every line in seq order."""
+
+    async def scenario() -> list[LogLine]:
+        hub = LogHub()
+        hub.bind_loop(asyncio.get_running_loop())
+        got: list[LogLine] = []
+        async with hub.follow(line_filter()) as follower:
+
+            def log_from_a_thread() -> None:
+                for n in range(1000):
+                    hub.append(f'{{"n": {n}}}', {"level": "info"})
+
+            await asyncio.to_thread(log_from_a_thread)
+            hub.append('{"n": "loop"}', {"level": "info"})  # before the scheduled delivery ran
+            async with asyncio.timeout(BOUND):
+                while len(got) < 1001:
+                    line, lost = await follower.next()
+                    assert lost == 0
+                    got.append(line)
+        return got
+
+    got = asyncio.run(scenario())
+    assert [line.seq for line in got] == sorted(line.seq for line in got)
+    assert [json.loads(line.text)["n"] for line in got] == [*range(1000), "loop"]

@@ -53,7 +53,8 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
     line for the file. When the queue is full the caller waits for room (a job that logs faster
     than the disk takes its lines slows down; no line is dropped). The thread writes the lines in
     the order given, a batch of what is waiting at a time with one flush; `close()` writes what is
-    still queued first.
+    still queued first. With an `echo` stream (the daemon's stdout), the same thread writes each
+    line's `shown` form there too: a pipe or a terminal that is slow to take it delays nobody.
 
     The standard check adds the new line's length in characters to the file's size in bytes,
     so lines of multi-byte text could push the file past `max_bytes`; here both are bytes.
@@ -61,7 +62,13 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
     """
 
     def __init__(
-        self, path: Path, max_bytes: int, backups: int, *, queue_lines: int = QUEUE_LINES
+        self,
+        path: Path,
+        max_bytes: int,
+        backups: int,
+        *,
+        queue_lines: int = QUEUE_LINES,
+        echo: TextIO | None = None,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         super().__init__(
@@ -73,16 +80,19 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
         )
         self.path = path
         self._whole: int | None = None  # the file's size after its last whole line written
-        self._queue: queue.Queue[str | None] = queue.Queue(maxsize=queue_lines)
+        self._echo = echo
+        self._queue: queue.Queue[tuple[str, str | None] | None] = queue.Queue(maxsize=queue_lines)
         self._open_for_lines = True
         self._writer = threading.Thread(target=self._drain, name="syncd-log-writer", daemon=True)
         self._writer.start()
 
-    def write(self, line: str) -> None:
+    def write(self, line: str, shown: str | None = None) -> None:
+        """`line` to the file; `shown` (its form for the echo stream), if given, to the echo."""
         if self._open_for_lines:
-            self._queue.put(line)
+            self._queue.put((line, shown))
         else:  # after close(): written at once, as the standard handler would
             self._write_lines([line])
+            self._write_echo([shown] if shown is not None else [])
 
     def wait_written(self) -> None:
         """Returns once every line given so far is in the file (or reported failed)."""
@@ -98,13 +108,24 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
                 except queue.Empty:
                     break
             stop = None in lines
+            given = [item for item in lines if item is not None]
             try:
-                self._write_lines([line for line in lines if line is not None])
+                self._write_lines([line for line, _ in given])
+                self._write_echo([shown for _, shown in given if shown is not None])
             finally:
                 for _ in lines:
                     self._queue.task_done()
             if stop:
                 return
+
+    def _write_echo(self, shown: list[str]) -> None:
+        if not shown or self._echo is None:
+            return
+        try:
+            self._echo.write("".join(f"{line}\n" for line in shown))
+            self._echo.flush()
+        except Exception:  # a closed or broken stdout must not stop the file's lines
+            self.handleError(logging.makeLogRecord({"msg": shown[0]}))
 
     def _write_lines(self, lines: list[str]) -> None:
         if not lines:
@@ -176,12 +197,13 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
             self._open_for_lines = False
             self._queue.put(None)
             self._writer.join()
-            leftover: list[str] = []  # given by a write() racing close()
+            leftover: list[tuple[str, str | None]] = []  # given by a write() racing close()
             while not self._queue.empty():
-                line = self._queue.get_nowait()
-                if line is not None:
-                    leftover.append(line)
-            self._write_lines(leftover)
+                item = self._queue.get_nowait()
+                if item is not None:
+                    leftover.append(item)
+            self._write_lines([line for line, _ in leftover])
+            self._write_echo([shown for _, shown in leftover if shown is not None])
         super().close()
 
 
@@ -213,15 +235,18 @@ class _Sink:
         ordered = {k: event.pop(k) for k in _FIRST_KEYS if k in event}
         ordered.update(event)
         text = json.dumps(ordered, default=str, ensure_ascii=False)
+        shown: str | None = None
+        if self._stream is not None:
+            shown = self._console(None, method, dict(ordered)) if self._console else text
         if self._writer is not None:
-            self._writer.write(text)
+            self._writer.write(text, shown)  # the writer's thread echoes `shown` to the stream
+        elif shown is not None:
+            with self._lock:
+                assert self._stream is not None
+                self._stream.write(f"{shown}\n")
+                self._stream.flush()
         if self._hub is not None:
             self._hub.append(text, ordered)
-        if self._stream is not None:
-            out = self._console(None, method, dict(ordered)) if self._console else text
-            with self._lock:
-                self._stream.write(f"{out}\n")
-                self._stream.flush()
 
     def msg(self, **event: Any) -> None:
         self._emit("info", event)
@@ -315,7 +340,8 @@ def configure_logging(
     stream = sys.stdout if stream is None else stream
     if json_output is None:
         json_output = not stream.isatty()
-    writer = RotatingWriter(file, max_bytes, backups) if file is not None else None
+    # With a log file, its writer thread writes stdout too, off the caller's thread.
+    writer = RotatingWriter(file, max_bytes, backups, echo=stream) if file is not None else None
     console = None if json_output else structlog.dev.ConsoleRenderer()
     lock = threading.Lock()
 
