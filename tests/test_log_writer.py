@@ -249,8 +249,13 @@ def test_followers_get_lines_from_threads_and_the_loop_in_sequence() -> None:
                 for n in range(1000):
                     hub.append(f'{{"n": {n}}}', {"level": "info"})
 
-            await asyncio.to_thread(log_from_a_thread)
-            hub.append('{"n": "loop"}', {"level": "info"})  # before the scheduled delivery ran
+            # Joined without yielding to the loop: its delivery callback has not run yet when
+            # the loop logs its own line below.
+            thread = threading.Thread(target=log_from_a_thread)
+            thread.start()
+            thread.join(BOUND)
+            assert not thread.is_alive()
+            hub.append('{"n": "loop"}', {"level": "info"})
             async with asyncio.timeout(BOUND):
                 while len(got) < 1001:
                     line, lost = await follower.next()
