@@ -22,7 +22,7 @@ from syncd.enums import Trigger
 from syncd.execution import _proctree
 from syncd.execution.executors import Ending, Execution, ProcessExecutor
 from syncd.observability.loghub import LogHub, LogLine, line_filter
-from syncd.observability.logs import RotatingWriter, configure_logging
+from syncd.observability.logs import RotatingWriter, configure_logging, flush_logs
 from tests.packs.sample import FLOOD, FLOOD_LINES
 
 BOUND = 30.0
@@ -71,6 +71,24 @@ def test_stdout_is_written_by_the_writer_thread_after_the_file(tmp_path: Path) -
     finally:
         writer.close()
         structlog.reset_defaults()
+
+
+def test_flush_logs_returns_once_the_lines_are_written(tmp_path: Path) -> None:
+    """What a forced exit does before os._exit: waits (bounded) for the writer threads; a
+    writer that cannot write in time does not hold the exit up."""
+    writer = RotatingWriter(tmp_path / "s.log", max_bytes=1 << 20, backups=1)
+    assert writer.lock is not None
+    try:
+        with writer.lock:  # held by this thread: the writer cannot write meanwhile
+            writer.write('{"n": 1}')
+            assert writer.wait_written(0.05) is False
+            flush_logs(0.05)  # bounded: returns although the line is not written
+            assert (tmp_path / "s.log").read_text() == ""
+        writer.write('{"n": 2}')
+        flush_logs(BOUND)
+        assert (tmp_path / "s.log").read_text() == '{"n": 1}\n{"n": 2}\n'
+    finally:
+        writer.close()
 
 
 def test_a_small_queue_keeps_every_line_in_order_from_each_thread(tmp_path: Path) -> None:

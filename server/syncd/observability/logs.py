@@ -16,6 +16,8 @@ import os
 import queue
 import sys
 import threading
+import time
+import weakref
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -85,6 +87,7 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
         self._open_for_lines = True
         self._writer = threading.Thread(target=self._drain, name="syncd-log-writer", daemon=True)
         self._writer.start()
+        _WRITERS.add(self)
 
     def write(self, line: str, shown: str | None = None) -> None:
         """`line` to the file; `shown` (its form for the echo stream), if given, to the echo."""
@@ -94,10 +97,12 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
             self._write_lines([line])
             self._write_echo([shown] if shown is not None else [])
 
-    def wait_written(self) -> None:
-        """Returns once every line given so far is in the file (or reported failed)."""
-        if self._open_for_lines:
-            self._queue.join()
+    def wait_written(self, timeout: float | None = None) -> bool:
+        """Waits until every line given so far is in the file (or reported failed); False if
+        `timeout` seconds passed first."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout)
 
     def _drain(self) -> None:
         while True:
@@ -205,6 +210,17 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
             self._write_lines([line for line, _ in leftover])
             self._write_echo([shown for _, shown in leftover if shown is not None])
         super().close()
+
+
+_WRITERS: weakref.WeakSet[RotatingWriter] = weakref.WeakSet()
+
+
+def flush_logs(timeout: float) -> None:
+    """Waits, at most `timeout` seconds in all, until the log writers have written the lines
+    given so far: before `os._exit`, which would end their threads where they stand."""
+    deadline = time.monotonic() + timeout
+    for writer in list(_WRITERS):
+        writer.wait_written(max(0.0, deadline - time.monotonic()))
 
 
 _ENCODING = "utf-8"
