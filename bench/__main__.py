@@ -13,6 +13,7 @@ BENCHES = [
     "peer_relay",
     "scheduler_lateness",
     "control_plane",
+    "log_flood",
     "nightly_chain",
     "cluster",
     "replication",

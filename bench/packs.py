@@ -39,6 +39,17 @@ def chatter(ctx: RunContext) -> None:
     ctx.log.info("bench.done", n=lines)
 
 
+def flood(ctx: RunContext) -> None:
+    """Logs numbered lines as fast as it can until cancelled: the worst case for the daemon,
+    which renders, writes and tails every one of them."""
+    n = 0
+    while not ctx.is_cancelled():
+        for _ in range(1000):
+            ctx.log.info("bench.flood", n=n)
+            n += 1
+    ctx.raise_if_cancelled()
+
+
 def _log_jobs(_ctx: PackContext) -> list[JobSpec]:
     from syncd.beans.model import Parameter
     from syncd.values import ValueType
@@ -53,7 +64,13 @@ def _log_jobs(_ctx: PackContext) -> list[JobSpec]:
                 Parameter(name="lines", type=ValueType.INT, default=1000),
                 Parameter(name="gap", type=ValueType.FLOAT, default=0.0),
             ),
-        )
+        ),
+        JobSpec(
+            name="FloodJob",
+            trigger_operation="floodJob",
+            body=flood,
+            description="Logs flat out until cancelled, for the log flood benchmark.",
+        ),
     ]
 
 

@@ -7,7 +7,7 @@ BeanStatus carries its `health` and `health_reason`, and this module only reads 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from syncctl._render import enum_word
 from syncd_api.v1 import management_pb2 as pb
@@ -15,8 +15,7 @@ from syncd_api.v1 import management_pb2 as pb
 PROBLEMS = frozenset({pb.HEALTH_FAILING, pb.HEALTH_STUCK})
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(NamedTuple):  # not a dataclass: `syncctl status` runs without that module
     bean: str
     kind: str  # "failing" or "stuck"
     detail: str

@@ -138,6 +138,10 @@ class JobSpec:
     default_after: tuple[str, ...] = ()
     # The old service's environment variable holding a 6-field cron for this job.
     cron_env: str | None = None
+    # Modules the body imports when it runs, imported once by the fork server that starts the
+    # job processes and never by the daemon: a pack keeps its job-only imports (SQL dialects,
+    # the job modules) out of the daemon's memory without each run importing them afresh.
+    preload: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

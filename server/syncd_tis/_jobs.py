@@ -1,7 +1,10 @@
 """The job bodies: thin adapters from a run's context to the job modules.
 
 Bodies are module-level functions and take everything from `ctx` (settings included), so the
-daemon can run them on a thread or in a child process alike.
+daemon can run them on a thread or in a child process alike. The job modules (and the SQL
+dialects they build statements with) are imported by the bodies, when they run: the daemon,
+which only names the bodies, never loads them; the fork server does, once (JOB_MODULES, each
+spec's `preload`), so a job process starts with them.
 """
 
 from __future__ import annotations
@@ -12,10 +15,12 @@ from datetime import UTC, date, datetime
 from sqlalchemy import Engine, inspect, make_url
 
 from syncd.job import RunContext
-from syncd_tis import _funding, _owner, _record_status, _trusts
+from syncd_tis import _record_status
 from syncd_tis._db import RetryPolicy, TisError, job_engine, retrying
 from syncd_tis._schema import TCS
 from syncd_tis._settings import TisSettings
+
+JOB_MODULES = ("syncd_tis._owner", "syncd_tis._trusts", "syncd_tis._funding")
 
 
 def utc_today() -> date:
@@ -59,6 +64,8 @@ FUNDING_TABLES = _tables("Post", "PostFunding")
 def person_owner_rebuild(ctx: RunContext) -> None:
     """PersonOwnerRebuildJob."""
 
+    from syncd_tis import _owner
+
     def rebuild(engine: Engine, ctx: RunContext, *, settings: TisSettings) -> object:
         # Today is read per attempt: a retry after midnight uses the new day, as before.
         return _owner.rebuild(engine, ctx, today=utc_today(), settings=settings)
@@ -85,10 +92,14 @@ def _rebuild(
 
 
 def _person_trusts(ctx: RunContext) -> None:
+    from syncd_tis import _trusts
+
     _rebuild(ctx, PERSON_TRUST_TABLES, _trusts.rebuild_person_trusts, "PersonTrust rebuild")
 
 
 def _post_trusts(ctx: RunContext) -> None:
+    from syncd_tis import _trusts
+
     _rebuild(ctx, POST_TRUST_TABLES, _trusts.rebuild_post_trusts, "PostTrust rebuild")
 
 
@@ -135,6 +146,8 @@ def person_record_status(ctx: RunContext) -> None:
 
 def post_funding_status(ctx: RunContext) -> None:
     """PostFundingStatusSyncJob."""
+    from syncd_tis import _funding
+
     settings = settings_of(ctx)
     with job_engine(settings) as engine:
         require_tables(engine, *FUNDING_TABLES)

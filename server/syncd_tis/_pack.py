@@ -11,10 +11,6 @@ import structlog
 
 from syncd.job import JobPack, JobSpec, PackContext, Parameter, ValueType
 from syncd_tis import _jobs, _record_status
-from syncd_tis._db import make_engine
-from syncd_tis._demo import generate
-from syncd_tis._schema import create_schema
-from syncd_tis._search_demo import seed_search_demo
 from syncd_tis._settings import TisSettings, embedded_path
 from syncd_tis.commands import register_commands
 from syncd_tis.search.jobs import search_and_reval_jobs
@@ -95,6 +91,7 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
             ),
             job_key="personOwnerRebuildJob",
             settings=settings,
+            preload=_jobs.JOB_MODULES,
         ),
         JobSpec(
             name="PersonPlacementEmployingBodyTrustJob",
@@ -107,6 +104,7 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
             ),
             job_key="personPlacementEmployingBodyTrustJob",
             settings=settings,
+            preload=_jobs.JOB_MODULES,
         ),
         JobSpec(
             name="PersonPlacementTrainingBodyTrustJob",
@@ -118,6 +116,7 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
             ),
             job_key="personPlacementTrainingBodyTrustJob",
             settings=settings,
+            preload=_jobs.JOB_MODULES,
         ),
         JobSpec(
             name="PostEmployingBodyTrustJob",
@@ -129,6 +128,7 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
             ),
             job_key="postEmployingBodyTrustJob",
             settings=settings,
+            preload=_jobs.JOB_MODULES,
         ),
         JobSpec(
             name="PostTrainingBodyTrustJob",
@@ -140,6 +140,7 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
             ),
             job_key="postTrainingBodyTrustJob",
             settings=settings,
+            preload=_jobs.JOB_MODULES,
         ),
         JobSpec(
             name="PersonRecordStatusJob",
@@ -152,6 +153,7 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
             parameters=(DATE_OVERRIDE,),
             job_key="personRecordStatusJob",
             settings=settings,
+            preload=_jobs.JOB_MODULES,
         ),
         JobSpec(
             name="PostFundingStatusSyncJob",
@@ -163,6 +165,7 @@ def _database_jobs(ctx: PackContext) -> Sequence[JobSpec]:
             ),
             job_key="postFundingStatusSyncJob",
             settings=settings,
+            preload=_jobs.JOB_MODULES,
         ),
     )
 
@@ -174,6 +177,12 @@ def seed_demo(ctx: PackContext) -> None:
     The file is built under a temporary name and renamed, so an interrupted seeding leaves
     nothing that would look like a finished database.
     """
+    # Here, not at the top: the daemon builds the pack's jobs, and seeds only on request.
+    from syncd_tis._db import make_engine
+    from syncd_tis._demo import generate
+    from syncd_tis._schema import create_schema
+    from syncd_tis._search_demo import seed_search_demo
+
     settings = settings_from(ctx)
     if settings.source_url is not None:
         log.info("tis.demo.skipped", reason="source_url is configured")

@@ -17,6 +17,9 @@ schema without the key the jobs still remove old duplicates; add the key with a 
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -33,12 +36,32 @@ from sqlalchemy import (
     UniqueConstraint,
     inspect,
 )
-from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; BIGINT elsewhere, as in TCS.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-# Microseconds on MySQL (DATETIME(6)); the other backends keep them anyway.
-Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class _Timestamp(TypeDecorator[datetime]):
+    """Microseconds on MySQL (DATETIME(6)); the other backends keep them anyway.
+
+    Not `with_variant(mysql.DATETIME(fsp=6), …)`: that imports the MySQL dialect with the
+    tables, into the daemon too, which names these tables but never talks to MySQL; here the
+    MySQL type is imported when a MySQL connection first needs it."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import DATETIME
+
+            return dialect.type_descriptor(DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+
+Timestamp = _Timestamp()
 
 TCS = MetaData()
 REFERENCE = MetaData()

@@ -16,7 +16,6 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from syncd.job import PackContext
 from syncd_tis._db import TisError, make_engine
-from syncd_tis._demo import generate
 from syncd_tis._schema import create_schema
 from syncd_tis._settings import TisSettings
 
@@ -120,6 +119,8 @@ def demo_data(args: argparse.Namespace, ctx: PackContext) -> int:
         return _fail(str(exc))
     started = time.monotonic()
     try:
+        from syncd_tis._demo import generate  # only here: the daemon registers these commands
+
         create_schema(engine)
         summary = generate(engine, persons=args.persons, seed=args.seed)
     except TisError as exc:

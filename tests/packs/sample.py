@@ -146,6 +146,15 @@ def leveled_body(ctx: RunContext) -> None:
     ctx.log.info("test.leveled", level="info", nice=os.nice(0))
 
 
+FLOOD_LINES = 3_000
+
+
+def flood_body(ctx: RunContext) -> None:
+    """Logs FLOOD_LINES numbered lines as fast as it can, from the job's own process."""
+    for n in range(FLOOD_LINES):
+        ctx.log.info("test.flood", n=n)
+
+
 IGNORING = JobSpec(
     name="IgnoringJob",
     trigger_operation="ignoringJob",
@@ -164,6 +173,12 @@ LEVELED = JobSpec(
     trigger_operation="leveledJob",
     body=leveled_body,
     description="Logs at two levels.",
+)
+FLOOD = JobSpec(
+    name="FloodJob",
+    trigger_operation="floodJob",
+    body=flood_body,
+    description="Logs flat out.",
 )
 SPINNING = JobSpec(
     name="SpinningJob",

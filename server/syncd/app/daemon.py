@@ -51,7 +51,7 @@ from syncd.ledger.recorder import LedgerRecorder
 from syncd.ledger.sql import SqlLedger
 from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import LogHub
-from syncd.observability.logs import LEVELS
+from syncd.observability.logs import LEVELS, flush_logs
 from syncd.observability.metrics import ClusterCollector, Metrics
 from syncd.observability.notify import WebhookNotifier
 from syncd.observability.replication_metrics import ReplicationCollector
@@ -73,6 +73,7 @@ if TYPE_CHECKING:  # cluster mode's modules load only when it is configured
 log = structlog.get_logger("syncd.daemon")
 
 FORCED_EXIT_WRITE_S = 2.0  # how long a forced exit waits for the ledger to take the ends
+FORCED_EXIT_LOG_S = 2.0  # and for the log file and stdout to take the last lines
 LEDGER_CLOSE_S = 10.0  # at most this long, at shutdown, for a faulty ledger to recover
 
 
@@ -159,7 +160,7 @@ class Daemon:
                 login_link=self._login_link,
             )
         )
-        modules = sorted({s.body.__module__ for s in jobs})
+        modules = sorted({s.body.__module__ for s in jobs} | {m for s in jobs for m in s.preload})
         self._executors: dict[str, Executor] = {
             "thread": ThreadExecutor(),
             # Its fork server starts on first use; each run's process tree is recorded.
@@ -341,6 +342,7 @@ class Daemon:
         log.warning(
             "daemon.forced_exit", signal=signal.Signals(signum).name, unwritten=unwritten or None
         )
+        flush_logs(FORCED_EXIT_LOG_S)  # the log's own thread writes the lines, this one too
         os._exit(128 + signum)
 
     async def _after_failover(self, reaped: list[Reaped]) -> None:

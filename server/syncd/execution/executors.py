@@ -156,7 +156,9 @@ class ThreadExecutor:
             name=f"job:{job.spec.name}",
             daemon=True,
         )
-        thread.start()
+        # Off the loop: Thread.start() waits until the new thread has run, which on a busy
+        # machine can be a whole scheduler time slice.
+        await asyncio.to_thread(thread.start)
         cancelled = asyncio.ensure_future(job.cancel_signal.wait())
         try:
             pending: set[asyncio.Future[Any]] = {done, cancelled}
@@ -346,29 +348,6 @@ def _relay_log(method: str, event_dict: dict[str, Any]) -> None:
     )(event, **event_dict)
 
 
-_RELAY_BATCH = 500
-
-
-def _relay_batch(loop: asyncio.AbstractEventLoop, logs: list[tuple[str, dict[str, Any]]]) -> None:
-    """Log a batch of the child's lines on the loop, and wait until it has: a job that logs
-    faster than the daemon can write then fills its pipe and slows down (back-pressure),
-    instead of the daemon queueing its lines without bound."""
-    taken = threading.Event()
-
-    def relay() -> None:
-        try:
-            for method, event_dict in logs:
-                _relay_log(method, event_dict)
-        finally:
-            taken.set()
-
-    try:
-        loop.call_soon_threadsafe(relay)
-    except RuntimeError:
-        return  # the loop has closed
-    taken.wait(10)
-
-
 # The fork server preloads this module: what this reads once, each job process inherits.
 _proctree.prepare()
 
@@ -428,7 +407,6 @@ class ProcessExecutor:
         def read() -> None:
             """Relays the child's messages until its end of the pipe closes."""
             final: Result | None = None
-            logs: list[tuple[str, dict[str, Any]]] = []
             try:
                 while True:
                     message = parent.recv()
@@ -438,16 +416,14 @@ class ProcessExecutor:
                     elif kind == "rows":
                         job.reporter.rows(message[1], message[2])
                     elif kind == "log":
-                        logs.append((message[1], message[2]))
+                        # Rendered and handed to the log's outputs here, off the event loop;
+                        # the log file's bounded queue slows a job that logs faster than the
+                        # disk takes it (its pipe fills), and loses nothing.
+                        _relay_log(message[1], message[2])
                     elif kind == "ended":
                         final = Result(Ending(message[1]), message[2], message[3])
-                    if logs and (len(logs) >= _RELAY_BATCH or not parent.poll()):
-                        _relay_batch(loop, logs)
-                        logs = []
             except (EOFError, OSError):
                 pass
-            if logs:
-                _relay_batch(loop, logs)
             proc.join()
             # The job's process ends its own tree; this catches what a process that died
             # abruptly (killed, out of memory) left, before the run is reported ended.

@@ -12,7 +12,6 @@ of characters, so callers who get huge inputs echoed into log lines cannot grow 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import threading
@@ -119,6 +118,8 @@ class LogHub:
         self._followers: set[Follower] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._pending: list[LogLine] = []  # from other threads, for the followers
+        self._delivery_scheduled = False
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -141,11 +142,29 @@ class LogHub:
         if not self._followers or self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:
+            self._deliver_pending()  # lines from other threads first: followers see seq order
             self._deliver(line)
-        else:
-            # A closed loop raises: the line is still in the ring and the file.
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._deliver, line)
+            return
+        with self._lock:
+            self._pending.append(line)
+            if self._delivery_scheduled:
+                return
+            self._delivery_scheduled = True
+        # One callback on the loop for whatever other threads add until it runs, not one a
+        # line: a job logging flat out would otherwise queue thousands of callbacks a second.
+        try:
+            self._loop.call_soon_threadsafe(self._deliver_pending)
+        except RuntimeError:  # a closed loop: the line is still in the ring and the file
+            with self._lock:
+                self._pending.clear()
+                self._delivery_scheduled = False
+
+    def _deliver_pending(self) -> None:
+        with self._lock:
+            lines, self._pending = self._pending, []
+            self._delivery_scheduled = False
+        for line in lines:
+            self._deliver(line)
 
     def _deliver(self, line: LogLine) -> None:
         for follower in list(self._followers):
