@@ -266,7 +266,8 @@ class SqlRepository(Peers, Upkeep):
             current = self._logged(conn, {r.type for r in log}, since, log[-1].seq) if log else {}
         has_more = len(log) == limit and log[-1].seq < bound
         next_cursor = log[-1].seq if has_more else max(since, int(bound))
-        changes = [current[(r.type, r.id)] for r in log if (r.type, r.id) in current]
+        keys = [(type_, id_) for _, type_, id_ in log]
+        changes = [current[k] for k in keys if k in current]
         return ChangePage(changes, next_cursor, has_more)
 
     def _logged(self, conn: Connection, types: set[str], since: int, last: int) -> dict[Key, Change]:
@@ -364,8 +365,9 @@ class SqlRepository(Peers, Upkeep):
         stale: list[Key] = []
         rejected: list[Rejected] = []
         conflicts: list[tuple[Change, Version, Version]] = []
+        if latest:
+            self.hlc.observe(max(c.version.hlc for c in latest.values()))
         for key, change in latest.items():
-            self.hlc.observe(change.version.hlc)
             mine = local.get(key)
             verdict = judge(
                 mine,
