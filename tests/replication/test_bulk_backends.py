@@ -91,7 +91,8 @@ def targets(tmp_path: Path, clock: Clock) -> Iterator[list[Target]]:
         made: list[Target] = []
         try:
             for url in (f"sqlite:///{tmp_path / 'target.sqlite3'}", pg_url):
-                made.append(Target(SqlLedger(url, hlc=Hlc(clock.target), now=clock.now), url))
+                ledger = SqlLedger(url, hlc=Hlc(clock.target), now=clock.now)
+                made.append(Target(ledger, url))
             yield made
         finally:
             for target in made:

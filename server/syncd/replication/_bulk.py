@@ -40,7 +40,7 @@ Processor = Callable[[Any], Any] | None
 
 
 @cache
-def _processors(table: sa.Table, dialect_name: str, dialect: sa.Dialect) -> tuple[Processor, ...]:
+def _processors(table: sa.Table, dialect: sa.Dialect) -> tuple[Processor, ...]:
     return tuple(c.type.bind_processor(dialect) for c in table.c)
 
 
@@ -52,7 +52,6 @@ class Bulk:
     """One transaction's batch statements (the connection the ledger opened for it)."""
 
     def __init__(self, conn: Connection) -> None:
-        self._conn = conn
         self._dialect = conn.dialect
         self.postgres = conn.dialect.name == "postgresql"
         self._raw: Any = conn.connection.driver_connection
@@ -88,7 +87,7 @@ class Bulk:
     # --- writing -----------------------------------------------------------------------------
 
     def _tuples(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        procs = _processors(table, self._dialect.name, self._dialect)
+        procs = _processors(table, self._dialect)
         names = [c.name for c in table.c]
         if not any(procs):
             return [tuple(r[n] for n in names) for r in rows]

@@ -23,7 +23,6 @@ from syncd.ledger.schema import (
     changes_table,
     conflicts_table,
     counters_table,
-    graveyard_table,
     meta_table,
 )
 from syncd.replication._bulk import Bulk
@@ -270,7 +269,9 @@ class SqlRepository(Peers, Upkeep):
         changes = [current[k] for k in keys if k in current]
         return ChangePage(changes, next_cursor, has_more)
 
-    def _logged(self, conn: Connection, types: set[str], since: int, last: int) -> dict[Key, Change]:
+    def _logged(
+        self, conn: Connection, types: set[str], since: int, last: int
+    ) -> dict[Key, Change]:
         """The records logged in `(since, last]`, one joined query per type (a page's keys
         in `IN` lists took ten queries a page)."""
         found: dict[Key, Change] = {}
