@@ -36,18 +36,28 @@ _loads = json.JSONDecoder().decode
 
 
 def change_to_pb(c: Change) -> pb.Change:
-    msg = pb.Change(
-        type=c.type,
-        id=c.id,
-        deleted=c.deleted,
-        body_json="" if c.deleted else _dumps(c.body if type(c.body) is dict else dict(c.body)),
-        out_of_band=c.out_of_band,
-    )
-    # Set in place: a Version message built and copied in costs a fifth more per change.
-    msg.version.hlc, msg.version.origin = c.version.hlc, c.version.origin
-    if c.base is not None:
-        msg.base.hlc, msg.base.origin = c.base.hlc, c.base.origin
+    msg = pb.Change()
+    _fill(msg, c)
     return msg
+
+
+def add_changes(into: Any, changes: Iterable[Change]) -> None:
+    """Append `changes` to a repeated Change field, each built in place: building messages and
+    passing the list to a constructor copies every one (two thirds of a page's encoding)."""
+    add = into.add
+    for c in changes:
+        _fill(add(), c)
+
+
+def _fill(msg: pb.Change, c: Change) -> None:
+    msg.type, msg.id, msg.deleted, msg.out_of_band = c.type, c.id, c.deleted, c.out_of_band
+    if not c.deleted:
+        msg.body_json = _dumps(c.body if type(c.body) is dict else dict(c.body))
+    version = msg.version
+    version.hlc, version.origin = c.version.hlc, c.version.origin
+    if c.base is not None:
+        base = msg.base
+        base.hlc, base.origin = c.base.hlc, c.base.origin
 
 
 def _refuse(operation: str, where: str, problem: str, parameter: str) -> InvalidArgumentError:
@@ -164,11 +174,9 @@ def info_from_pb(msg: pb.RepositoryInfo) -> RepoInfo:
 
 
 def page_to_pb(page: ChangePage) -> pb.ChangePage:
-    return pb.ChangePage(
-        changes=[change_to_pb(c) for c in page.changes],
-        next_cursor=page.next_cursor,
-        has_more=page.has_more,
-    )
+    msg = pb.ChangePage(next_cursor=page.next_cursor, has_more=page.has_more)
+    add_changes(msg.changes, page.changes)
+    return msg
 
 
 def key_to_pb(key: Key) -> pb.RecordKey:
