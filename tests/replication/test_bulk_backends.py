@@ -20,10 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.enums import Trigger
+from syncd.errors import LedgerUnavailableError
 from syncd.ledger.model import RunRecord
 from syncd.ledger.schema import changes_table, graveyard_table
 from syncd.ledger.sql import SqlLedger
-from syncd.replication._bulk import COPY_MIN
+from syncd.replication._bulk import COPY_MIN, Bulk
+from syncd.replication._codec import CODECS
 from syncd.replication.hlc import Hlc
 from syncd.replication.model import (
     FROM_CHILD,
@@ -265,3 +267,24 @@ def test_sqlite_and_postgresql_apply_the_same_batches_to_the_same_state(
     assert json.loads(state["records"][(NOTE, "m000")][3]["body"])["text"] == "m!"
     assert [r[1] for r in state["log"]].count("m000") == 1
     assert (RUN, "r079") in state["records"]
+
+
+def test_a_driver_error_during_copy_is_a_ledger_error_naming_it() -> None:
+    """The ledger turns SQLAlchemy's errors into an operator's one-line reason; a failed COPY
+    arrives the same way, not as a bare driver exception (which would answer INTERNAL)."""
+    with fresh_postgres_database() as url:
+        ledger = SqlLedger(url)
+        try:
+            codec = CODECS[NOTE]
+            rows = [
+                codec.values(Change(type=NOTE, id=f"n{i}", version=Version(i + 1, "o")))
+                for i in range(COPY_MIN)
+            ]
+            rows[-1]["note_id"] = "x" * 65  # longer than the column: the server refuses it
+            with pytest.raises(LedgerUnavailableError) as caught, ledger.repository._tx() as conn:
+                Bulk(conn).upsert(codec, rows, new=True)
+            assert isinstance(caught.value.__cause__, sa.exc.DataError)
+            assert "too long" in caught.value.problem
+            assert ledger.repository.records_of(NOTE) == []  # nothing of the batch stayed
+        finally:
+            ledger.close()

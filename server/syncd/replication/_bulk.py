@@ -2,11 +2,12 @@
 
 Through SQLAlchemy Core a page of 5,000 records spent more time building and expanding
 parameters than in the database. These helpers hand each statement to the driver once per
-batch, in the caller's transaction: SQLite runs prepared statements with `executemany` (and
-reads keys with one `IN` list per 500); PostgreSQL reads keys with `= ANY(array)`, and lands
-a batch with `COPY` into a temporary staging table merged by one `INSERT … SELECT … ON
-CONFLICT DO UPDATE` per table. Values go through each column's own bind processor first, so
-rows are stored exactly as SQLAlchemy stores them.
+batch as plain SQL (`exec_driver_sql`, so errors, events and the transaction stay
+SQLAlchemy's): SQLite runs prepared statements with `executemany` and reads keys with one `IN`
+list per 500; PostgreSQL reads keys with `= ANY(array)`, and lands a batch with `COPY` into a
+temporary staging table merged by one `INSERT … SELECT … ON CONFLICT DO UPDATE` per table.
+Values go through each column's own bind processor first, so rows are stored exactly as
+SQLAlchemy stores them.
 """
 
 from __future__ import annotations
@@ -52,25 +53,23 @@ class Bulk:
     """One transaction's batch statements (the connection the ledger opened for it)."""
 
     def __init__(self, conn: Connection) -> None:
+        self._conn = conn
         self._dialect = conn.dialect
         self.postgres = conn.dialect.name == "postgresql"
-        self._raw: Any = conn.connection.driver_connection
         self._mark = "%s" if self.postgres else "?"
 
     # --- reading keys ------------------------------------------------------------------------
 
     def _select(self, sql: str, fixed: Sequence[Any], ids: Sequence[str]) -> list[Any]:
         """Rows of `sql`, whose last condition is `<column> IN {ids}`."""
-        with closing(self._raw.cursor()) as cur:
-            if self.postgres:
-                cur.execute(sql.format(ids="= ANY(%s)"), [*fixed, list(ids)])
-                return list(cur.fetchall())
-            found: list[Any] = []
-            for part in chunks(ids):
-                marks = ", ".join("?" * len(part))
-                cur.execute(sql.format(ids=f"IN ({marks})"), [*fixed, *part])
-                found.extend(cur.fetchall())
-            return found
+        run = self._conn.exec_driver_sql
+        if self.postgres:
+            return list(run(sql.format(ids="= ANY(%s)"), (*fixed, list(ids))).all())
+        found: list[Any] = []
+        for part in chunks(ids):
+            marks = ", ".join("?" * len(part))
+            found.extend(run(sql.format(ids=f"IN ({marks})"), (*fixed, *part)).all())
+        return found
 
     def versions(self, codec: Codec, ids: Sequence[str]) -> dict[str, Version]:
         t, key = codec.table.name, _q(codec.key)
@@ -101,15 +100,20 @@ class Bulk:
     def _copy(self, table: sa.Table, names: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> str:
         """COPY `rows` into this session's staging twin of `table` (emptied at commit)."""
         stage = f"syncd_stage_{table.name.removeprefix('syncd_')}"
-        cols = ", ".join(_q(n) for n in names)
-        with closing(self._raw.cursor()) as cur:
-            cur.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {stage}"
-                f" (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            with cur.copy(f"COPY {stage} ({cols}) FROM STDIN") as copy:
+        self._run(
+            f"CREATE TEMP TABLE IF NOT EXISTS {stage}"
+            f" (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        sql = f"COPY {stage} ({', '.join(_q(n) for n in names)}) FROM STDIN"
+        raw: Any = self._conn.connection.driver_connection
+        dbapi_error = self._dialect.loaded_dbapi.Error
+        try:
+            with closing(raw.cursor()) as cur, cur.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
+        except dbapi_error as exc:
+            # As SQLAlchemy raises a driver's error everywhere else (the ledger maps those).
+            raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
         return stage
 
     def upsert(self, codec: Codec, rows: Sequence[dict[str, Any]], *, new: bool = False) -> None:
@@ -170,9 +174,7 @@ class Bulk:
         )
 
     def _run(self, sql: str) -> None:
-        with closing(self._raw.cursor()) as cur:
-            cur.execute(sql)
+        self._conn.exec_driver_sql(sql)
 
-    def _many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with closing(self._raw.cursor()) as cur:
-            cur.executemany(sql, rows)
+    def _many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        self._conn.exec_driver_sql(sql, list(rows))

@@ -196,12 +196,12 @@ class SqlRepository(Peers, Upkeep):
         fresh: frozenset[Key] | set[Key] = frozenset(),
         via: str = "",
     ) -> None:
-        """Log `entries` after everything logged so far; `fresh` keys had no row (so no
-        entry) before this transaction, and need no delete."""
+        """Log `entries` after everything logged so far, each replacing its key's entry.
+        (`fresh`, the keys that had no row before, is no longer needed: one upsert per key
+        serves both.)"""
         if not entries:
             return
         first = self._next_seq(conn, len(entries))
-        # One upsert per key moves its entry to the end (the fresh keys simply insert).
         Bulk(conn).log(
             [(first + i, t, k, v.hlc, v.origin, via) for i, (t, k, v) in enumerate(entries)]
         )
