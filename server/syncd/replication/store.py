@@ -262,28 +262,20 @@ class SqlRepository(Peers, Upkeep):
             if skip_via:
                 query = query.where(changes_table.c.via != skip_via)
             log = conn.execute(query).all()
-            current = self._logged(conn, {r.type for r in log}, since, log[-1].seq) if log else {}
+            keys = [(type_, id_) for _, type_, id_ in log]
+            current = self._logged(conn, keys)
         has_more = len(log) == limit and log[-1].seq < bound
         next_cursor = log[-1].seq if has_more else max(since, int(bound))
-        keys = [(type_, id_) for _, type_, id_ in log]
         changes = [current[k] for k in keys if k in current]
         return ChangePage(changes, next_cursor, has_more)
 
-    def _logged(
-        self, conn: Connection, types: set[str], since: int, last: int
-    ) -> dict[Key, Change]:
-        """The records logged in `(since, last]`, one joined query per type (a page's keys
-        in `IN` lists took ten queries a page)."""
+    def _logged(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Change]:
+        """The records of a page's keys: one query per type (`IN` lists of 500 took ten)."""
+        bulk = Bulk(conn)
         found: dict[Key, Change] = {}
-        log = changes_table.c
-        for type_ in sorted(types & CODECS.keys()):
+        for type_, ids in _by_type(k for k in keys if k[0] in CODECS).items():
             codec = CODECS[type_]
-            query = (
-                sa.select(codec.table)
-                .join(changes_table, sa.and_(log.type == type_, log.id == codec.key_column))
-                .where(log.seq > since, log.seq <= last)
-            )
-            for row in conn.execute(query):
+            for row in bulk.rows(codec, ids):
                 change = codec.change(row._mapping)
                 found[change.key] = change
         return found
