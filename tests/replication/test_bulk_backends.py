@@ -10,6 +10,7 @@ duplicate page, and writes to collected tombstones (older ones stay deleted, new
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,9 +23,9 @@ import sqlalchemy as sa
 from syncd.enums import Trigger
 from syncd.errors import LedgerUnavailableError
 from syncd.ledger.model import RunRecord
-from syncd.ledger.schema import changes_table, graveyard_table
+from syncd.ledger.schema import changes_table, graveyard_table, notes_table
 from syncd.ledger.sql import SqlLedger
-from syncd.replication._bulk import COPY_MIN, Bulk
+from syncd.replication._bulk import ANALYZE_MIN, COPY_MIN, Bulk
 from syncd.replication._codec import CODECS
 from syncd.replication.hlc import Hlc
 from syncd.replication.model import (
@@ -39,6 +40,7 @@ from syncd.replication.model import (
 )
 from syncd.replication.store import SqlRepository
 from tests.services import fresh_postgres_database
+from tests.waiting import BOUND
 
 T0_MS = int(datetime(2026, 11, 22, 2, 0, tzinfo=UTC).timestamp() * 1000)
 NOTES, RUNS = 150, 80
@@ -288,3 +290,43 @@ def test_a_driver_error_during_copy_is_a_ledger_error_naming_it() -> None:
             assert ledger.repository.records_of(NOTE) == []  # nothing of the batch stayed
         finally:
             ledger.close()
+
+
+def test_postgresql_statistics_follow_a_table_that_grew_past_what_was_analyzed() -> None:
+    """A seed grows a child's tables faster than autovacuum looks at them; the batch path
+    analyzes a table once it changed by more than it held when last analyzed."""
+    with fresh_postgres_database() as url:
+        ledger = SqlLedger(url)
+        src = "01a236e7-0000-7000-8000-000000000001"
+        changes = [
+            Change(type=NOTE, id=f"n{i:06d}", version=Version(i + 1, src), body=note(i, "x"))
+            for i in range(ANALYZE_MIN + 2_000)
+        ]
+        ledger.repository.apply_changes(
+            source_id="src",
+            source_epoch="e1",
+            stream=FROM_CHILD,
+            from_cursor=0,
+            to_cursor=len(changes),
+            changes=changes,
+        )
+        ledger.close()  # its server process ends and hands in its table statistics
+        engine = sa.create_engine(url)
+        stats = sa.text(
+            "SELECT s.n_mod_since_analyze, s.last_analyze, c.reltuples"
+            " FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+            " WHERE s.relname = 'syncd_notes'"
+        )
+        try:
+            deadline = time.monotonic() + BOUND
+            with engine.connect() as conn:
+                while conn.execute(stats).one()[0] < len(changes):
+                    assert time.monotonic() < deadline, "the server never counted the inserts"
+                    conn.rollback()  # a new snapshot of the statistics
+            with engine.begin() as conn:
+                Bulk(conn)._keep_statistics(notes_table)
+            with engine.connect() as conn:
+                _, analyzed, tuples = conn.execute(stats).one()
+            assert analyzed is not None and tuples >= len(changes) * 0.9
+        finally:
+            engine.dispose()

@@ -30,6 +30,9 @@ from syncd.replication.model import Version
 # staging table would cost it two more round trips).
 COPY_MIN = 64
 
+# Tables smaller than this are left to autovacuum (a plan's choice matters little there).
+ANALYZE_MIN = 10_000
+
 LOG_COLUMNS = ("seq", "type", "id", "hlc", "origin", "via")
 
 # A newer version wins: by hlc, then by origin in code point order ("C" collation is byte
@@ -154,6 +157,7 @@ class Bulk:
                 f" ON CONFLICT ({_q(key)}) DO UPDATE SET {sets}"
                 f" WHERE {_NEWER.format(t=table.name)}"
             )
+            self._keep_statistics(table)
             return
         m = self._mark
         if new:
@@ -183,6 +187,7 @@ class Bulk:
                 f"INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage}"
                 f" ON CONFLICT (type, id) DO UPDATE SET {moved}"
             )
+            self._keep_statistics(changes_table)
             return
         m = self._mark
         self._many(
@@ -190,6 +195,22 @@ class Bulk:
             f" ON CONFLICT (type, id) DO UPDATE SET {moved}",
             rows,
         )
+
+    def _keep_statistics(self, table: sa.Table) -> None:
+        """ANALYZE `table` once it changed by more than it held when last analyzed.
+
+        Seeding a child grows its tables from nothing faster than autovacuum looks at them, and
+        planners with stale statistics read a page of the log with a sort over everything
+        after the cursor (a page took seconds at 1M rows). Doubling steps keep this to a few
+        ANALYZEs a seed."""
+        stale = self._conn.exec_driver_sql(
+            "SELECT 1 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"
+            " WHERE s.relid = to_regclass(%s)"
+            " AND s.n_mod_since_analyze > GREATEST(c.reltuples, %s)",
+            (table.name, ANALYZE_MIN),
+        ).first()
+        if stale is not None:
+            self._run(f"ANALYZE {table.name}")
 
     def _run(self, sql: str) -> None:
         self._conn.exec_driver_sql(sql)
