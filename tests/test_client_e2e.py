@@ -35,7 +35,7 @@ from tests.daemon_process import BOUND, DaemonProcess, daemon_process, e2e_confi
 pytestmark = pytest.mark.e2e
 
 SYNCCTL = Path(sys.executable).with_name("syncctl")
-RUN_ID = re.compile(r"^\d{8}T\d{6}-[0-9a-f]{6}$")
+RUN_ID = re.compile(r"^\d{8}T\d{6}\.\d{3}-[0-9a-f]{16}$")
 E2E_JOBS = {"FifoJob", "OtherFifoJob", "FailingJob", "QuickJob"}
 
 

@@ -40,7 +40,7 @@ from tests.waiting import BOUND, FOLLOWING, set_within
 STARTED = 1_700_000_000  # the daemon's wall clock at start: 2023-11-14T22:13:20Z
 NOW = float(STARTED + 90)  # the clock the CLI is given in these tests
 # The id of the first run of a test: the daemon's clock stands at STARTED when it starts.
-FIRST_RUN = r"20231114T221320-[0-9a-f]{6}"
+FIRST_RUN = r"20231114T221320\.\d{3}-[0-9a-f]{16}"
 SERVICE = "/syncd.v1.Management/"
 
 

@@ -20,7 +20,7 @@ from .relay import Faults
 
 AT = datetime.fromtimestamp(STARTED, UTC)  # the daemon's clock, as the tests begin
 # The id of a run started once the first run has ended (75 s of the daemon's clock later).
-SECOND_RUN = r"20231114T221435-[0-9a-f]{6}"
+SECOND_RUN = r"20231114T221435\.\d{3}-[0-9a-f]{16}"
 
 
 def requests_of(daemon: LiveDaemon, method: str) -> list[object]:
@@ -153,8 +153,8 @@ class TestRunAll:
             result = syncctl(["run-all", "--wait", "--address", address])
         assert result.code == ExitCode.FAILED
         lines = result.out.splitlines()[2:]
-        assert ended(lines[0], "Alpha", r"20231114T221450-[0-9a-f]{6}", "success"), lines
-        assert ended(lines[1], "Broken", r"20231114T221605-[0-9a-f]{6}", "failed"), lines
+        assert ended(lines[0], "Alpha", r"20231114T221450\.\d{3}-[0-9a-f]{16}", "success"), lines
+        assert ended(lines[1], "Broken", r"20231114T221605\.\d{3}-[0-9a-f]{16}", "failed"), lines
 
     def test_wait_json_lists_the_jobs_and_their_runs(self, daemon: LiveDaemon) -> None:
         """--wait --json: one document with the plan and every ended run."""

@@ -41,8 +41,12 @@ log = structlog.get_logger("syncd.runs")
 
 
 def new_run_id(started_at: datetime) -> str:
-    """Sortable, readable, unique: `20261122T031500-4f3a9c`."""
-    return f"{started_at:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    """Sortable, readable, unique across a cluster's repositories:
+    `20261122T031500.123-4f3a9c0e1d2b7a65`, the start to the millisecond, then 64 random bits
+    (24 bits made a same-second clash between repositories of a large fleet likely enough to
+    matter once run records replicate)."""
+    millis = started_at.microsecond // 1000
+    return f"{started_at:%Y%m%dT%H%M%S}.{millis:03d}-{secrets.token_hex(8)}"
 
 
 @dataclass(slots=True, eq=False)

@@ -55,7 +55,7 @@ class Codec:
     def key_column(self) -> sa.Column[Any]:
         return self.table.c[self.key]
 
-    def body(self, row: Mapping[str, Any]) -> dict[str, Any]:
+    def body(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         if row["deleted"]:
             return {}
         out: dict[str, Any] = {}
@@ -64,7 +64,7 @@ class Codec:
             out[col.name] = value.isoformat() if isinstance(value, datetime) else value
         return out
 
-    def change(self, row: Mapping[str, Any]) -> Change:
+    def change(self, row: Mapping[Any, Any]) -> Change:
         return Change(
             type=self.type,
             id=row[self.key],

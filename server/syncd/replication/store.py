@@ -23,9 +23,9 @@ from syncd.ledger.schema import (
     changes_table,
     conflicts_table,
     counters_table,
-    graveyard_table,
     meta_table,
 )
+from syncd.replication._bulk import Bulk
 from syncd.replication._codec import CODECS, Tx, chunks
 from syncd.replication._peers import Peers
 from syncd.replication._upkeep import Upkeep
@@ -196,28 +196,14 @@ class SqlRepository(Peers, Upkeep):
         fresh: frozenset[Key] | set[Key] = frozenset(),
         via: str = "",
     ) -> None:
-        """Log `entries` after everything logged so far; `fresh` keys had no row (so no
-        entry) before this transaction, and need no delete."""
+        """Log `entries` after everything logged so far, each replacing its key's entry.
+        (`fresh`, the keys that had no row before, is no longer needed: one upsert per key
+        serves both.)"""
         if not entries:
             return
         first = self._next_seq(conn, len(entries))
-        by_type: dict[str, list[str]] = {}
-        for type_, id_, _ in entries:
-            if (type_, id_) not in fresh:
-                by_type.setdefault(type_, []).append(id_)
-        for type_, ids in by_type.items():
-            for part in chunks(ids):
-                conn.execute(
-                    changes_table.delete().where(
-                        changes_table.c.type == type_, changes_table.c.id.in_(part)
-                    )
-                )
-        conn.execute(
-            changes_table.insert(),
-            [
-                {"seq": first + i, "type": t, "id": k, "hlc": v.hlc, "origin": v.origin, "via": via}
-                for i, (t, k, v) in enumerate(entries)
-            ],
+        Bulk(conn).log(
+            [(first + i, t, k, v.hlc, v.origin, via) for i, (t, k, v) in enumerate(entries)]
         )
 
     def forget(self, conn: Connection, type_: str, ids: Iterable[str]) -> None:
@@ -276,11 +262,23 @@ class SqlRepository(Peers, Upkeep):
             if skip_via:
                 query = query.where(changes_table.c.via != skip_via)
             log = conn.execute(query).all()
-            current = self._current(conn, [(r.type, r.id) for r in log])
+            keys = [(type_, id_) for _, type_, id_ in log]
+            current = self._logged(conn, keys)
         has_more = len(log) == limit and log[-1].seq < bound
         next_cursor = log[-1].seq if has_more else max(since, int(bound))
-        changes = [current[(r.type, r.id)] for r in log if (r.type, r.id) in current]
+        changes = [current[k] for k in keys if k in current]
         return ChangePage(changes, next_cursor, has_more)
+
+    def _logged(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Change]:
+        """The records of a page's keys: one query per type (`IN` lists of 500 took ten)."""
+        bulk = Bulk(conn)
+        found: dict[Key, Change] = {}
+        for type_, ids in _by_type(k for k in keys if k[0] in CODECS).items():
+            codec = CODECS[type_]
+            for row in bulk.rows(codec, ids):
+                change = codec.change(row._mapping)
+                found[change.key] = change
+        return found
 
     def records_of(self, type_: str) -> list[Change]:
         """Every record of one type (tombstones included)."""
@@ -360,8 +358,9 @@ class SqlRepository(Peers, Upkeep):
         stale: list[Key] = []
         rejected: list[Rejected] = []
         conflicts: list[tuple[Change, Version, Version]] = []
+        if latest:
+            self.hlc.observe(max(c.version.hlc for c in latest.values()))
         for key, change in latest.items():
-            self.hlc.observe(change.version.hlc)
             mine = local.get(key)
             verdict = judge(
                 mine,
@@ -424,29 +423,19 @@ class SqlRepository(Peers, Upkeep):
 
     def _versions(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Version]:
         """The local version of each key that has a row (the conditional upsert's input)."""
-        by_type: dict[str, list[str]] = {}
-        for type_, id_ in keys:
-            by_type.setdefault(type_, []).append(id_)
+        bulk = Bulk(conn)
         found: dict[Key, Version] = {}
-        for type_, ids in by_type.items():
-            codec = CODECS[type_]
-            cols = (codec.key_column, codec.table.c.hlc, codec.table.c.origin)
-            for part in chunks(sorted(set(ids))):
-                for key, hlc, origin in conn.execute(
-                    sa.select(*cols).where(codec.key_column.in_(part))
-                ):
-                    found[(type_, key)] = Version(int(hlc), origin)
+        for type_, ids in _by_type(keys).items():
+            for id_, version in bulk.versions(CODECS[type_], ids).items():
+                found[(type_, id_)] = version
         return found
 
     def _graves(self, conn: Connection, keys: Sequence[Key]) -> dict[Key, Version]:
+        bulk = Bulk(conn)
         found: dict[Key, Version] = {}
-        for part in chunks(keys):
-            for row in conn.execute(
-                sa.select(graveyard_table).where(
-                    sa.tuple_(graveyard_table.c.type, graveyard_table.c.id).in_(list(part))
-                )
-            ):
-                found[(row.type, row.id)] = Version(int(row.hlc), row.origin)
+        for type_, ids in _by_type(keys).items():
+            for id_, version in bulk.graves(type_, ids).items():
+                found[(type_, id_)] = version
         return found
 
     def _upsert(
@@ -466,21 +455,10 @@ class SqlRepository(Peers, Upkeep):
         for change, row in zip(changes, rows, strict=True):
             inserts, updates = by_type.setdefault(change.type, ([], []))
             (updates if change.key in exists else inserts).append(row)
+        bulk = Bulk(conn)
         for type_, (inserts, updates) in by_type.items():
-            codec = CODECS[type_]
-            if inserts:
-                conn.execute(codec.table.insert(), inserts)
-            if updates:
-                key = codec.key
-                stmt = (
-                    codec.table.update()
-                    .where(codec.key_column == sa.bindparam("_key"))
-                    .values({c: sa.bindparam(c) for c in updates[0] if c != key})
-                )
-                conn.execute(
-                    stmt,
-                    [{**{k: v for k, v in u.items() if k != key}, "_key": u[key]} for u in updates],
-                )
+            bulk.upsert(CODECS[type_], inserts, new=True)
+            bulk.upsert(CODECS[type_], updates)
 
     def _overrule(self, conn: Connection, key: Key, mine: Change | None) -> None:
         """A child wrote a parent-only record: the parent re-issues its own value (or a
@@ -490,3 +468,10 @@ class SqlRepository(Peers, Upkeep):
             self._write(conn, type_, id_, {}, deleted=True)
         else:
             self._write(conn, type_, id_, dict(mine.body), deleted=mine.deleted)
+
+
+def _by_type(keys: Iterable[Key]) -> dict[str, list[str]]:
+    by_type: dict[str, list[str]] = {}
+    for type_, id_ in keys:
+        by_type.setdefault(type_, []).append(id_)
+    return {t: list(dict.fromkeys(ids)) for t, ids in by_type.items()}

@@ -161,8 +161,8 @@ class GrpcPeer:
             stream=stream,
             from_cursor=from_cursor,
             to_cursor=to_cursor,
-            changes=[cv.change_to_pb(c) for c in changes],
         )
+        cv.add_changes(request.changes, changes)
         reply: pb.ApplyChangesResponse = self._call(
             self._stub.ApplyChanges, request, from_cursor=from_cursor, stream=stream
         )

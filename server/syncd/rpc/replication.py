@@ -129,7 +129,9 @@ class ReplicationServicer:
         async def work() -> pb.GetRecordsResponse:
             keys = self._keys("GetRecords", request.keys)
             found: list[Change] = await self._recorder.call_reader(self._repo.get_records, keys)
-            return pb.GetRecordsResponse(records=[cv.change_to_pb(c) for c in found])
+            reply = pb.GetRecordsResponse()
+            cv.add_changes(reply.records, found)
+            return reply
 
         return await self._answer(context, "GetRecords", work)  # type: ignore[no-any-return]
 
@@ -158,7 +160,9 @@ class ReplicationServicer:
                     "ListVersions", "outside 0 .. 2**prefix_bits - 1", "bucket"
                 )
             found = await self._recorder.call_reader(self._repo.list_versions, request.bucket, bits)
-            return pb.ListVersionsResponse(records=[cv.change_to_pb(c) for c in found])
+            reply = pb.ListVersionsResponse()
+            cv.add_changes(reply.records, found)
+            return reply
 
         return await self._answer(context, "ListVersions", work)  # type: ignore[no-any-return]
 
@@ -234,7 +238,9 @@ class ReplicationServicer:
                     request.child_id, with_graveyard=request.with_graveyard
                 )
             )
-            return pb.PingbacksResponse(records=[cv.change_to_pb(c) for c in found])
+            reply = pb.PingbacksResponse()
+            cv.add_changes(reply.records, found)
+            return reply
 
         return await self._answer(context, "GetPingbacks", work)  # type: ignore[no-any-return]
 
