@@ -11,7 +11,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,9 @@ class Cluster:
     root: Path
     replicas: dict[str, Replica] = field(default_factory=dict)
     gate: psycopg.Connection | None = None
+    # The instant every sped-up replica clock counts from (SYNCD_CLOCK_ANCHOR): replicas of
+    # one rate then stay exactly their offsets apart.
+    anchor: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def libpq(self) -> str:
@@ -93,6 +96,7 @@ class Cluster:
         at: str | None = None,
         catch_up: bool = False,
         clock_offset: float = 0.0,
+        clock_rate: float = 1.0,
         stubborn: bool = False,
         url: str | None = None,
         wait_ready: bool = True,
@@ -127,6 +131,11 @@ class Cluster:
             f"{job}"
         )
         env = {"SYNCD_CLOCK_OFFSET": str(clock_offset)} if clock_offset else {}
+        if clock_rate != 1.0:
+            env |= {
+                "SYNCD_CLOCK_RATE": str(clock_rate),
+                "SYNCD_CLOCK_ANCHOR": self.anchor.isoformat(),
+            }
         stack = contextlib.ExitStack()
         process = stack.enter_context(daemon_process(state, config, wait_ready=wait_ready, env=env))
         channel = stack.enter_context(grpc.insecure_channel(process.address))

@@ -28,7 +28,7 @@ from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
-from syncd.clock import Clock, clock_from_env
+from syncd.clock import Clock, clock_from_env, real_paced
 from syncd.config import Config
 from syncd.enums import RunOutcome, RunState
 from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
@@ -113,7 +113,8 @@ class Daemon:
             # Cluster-wide: a lease in the cluster database, with a fencing token.
             self.cluster = ClusterRunClaim(
                 ClusterStore(cluster.url, cluster.replica_name, cluster.lease_ttl),
-                self.clock,
+                # Leases are real seconds on the database's clock, whatever a drill's rate.
+                real_paced(self.clock),
                 give_up_after=cluster.give_up_after,
             )
             claim = self.cluster
