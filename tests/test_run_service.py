@@ -56,8 +56,15 @@ class RecordingClaim:
         self._inner = InMemoryRunClaim()
         self._steps = steps
 
-    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
-        claim = await self._inner.acquire(bean, run_id, slot_time=slot_time)
+    async def acquire(
+        self,
+        bean: str,
+        run_id: str,
+        *,
+        slot_time: datetime | None = None,
+        rerun: bool = False,
+    ) -> Claim:
+        claim = await self._inner.acquire(bean, run_id, slot_time=slot_time, rerun=rerun)
         self._steps.append(("acquire", run_id))
         return claim
 

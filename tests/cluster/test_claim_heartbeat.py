@@ -32,7 +32,9 @@ class HangingStore:
         self.beats = 0
         self.beaten = threading.Event()
 
-    def acquire(self, bean: str, run_id: str, slot: datetime | None) -> tuple[Claim, None]:
+    def acquire(
+        self, bean: str, run_id: str, slot: datetime | None, rerun: bool = False
+    ) -> tuple[Claim, None]:
         claim = Claim(bean=bean, run_id=run_id, token=1, replica=self.replica, fencing=True)
         return claim, None
 

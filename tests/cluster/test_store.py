@@ -206,6 +206,31 @@ def test_a_slot_fired_while_the_job_runs_is_answered_once(
         stores["blue"].acquire("Job", "s2", SLOT)
 
 
+def test_a_skipped_slot_is_claimed_again_by_a_catch_up_rerun_only(
+    url: str, stores: dict[str, ClusterStore]
+) -> None:
+    """Once the run under way has ended, a replica firing the skipped slot on its schedule is
+    still refused; a start-up catch-up's rerun takes it, once (the next rerun is refused)."""
+    blue, green = stores["blue"], stores["green"]
+    manual, _ = blue.acquire("Job", "manual", None)
+    with pytest.raises(AlreadyRunningError):
+        green.acquire("Job", "s1", SLOT)
+    blue.release(manual)
+    with pytest.raises(SlotClaimedError) as late:
+        blue.acquire("Job", "s2", SLOT)
+    assert late.value.run_id == "skipped:manual"
+    ledger = ClusterLedger(url)
+    try:
+        rerun, _ = green.acquire("Job", "c1", SLOT, rerun=True)
+        started(ledger, "c1")
+        green.release(rerun)
+    finally:
+        ledger.close()
+    with pytest.raises(SlotClaimedError) as again:
+        blue.acquire("Job", "c2", SLOT, rerun=True)
+    assert (again.value.run_id, again.value.replica) == ("c1", "green")
+
+
 def test_a_start_the_ledger_refused_frees_its_slot(stores: dict[str, ClusterStore]) -> None:
     claim, _ = stores["blue"].acquire("Job", "never-started", SLOT)
     stores["blue"].release(claim)  # no run row was written

@@ -39,6 +39,9 @@ from syncd.ledger import problem_of
 from syncd.ledger.sql import runs_table
 
 NOW = sa.func.clock_timestamp()
+# A slot fired while its job was under way is answered, not run: its row names the run that
+# was under way behind this prefix.
+SKIPPED = "skipped:"
 LOST_BY_LEASE = (
     "the replica running it stopped renewing its lease (it died, stalled or lost the"
     " database); another replica recorded it interrupted"
@@ -210,10 +213,11 @@ class ClusterStore:
     # --- claims ----------------------------------------------------------------------------
 
     def acquire(
-        self, bean: str, run_id: str, slot_time: datetime | None
+        self, bean: str, run_id: str, slot_time: datetime | None, rerun: bool = False
     ) -> tuple[Claim, Reaped | None]:
         """Claim `bean` (and its slot) for `run_id`; an expired holder is recorded interrupted
-        on the way. Raises AlreadyRunningError or SlotClaimedError."""
+        on the way. Raises AlreadyRunningError or SlotClaimedError. A catch-up's `rerun` may
+        take a slot that was only skipped (as a single daemon's catch-up reruns it)."""
         refusal: AlreadyRunningError | SlotClaimedError | None = None
         reaped = None
         token = 0
@@ -228,7 +232,7 @@ class ClusterStore:
                 .where(claims_table.c.bean == bean)
                 .with_for_update()
             ).one()
-            taken = None if slot_time is None else self._slot_taken(conn, bean, slot_time)
+            taken = None if slot_time is None else self._slot_taken(conn, bean, slot_time, rerun)
             if taken is not None:
                 refusal = taken
             elif row.run_id is not None and row.live:
@@ -236,7 +240,7 @@ class ClusterStore:
                 if slot_time is not None:
                     # The slot is answered (skipped here): replicas that fire it later do not
                     # record it skipped again.
-                    self._take_slot(conn, bean, slot_time, f"skipped:{row.run_id}"[:64])
+                    self._take_slot(conn, bean, slot_time, f"{SKIPPED}{row.run_id}"[:64])
             else:
                 if row.run_id is not None:
                     reaped = self._take_back(conn, bean, row.run_id, row.replica, row.token)
@@ -267,10 +271,13 @@ class ClusterStore:
         return claim, reaped
 
     def _slot_taken(
-        self, conn: Connection, bean: str, slot_time: datetime
+        self, conn: Connection, bean: str, slot_time: datetime, rerun: bool
     ) -> SlotClaimedError | None:
         """Why the slot cannot be claimed, or None. A slot whose run was cut off
-        (`interrupted`) may be claimed again: the catch-up rules decide whether it reruns."""
+        (`interrupted`) may be claimed again: the catch-up rules decide whether it reruns.
+        So may a skipped slot by a catch-up's rerun (the slot fired while the job was under
+        way: a restart's catch-up runs it, as on a single daemon); a replica firing it late
+        on its schedule is still refused."""
         taken = conn.execute(
             sa.select(slots_table.c.run_id, slots_table.c.replica, runs_table.c.outcome)
             .select_from(
@@ -280,6 +287,8 @@ class ClusterStore:
             .with_for_update(of=slots_table)
         ).first()
         if taken is None or taken.outcome == RunOutcome.INTERRUPTED.value:
+            return None
+        if rerun and taken.run_id.startswith(SKIPPED):
             return None
         return SlotClaimedError(bean, slot_time.isoformat(), taken.run_id, taken.replica)
 

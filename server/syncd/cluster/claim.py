@@ -119,7 +119,14 @@ class ClusterRunClaim:
 
     # --- RunClaim ----------------------------------------------------------------------------
 
-    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
+    async def acquire(
+        self,
+        bean: str,
+        run_id: str,
+        *,
+        slot_time: datetime | None = None,
+        rerun: bool = False,
+    ) -> Claim:
         # Requests of this replica for one bean take turns (a refusal must name a run that
         # exists, not an attempt that may fail), and its own run is refused without I/O.
         async with self._turns.setdefault(bean, asyncio.Lock()):
@@ -127,7 +134,7 @@ class ClusterRunClaim:
             if mine is not None:
                 raise AlreadyRunningError(bean, mine.run_id, self.replica)
             sent = self._clock.monotonic()
-            claim, reaped = await self._run(self._store.acquire, bean, run_id, slot_time)
+            claim, reaped = await self._run(self._store.acquire, bean, run_id, slot_time, rerun)
             if reaped is not None:
                 _log_reaped(reaped, by="claim")
             self._held[bean] = claim

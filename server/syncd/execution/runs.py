@@ -39,6 +39,9 @@ from syncd.values import Value
 
 log = structlog.get_logger("syncd.runs")
 
+# Runs the catch-up rules start for a slot already passed (they may rerun a skipped slot).
+CATCH_UP_TRIGGERS = frozenset({Trigger.STARTUP, Trigger.CATCH_UP})
+
 
 def new_run_id(started_at: datetime) -> str:
     """Sortable, readable, unique: `20261122T031500-4f3a9c`."""
@@ -202,7 +205,9 @@ class RunCoordinator:
         started = self._clock.now()
         run_id = new_run_id(started)
         # Before anything is written: a refused claim leaves no trace in the ledger.
-        claim = await self._claim.acquire(spec.name, run_id, slot_time=slot_time)
+        claim = await self._claim.acquire(
+            spec.name, run_id, slot_time=slot_time, rerun=trigger in CATCH_UP_TRIGGERS
+        )
         if self._draining:  # shutdown began while a cluster claim was being taken
             await self._claim.release(claim)
             raise DrainingError
