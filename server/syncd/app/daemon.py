@@ -110,9 +110,15 @@ class Daemon:
             if ledger is None:
                 with starting("cluster.url"):
                     ledger = self._cluster_ledger = ClusterLedger(config.ledger_url)
-            # Cluster-wide: a lease in the cluster database, with a fencing token.
+            if not isinstance(ledger, SqlLedger):
+                raise ConfigError("cluster.url", "cluster mode keeps its ledger in SQL")
+            # Cluster-wide: a lease in the cluster database, with a fencing token. The run
+            # records the claim writes (a takeover's `interrupted`) are versioned by the ledger.
+            store = ClusterStore(
+                cluster.url, cluster.replica_name, cluster.lease_ttl, ledger.repository.stamp
+            )
             self.cluster = ClusterRunClaim(
-                ClusterStore(cluster.url, cluster.replica_name, cluster.lease_ttl),
+                store,
                 # Leases are real seconds on the database's clock, whatever a drill's rate.
                 real_paced(self.clock),
                 give_up_after=cluster.give_up_after,

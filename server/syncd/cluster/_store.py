@@ -9,7 +9,7 @@ who holds what. Faults leave as LedgerUnavailableError (the cluster database is 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,11 +37,15 @@ from syncd.errors import (
 from syncd.execution.claim import Claim
 from syncd.ledger import problem_of
 from syncd.ledger.sql import runs_table
+from syncd.replication.model import RUN, Version
 
 NOW = sa.func.clock_timestamp()
 # A slot fired while its job was under way is answered, not run: its row names the run that
 # was under way behind this prefix.
 SKIPPED = "skipped:"
+# A new version of a record, logged in the caller's transaction: the ledger repository's
+# `stamp`, so a run record this store writes replicates like every other run-record write.
+Stamp = Callable[[Connection, str, str], Version]
 LOST_BY_LEASE = (
     "the replica running it stopped renewing its lease (it died, stalled or lost the"
     " database); another replica recorded it interrupted"
@@ -81,9 +85,10 @@ class Beat:
 class ClusterStore:
     """The cluster database, as one replica sees it."""
 
-    def __init__(self, url: str, replica: str, ttl: float) -> None:
+    def __init__(self, url: str, replica: str, ttl: float, stamp: Stamp) -> None:
         self.replica = replica
         self.ttl = ttl
+        self._stamp = stamp
         self.incarnation = os.urandom(8).hex()
         # A statement waits at most this long (a lost server, a held lock): long enough for a
         # loaded machine, short enough that a stuck thread comes back within a lease or so.
@@ -426,24 +431,35 @@ class ClusterStore:
         self, conn: Connection, bean: str, run_id: str, replica: str, token: int
     ) -> Reaped:
         """Free a dead holder's claim; its run, if still open, is recorded interrupted — by
-        whichever replica's conditional update gets there first."""
-        marked = conn.execute(
-            runs_table.update()
+        whichever replica locks its open row first — as a new version of the record, logged
+        in this transaction (so replication carries it)."""
+        still_open = conn.execute(
+            sa.select(runs_table.c.run_id)
             .where(runs_table.c.run_id == run_id, runs_table.c.state != RunState.FINISHED.value)
-            .values(
-                state=RunState.FINISHED.value,
-                outcome=RunOutcome.INTERRUPTED.value,
-                ended_at=NOW,
-                error_type="Interrupted",
-                error_message=f"{LOST_BY_LEASE} (replica {replica})",
+            .with_for_update()
+        ).first()
+        marked = still_open is not None
+        if marked:
+            version = self._stamp(conn, RUN, run_id)
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.run_id == run_id)
+                .values(
+                    state=RunState.FINISHED.value,
+                    outcome=RunOutcome.INTERRUPTED.value,
+                    ended_at=NOW,
+                    error_type="Interrupted",
+                    error_message=f"{LOST_BY_LEASE} (replica {replica})",
+                    hlc=version.hlc,
+                    origin=version.origin,
+                )
             )
-        ).rowcount
         conn.execute(
             claims_table.update()
             .where(claims_table.c.bean == bean, claims_table.c.token == token)
             .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
         )
-        return Reaped(bean=bean, run_id=run_id, replica=replica, token=token, marked=bool(marked))
+        return Reaped(bean=bean, run_id=run_id, replica=replica, token=token, marked=marked)
 
     def close(self) -> None:
         self._engine.dispose()
