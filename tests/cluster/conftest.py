@@ -100,6 +100,8 @@ class Cluster:
         stubborn: bool = False,
         url: str | None = None,
         wait_ready: bool = True,
+        shutdown_grace: str = "2s",
+        execution: str = "thread",
     ) -> Replica:
         """Start replica `name` (a daemon process) in the cluster."""
         state = self.root / name / "state"
@@ -110,8 +112,8 @@ class Cluster:
             "[daemon]\n"
             'packs = ["tests.packs.cluster:CLUSTER"]\n'
             "entry_points = false\n"
-            'execution = "thread"\n'
-            'shutdown_grace = "2s"\n'
+            f'execution = "{execution}"\n'
+            f'shutdown_grace = "{shutdown_grace}"\n'
             'cancel_grace = "1s"\n'
             "[cluster]\n"
             f'url = "{url or self.url}"\n'

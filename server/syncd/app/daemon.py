@@ -67,6 +67,7 @@ if TYPE_CHECKING:  # cluster mode's modules load only when it is configured
 log = structlog.get_logger("syncd.daemon")
 
 FORCED_EXIT_WRITE_S = 2.0  # how long a forced exit waits for the ledger to take the ends
+FORCED_EXIT_RELEASE_S = 2.0  # and then for the cluster database to take its claims back
 LEDGER_CLOSE_S = 10.0  # at most this long, at shutdown, for a faulty ledger to recover
 
 
@@ -319,8 +320,22 @@ class Daemon:
         # Through the one writer, bounded: a locked or lost ledger cannot hold the exit up
         # (what stays unwritten is finished `interrupted` at the next start).
         unwritten = self.recorder.flush_blocking(ends, timeout=FORCED_EXIT_WRITE_S)
+        released = kept = 0
+        if self.cluster is not None and not unwritten:
+            # The ends are recorded: give the claims up so another replica may run the jobs
+            # now, not once the leases expire — after this daemon's job processes are gone
+            # (a thread's body ends with the process, just below). A run whose end could not
+            # be written keeps its lease: its expiry records it interrupted elsewhere.
+            for executor in self._executors.values():
+                if isinstance(executor, ProcessExecutor):
+                    executor.end_all()
+            released, kept = self.cluster.release_all_blocking(FORCED_EXIT_RELEASE_S)
         log.warning(
-            "daemon.forced_exit", signal=signal.Signals(signum).name, unwritten=unwritten or None
+            "daemon.forced_exit",
+            signal=signal.Signals(signum).name,
+            unwritten=unwritten or None,
+            claims_released=released or None,
+            claims_kept=kept or None,
         )
         os._exit(128 + signum)
 

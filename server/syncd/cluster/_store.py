@@ -328,18 +328,27 @@ class ClusterStore:
 
     def release(self, claim: Claim) -> None:
         with self._tx() as conn:
-            conn.execute(
-                claims_table.update()
-                .where(claims_table.c.bean == claim.bean, claims_table.c.token == claim.token)
-                .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
+            self._release(conn, claim)
+
+    def release_all(self, claims: Iterable[Claim]) -> None:
+        """Give up several claims in one transaction (a forced exit's last act)."""
+        with self._tx() as conn:
+            for claim in claims:
+                self._release(conn, claim)
+
+    def _release(self, conn: Connection, claim: Claim) -> None:
+        conn.execute(
+            claims_table.update()
+            .where(claims_table.c.bean == claim.bean, claims_table.c.token == claim.token)
+            .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
+        )
+        # A start the ledger refused left no run: its slot may be fired again.
+        conn.execute(
+            slots_table.delete().where(
+                slots_table.c.run_id == claim.run_id,
+                ~sa.exists().where(runs_table.c.run_id == claim.run_id),
             )
-            # A start the ledger refused left no run: its slot may be fired again.
-            conn.execute(
-                slots_table.delete().where(
-                    slots_table.c.run_id == claim.run_id,
-                    ~sa.exists().where(runs_table.c.run_id == claim.run_id),
-                )
-            )
+        )
 
     def beat(self, held: Iterable[str]) -> Beat:
         """Renew this replica's leases for the runs `held`, note its heartbeat, take back

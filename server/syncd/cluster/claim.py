@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -164,6 +165,35 @@ class ClusterRunClaim:
                 "cluster.release_failed", job=claim.bean, run_id=claim.run_id, problem=exc.problem
             )
         self._wake_waiters()
+
+    def release_all_blocking(self, timeout: float) -> tuple[int, int]:
+        """Forced exit: give every claim this replica holds up at once, so another replica
+        may run the jobs now rather than after their leases expire. Blocks the caller for at
+        most `timeout` seconds, on a thread of its own (the claim's threads may be stuck on a
+        lost server); returns how many were released and how many stayed held (their leases
+        expire as after a crash)."""
+        claims = list(self._held.values())
+        if not claims:
+            return 0, 0
+        failed: list[BaseException] = []
+
+        def release() -> None:
+            try:
+                self._store.release_all(claims)
+            except Exception as exc:  # best effort: the leases then expire on their own
+                failed.append(exc)
+
+        worker = threading.Thread(target=release, name="syncd-cluster-release", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive() or failed:
+            problem = problem_of(failed[0]) if failed else f"no answer within {timeout:g}s"
+            log.warning("cluster.release_failed", claims=len(claims), problem=problem)
+            return 0, len(claims)
+        for claim in claims:
+            self._held.pop(claim.bean, None)
+            self._renewed.pop(claim.run_id, None)
+        return len(claims), 0
 
     def holder(self, bean: str) -> Claim | None:
         return self._held.get(bean) or self._holders.get(bean)
