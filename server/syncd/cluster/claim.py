@@ -68,6 +68,7 @@ class ClusterRunClaim:
         self._lost: list[OnLost] = []
         self._cancels: list[OnCancel] = []
         self._cancel_passed: set[str] = set()  # run ids whose remote cancel was passed on
+        self._giving_back: set[asyncio.Future[Any]] = set()  # claims granted to no one
         self._beaten = asyncio.Event()  # replaced on each beat; wakes `released` waiters
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -100,6 +101,8 @@ class ClusterRunClaim:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        while self._giving_back:  # claims granted to requests a shutdown cancelled
+            await asyncio.wait(set(self._giving_back))
         try:
             await self._run(self._store.leave)
         except LedgerUnavailableError as exc:
@@ -135,13 +138,34 @@ class ClusterRunClaim:
             if mine is not None:
                 raise AlreadyRunningError(bean, mine.run_id, self.replica)
             sent = self._clock.monotonic()
-            claim, reaped = await self._run(self._store.acquire, bean, run_id, slot_time, rerun)
+            asking = asyncio.ensure_future(
+                self._run(self._store.acquire, bean, run_id, slot_time, rerun)
+            )
+            try:
+                claim, reaped = await asyncio.shield(asking)
+            except asyncio.CancelledError:
+                # The statement goes on in its thread (a shutdown cancelled the caller): a
+                # claim it grants is given back, not left to block the job until it expires.
+                self._giving_back.add(asking)
+                asking.add_done_callback(self._give_back)
+                raise
             if reaped is not None:
                 _log_reaped(reaped, by="claim")
             self._held[bean] = claim
             self._renewed[run_id] = sent
             self._holders[bean] = claim
             return claim
+
+    def _give_back(self, asking: asyncio.Future[tuple[Claim, Reaped | None]]) -> None:
+        if asking.cancelled() or asking.exception() is not None:
+            self._giving_back.discard(asking)
+            return
+        claim, _ = asking.result()
+        log.info("cluster.claim_given_back", job=claim.bean, run_id=claim.run_id)
+        releasing = asyncio.ensure_future(self._release(claim))
+        self._giving_back.add(releasing)
+        releasing.add_done_callback(self._giving_back.discard)
+        self._giving_back.discard(asking)
 
     async def release(self, claim: Claim) -> None:
         # In turn with claims of the bean here: a claim right after this one's release sees it
