@@ -22,6 +22,7 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
+from syncd.app._forced import forced_exit_ends
 from syncd.app.instance import InstanceLock, open_socket, prepare_socket, private_dir
 from syncd.app.reload import ReloadResult, plan_reload
 from syncd.app.startup import probe_listen, starting
@@ -30,7 +31,6 @@ from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
 from syncd.clock import Clock, clock_from_env, real_paced
 from syncd.config import Config
-from syncd.enums import RunOutcome, RunState
 from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
 from syncd.execution import _jobtrees
 from syncd.execution.claim import InMemoryRunClaim, RunClaim
@@ -66,8 +66,6 @@ if TYPE_CHECKING:  # cluster mode's modules load only when it is configured
 
 log = structlog.get_logger("syncd.daemon")
 
-FORCED_EXIT_WRITE_S = 2.0  # how long a forced exit waits for the ledger to take the ends
-FORCED_EXIT_RELEASE_S = 2.0  # and then for the cluster database to take its claims back
 LEDGER_CLOSE_S = 10.0  # at most this long, at shutdown, for a faulty ledger to recover
 
 
@@ -307,36 +305,14 @@ class Daemon:
 
     def _force_exit(self, signum: int) -> None:
         """Second signal: record what is still running and leave now."""
-        ends = [
-            run.update(
-                state=RunState.FINISHED,
-                outcome=RunOutcome.CANCELLED,
-                ended_at=self.clock.now(),
-                error_type="ForcedExit",
-                error_message="the daemon was stopped by a second signal",
-            )
-            for run in self.coordinator.active_runs()
-        ]
-        # Through the one writer, bounded: a locked or lost ledger cannot hold the exit up
-        # (what stays unwritten is finished `interrupted` at the next start).
-        unwritten = self.recorder.flush_blocking(ends, timeout=FORCED_EXIT_WRITE_S)
-        released = kept = 0
-        if self.cluster is not None and not unwritten:
-            # The ends are recorded: give the claims up so another replica may run the jobs
-            # now, not once the leases expire — after this daemon's job processes are gone
-            # (a thread's body ends with the process, just below). A run whose end could not
-            # be written keeps its lease: its expiry records it interrupted elsewhere.
-            for executor in self._executors.values():
-                if isinstance(executor, ProcessExecutor):
-                    executor.end_all()
-            released, kept = self.cluster.release_all_blocking(FORCED_EXIT_RELEASE_S)
-        log.warning(
-            "daemon.forced_exit",
-            signal=signal.Signals(signum).name,
-            unwritten=unwritten or None,
-            claims_released=released or None,
-            claims_kept=kept or None,
+        outcome = forced_exit_ends(
+            self.coordinator.active_runs(),
+            self.clock.now(),
+            self.recorder,
+            self.cluster,
+            self._executors.values(),
         )
+        log.warning("daemon.forced_exit", signal=signal.Signals(signum).name, **outcome)
         os._exit(128 + signum)
 
     async def _after_failover(self, reaped: list[Reaped]) -> None:
