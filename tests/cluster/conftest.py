@@ -82,6 +82,7 @@ class Cluster:
     # The instant every sped-up replica clock counts from (SYNCD_CLOCK_ANCHOR): replicas of
     # one rate then stay exactly their offsets apart.
     anchor: datetime = field(default_factory=lambda: datetime.now(UTC))
+    doors: list[psycopg.Connection] = field(default_factory=list)  # replicas held at join
 
     @property
     def libpq(self) -> str:
@@ -147,6 +148,30 @@ class Cluster:
             replica.wait_for_log("cluster.joined")
         return replica
 
+    def start_held_at_join(self, name: str, **options: Any) -> tuple[Replica, Callable[[], None]]:
+        """Start replica `name` held just before it joins the cluster: it serves (it logs
+        `daemon.started`), but its join — and so its start-up catch-up — waits until the
+        returned `admit()`. The hold is a lock on the replica's row, the first thing a join
+        locks (bounded there by a third of the lease TTL)."""
+        door = psycopg.connect(self.libpq)
+        self.doors.append(door)
+        door.execute(
+            "INSERT INTO syncd_cluster_replicas"
+            " (name, incarnation, host, pid, version, started_at, heartbeat_at, left_at)"
+            " VALUES (%s, '', '', 0, '', now(), now(), now()) ON CONFLICT (name) DO NOTHING",
+            (name,),
+        )
+        door.commit()
+        door.execute("SELECT 1 FROM syncd_cluster_replicas WHERE name = %s FOR UPDATE", (name,))
+        replica = self.start(name, wait_ready=False, **options)
+
+        def admit() -> None:
+            door.commit()
+            door.close()
+            self.doors.remove(door)
+
+        return replica, admit
+
     def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
         replica = self.replicas.pop(name)
         try:
@@ -155,6 +180,8 @@ class Cluster:
             replica.stack.close()
 
     def close(self) -> None:
+        for door in self.doors:  # a held replica can then join, and stop
+            door.close()
         for name in list(self.replicas):
             with contextlib.suppress(Exception):
                 self.stop(name)
