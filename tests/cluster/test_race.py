@@ -216,7 +216,7 @@ def test_three_replicas_asked_at_once_run_the_job_exactly_once_per_round(
         "SELECT count(*) FROM syncd_runs WHERE trigger <> 'manual' AND outcome = 'success'"
     )[0][0]
     assert manual + scheduled >= ROUNDS
-    # The catch-ups did compete: most found the slot the others were about to fire undone.
+    # The catch-ups did compete: at least half found the slot the others were about to fire undone.
     assert restarts.caught_up >= restarts.restarts // 2, (restarts.caught_up, restarts.restarts)
 
 
