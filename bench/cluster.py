@@ -63,17 +63,21 @@ async def _claim_cycle(claim: RunClaim, n: int, phase: str) -> list[float]:
 
 
 def claim_overhead(url: str, n: int) -> tuple[list[float], list[float]]:
-    ClusterLedger(url).close()  # the tables
+    ledger = ClusterLedger(url)  # the tables, and the versions of what the claim records
 
     async def measure() -> tuple[list[float], list[float]]:
         memory = await _claim_cycle(InMemoryRunClaim(), n, "memory")
-        cluster = ClusterRunClaim(ClusterStore(url, "bench", 30.0), SystemClock(), give_up_after=20)
+        store = ClusterStore(url, "bench", 30.0, ledger.repository.stamp)
+        cluster = ClusterRunClaim(store, SystemClock(), give_up_after=20)
         await _claim_cycle(cluster, 50, "warm-up")  # the connection pool
         measured = await _claim_cycle(cluster, n, "measured")
         await cluster.close()
         return memory, measured
 
-    return asyncio.run(measure())
+    try:
+        return asyncio.run(measure())
+    finally:
+        ledger.close()
 
 
 # --- replicas as processes --------------------------------------------------------------------

@@ -56,8 +56,15 @@ class RecordingClaim:
         self._inner = InMemoryRunClaim()
         self._steps = steps
 
-    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
-        claim = await self._inner.acquire(bean, run_id, slot_time=slot_time)
+    async def acquire(
+        self,
+        bean: str,
+        run_id: str,
+        *,
+        slot_time: datetime | None = None,
+        rerun: bool = False,
+    ) -> Claim:
+        claim = await self._inner.acquire(bean, run_id, slot_time=slot_time, rerun=rerun)
         self._steps.append(("acquire", run_id))
         return claim
 
@@ -118,6 +125,64 @@ def test_the_claim_is_taken_before_the_start_is_recorded_and_given_back_after_th
         ]
         assert run.record.outcome is RunOutcome.SUCCESS
         assert started.chain == ()
+        await built.recorder.close()
+
+    asyncio.run(main())
+
+
+class FencedClaim(RecordingClaim):
+    """As a cluster's claim: what it grants carries a fencing token."""
+
+    def __init__(self, steps: list[Step]) -> None:
+        super().__init__(steps)
+        self.given_back = asyncio.Event()
+
+    async def acquire(
+        self,
+        bean: str,
+        run_id: str,
+        *,
+        slot_time: datetime | None = None,
+        rerun: bool = False,
+    ) -> Claim:
+        claim = await super().acquire(bean, run_id, slot_time=slot_time, rerun=rerun)
+        return dataclasses.replace(claim, fencing=True)
+
+    async def release(self, claim: Claim) -> None:
+        self._steps.append(("release", claim.run_id))
+        self.given_back.set()
+
+
+class EndRefusingLedger(RecordingLedger):
+    """Refuses run ends while `ends_refused` says why."""
+
+    ends_refused = ""
+
+    def record_end(self, record: RunRecord) -> None:
+        if self.ends_refused:
+            raise LedgerUnavailableError(self.ends_refused)
+        super().record_end(record)
+
+
+def test_a_cluster_claim_is_held_until_the_ledger_has_the_runs_end() -> None:
+    """An end the ledger cannot take yet is kept to retry; the cluster claim is given back only
+    once it is written (released before, a replica starting up would record the run
+    interrupted over the end still to come). A single daemon's claim goes at once."""
+
+    async def main() -> None:
+        steps: list[Step] = []
+        ledger = EndRefusingLedger(steps)
+        claim = FencedClaim(steps)
+        built = build_service(ledger, [QUICK], claim=claim)
+        ledger.ends_refused = "locked by another writer"
+        run = (await built.service.start(StartRequest(bean=QUICK.name, actor="t"))).run
+        await within(run.finished.wait(), "the run's end")
+        assert run.record.outcome is RunOutcome.SUCCESS
+        assert not claim.given_back.is_set() and ("release", run.run_id) not in steps
+        ledger.ends_refused = ""
+        built.recorder.retry_now()
+        await within(claim.given_back.wait(), "the claim given back")
+        assert steps[-2:] == [("end", run.run_id), ("release", run.run_id)]
         await built.recorder.close()
 
     asyncio.run(main())

@@ -17,6 +17,7 @@ from syncd.scheduling.timetable import (
     Every,
     ScheduleError,
     fires_between,
+    last_fire_between,
     parse_at,
     parse_every,
 )
@@ -237,6 +238,30 @@ def test_every_fires_on_its_grid(moment: datetime, seconds: int) -> None:
     fire = Every(float(seconds)).next_after(moment)
     assert moment < fire <= moment + timedelta(seconds=seconds)
     assert (fire - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() % seconds == 0
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    st.sampled_from(["1s", "7s", "15m", "1h", "05:30", "0 */15 * * * *"]),
+    st.integers(min_value=0, max_value=4 * 3600),
+)
+def test_the_last_fire_between_is_the_last_of_all_fires_between(
+    end: datetime, schedule: str, seconds: int
+) -> None:
+    """Found directly for an interval (no list of a day of seconds), the same answer as
+    listing every fire in (start, end]."""
+    parsed = (
+        Cron.parse(schedule)
+        if " " in schedule
+        else parse_at(schedule)
+        if ":" in schedule
+        else parse_every(schedule)
+    )
+    start = end - timedelta(seconds=seconds)
+    listed = fires_between(parsed, start, end)
+    assert last_fire_between(parsed, start, end) == (listed[-1] if listed else None)
 
 
 @pytest.fixture(params=["Europe/London", "America/New_York"])

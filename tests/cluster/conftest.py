@@ -11,7 +11,7 @@ import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,10 @@ class Cluster:
     root: Path
     replicas: dict[str, Replica] = field(default_factory=dict)
     gate: psycopg.Connection | None = None
+    # The instant every sped-up replica clock counts from (SYNCD_CLOCK_ANCHOR): replicas of
+    # one rate then stay exactly their offsets apart.
+    anchor: datetime = field(default_factory=lambda: datetime.now(UTC))
+    doors: list[psycopg.Connection] = field(default_factory=list)  # replicas held at join
 
     @property
     def libpq(self) -> str:
@@ -93,9 +97,12 @@ class Cluster:
         at: str | None = None,
         catch_up: bool = False,
         clock_offset: float = 0.0,
+        clock_rate: float = 1.0,
         stubborn: bool = False,
         url: str | None = None,
         wait_ready: bool = True,
+        shutdown_grace: str = "2s",
+        execution: str = "thread",
     ) -> Replica:
         """Start replica `name` (a daemon process) in the cluster."""
         state = self.root / name / "state"
@@ -106,8 +113,8 @@ class Cluster:
             "[daemon]\n"
             'packs = ["tests.packs.cluster:CLUSTER"]\n'
             "entry_points = false\n"
-            'execution = "thread"\n'
-            'shutdown_grace = "2s"\n'
+            f'execution = "{execution}"\n'
+            f'shutdown_grace = "{shutdown_grace}"\n'
             'cancel_grace = "1s"\n'
             "[cluster]\n"
             f'url = "{url or self.url}"\n'
@@ -127,6 +134,11 @@ class Cluster:
             f"{job}"
         )
         env = {"SYNCD_CLOCK_OFFSET": str(clock_offset)} if clock_offset else {}
+        if clock_rate != 1.0:
+            env |= {
+                "SYNCD_CLOCK_RATE": str(clock_rate),
+                "SYNCD_CLOCK_ANCHOR": self.anchor.isoformat(),
+            }
         stack = contextlib.ExitStack()
         process = stack.enter_context(daemon_process(state, config, wait_ready=wait_ready, env=env))
         channel = stack.enter_context(grpc.insecure_channel(process.address))
@@ -136,6 +148,30 @@ class Cluster:
             replica.wait_for_log("cluster.joined")
         return replica
 
+    def start_held_at_join(self, name: str, **options: Any) -> tuple[Replica, Callable[[], None]]:
+        """Start replica `name` held just before it joins the cluster: it serves (it logs
+        `daemon.started`), but its join — and so its start-up catch-up — waits until the
+        returned `admit()`. The hold is a lock on the replica's row, the first thing a join
+        locks (bounded there by a third of the lease TTL)."""
+        door = psycopg.connect(self.libpq)
+        self.doors.append(door)
+        door.execute(
+            "INSERT INTO syncd_cluster_replicas"
+            " (name, incarnation, host, pid, version, started_at, heartbeat_at, left_at)"
+            " VALUES (%s, '', '', 0, '', now(), now(), now()) ON CONFLICT (name) DO NOTHING",
+            (name,),
+        )
+        door.commit()
+        door.execute("SELECT 1 FROM syncd_cluster_replicas WHERE name = %s FOR UPDATE", (name,))
+        replica = self.start(name, wait_ready=False, **options)
+
+        def admit() -> None:
+            door.commit()
+            door.close()
+            self.doors.remove(door)
+
+        return replica, admit
+
     def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
         replica = self.replicas.pop(name)
         try:
@@ -144,6 +180,8 @@ class Cluster:
             replica.stack.close()
 
     def close(self) -> None:
+        for door in self.doors:  # a held replica can then join, and stop
+            door.close()
         for name in list(self.replicas):
             with contextlib.suppress(Exception):
                 self.stop(name)

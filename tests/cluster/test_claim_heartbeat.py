@@ -32,7 +32,9 @@ class HangingStore:
         self.beats = 0
         self.beaten = threading.Event()
 
-    def acquire(self, bean: str, run_id: str, slot: datetime | None) -> tuple[Claim, None]:
+    def acquire(
+        self, bean: str, run_id: str, slot: datetime | None, rerun: bool = False
+    ) -> tuple[Claim, None]:
         claim = Claim(bean=bean, run_id=run_id, token=1, replica=self.replica, fencing=True)
         return claim, None
 
@@ -115,3 +117,46 @@ def _beats_reach(store: HangingStore, count: int) -> None:
     while store.beats < count:
         store.beaten.clear()
         store.beaten.wait(10)
+
+
+class SlowGrantStore(HangingStore):
+    """Grants a claim only once `grant` is set (a statement still on its way), and notes the
+    claims released."""
+
+    def __init__(self, ttl: float) -> None:
+        super().__init__(ttl)
+        self.asked = threading.Event()
+        self.grant = threading.Event()
+        self.released: list[Claim] = []
+
+    def acquire(
+        self, bean: str, run_id: str, slot: datetime | None, rerun: bool = False
+    ) -> tuple[Claim, None]:
+        self.asked.set()
+        self.grant.wait(30)
+        return super().acquire(bean, run_id, slot, rerun)
+
+    def release(self, claim: Claim) -> None:
+        self.released.append(claim)
+
+
+@pytest.mark.timeout(60)
+def test_a_claim_granted_after_its_request_was_cancelled_is_given_back_before_leaving() -> None:
+    """A shutdown cancels a start whose claim is still being granted: the grant that comes
+    anyway is released (not left to block the job cluster-wide until it expires)."""
+    asyncio.run(_cancelled_grant())
+
+
+async def _cancelled_grant() -> None:
+    store = SlowGrantStore(ttl=1.5)
+    claim = ClusterRunClaim(cast(ClusterStore, store), SystemClock(), give_up_after=1.0)
+    asking = asyncio.ensure_future(claim.acquire("Job", "r1"))
+    await within(asyncio.to_thread(store.asked.wait, 10), "the claim asked for")
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    assert claim.holder("Job") is None
+    store.grant.set()  # the database grants it after all
+    await within(claim.leave(), "leaving")  # waits for the grant, and gives it back
+    assert [(c.bean, c.run_id) for c in store.released] == [("Job", "r1")]
+    await claim.close()

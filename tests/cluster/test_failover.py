@@ -8,10 +8,9 @@ another began; a late publish is refused by its fencing token.
 
 from __future__ import annotations
 
-import os
 import signal
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import psycopg
@@ -219,23 +218,43 @@ def test_replicas_whose_clocks_are_two_minutes_apart_still_run_the_job_once_at_a
         assert (float(seconds) > 60) if pids[pid] > 0 else (float(seconds) < -60)
 
 
-@pytest.mark.skipif(
-    os.environ.get("SYNCD_CLUSTER_LONG") != "1",
-    reason="takes over 4 minutes (a slot fired 2 min early by one replica is fired by the other"
-    " 4 min later); set SYNCD_CLUSTER_LONG=1 to run it",
-)
-@pytest.mark.timeout(600)
+# Both clocks of the slot test run this many times faster than real time: the replica behind
+# reaches a slot 240 s of clock time (4 real seconds) after the one ahead ran it.
+RATE = 60.0
+
+
+def offset_seen(cluster: Cluster, slot: datetime, logged: str) -> float:
+    """The offset of a sped-up replica's clock, from a slot it fired when its log line was
+    written (real time): its clock read `slot` then, and reads
+    anchor + offset + RATE x (real - anchor)."""
+    at = datetime.fromisoformat(logged.replace("Z", "+00:00"))
+    since = (at - cluster.anchor).total_seconds()
+    return (slot - cluster.anchor).total_seconds() - RATE * since
+
+
+@pytest.mark.timeout(180)
 def test_each_slot_runs_once_when_replica_clocks_are_skewed_by_two_minutes(
     cluster: Cluster,
 ) -> None:
-    """The replica behind fires, 4 minutes later, the very slots the one ahead ran: each is
-    refused as claimed, and no slot runs twice."""
-    ahead = cluster.start("ahead", ttl="15s", every="1s", clock_offset=120.0)
-    behind = cluster.start("behind", ttl="15s", every="1s", clock_offset=-120.0)
-    ran = ahead.wait_for_log("run.finished", trigger="schedule")["run_id"]
+    """Two clocks 240 s apart (one 2 min ahead, one 2 min behind), both running 60 times
+    faster than real time from one anchor, and a slot each clock minute: the replica behind
+    fires the very slots the one ahead ran, 240 s of its clock later; each is refused as
+    claimed, and no slot runs twice."""
+    ahead = cluster.start("ahead", ttl="15s", every="1m", clock_offset=120.0, clock_rate=RATE)
+    behind = cluster.start("behind", ttl="15s", every="1m", clock_offset=-120.0, clock_rate=RATE)
+    refused = behind.wait_for_log("scheduler.slot_claimed", replica="ahead", timeout=60)
+    ran = refused["run_id"]
+    assert ahead.wait_for_log("run.finished", run_id=ran)["outcome"] == "success"
     slot = cluster.query("SELECT slot_time FROM syncd_runs WHERE run_id = %s", ran)[0][0]
-    refused = behind.wait_for_log("scheduler.slot_claimed", run_id=ran, timeout=400)
     assert refused["slot"] == slot.isoformat()
+    # Clock time, not real time, was 240 s apart: each replica fired the slot when its own
+    # clock read it, the one behind four real seconds after the one ahead.
+    started = ahead.wait_for_log("run.started", run_id=ran)
+    assert 60 < offset_seen(cluster, slot, started["timestamp"]) < 180
+    assert -180 < offset_seen(cluster, slot, refused["timestamp"]) < -60
+    # And the next slot the same way (the one behind never runs what the one ahead ran).
+    following = (slot + timedelta(minutes=1)).isoformat()
+    behind.wait_for_log("scheduler.slot_claimed", replica="ahead", slot=following)
     assert_one_run_at_a_time(cluster)
 
 

@@ -34,8 +34,22 @@ def url() -> Iterator[str]:
 
 
 @pytest.fixture
-def stores(url: str) -> Iterator[dict[str, ClusterStore]]:
-    made = {name: ClusterStore(url, name, ttl=30.0) for name in ("blue", "green")}
+def versions(url: str) -> Iterator[ClusterLedger]:
+    """The ledger whose repository versions the run records the stores write."""
+    ledger = ClusterLedger(url)
+    try:
+        yield ledger
+    finally:
+        ledger.close()
+
+
+def new_store(url: str, name: str, versions: ClusterLedger) -> ClusterStore:
+    return ClusterStore(url, name, 30.0, versions.repository.stamp)
+
+
+@pytest.fixture
+def stores(url: str, versions: ClusterLedger) -> Iterator[dict[str, ClusterStore]]:
+    made = {name: new_store(url, name, versions) for name in ("blue", "green")}
     try:
         yield made
     finally:
@@ -54,6 +68,31 @@ def started(ledger: ClusterLedger, run_id: str, bean: str = "Job") -> None:
             started_at=datetime.now(UTC),
         )
     )
+
+
+def versions_of(url: str, run_id: str) -> tuple[tuple[int, str], tuple[int, str, int] | None]:
+    """The run row's (hlc, origin) and its change-log entry's (hlc, origin, seq), if any."""
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("SELECT hlc, origin FROM syncd_runs WHERE run_id = :id"), {"id": run_id}
+        ).one()
+        logged = conn.execute(
+            sa.text("SELECT hlc, origin, seq FROM syncd_changes WHERE type = 'run' AND id = :id"),
+            {"id": run_id},
+        ).first()
+    engine.dispose()
+    entry = None if logged is None else (int(logged.hlc), str(logged.origin), int(logged.seq))
+    return (int(row.hlc), str(row.origin)), entry
+
+
+def assert_interrupted_record_logged(url: str, run_id: str, start: tuple[int, str, int]) -> None:
+    """The takeover wrote the interrupted record as a new version, with its change-log entry
+    (which replication sends on) — after the start's."""
+    (hlc, origin), logged = versions_of(url, run_id)
+    assert logged is not None, f"{run_id}: no change-log entry"
+    assert (logged[0], logged[1]) == (hlc, origin)
+    assert hlc > start[0] and logged[2] > start[2]
 
 
 def expire(url: str, bean: str) -> None:
@@ -130,6 +169,8 @@ def test_an_expired_claim_is_taken_over_and_its_run_recorded_interrupted_once(
     try:
         first, _ = stores["blue"].acquire("Job", "r1", None)
         started(ledger, "r1")
+        start = versions_of(url, "r1")[1]
+        assert start is not None
         expire(url, "Job")
         with ThreadPoolExecutor(2) as pool:
             beats = list(pool.map(lambda s: s.beat([]), stores.values()))
@@ -138,6 +179,7 @@ def test_an_expired_claim_is_taken_over_and_its_run_recorded_interrupted_once(
         record = ledger.get("r1")
         assert record is not None and record.outcome is RunOutcome.INTERRUPTED
         assert "replica blue" in record.error_message
+        assert_interrupted_record_logged(url, "r1", start)
         assert stores["blue"].beat(["r1"]).renewed == frozenset()  # no reviving it
         later, _ = stores["green"].acquire("Job", "r2", None)
         assert later.token > first.token
@@ -152,9 +194,12 @@ def test_a_claim_notices_an_expired_holder_itself(
     try:
         stores["blue"].acquire("Job", "r1", None)
         started(ledger, "r1")
+        start = versions_of(url, "r1")[1]
+        assert start is not None
         expire(url, "Job")
         claim, reaped = stores["green"].acquire("Job", "r2", None)
         assert reaped is not None and reaped.marked and reaped.run_id == "r1"
+        assert_interrupted_record_logged(url, "r1", start)
         assert claim.run_id == "r2"
     finally:
         ledger.close()
@@ -206,15 +251,42 @@ def test_a_slot_fired_while_the_job_runs_is_answered_once(
         stores["blue"].acquire("Job", "s2", SLOT)
 
 
+def test_a_skipped_slot_is_claimed_again_by_a_catch_up_rerun_only(
+    url: str, stores: dict[str, ClusterStore]
+) -> None:
+    """Once the run under way has ended, a replica firing the skipped slot on its schedule is
+    still refused; a start-up catch-up's rerun takes it, once (the next rerun is refused)."""
+    blue, green = stores["blue"], stores["green"]
+    manual, _ = blue.acquire("Job", "manual", None)
+    with pytest.raises(AlreadyRunningError):
+        green.acquire("Job", "s1", SLOT)
+    blue.release(manual)
+    with pytest.raises(SlotClaimedError) as late:
+        blue.acquire("Job", "s2", SLOT)
+    assert late.value.run_id == "skipped:manual"
+    ledger = ClusterLedger(url)
+    try:
+        rerun, _ = green.acquire("Job", "c1", SLOT, rerun=True)
+        started(ledger, "c1")
+        green.release(rerun)
+    finally:
+        ledger.close()
+    with pytest.raises(SlotClaimedError) as again:
+        blue.acquire("Job", "c2", SLOT, rerun=True)
+    assert (again.value.run_id, again.value.replica) == ("c1", "green")
+
+
 def test_a_start_the_ledger_refused_frees_its_slot(stores: dict[str, ClusterStore]) -> None:
     claim, _ = stores["blue"].acquire("Job", "never-started", SLOT)
     stores["blue"].release(claim)  # no run row was written
     assert stores["green"].acquire("Job", "r2", SLOT)[0].run_id == "r2"
 
 
-def test_a_name_in_use_by_a_live_replica_elsewhere_is_refused(url: str) -> None:
-    first = ClusterStore(url, "blue", ttl=30.0)
-    second = ClusterStore(url, "blue", ttl=30.0)
+def test_a_name_in_use_by_a_live_replica_elsewhere_is_refused(
+    url: str, versions: ClusterLedger
+) -> None:
+    first = new_store(url, "blue", versions)
+    second = new_store(url, "blue", versions)
     try:
         first.join("host-a", 1)
         with pytest.raises(StartupEnvironmentError, match="replica blue is in use"):
@@ -229,18 +301,23 @@ def test_a_name_in_use_by_a_live_replica_elsewhere_is_refused(url: str) -> None:
         second.close()
 
 
-def test_a_restarted_replica_takes_back_what_its_dead_process_held(url: str) -> None:
+def test_a_restarted_replica_takes_back_what_its_dead_process_held(
+    url: str, versions: ClusterLedger
+) -> None:
     """Same name, same host, the old pid gone: its claims are freed at join and their runs
     recorded interrupted."""
     ledger = ClusterLedger(url)
-    old = ClusterStore(url, "blue", ttl=30.0)
-    new = ClusterStore(url, "blue", ttl=30.0)
+    old = new_store(url, "blue", versions)
+    new = new_store(url, "blue", versions)
     try:
         old.join("host-a", 2**22 + 7)  # no such process
         old.acquire("Job", "r1", None)
         started(ledger, "r1")
+        start = versions_of(url, "r1")[1]
+        assert start is not None
         reaped = new.join("host-a", 2**22 + 7)
         assert [(r.run_id, r.marked) for r in reaped] == [("r1", True)]
+        assert_interrupted_record_logged(url, "r1", start)
     finally:
         ledger.close()
         old.close()

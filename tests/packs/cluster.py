@@ -3,7 +3,9 @@ fencing token, and publishes fenced, so a test can prove from the database itsel
 runs overlapped and that a late run could not publish over a newer one.
 
 The body waits at a gate: a shared advisory lock the test may hold exclusively (a real wait on
-a lock, not a sleep). A test that does not hold it gets a job that ends at once.
+a lock, not a sleep). A test that does not hold it gets a job that ends at once. A run keeps
+its share of the gate until it has noted its end, so once a test holds the gate every run
+under way is waiting at it (none that passed just before is still going).
 """
 
 from __future__ import annotations
@@ -69,12 +71,13 @@ def probe_body(ctx: RunContext) -> None:
         except BaseException as exc:
             ctx.log.info("probe.ended", error=repr(exc)[:200])
             raise
-        finally:  # however it ends, the probe notes when, and says so
+        finally:  # however it ends, the probe notes when, lets go of the gate, and says so
             conn.execute(
                 "UPDATE cluster_probe SET ended = coalesce(ended, clock_timestamp())"
                 " WHERE run_id = %s",
                 (ctx.run_id,),
             )
+            conn.execute("SELECT pg_advisory_unlock_all()")
             conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, ctx.run_id))
 
 
@@ -92,8 +95,7 @@ def _pass_gate(conn: psycopg.Connection, ctx: RunContext, stubborn: bool) -> Non
     ctx.log.info("probe.at_gate", token=ctx.fencing_token)
     try:
         conn.execute(f"SET statement_timeout = {BOUND_MS}")
-        conn.execute("SELECT pg_advisory_lock_shared(%s)", (gate,))
-        conn.execute("SELECT pg_advisory_unlock_shared(%s)", (gate,))
+        conn.execute("SELECT pg_advisory_lock_shared(%s)", (gate,))  # held until the end
     except psycopg.errors.QueryCanceled:
         raise RunCancelled from None
     finally:

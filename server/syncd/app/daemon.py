@@ -22,6 +22,7 @@ import structlog
 from aiohttp import web
 
 from syncd import __version__
+from syncd.app._forced import forced_exit_ends
 from syncd.app._upkeep import (
     JobDefinitions,
     UpkeepHooks,
@@ -36,9 +37,8 @@ from syncd.app.startup import probe_listen, starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
-from syncd.clock import Clock, clock_from_env
+from syncd.clock import Clock, clock_from_env, real_paced
 from syncd.config import Config
-from syncd.enums import RunOutcome, RunState
 from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
 from syncd.execution import _jobtrees
 from syncd.execution.claim import InMemoryRunClaim, RunClaim
@@ -72,8 +72,7 @@ if TYPE_CHECKING:  # cluster mode's modules load only when it is configured
 
 log = structlog.get_logger("syncd.daemon")
 
-FORCED_EXIT_WRITE_S = 2.0  # how long a forced exit waits for the ledger to take the ends
-FORCED_EXIT_LOG_S = 2.0  # and for the log file and stdout to take the last lines
+FORCED_EXIT_LOG_S = 2.0  # how long a forced exit waits for the log file and stdout
 LEDGER_CLOSE_S = 10.0  # at most this long, at shutdown, for a faulty ledger to recover
 
 
@@ -117,10 +116,17 @@ class Daemon:
             if ledger is None:
                 with starting("cluster.url"):
                     ledger = self._cluster_ledger = ClusterLedger(config.ledger_url)
-            # Cluster-wide: a lease in the cluster database, with a fencing token.
+            if not isinstance(ledger, SqlLedger):
+                raise ConfigError("cluster.url", "cluster mode keeps its ledger in SQL")
+            # Cluster-wide: a lease in the cluster database, with a fencing token. The run
+            # records the claim writes (a takeover's `interrupted`) are versioned by the ledger.
+            store = ClusterStore(
+                cluster.url, cluster.replica_name, cluster.lease_ttl, ledger.repository.stamp
+            )
             self.cluster = ClusterRunClaim(
-                ClusterStore(cluster.url, cluster.replica_name, cluster.lease_ttl),
-                self.clock,
+                store,
+                # Leases are real seconds on the database's clock, whatever a drill's rate.
+                real_paced(self.clock),
                 give_up_after=cluster.give_up_after,
             )
             claim = self.cluster
@@ -326,22 +332,14 @@ class Daemon:
 
     def _force_exit(self, signum: int) -> None:
         """Second signal: record what is still running and leave now."""
-        ends = [
-            run.update(
-                state=RunState.FINISHED,
-                outcome=RunOutcome.CANCELLED,
-                ended_at=self.clock.now(),
-                error_type="ForcedExit",
-                error_message="the daemon was stopped by a second signal",
-            )
-            for run in self.coordinator.active_runs()
-        ]
-        # Through the one writer, bounded: a locked or lost ledger cannot hold the exit up
-        # (what stays unwritten is finished `interrupted` at the next start).
-        unwritten = self.recorder.flush_blocking(ends, timeout=FORCED_EXIT_WRITE_S)
-        log.warning(
-            "daemon.forced_exit", signal=signal.Signals(signum).name, unwritten=unwritten or None
+        outcome = forced_exit_ends(
+            self.coordinator.active_runs(),
+            self.clock.now(),
+            self.recorder,
+            self.cluster,
+            self._executors.values(),
         )
+        log.warning("daemon.forced_exit", signal=signal.Signals(signum).name, **outcome)
         flush_logs(FORCED_EXIT_LOG_S)  # the log's own thread writes the lines, this one too
         os._exit(128 + signum)
 

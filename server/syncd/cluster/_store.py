@@ -9,7 +9,7 @@ who holds what. Faults leave as LedgerUnavailableError (the cluster database is 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,8 +37,15 @@ from syncd.errors import (
 from syncd.execution.claim import Claim
 from syncd.ledger import problem_of
 from syncd.ledger.sql import runs_table
+from syncd.replication.model import RUN, Version
 
 NOW = sa.func.clock_timestamp()
+# A slot fired while its job was under way is answered, not run: its row names the run that
+# was under way behind this prefix.
+SKIPPED = "skipped:"
+# A new version of a record, logged in the caller's transaction: the ledger repository's
+# `stamp`, so a run record this store writes replicates like every other run-record write.
+Stamp = Callable[[Connection, str, str], Version]
 LOST_BY_LEASE = (
     "the replica running it stopped renewing its lease (it died, stalled or lost the"
     " database); another replica recorded it interrupted"
@@ -78,9 +85,10 @@ class Beat:
 class ClusterStore:
     """The cluster database, as one replica sees it."""
 
-    def __init__(self, url: str, replica: str, ttl: float) -> None:
+    def __init__(self, url: str, replica: str, ttl: float, stamp: Stamp) -> None:
         self.replica = replica
         self.ttl = ttl
+        self._stamp = stamp
         self.incarnation = os.urandom(8).hex()
         # A statement waits at most this long (a lost server, a held lock): long enough for a
         # loaded machine, short enough that a stuck thread comes back within a lease or so.
@@ -210,10 +218,11 @@ class ClusterStore:
     # --- claims ----------------------------------------------------------------------------
 
     def acquire(
-        self, bean: str, run_id: str, slot_time: datetime | None
+        self, bean: str, run_id: str, slot_time: datetime | None, rerun: bool = False
     ) -> tuple[Claim, Reaped | None]:
         """Claim `bean` (and its slot) for `run_id`; an expired holder is recorded interrupted
-        on the way. Raises AlreadyRunningError or SlotClaimedError."""
+        on the way. Raises AlreadyRunningError or SlotClaimedError. A catch-up's `rerun` may
+        take a slot that was only skipped (as a single daemon's catch-up reruns it)."""
         refusal: AlreadyRunningError | SlotClaimedError | None = None
         reaped = None
         token = 0
@@ -228,7 +237,7 @@ class ClusterStore:
                 .where(claims_table.c.bean == bean)
                 .with_for_update()
             ).one()
-            taken = None if slot_time is None else self._slot_taken(conn, bean, slot_time)
+            taken = None if slot_time is None else self._slot_taken(conn, bean, slot_time, rerun)
             if taken is not None:
                 refusal = taken
             elif row.run_id is not None and row.live:
@@ -236,7 +245,7 @@ class ClusterStore:
                 if slot_time is not None:
                     # The slot is answered (skipped here): replicas that fire it later do not
                     # record it skipped again.
-                    self._take_slot(conn, bean, slot_time, f"skipped:{row.run_id}"[:64])
+                    self._take_slot(conn, bean, slot_time, f"{SKIPPED}{row.run_id}"[:64])
             else:
                 if row.run_id is not None:
                     reaped = self._take_back(conn, bean, row.run_id, row.replica, row.token)
@@ -267,10 +276,13 @@ class ClusterStore:
         return claim, reaped
 
     def _slot_taken(
-        self, conn: Connection, bean: str, slot_time: datetime
+        self, conn: Connection, bean: str, slot_time: datetime, rerun: bool
     ) -> SlotClaimedError | None:
         """Why the slot cannot be claimed, or None. A slot whose run was cut off
-        (`interrupted`) may be claimed again: the catch-up rules decide whether it reruns."""
+        (`interrupted`) may be claimed again: the catch-up rules decide whether it reruns.
+        So may a skipped slot by a catch-up's rerun (the slot fired while the job was under
+        way: a restart's catch-up runs it, as on a single daemon); a replica firing it late
+        on its schedule is still refused."""
         taken = conn.execute(
             sa.select(slots_table.c.run_id, slots_table.c.replica, runs_table.c.outcome)
             .select_from(
@@ -280,6 +292,8 @@ class ClusterStore:
             .with_for_update(of=slots_table)
         ).first()
         if taken is None or taken.outcome == RunOutcome.INTERRUPTED.value:
+            return None
+        if rerun and taken.run_id.startswith(SKIPPED):
             return None
         return SlotClaimedError(bean, slot_time.isoformat(), taken.run_id, taken.replica)
 
@@ -314,18 +328,27 @@ class ClusterStore:
 
     def release(self, claim: Claim) -> None:
         with self._tx() as conn:
-            conn.execute(
-                claims_table.update()
-                .where(claims_table.c.bean == claim.bean, claims_table.c.token == claim.token)
-                .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
+            self._release(conn, claim)
+
+    def release_all(self, claims: Iterable[Claim]) -> None:
+        """Give up several claims in one transaction (a forced exit's last act)."""
+        with self._tx() as conn:
+            for claim in claims:
+                self._release(conn, claim)
+
+    def _release(self, conn: Connection, claim: Claim) -> None:
+        conn.execute(
+            claims_table.update()
+            .where(claims_table.c.bean == claim.bean, claims_table.c.token == claim.token)
+            .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
+        )
+        # A start the ledger refused left no run: its slot may be fired again.
+        conn.execute(
+            slots_table.delete().where(
+                slots_table.c.run_id == claim.run_id,
+                ~sa.exists().where(runs_table.c.run_id == claim.run_id),
             )
-            # A start the ledger refused left no run: its slot may be fired again.
-            conn.execute(
-                slots_table.delete().where(
-                    slots_table.c.run_id == claim.run_id,
-                    ~sa.exists().where(runs_table.c.run_id == claim.run_id),
-                )
-            )
+        )
 
     def beat(self, held: Iterable[str]) -> Beat:
         """Renew this replica's leases for the runs `held`, note its heartbeat, take back
@@ -417,24 +440,35 @@ class ClusterStore:
         self, conn: Connection, bean: str, run_id: str, replica: str, token: int
     ) -> Reaped:
         """Free a dead holder's claim; its run, if still open, is recorded interrupted — by
-        whichever replica's conditional update gets there first."""
-        marked = conn.execute(
-            runs_table.update()
+        whichever replica locks its open row first — as a new version of the record, logged
+        in this transaction (so replication carries it)."""
+        still_open = conn.execute(
+            sa.select(runs_table.c.run_id)
             .where(runs_table.c.run_id == run_id, runs_table.c.state != RunState.FINISHED.value)
-            .values(
-                state=RunState.FINISHED.value,
-                outcome=RunOutcome.INTERRUPTED.value,
-                ended_at=NOW,
-                error_type="Interrupted",
-                error_message=f"{LOST_BY_LEASE} (replica {replica})",
+            .with_for_update()
+        ).first()
+        marked = still_open is not None
+        if marked:
+            version = self._stamp(conn, RUN, run_id)
+            conn.execute(
+                runs_table.update()
+                .where(runs_table.c.run_id == run_id)
+                .values(
+                    state=RunState.FINISHED.value,
+                    outcome=RunOutcome.INTERRUPTED.value,
+                    ended_at=NOW,
+                    error_type="Interrupted",
+                    error_message=f"{LOST_BY_LEASE} (replica {replica})",
+                    hlc=version.hlc,
+                    origin=version.origin,
+                )
             )
-        ).rowcount
         conn.execute(
             claims_table.update()
             .where(claims_table.c.bean == bean, claims_table.c.token == token)
             .values(run_id=None, replica=None, lease_until=None, cancel_requested_by=None)
         )
-        return Reaped(bean=bean, run_id=run_id, replica=replica, token=token, marked=bool(marked))
+        return Reaped(bean=bean, run_id=run_id, replica=replica, token=token, marked=marked)
 
     def close(self) -> None:
         self._engine.dispose()

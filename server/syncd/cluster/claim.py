@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -67,6 +68,7 @@ class ClusterRunClaim:
         self._lost: list[OnLost] = []
         self._cancels: list[OnCancel] = []
         self._cancel_passed: set[str] = set()  # run ids whose remote cancel was passed on
+        self._giving_back: set[asyncio.Future[Any]] = set()  # claims granted to no one
         self._beaten = asyncio.Event()  # replaced on each beat; wakes `released` waiters
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -99,6 +101,8 @@ class ClusterRunClaim:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        while self._giving_back:  # claims granted to requests a shutdown cancelled
+            await asyncio.wait(set(self._giving_back))
         try:
             await self._run(self._store.leave)
         except LedgerUnavailableError as exc:
@@ -119,7 +123,14 @@ class ClusterRunClaim:
 
     # --- RunClaim ----------------------------------------------------------------------------
 
-    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
+    async def acquire(
+        self,
+        bean: str,
+        run_id: str,
+        *,
+        slot_time: datetime | None = None,
+        rerun: bool = False,
+    ) -> Claim:
         # Requests of this replica for one bean take turns (a refusal must name a run that
         # exists, not an attempt that may fail), and its own run is refused without I/O.
         async with self._turns.setdefault(bean, asyncio.Lock()):
@@ -127,13 +138,34 @@ class ClusterRunClaim:
             if mine is not None:
                 raise AlreadyRunningError(bean, mine.run_id, self.replica)
             sent = self._clock.monotonic()
-            claim, reaped = await self._run(self._store.acquire, bean, run_id, slot_time)
+            asking = asyncio.ensure_future(
+                self._run(self._store.acquire, bean, run_id, slot_time, rerun)
+            )
+            try:
+                claim, reaped = await asyncio.shield(asking)
+            except asyncio.CancelledError:
+                # The statement goes on in its thread (a shutdown cancelled the caller): a
+                # claim it grants is given back, not left to block the job until it expires.
+                self._giving_back.add(asking)
+                asking.add_done_callback(self._give_back)
+                raise
             if reaped is not None:
                 _log_reaped(reaped, by="claim")
             self._held[bean] = claim
             self._renewed[run_id] = sent
             self._holders[bean] = claim
             return claim
+
+    def _give_back(self, asking: asyncio.Future[tuple[Claim, Reaped | None]]) -> None:
+        if asking.cancelled() or asking.exception() is not None:
+            self._giving_back.discard(asking)
+            return
+        claim, _ = asking.result()
+        log.info("cluster.claim_given_back", job=claim.bean, run_id=claim.run_id)
+        releasing = asyncio.ensure_future(self._release(claim))
+        self._giving_back.add(releasing)
+        releasing.add_done_callback(self._giving_back.discard)
+        self._giving_back.discard(asking)
 
     async def release(self, claim: Claim) -> None:
         # In turn with claims of the bean here: a claim right after this one's release sees it
@@ -157,6 +189,35 @@ class ClusterRunClaim:
                 "cluster.release_failed", job=claim.bean, run_id=claim.run_id, problem=exc.problem
             )
         self._wake_waiters()
+
+    def release_all_blocking(self, timeout: float) -> tuple[int, int]:
+        """Forced exit: give every claim this replica holds up at once, so another replica
+        may run the jobs now rather than after their leases expire. Blocks the caller for at
+        most `timeout` seconds, on a thread of its own (the claim's threads may be stuck on a
+        lost server); returns how many were released and how many stayed held (their leases
+        expire as after a crash)."""
+        claims = list(self._held.values())
+        if not claims:
+            return 0, 0
+        failed: list[BaseException] = []
+
+        def release() -> None:
+            try:
+                self._store.release_all(claims)
+            except Exception as exc:  # best effort: the leases then expire on their own
+                failed.append(exc)
+
+        worker = threading.Thread(target=release, name="syncd-cluster-release", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive() or failed:
+            problem = problem_of(failed[0]) if failed else f"no answer within {timeout:g}s"
+            log.warning("cluster.release_failed", claims=len(claims), problem=problem)
+            return 0, len(claims)
+        for claim in claims:
+            self._held.pop(claim.bean, None)
+            self._renewed.pop(claim.run_id, None)
+        return len(claims), 0
 
     def holder(self, bean: str) -> Claim | None:
         return self._held.get(bean) or self._holders.get(bean)

@@ -41,10 +41,18 @@ OnCancel = Callable[[Claim, str], None]
 
 
 class RunClaim(Protocol):
-    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
+    async def acquire(
+        self,
+        bean: str,
+        run_id: str,
+        *,
+        slot_time: datetime | None = None,
+        rerun: bool = False,
+    ) -> Claim:
         """Claim `bean` for `run_id`, or raise AlreadyRunningError naming the holder's run
         (and replica). A scheduled run passes its nominal `slot_time`: a slot is claimed once,
-        whoever fires it (SlotClaimedError for the others)."""
+        whoever fires it (SlotClaimedError for the others). A catch-up's `rerun` of a slot
+        may claim one that was only answered as skipped (its job was under way then)."""
         ...
 
     async def release(self, claim: Claim) -> None:
@@ -85,7 +93,14 @@ class InMemoryRunClaim:
         self._held: dict[str, Claim] = {}
         self._tokens = itertools.count(1)
 
-    async def acquire(self, bean: str, run_id: str, *, slot_time: datetime | None = None) -> Claim:
+    async def acquire(
+        self,
+        bean: str,
+        run_id: str,
+        *,
+        slot_time: datetime | None = None,
+        rerun: bool = False,
+    ) -> Claim:
         # No await before the dict is updated: this is what makes the claim atomic.
         current = self._held.get(bean)
         if current is not None:

@@ -371,6 +371,16 @@ class ProcessExecutor:
         self._record_dir = record_dir
         self._log_level = log_level  # the daemon's: what the job logs below it is dropped
         self._nice = nice
+        # By run id, while its child runs: what a forced exit ends (`end_all`).
+        self._live: dict[str, tuple[_proctree.ProcessId, Path | None]] = {}
+
+    def end_all(self) -> int:
+        """Forced exit: kill every running job's process tree now (blocking); how many.
+        Before this daemon gives its cluster claims up, so no job of its outlives them."""
+        live = list(self._live.items())
+        for run_id, (root, record) in live:
+            self._kill(root, run_id, record)
+        return len(live)
 
     async def execute(self, job: Execution) -> Result:
         loop = asyncio.get_running_loop()
@@ -452,6 +462,7 @@ class ProcessExecutor:
             return _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
 
         root = await asyncio.to_thread(launch)
+        self._live[job.run_id] = (root, record)
         cancelled = asyncio.ensure_future(job.cancel_signal.wait())
         try:
             pending: set[asyncio.Future[Any]] = {ended, cancelled}
@@ -473,6 +484,7 @@ class ProcessExecutor:
                     f"the job ignored cancellation for {job.cancel_grace:g}s and was killed",
                 )
         finally:
+            self._live.pop(job.run_id, None)
             cancelled.cancel()
             if not ended.done():  # our own task was cancelled: do not leave the child behind
                 self._kill(root, job.run_id, record)

@@ -39,6 +39,9 @@ from syncd.values import Value
 
 log = structlog.get_logger("syncd.runs")
 
+# Runs the catch-up rules start for a slot already passed (they may rerun a skipped slot).
+CATCH_UP_TRIGGERS = frozenset({Trigger.STARTUP, Trigger.CATCH_UP})
+
 
 def new_run_id(started_at: datetime) -> str:
     """Sortable, readable, unique across a cluster's repositories:
@@ -206,7 +209,9 @@ class RunCoordinator:
         started = self._clock.now()
         run_id = new_run_id(started)
         # Before anything is written: a refused claim leaves no trace in the ledger.
-        claim = await self._claim.acquire(spec.name, run_id, slot_time=slot_time)
+        claim = await self._claim.acquire(
+            spec.name, run_id, slot_time=slot_time, rerun=trigger in CATCH_UP_TRIGGERS
+        )
         if self._draining:  # shutdown began while a cluster claim was being taken
             await self._claim.release(claim)
             raise DrainingError
@@ -275,6 +280,11 @@ class RunCoordinator:
         run.update(state=RunState.FINISHED)
         run.touch()
         run.finished.set()
+
+    async def _release_when_written(self, run: Run) -> None:
+        await self._recorder.settled()
+        log.info("run.claim_released_after_end_written", job=run.record.bean, run_id=run.run_id)
+        await self._release_claim(run)
 
     async def _release_claim(self, run: Run) -> None:
         claim = self._claims.pop(run.run_id, None)
@@ -416,13 +426,22 @@ class RunCoordinator:
             )
         # Written, or kept by the recorder until the ledger takes it; only then does anyone
         # see the run finished, so whoever sees it finished finds it in the ledger.
-        await self._recorder.end(ended)
+        written = await self._recorder.end(ended)
         with run._lock:
             run.record = ended
         rec = ended
         if self._active.get(rec.bean) is run:
             del self._active[rec.bean]
-        await self._release_claim(run)  # only now: the ledger has the end
+        claim = self._claims.get(run.run_id)
+        if written or claim is None or not claim.fencing:
+            await self._release_claim(run)  # only now: the ledger has the end
+        else:
+            # A cluster claim outlives an end the ledger has not taken yet (it is kept to
+            # retry): released now, a replica starting up would find the run open with no
+            # lease over it and record it interrupted, over the end still to come.
+            releasing = asyncio.ensure_future(self._release_when_written(run))
+            self._tasks.add(releasing)
+            releasing.add_done_callback(self._tasks.discard)
         self._recent[rec.bean] = run
         duration = self.elapsed(run).total_seconds()
         level = {RunOutcome.SUCCESS: "info", RunOutcome.CANCELLED: "warning"}.get(outcome, "error")

@@ -184,3 +184,14 @@ def fires_between(schedule: Schedule, start: datetime, end: datetime) -> list[da
         fires.append(moment)
         moment = schedule.next_after(moment)
     return fires
+
+
+def last_fire_between(schedule: Schedule, start: datetime, end: datetime) -> datetime | None:
+    """The last fire time in (start, end], or None, without listing the others (an interval
+    of one second fires 86,400 times a day: start-up catch-up asks this of tonight)."""
+    if isinstance(schedule, Every):
+        step = timedelta(seconds=schedule.seconds)
+        last = _EPOCH + ((end - _EPOCH) // step) * step
+        return last if last > start else None
+    fires = fires_between(schedule, start, end)
+    return fires[-1] if fires else None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from syncd.enums import Trigger
 from syncd.scheduling.plan import JobPlan
-from syncd.scheduling.timetable import fires_between
+from syncd.scheduling.timetable import fires_between, last_fire_between
 from syncd.values import Value
 
 # Never record more than this many missed slots per job after a long outage.
@@ -105,9 +105,9 @@ def catch_up(
         else:
             lost = []
         if inside:
-            tonight = fires_between(plan.schedule, midnight - timedelta(microseconds=1), now)
-            if tonight and not completed(tonight[-1]):
-                runs.append(RunNow(plan.name, tonight[-1], Trigger.STARTUP))
+            tonight = last_fire_between(plan.schedule, midnight - timedelta(microseconds=1), now)
+            if tonight is not None and not completed(tonight):
+                runs.append(RunNow(plan.name, tonight, Trigger.STARTUP))
                 continue
         cut = interrupted.get(plan.name)
         if (
