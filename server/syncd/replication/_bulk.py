@@ -19,7 +19,6 @@ from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from syncd.ledger.schema import changes_table, graveyard_table
@@ -86,7 +85,7 @@ class Bulk:
         joined to the log: both planners served a join through the log's (type, id) index,
         reading every entry of the type for each page."""
         if self.postgres:
-            array = sa.bindparam("ids", type_=postgresql.ARRAY(sa.String))
+            array = sa.bindparam("ids", type_=sa.ARRAY(sa.String))
             where = codec.key_column == sa.any_(array)
             value: Any = list(ids)
         else:
