@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from syncd_api.v1 import management_pb2 as pb
+from syncd_api.v1 import management_pb2_grpc as pb_grpc
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # A benchmark measures the daemon, not the night's jobs: without this, a daemon started between
@@ -97,3 +100,13 @@ def daemon(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def status_latencies(stub: pb_grpc.ManagementStub, calls: int) -> list[float]:
+    """`calls` sequential GetStatus calls; each one's latency in milliseconds."""
+    out = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        stub.GetStatus(pb.GetStatusRequest(), timeout=10)
+        out.append((time.perf_counter() - start) * 1000)
+    return out

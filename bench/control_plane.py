@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 
 from bench._cpu import TreeCpu, tree_cpu
-from bench._daemon import daemon
+from bench._daemon import daemon, status_latencies
 from bench._postgres import fresh_database, unreachable_reason
 from bench._run_load import RunLoad, ended_by
 from bench._stats import row, summary
@@ -36,15 +36,6 @@ from syncd_api.v1 import management_pb2_grpc as pb_grpc
 TARGET_P99_MS = 5.0
 # Short runs over which the CPU a run costs is measured, before the latency calls start.
 COST_RUNS = 100
-
-
-def _latencies(stub: pb_grpc.ManagementStub, calls: int) -> list[float]:
-    out = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        stub.GetStatus(pb.GetStatusRequest(), timeout=10)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def _start_cpu_job(stub: pb_grpc.ManagementStub) -> None:
@@ -61,10 +52,10 @@ def _measure(execution: str, calls: int) -> tuple[list[float], list[float]]:
     )
     with daemon(config) as (_proc, address), grpc.insecure_channel(address) as channel:
         stub = pb_grpc.ManagementStub(channel)
-        _latencies(stub, 200)  # warm up
-        idle = _latencies(stub, calls)
+        status_latencies(stub, 200)  # warm up
+        idle = status_latencies(stub, calls)
         _start_cpu_job(stub)
-        busy = _latencies(stub, calls)
+        busy = status_latencies(stub, calls)
         stub.Cancel(pb.CancelRequest(bean="CpuJob"), timeout=10)
     return idle, busy
 
@@ -134,7 +125,7 @@ def _run_loaded(
         grpc.insecure_channel(address) as load_channel,
     ):
         stub = pb_grpc.ManagementStub(channel)
-        _latencies(stub, 200)  # warm up
+        status_latencies(stub, 200)  # warm up
         _start_cpu_job(stub)
         load = RunLoad(load_channel, rate)
         load.start()

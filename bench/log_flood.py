@@ -17,21 +17,12 @@ import time
 
 import grpc
 
-from bench._daemon import daemon
+from bench._daemon import daemon, status_latencies
 from bench._stats import row, summary
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 TARGET_P99_MS = 5.0
-
-
-def _latencies(stub: pb_grpc.ManagementStub, calls: int) -> list[float]:
-    out = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        stub.GetStatus(pb.GetStatusRequest(), timeout=10)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
 
 
 def _last_line(stub: pb_grpc.ManagementStub) -> int:
@@ -62,12 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     config = '[daemon]\nexecution = "process"\nentry_points = false\npacks = ["bench.packs:LOGS"]\n'
     with daemon(config) as (_proc, address), grpc.insecure_channel(address) as channel:
         stub = pb_grpc.ManagementStub(channel)
-        _latencies(stub, 200)  # warm up
-        idle = _latencies(stub, args.calls)
+        status_latencies(stub, 200)  # warm up
+        idle = status_latencies(stub, args.calls)
         stub.Invoke(pb.InvokeRequest(bean="FloodJob", operation="run"), timeout=10)
         _wait_logging(stub)
         first, began = _last_line(stub), time.monotonic()
-        busy = _latencies(stub, args.calls)
+        busy = status_latencies(stub, args.calls)
         last, seconds = _last_line(stub), time.monotonic() - began
         stub.Cancel(pb.CancelRequest(bean="FloodJob"), timeout=10)
     print(f"log flood: GetStatus over the unix socket, {args.calls} sequential calls each")
