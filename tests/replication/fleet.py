@@ -64,7 +64,11 @@ class Faults:
     lose_reply: set[str] = field(default_factory=set)  # these calls commit, then fail
     duplicate_apply: bool = False  # the next apply_changes arrives twice
     crash_after_calls: int | None = None  # the cycle's daemon dies after this many calls
+    # These calls of a method (numbered from 1 in `seen`) fail as unreachable.
+    fail_calls: dict[str, set[int]] = field(default_factory=dict)
     seen: Counter[str] = field(default_factory=Counter)  # calls made, by method
+    reads: list[int] = field(default_factory=list)  # the cursor each get_changes read from
+    on_call: Callable[[str, int], None] | None = None  # told (method, call number) first
 
 
 class FaultyPeer:
@@ -78,12 +82,14 @@ class FaultyPeer:
     def _through(self, method: str, fn: Callable[[], Any]) -> Any:
         f = self.faults
         f.seen[method] += 1
+        if f.on_call is not None:
+            f.on_call(method, f.seen[method])
         if f.crash_after_calls is not None:
             if f.crash_after_calls <= 0:
                 f.crash_after_calls = None
                 raise Crash(self.name)
             f.crash_after_calls -= 1
-        if f.down or method in f.refuse:
+        if f.down or method in f.refuse or f.seen[method] in f.fail_calls.get(method, ()):
             raise PeerUnavailableError(self.name, "connection refused")
         result = fn()
         if method in f.lose_reply:
@@ -103,6 +109,7 @@ class FaultyPeer:
         min_hlc: int = 0,
         skip_via: str = "",
     ) -> ChangePage:
+        self.faults.reads.append(since)
         return self._through(  # type: ignore[no-any-return]
             "get_changes",
             lambda: self.repo.get_changes(

@@ -85,6 +85,35 @@ def test_damage_behind_the_change_log_is_repaired_by_an_anti_entropy_pass(fleet:
     assert all(live(r.records()) == live(parent.records()) for r in fleet.replicas)
 
 
+def test_a_row_deleted_by_hand_while_its_log_entry_stays_is_repaired(fleet: Fleet) -> None:
+    """Only the row goes (its change-log entry stays): the repaired key is a new row to the
+    child, and its log entry is replaced, not inserted a second time."""
+    parent, (c1, _c2) = fleet.parent, fleet.children
+    for i in range(1, 4):
+        parent.repo.write(NOTE, f"n{i}", note(f"note {i}"))
+    fleet.quiesce()
+    expected = live(parent.records())
+
+    c1.close()
+    behind_the_log(c1, "DELETE FROM syncd_notes WHERE note_id = 'n2'")
+    c1.ledger = c1._open()
+    assert (NOTE, "n2") not in c1.records()
+
+    report = fleet.cycle(anti_entropy=True)
+    assert report.status == 0, report.rows[0].error
+    assert [r.repaired for r in report.rows] == [1, 0]
+    assert live(c1.records()) == expected
+    engine = sa.create_engine(f"sqlite:///{c1.path}")
+    with engine.connect() as conn:
+        logged = conn.execute(
+            sa.text("SELECT count(*) FROM syncd_changes WHERE type = 'note' AND id = 'n2'")
+        ).scalar_one()
+    engine.dispose()
+    assert logged == 1
+    assert fleet.quiesce() <= 2
+    assert all(live(r.records()) == live(parent.records()) for r in fleet.replicas)
+
+
 def test_a_pass_over_equal_replicas_is_one_digest_call_on_each_side(fleet: Fleet) -> None:
     fleet.parent.repo.write(NOTE, "n", note("x"))
     fleet.children[0].repo.write(NOTE, "m", note("y"))

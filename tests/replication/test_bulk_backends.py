@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -330,3 +330,42 @@ def test_postgresql_statistics_follow_a_table_that_grew_past_what_was_analyzed()
             assert analyzed is not None and tuples >= len(changes) * 0.9
         finally:
             engine.dispose()
+
+
+def test_a_row_deleted_behind_its_change_log_entry_is_written_again_on_both_backends(
+    source: SqlLedger, targets: list[Target]
+) -> None:
+    """Damage behind the log: rows deleted by hand while their change-log entries stay. The
+    keys applied again (a re-sent page; an anti-entropy repair, out of band at the stored
+    cursor) are new rows to the batch path, and each key's log entry is replaced, not inserted
+    twice (its (type, id) is unique)."""
+    src = source.repository
+    ids = [f"n{i:03d}" for i in range(COPY_MIN + 6)]
+    for i, id_ in enumerate(ids):
+        src.write(NOTE, id_, note(i, "first"))
+    page = src.get_changes(0, 5000)
+    _apply_all(targets, page.changes, 0, page.next_cursor)
+    sent = {c.id: c for c in page.changes if c.type == NOTE}
+    # A COPY-sized batch (PostgreSQL), a single record (executemany), a repair of two.
+    resent, single, repaired = ids[:COPY_MIN], ids[COPY_MIN], ids[COPY_MIN + 1 : COPY_MIN + 3]
+    for target in targets:
+        engine = sa.create_engine(target.url)
+        try:
+            with engine.begin() as conn:
+                gone = notes_table.c.note_id.in_([*resent, single, *repaired])
+                conn.execute(notes_table.delete().where(gone))
+        finally:
+            engine.dispose()
+        assert len(target.repo.records_of(NOTE)) == 3
+    end = page.next_cursor
+    for batch in ([sent[k] for k in resent], [sent[single]]):
+        (result, _) = _apply_all(targets, batch, end, end + len(batch))
+        assert result[:3] == (len(batch), [], [])
+        end += len(batch)
+    repair = [replace(sent[k], out_of_band=True) for k in repaired]
+    (result, _) = _apply_all(targets, repair, end, end)  # moves no cursor
+    assert result[:3] == (2, [], []) and result[3] == end
+    state = _state(targets[0])
+    assert state == _state(targets[1])
+    assert sorted(k[1] for k in state["records"] if k[0] == NOTE) == ids
+    assert sorted(r[1] for r in state["log"] if r[0] == NOTE) == ids  # one entry per key

@@ -1,0 +1,146 @@
+"""Reading one page ahead (§3.4): while page n is applied on one side, page n + 1 is read from
+the other. The cursor rule holds: a read ahead that fails after page n was applied loses
+nothing, the failure is the child's, and the next cycle resumes at the stored cursor."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from syncd.replication.model import FROM_CHILD, FROM_PARENT, NOTE
+from tests.replication.fleet import Fleet, live
+from tests.waiting import BOUND
+
+PAGE = 3
+
+
+@pytest.fixture
+def fleet() -> Iterator[Fleet]:
+    f = Fleet(1)
+    f.page_limit = PAGE
+    yield f
+    f.close()
+
+
+def note(text: str) -> dict[str, str]:
+    return {"body": json.dumps({"text": text, "subject": "job:A", "author": "op"})}
+
+
+def readers_alive() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("syncd-read-ahead")]
+
+
+def test_pages_are_read_one_ahead_of_the_apply_in_both_directions(fleet: Fleet) -> None:
+    parent, child = fleet.parent, fleet.children[0]
+    for i in range(10):
+        child.repo.write(NOTE, f"c{i}", note("up"))
+        parent.repo.write(NOTE, f"p{i}", note("down"))
+    report = fleet.cycle()
+    assert report.status == 0
+    assert live(child.records()) == live(parent.records())
+    # Each page read from the cursor the previous one ended at, once: no page read twice.
+    for reads in (child.faults.reads, parent.faults.reads):
+        assert reads == sorted(set(reads)) and len(reads) >= 4
+    assert readers_alive() == []
+
+
+def test_page_two_is_read_while_page_one_is_applied_in_both_directions(fleet: Fleet) -> None:
+    """The apply of the first page waits (bounded) until the read of the second has begun:
+    with the reads and applies taking turns, it would wait out the bound."""
+    parent, child = fleet.parent, fleet.children[0]
+    for i in range(10):
+        child.repo.write(NOTE, f"c{i}", note("up"))
+        parent.repo.write(NOTE, f"p{i}", note("down"))
+    reading = {"pull": threading.Event(), "push": threading.Event()}
+    overlapped: dict[str, bool] = {}
+
+    def on_child(method: str, n: int) -> None:
+        if method == "get_changes" and n == 2:
+            reading["pull"].set()
+        if method == "apply_changes" and n == 1:
+            overlapped["push"] = reading["push"].wait(BOUND)
+
+    def on_parent(method: str, n: int) -> None:
+        if method == "get_changes" and n == 2:
+            reading["push"].set()
+        if method == "apply_changes" and n == 1:
+            overlapped["pull"] = reading["pull"].wait(BOUND)
+
+    child.faults.on_call, parent.faults.on_call = on_child, on_parent
+    assert fleet.cycle().status == 0
+    assert overlapped == {"pull": True, "push": True}
+    assert live(child.records()) == live(parent.records())
+
+
+def test_a_read_ahead_that_fails_once_is_read_again_and_the_cycle_completes(
+    fleet: Fleet,
+) -> None:
+    parent, child = fleet.parent, fleet.children[0]
+    for i in range(10):
+        child.repo.write(NOTE, f"c{i}", note("up"))
+    child.faults.fail_calls = {"get_changes": {2}}  # the first read ahead
+    report = fleet.cycle()
+    assert report.status == 0, report.rows[0].error
+    assert child.faults.reads[1] == child.faults.reads[2]  # the same page, read again
+    assert live(parent.records()) == live(child.records())
+
+
+def test_a_failed_pull_read_ahead_after_a_page_applied_loses_nothing(fleet: Fleet) -> None:
+    parent, child = fleet.parent, fleet.children[0]
+    for i in range(10):
+        child.repo.write(NOTE, f"c{i}", note("up"))
+    first = child.repo.get_changes(0, PAGE)
+    # The read ahead of page 2 and every retry of it: the child is gone after page 1.
+    child.faults.fail_calls = {"get_changes": set(range(2, 100))}
+    report = fleet.cycle()
+    assert report.status == 1
+    assert report.rows[0].result == "failed" and "pull" in report.rows[0].error
+    # Page 1 is applied and its cursor moved with it; nothing of page 2 arrived.
+    stored = parent.repo.cursor(child.repo.repo_id, child.repo.epoch, FROM_CHILD)
+    assert stored == first.next_cursor
+    notes = {k for k in parent.records() if k[0] == NOTE}
+    assert notes == {c.key for c in first.changes if c.type == NOTE}
+    assert readers_alive() == []
+
+    child.faults = type(child.faults)()
+    assert fleet.cycle().status == 0
+    assert child.faults.reads[0] == stored  # resumed at the cursor
+    assert live(parent.records()) == live(child.records())
+
+
+def test_a_failed_push_read_ahead_after_a_page_applied_loses_nothing(fleet: Fleet) -> None:
+    parent, child = fleet.parent, fleet.children[0]
+    for i in range(10):
+        parent.repo.write(NOTE, f"p{i}", note("down"))
+    first = parent.repo.get_changes(0, PAGE)
+    parent.faults.fail_calls = {"get_changes": set(range(2, 100))}
+    report = fleet.cycle()
+    assert report.status == 1
+    assert report.rows[0].result == "failed" and "push" in report.rows[0].error
+    info = parent.repo.info()
+    stored = child.repo.cursor(info.repo_id, info.epoch, FROM_PARENT)
+    assert stored == first.next_cursor
+    notes = {k for k in child.records() if k[0] == NOTE}
+    assert notes == {c.key for c in first.changes if c.type == NOTE}
+    assert readers_alive() == []
+
+    parent.faults = type(parent.faults)()
+    assert fleet.cycle().status == 0
+    assert parent.faults.reads[0] == stored
+    assert live(parent.records()) == live(child.records())
+
+
+def test_an_apply_that_fails_while_a_page_is_read_ahead_leaves_no_reader(fleet: Fleet) -> None:
+    parent, child = fleet.parent, fleet.children[0]
+    for i in range(10):
+        parent.repo.write(NOTE, f"p{i}", note("down"))
+    child.faults.fail_calls = {"apply_changes": set(range(2, 100))}  # page 2 on
+    report = fleet.cycle()
+    assert report.rows[0].result == "failed" and "push" in report.rows[0].error
+    assert readers_alive() == []
+    child.faults = type(child.faults)()
+    assert fleet.cycle().status == 0
+    assert live(parent.records()) == live(child.records())
