@@ -107,6 +107,8 @@ class TestTailLogs:
                     await reader
                 stream.cancel()
                 assert received == list(range(200))
+                # The tail gets each line before the log's own thread has written it.
+                assert writer.wait_written(BOUND)
                 assert log_file.with_name("syncd.log.1").exists()
 
         try:
