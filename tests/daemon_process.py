@@ -69,7 +69,8 @@ class DaemonProcess:
         return f"unix:{self.state_dir}/run/syncd.sock"
 
     def wait_for_event(self, event: str, timeout: float = BOUND, **match: Any) -> dict[str, Any]:
-        """The first log line with this event (and fields), waiting until the deadline.
+        """The first log line with this event (and fields), waiting until the deadline. A
+        field's value may be a predicate instead of the value itself.
 
         Every line read is kept, also those after the match: one read often brings several
         lines (a loaded machine reads late), and the next wait may be for them.
@@ -102,7 +103,9 @@ class DaemonProcess:
 
     def _find(self, start: int, event: str, match: dict[str, Any]) -> dict[str, Any] | None:
         for line in self.lines[start:]:
-            if line.get("event") == event and all(line.get(k) == v for k, v in match.items()):
+            if line.get("event") == event and all(
+                v(line.get(k)) if callable(v) else line.get(k) == v for k, v in match.items()
+            ):
                 return line
         return None
 
