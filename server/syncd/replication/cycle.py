@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from syncd.errors import CursorGapError, PeerUnavailableError, SyncdError
-from syncd.replication.antientropy import repair
+from syncd.replication.antientropy import Repairable, repair
 from syncd.replication.children import ChildRow
 from syncd.replication.model import (
     ACKED_BY_CHILD,
@@ -44,8 +44,9 @@ log = structlog.get_logger("syncd.replication")
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 
 
-class Peer(Protocol):
-    """What the cycle needs of a repository (`SqlRepository` is one; so is the gRPC client)."""
+class Peer(Repairable, Protocol):
+    """What the cycle needs of a repository (`SqlRepository` is one; so is the gRPC client):
+    what a repair needs (digest, versions, apply) and the exchange's reads and cursors."""
 
     def info(self) -> RepoInfo: ...
     def get_changes(
@@ -57,22 +58,10 @@ class Peer(Protocol):
         min_hlc: int = 0,
         skip_via: str = "",
     ) -> ChangePage: ...
-    def apply_changes(
-        self,
-        *,
-        source_id: str,
-        source_epoch: str,
-        stream: str,
-        from_cursor: int,
-        to_cursor: int,
-        changes: Sequence[Change],
-    ) -> ApplyResult: ...
     def cursor(self, peer_id: str, peer_epoch: str, stream: str) -> int | None: ...
     def ack_cursor(self, peer_id: str, peer_epoch: str, stream: str, cursor: int) -> int: ...
     def pingbacks(self, child_id: str, *, with_graveyard: bool = False) -> list[Change]: ...
     def clear_pingbacks(self, child_id: str, keys: Iterable[Key]) -> None: ...
-    def digest(self, bits: int = 8) -> dict[int, str]: ...
-    def list_versions(self, bucket: int, bits: int = 8) -> list[Change]: ...
 
 
 @dataclass(slots=True)

@@ -35,12 +35,6 @@ _dumps = json.JSONEncoder(sort_keys=True, default=str).encode
 _loads = json.JSONDecoder().decode
 
 
-def change_to_pb(c: Change) -> pb.Change:
-    msg = pb.Change()
-    _fill(msg, c)
-    return msg
-
-
 def add_changes(into: Any, changes: Iterable[Change]) -> None:
     """Append `changes` to a repeated Change field, each built in place: building messages and
     passing the list to a constructor copies every one (two thirds of a page's encoding)."""
