@@ -1,10 +1,15 @@
-"""Domain errors to gRPC status codes: the one table."""
+"""Domain errors to gRPC status codes: the one table, and the one place a call is answered with it."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 import grpc
+import structlog
 
 from syncd.errors import (
     INPUT_QUOTE_LIMIT,
@@ -29,7 +34,10 @@ from syncd.errors import (
     SlotClaimedError,
     SyncdError,
     UnauthenticatedError,
+    clip,
 )
+
+log = structlog.get_logger("syncd.rpc")
 
 STATUS_CODES: dict[type[SyncdError], grpc.StatusCode] = {
     BeanNotFoundError: grpc.StatusCode.NOT_FOUND,
@@ -97,3 +105,32 @@ def trailing_metadata(exc: SyncdError) -> tuple[tuple[str, str], ...]:
     if isinstance(exc, CursorGapError):
         return ((GAP_STORED_KEY, str(exc.stored)),)
     return ()
+
+
+# A status message travels in a header: far below gRPC's 16 KiB metadata limit.
+DETAILS_LIMIT = 2000
+
+
+@asynccontextmanager
+async def mapped_errors(
+    context: grpc.aio.ServicerContext[object, object], method: str
+) -> AsyncIterator[None]:
+    """Answers a call's domain error with its status code and a bounded message; anything
+    else is INTERNAL, logged with its traceback."""
+    started = time.perf_counter()
+    try:
+        yield
+    except SyncdError as exc:
+        code = status_code(exc)
+        # Messages quote input bounded already; the clip guards what a job pack composed.
+        message = clip(str(exc), DETAILS_LIMIT)
+        log.info("rpc.refused", method=method, code=code.name, error=message)
+        context.set_trailing_metadata(trailing_metadata(exc))
+        await context.abort(code, message)
+    except (asyncio.CancelledError, grpc.aio.AbortError):
+        raise
+    except Exception as exc:
+        log.exception("rpc.failed", method=method)
+        await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
+    else:
+        log.debug("rpc.ok", method=method, ms=round((time.perf_counter() - started) * 1e3, 3))

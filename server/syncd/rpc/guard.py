@@ -22,7 +22,10 @@ from typing import Any, NoReturn, cast
 import grpc
 import structlog
 
+from syncd.beans import daemonbean
+from syncd.beans.model import Bean, Operation
 from syncd.clock import Clock
+from syncd.enums import Impact
 from syncd.errors import PermissionDeniedError, SyncdError, UnauthenticatedError, clip
 from syncd.ledger.audit import AuditEntry
 from syncd.ledger.recorder import LedgerRecorder
@@ -301,3 +304,23 @@ def _outcome(context: Context, exc: BaseException) -> str:
     if isinstance(exc, SyncdError):
         return status_code(exc).name
     return "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "INTERNAL"
+
+
+def actor_of(context: grpc.aio.ServicerContext[object, object]) -> str:
+    """Who is asking, as the security interceptor established it (a uid from the kernel, a
+    token's name, a certificate's subject) — never what the client says of itself."""
+    principal = current_principal()
+    if principal is not None:
+        return principal.actor
+    return context.peer() or "unknown"  # served without the interceptor (servicer unit tests)
+
+
+def invoke_action(bean: Bean, op: Operation) -> Action:
+    """What invoking `op` does, for the rule book."""
+    if op.impact is Impact.INFO:
+        return Action.READ
+    if bean.name == daemonbean.NAME:
+        return {daemonbean.RELOAD: Action.RELOAD, daemonbean.LOGIN_LINK: Action.LOGIN_LINK}.get(
+            op.name, Action.OTHER
+        )
+    return Action.CANCEL if op.name == "cancel" else Action.RUN

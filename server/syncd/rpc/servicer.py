@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,17 +13,14 @@ import grpc
 import structlog
 
 from syncd import __version__
-from syncd.beans import daemonbean
 from syncd.beans.jobbeans import JobBeans
-from syncd.beans.model import Bean, Invocation, Operation, Result
+from syncd.beans.model import Invocation, Operation, Result
 from syncd.beans.registry import BeanRegistry
-from syncd.enums import Impact, RunState
+from syncd.enums import RunState
 from syncd.errors import (
     InvalidArgumentError,
     ReplicationError,
     RunNotFoundError,
-    SyncdError,
-    clip,
 )
 from syncd.execution.runs import Run
 from syncd.ledger.audit import AuditEntry
@@ -34,7 +29,7 @@ from syncd.ledger.recorder import LedgerHealth
 from syncd.observability.events import Event
 from syncd.observability.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.rpc import convert, guard
-from syncd.rpc.errors import status_code, trailing_metadata
+from syncd.rpc.errors import mapped_errors
 from syncd.rpc.repository_ops import RepositoryOps
 from syncd.security import Action
 from syncd.service import CancelRequest, HoldRequest, Holds, RunAllRequest, StartRequest
@@ -45,10 +40,7 @@ from syncd_api.v1 import management_pb2_grpc as pb_grpc
 
 log = structlog.get_logger("syncd.rpc")
 
-ACTOR_KEY = "syncd-actor"
 Context = grpc.aio.ServicerContext[object, object]
-# A status message travels in a header: far below gRPC's 16 KiB metadata limit.
-DETAILS_LIMIT = 2000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,49 +57,6 @@ class ControlPlane:
     audit_entries: Callable[[datetime | None, int], Awaitable[list[AuditEntry]]] | None = None
     # Notes, sync status and the cluster's runs: only over an SQL ledger (the repository).
     repository: RepositoryOps | None = None
-
-
-def actor_of(context: grpc.aio.ServicerContext[object, object]) -> str:
-    """Who is asking, as the security interceptor established it (a uid from the kernel, a
-    token's name, a certificate's subject) — never what the client says of itself."""
-    principal = guard.current_principal()
-    if principal is not None:
-        return principal.actor
-    return context.peer() or "unknown"  # served without the interceptor (servicer unit tests)
-
-
-def invoke_action(bean: Bean, op: Operation) -> Action:
-    """What invoking `op` does, for the rule book."""
-    if op.impact is Impact.INFO:
-        return Action.READ
-    if bean.name == daemonbean.NAME:
-        return {daemonbean.RELOAD: Action.RELOAD, daemonbean.LOGIN_LINK: Action.LOGIN_LINK}.get(
-            op.name, Action.OTHER
-        )
-    return Action.CANCEL if op.name == "cancel" else Action.RUN
-
-
-@asynccontextmanager
-async def _mapped_errors(
-    context: grpc.aio.ServicerContext[object, object], method: str
-) -> AsyncIterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    except SyncdError as exc:
-        code = status_code(exc)
-        # Messages quote input bounded already; the clip guards what a job pack composed.
-        message = clip(str(exc), DETAILS_LIMIT)
-        log.info("rpc.refused", method=method, code=code.name, error=message)
-        context.set_trailing_metadata(trailing_metadata(exc))
-        await context.abort(code, message)
-    except (asyncio.CancelledError, grpc.aio.AbortError):
-        raise
-    except Exception as exc:
-        log.exception("rpc.failed", method=method)
-        await context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
-    else:
-        log.debug("rpc.ok", method=method, ms=round((time.perf_counter() - started) * 1e3, 3))
 
 
 class ManagementServicer(pb_grpc.ManagementServicer):
@@ -128,22 +77,22 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def DescribeBean(
         self, request: pb.DescribeBeanRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.BeanInfo:
-        async with _mapped_errors(context, "DescribeBean"):
+        async with mapped_errors(context, "DescribeBean"):
             return convert.bean_info(self._plane.registry.get(request.bean))
         raise AssertionError("unreachable")  # abort raises
 
     async def Invoke(
         self, request: pb.InvokeRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.InvokeResponse:
-        async with _mapped_errors(context, "Invoke"):
+        async with mapped_errors(context, "Invoke"):
             bean = self._plane.registry.get(request.bean)
             op = bean.operation(request.operation)
-            guard.authorize(invoke_action(bean, op), f"{bean.name}.{op.name}")
+            guard.authorize(guard.invoke_action(bean, op), f"{bean.name}.{op.name}")
             positional, named = convert.arguments_from_proto(
                 op, request.arguments, request.named_arguments
             )
             arguments = op.bind(positional, named)
-            invocation = Invocation(arguments=arguments, actor=actor_of(context))
+            invocation = Invocation(arguments=arguments, actor=guard.actor_of(context))
             if request.with_dependants:
                 return await self._with_dependants(bean.name, op, invocation)
             if op.blocking:
@@ -204,7 +153,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def GetAttributes(
         self, request: pb.GetAttributesRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetAttributesResponse:
-        async with _mapped_errors(context, "GetAttributes"):
+        async with mapped_errors(context, "GetAttributes"):
             bean = self._plane.registry.get(request.bean)
             wanted = (
                 [bean.attribute(n) for n in request.names]
@@ -223,7 +172,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def ListReplicas(
         self, request: pb.ListReplicasRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ListReplicasResponse:
-        async with _mapped_errors(context, "ListReplicas"):
+        async with mapped_errors(context, "ListReplicas"):
             service = self._plane.service
             replicas = await service.replicas()
             if replicas is None:
@@ -238,7 +187,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def GetStatus(
         self, request: pb.GetStatusRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.GetStatusResponse:
-        async with _mapped_errors(context, "GetStatus"):
+        async with mapped_errors(context, "GetStatus"):
             return self._status(convert.stuck_after(request))
         raise AssertionError("unreachable")
 
@@ -276,7 +225,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def GetRun(
         self, request: pb.GetRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunInfo:
-        async with _mapped_errors(context, "GetRun"):
+        async with mapped_errors(context, "GetRun"):
             info = self._info(await self._run(request.run_id))
             named = await self._plane.service.run_replicas([info.run_id])
             info.replica = named.get(info.run_id, "")
@@ -287,7 +236,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.WatchRunRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.RunInfo]:
         target: Run | RunRecord | None = None
-        async with _mapped_errors(context, "WatchRun"):
+        async with mapped_errors(context, "WatchRun"):
             target = await self._run(request.run_id)
         assert target is not None
         if not isinstance(target, Run):
@@ -309,11 +258,11 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def Cancel(
         self, request: pb.CancelRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.CancelResponse:
-        async with _mapped_errors(context, "Cancel"):
+        async with mapped_errors(context, "Cancel"):
             bean = self._plane.registry.get(request.bean)
             guard.authorize(Action.CANCEL, bean.name)
             cancelled = await self._plane.service.cancel(
-                CancelRequest(bean=bean.name, actor=actor_of(context))
+                CancelRequest(bean=bean.name, actor=guard.actor_of(context))
             )
             if cancelled.elsewhere is not None:  # cluster mode: another replica stops it
                 info = self._info(cancelled.elsewhere)
@@ -327,16 +276,18 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def RunAll(
         self, request: pb.RunAllRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RunAllResponse:
-        async with _mapped_errors(context, "RunAll"):
-            started = await self._plane.service.run_all(RunAllRequest(actor=actor_of(context)))
-            log.info("rpc.run_all", jobs=list(started.jobs), actor=actor_of(context))
+        async with mapped_errors(context, "RunAll"):
+            started = await self._plane.service.run_all(
+                RunAllRequest(actor=guard.actor_of(context))
+            )
+            log.info("rpc.run_all", jobs=list(started.jobs), actor=guard.actor_of(context))
             return pb.RunAllResponse(jobs=started.jobs)
         raise AssertionError("unreachable")
 
     async def History(
         self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.HistoryResponse:
-        async with _mapped_errors(context, "History"):
+        async with mapped_errors(context, "History"):
             bean = self._plane.registry.get(request.bean).name if request.bean else None
             if request.limit < 0 or request.limit > 10_000:
                 raise InvalidArgumentError("History", "must be 1-10000", "limit")
@@ -352,17 +303,17 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     def _hold(self, request: pb.PauseRequest, context: Context, action: Action) -> HoldRequest:
         bean = None if request.bean in ("", "*") else self._plane.registry.get(request.bean).name
         guard.authorize(action, bean or "(daemon)")
-        return HoldRequest(bean=bean, actor=actor_of(context))
+        return HoldRequest(bean=bean, actor=guard.actor_of(context))
 
     async def Pause(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
-        async with _mapped_errors(context, "Pause"):
+        async with mapped_errors(context, "Pause"):
             return _holds(
                 await self._plane.service.pause(self._hold(request, context, Action.PAUSE))
             )
         raise AssertionError("unreachable")
 
     async def Resume(self, request: pb.PauseRequest, context: Context) -> pb.PauseResponse:
-        async with _mapped_errors(context, "Resume"):
+        async with mapped_errors(context, "Resume"):
             return _holds(
                 await self._plane.service.resume(self._hold(request, context, Action.RESUME))
             )
@@ -371,7 +322,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def ListFires(
         self, request: pb.ListFiresRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ListFiresResponse:
-        async with _mapped_errors(context, "ListFires"):
+        async with mapped_errors(context, "ListFires"):
             days = request.days or 1.0
             if not 0 < days <= 366:
                 raise InvalidArgumentError(
@@ -387,7 +338,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.TailLogsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.LogLines]:
         keep = None
-        async with _mapped_errors(context, "TailLogs"):
+        async with mapped_errors(context, "TailLogs"):
             if request.level and request.level.lower() not in LEVEL_ORDER:
                 raise InvalidArgumentError(
                     "TailLogs", f"expected one of {', '.join(LEVEL_ORDER)}", "level"
@@ -423,7 +374,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         self, request: pb.WatchEventsRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[pb.DaemonEvent]:
         bean = ""
-        async with _mapped_errors(context, "WatchEvents"):
+        async with mapped_errors(context, "WatchEvents"):
             bean = self._plane.registry.get(request.bean).name if request.bean else ""
         async with self._plane.service.events.subscribe() as events:
             await context.send_initial_metadata((("syncd-following", "1"),))
@@ -436,7 +387,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     async def ListAudit(
         self, request: pb.ListAuditRequest, context: Context
     ) -> pb.ListAuditResponse:
-        async with _mapped_errors(context, "ListAudit"):
+        async with mapped_errors(context, "ListAudit"):
             if request.limit < 0 or request.limit > 10_000:
                 raise InvalidArgumentError("ListAudit", "must be 1-10000", "limit")
             since = None
@@ -458,28 +409,28 @@ class ManagementServicer(pb_grpc.ManagementServicer):
         return self._plane.repository
 
     async def AddNote(self, request: pb.AddNoteRequest, context: Context) -> pb.Note:
-        async with _mapped_errors(context, "AddNote"):
-            return await self._repository().add_note(request, actor_of(context))
+        async with mapped_errors(context, "AddNote"):
+            return await self._repository().add_note(request, guard.actor_of(context))
         raise AssertionError("unreachable")
 
     async def ListNotes(
         self, request: pb.ListNotesRequest, context: Context
     ) -> pb.ListNotesResponse:
-        async with _mapped_errors(context, "ListNotes"):
+        async with mapped_errors(context, "ListNotes"):
             return await self._repository().list_notes(request)
         raise AssertionError("unreachable")
 
     async def GetSyncStatus(
         self, request: pb.GetSyncStatusRequest, context: Context
     ) -> pb.GetSyncStatusResponse:
-        async with _mapped_errors(context, "GetSyncStatus"):
+        async with mapped_errors(context, "GetSyncStatus"):
             return await self._repository().sync_status()
         raise AssertionError("unreachable")
 
     async def RepositoryHistory(
         self, request: pb.RepositoryHistoryRequest, context: Context
     ) -> pb.HistoryResponse:
-        async with _mapped_errors(context, "RepositoryHistory"):
+        async with mapped_errors(context, "RepositoryHistory"):
             return await self._repository().history(request)
         raise AssertionError("unreachable")
 
