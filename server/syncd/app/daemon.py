@@ -12,8 +12,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +21,7 @@ from aiohttp import web
 
 from syncd import __version__
 from syncd.app._forced import forced_exit_ends
+from syncd.app._startsteps import Listening, bind_control, prune_at_start
 from syncd.app._upkeep import (
     JobDefinitions,
     UpkeepHooks,
@@ -30,16 +29,16 @@ from syncd.app._upkeep import (
     open_repository,
     replication_edges,
 )
-from syncd.app.instance import InstanceLock, open_socket, prepare_socket, private_dir
+from syncd.app.instance import InstanceLock, open_socket, private_dir
 from syncd.app.reload import ReloadResult, diff, plan_reload
 from syncd.app.replication import IMPORT_BEAN, REPLICATION_BEANS, SYNC_BEAN
-from syncd.app.startup import probe_listen, starting
+from syncd.app.startup import starting
 from syncd.beans.daemonbean import daemon_bean
 from syncd.beans.jobbeans import JobBeans
 from syncd.beans.registry import BeanRegistry
 from syncd.clock import Clock, clock_from_env, real_paced
 from syncd.config import Config
-from syncd.errors import ConfigError, LedgerUnavailableError, SyncdError
+from syncd.errors import ConfigError, SyncdError
 from syncd.execution import _jobtrees
 from syncd.execution.claim import InMemoryRunClaim, RunClaim
 from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
@@ -74,15 +73,6 @@ log = structlog.get_logger("syncd.daemon")
 
 FORCED_EXIT_LOG_S = 2.0  # how long a forced exit waits for the log file and stdout
 LEDGER_CLOSE_S = 10.0  # at most this long, at shutdown, for a faulty ledger to recover
-
-
-@dataclass(slots=True)
-class Listening:
-    """Where the daemon listens, once it does."""
-
-    addresses: list[str] = field(default_factory=list)
-    http: str = ""
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Daemon:
@@ -419,23 +409,7 @@ class Daemon:
         self.log_hub.bind_loop(loop)
         http: HttpServer | None = None
         try:
-            address = daemon_cfg.listen_address
-            with starting(f"daemon.address: cannot listen on {address}"):
-                if address.startswith("unix:"):
-                    socket_file = Path(address.removeprefix("unix:"))
-                    prepare_socket(socket_file)
-                    internal = private_dir(socket_file.parent / "grpc") / "internal.sock"
-                    if internal.is_socket():
-                        internal.unlink()  # stale: we hold the instance lock
-                    self.listening.addresses.append(control.bind_unix(socket_file, internal))
-                else:
-                    probe_listen(f"daemon.address: cannot listen on {address}", address)
-                    self.listening.addresses.append(control.bind_tcp(address))
-            if daemon_cfg.tcp_address:
-                tcp = daemon_cfg.tcp_address
-                with starting(f"daemon.tcp_address: cannot listen on {tcp}"):
-                    probe_listen(f"daemon.tcp_address: cannot listen on {tcp}", tcp)
-                    self.listening.addresses.append(control.bind_tcp(tcp))
+            socket_file = bind_control(control, daemon_cfg, self.listening.addresses)
             await control.server.start()
             await control.start_relay()
             if socket_file is not None:
@@ -466,17 +440,7 @@ class Daemon:
                 state_dir=str(self.state_dir),
                 beans=[b.name for b in self.registry.beans()],
             )
-            try:
-                removed = await self.recorder.prune(
-                    self.clock.now(), self.config.ledger.keep_days, self.config.ledger.keep_runs
-                )
-                cutoff = self.clock.now() - timedelta(days=self.config.ledger.keep_days)
-                audited = await self.recorder.prune_audit(cutoff)  # the same retention
-            except LedgerUnavailableError as exc:
-                log.error("ledger.prune_failed", problem=exc.problem)
-            else:
-                if removed or audited:
-                    log.info("ledger.pruned", runs=removed, audit_entries=audited)
+            await prune_at_start(self.recorder, self.clock, self.config.ledger)
             # Under the instance lock and before any job starts: end what runs of a killed
             # predecessor left, then note it with those (now interrupted) runs.
             survivors = _jobtrees.end_survivors(self.state_dir / _jobtrees.RECORD_DIR)
