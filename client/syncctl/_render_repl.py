@@ -49,8 +49,8 @@ def render_sync_status(
     out: IO[str], mode: Mode, reply: pb.GetSyncStatusResponse, now: float
 ) -> None:
     """The peers' cursors (TSV: `cursor` lines) and the last cycle's table (TSV: `child`
-    lines: child, result, pulled, pushed, conflicts, last sync, error; `refused` lines: a
-    parent's job definition this child refused, and why)."""
+    lines: child, result, pulled, pushed, conflicts, last sync, error, repaired by
+    anti-entropy; `refused` lines: a parent's job definition this child refused, and why)."""
     if mode is Mode.JSON:
         write_json(
             out,
@@ -101,6 +101,7 @@ def render_sync_status(
             str(r.conflicts),
             r.last_sync_time,
             r.error or r.warning,
+            str(r.repaired),
         )
         for r in reply.last_sync
     ]
@@ -128,6 +129,7 @@ def render_sync_status(
     write_rows(
         out,
         mode,
-        ("CHILD", "RESULT", "PULLED", "PUSHED", "CONFLICTS", "LAST SYNC", "ERROR"),
-        children,
+        ("CHILD", "RESULT", "PULLED", "PUSHED", "CONFLICTS", "REPAIRED", "LAST SYNC", "ERROR"),
+        # The repaired count came last to TSV (a script's columns stay where they were).
+        [(*c[:5], c[7], c[5], c[6]) for c in children],
     )

@@ -354,3 +354,37 @@ class TestAudit:
         out = io.StringIO()
         render_audit(out, Mode.TABLE, pb.ListAuditResponse(), NOW)
         assert out.getvalue() == "No audit entries.\n"
+
+
+def sync_status_reply() -> pb.GetSyncStatusResponse:
+    """A parent whose last cycle repaired three records for one child and failed another."""
+    reply = pb.GetSyncStatusResponse(repository="hq", cluster_id="c", last_status=1)
+    reply.last_finished_at.FromSeconds(T0)
+    reply.last_sync.add(
+        child_repository="ohio",
+        result="ok",
+        pulled=5,
+        pushed=7,
+        conflicts=1,
+        repaired=3,
+        last_sync_time="2026-01-01T00:00:00Z",
+    )
+    reply.last_sync.add(child_repository="az", result="failed", error="unreachable")
+    return reply
+
+
+def test_sync_status_shows_what_anti_entropy_repaired_per_child() -> None:
+    from syncctl._render_repl import render_sync_status
+
+    table = io.StringIO()
+    render_sync_status(table, Mode.TABLE, sync_status_reply(), NOW)
+    header, ohio, az = table.getvalue().splitlines()[-3:]
+    assert header.split()[:6] == ["CHILD", "RESULT", "PULLED", "PUSHED", "CONFLICTS", "REPAIRED"]
+    assert ohio.split()[:6] == ["ohio", "ok", "5", "7", "1", "3"]
+    assert az.split()[:6] == ["az", "failed", "0", "0", "0", "0"] and "unreachable" in az
+    tsv = io.StringIO()
+    render_sync_status(tsv, Mode.TSV, sync_status_reply(), NOW)
+    # Piped, the count is the last column: the columns scripts read stay where they were.
+    child = [line.split("\t") for line in tsv.getvalue().splitlines() if line.startswith("child")]
+    assert child[0] == ["child", "ohio", "ok", "5", "7", "1", "2026-01-01T00:00:00Z", "-", "3"]
+    assert child[1][-2:] == ["unreachable", "0"]
