@@ -402,3 +402,39 @@ def at_once(step: Coroutine[Any, Any, T]) -> T:
         return cast(T, done.value)
     step.close()
     raise AssertionError("the in-memory claim awaited inside acquire or release")
+
+
+class RepairNotingLedger(RecordingLedger):
+    """Notes start-up's repair of open runs in the step list too."""
+
+    def mark_interrupted(self, now: datetime) -> list[RunRecord]:
+        self._steps.append(("repair", ""))
+        return super().mark_interrupted(now)
+
+
+def test_a_run_asked_for_while_the_daemon_starts_up_is_not_recorded_interrupted() -> None:
+    """A daemon serves before its start-up is done: a start asked for then waits until the
+    runs a predecessor left open are repaired, so the repair never takes it for one of them
+    (it would record the run interrupted, and in a cluster take its fresh claim back)."""
+
+    async def main() -> None:
+        steps: list[Step] = []
+        ledger = RepairNotingLedger(steps)
+        gates = Gates()
+        job = gated_job(gates)
+        built = build_service(ledger, [job], claim=RecordingClaim(steps))
+        built.service.defer_starts()
+        starting = asyncio.create_task(built.service.start(StartRequest(bean=job.name, actor="t")))
+        await asyncio.sleep(0)  # the start goes as far as it may before start-up
+        assert steps == []
+        await built.service.begin()
+        run = (await within(starting, "the held start")).run
+        gates.release.set()
+        await within(run.finished.wait(), "the run's end")
+        assert steps[:3] == [("repair", ""), ("acquire", run.run_id), ("start", run.run_id)]
+        assert run.record.outcome is RunOutcome.SUCCESS
+        assert ledger.get(run.run_id).outcome is RunOutcome.SUCCESS  # type: ignore[union-attr]
+        await built.service.stop_scheduling()
+        await built.recorder.close()
+
+    asyncio.run(main())

@@ -142,6 +142,7 @@ class Daemon:
         )
         if self.cluster is not None:
             self.service.join_cluster(self.cluster)
+        self.service.defer_starts()  # until start-up has repaired what a predecessor left
         self.jobs = JobBeans(self.service, self.recorder)
         self.registry = BeanRegistry()
         self.started_at = self.clock.now()
@@ -463,6 +464,7 @@ class Daemon:
             log.info("daemon.draining", running=[r.run_id for r in self.coordinator.active_runs()])
             await control.set_serving(False)
             self.coordinator.refuse_new_runs()
+            self.service.open_starts()  # starts still held now meet the refusal
             self.coordinator.events.publish(
                 Event(kind=EventKind.DAEMON_DRAINING, at=self.clock.now(), message="shutting down")
             )

@@ -86,6 +86,7 @@ class Orchestrator:
                 log.warning("run.interrupted", job=record.bean, run_id=record.run_id)
         except LedgerUnavailableError as exc:  # they stay "running" until a start that can
             log.error("ledger.interrupted_not_marked", problem=exc.problem)
+        self._service.open_starts()  # what starts from now on is this daemon's own
         if self._config.enabled and self._config.catch_up:
             try:
                 await self._catch_up(now)

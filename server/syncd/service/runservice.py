@@ -9,6 +9,7 @@ executes; the scheduling policy (`Orchestrator`) decides when, and asks this ser
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -76,6 +77,10 @@ class RunService:
         self._disabled: dict[str, str] = {}
         self._cluster: ClusterView | None = None
         self._remote: dict[str, tuple[Claim, RunRecord]] = {}  # other replicas' runs, by bean
+        # Set while starts may go ahead; a daemon clears it until start-up has repaired the
+        # runs its predecessor left open (see `defer_starts`).
+        self._starts_open = asyncio.Event()
+        self._starts_open.set()
         # The scheduling policy is the service's own: it fires, catches up and chains by
         # asking this service to start runs.
         self.schedule = Orchestrator(plans, self, recorder, clock, scheduling, observe_lateness)
@@ -156,6 +161,7 @@ class RunService:
         spec = self.job(request.bean, "start")
         if reason := self.disabled_reason(spec.name):
             raise BeanDisabledError(spec.name, reason)
+        await self._starts_open.wait()
         arguments = self.defaults(spec.name) if request.arguments is None else request.arguments
         run = await self.coordinator.start(
             spec,
@@ -371,8 +377,19 @@ class RunService:
     def replace_plans(self, plans: Mapping[str, JobPlan]) -> None:
         self.schedule.replace_plans(plans)
 
+    def defer_starts(self) -> None:
+        """Hold every start until `open_starts`. A daemon serves before its start-up is done,
+        and a run started then would look like one its predecessor left open: start-up would
+        record it interrupted (and in a cluster, joining would take its fresh claim back)."""
+        self._starts_open.clear()
+
+    def open_starts(self) -> None:
+        """Let held and new starts go ahead (after start-up's repair; or at a drain, which
+        then refuses them)."""
+        self._starts_open.set()
+
     async def begin(self) -> None:
-        """Finish what a crash left running, catch up, then run the scheduler."""
+        """Finish what a crash left running, open starts, catch up, then run the scheduler."""
         await self.schedule.start()
 
     async def stop_scheduling(self) -> None:
