@@ -8,6 +8,7 @@ import asyncio
 import io
 import json
 import logging
+import multiprocessing
 import re
 import threading
 import uuid
@@ -164,6 +165,19 @@ def test_a_full_outbox_makes_the_logging_thread_wait_and_loses_nothing() -> None
         got.extend(line[0] for line in reading.recv()[1])
     assert finished.wait(BOUND)
     assert [json.loads(text)["n"] for text in got] == list(range(total))
+
+
+def test_a_process_the_body_forks_sends_its_lines_itself() -> None:
+    """A forked process has the pipe but not the outbox's thread: its lines still arrive."""
+    reading, sending = Pipe(duplex=False)
+    outbox = _joblog.Outbox(sending)
+    line = ('{"event": "from.fork"}', "info", "J", "r")
+    forked = multiprocessing.get_context("fork").Process(target=outbox.line, args=(line,))
+    forked.start()
+    forked.join(BOUND)
+    assert forked.exitcode == 0
+    assert reading.poll(BOUND) and reading.recv() == ("logs", [line])
+    outbox.close()
 
 
 def test_relayed_lines_are_shown_by_the_console_renderer_on_a_terminal() -> None:

@@ -16,6 +16,7 @@ room, as it waited on a full pipe before; no line is dropped.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Mapping, MutableMapping
 from multiprocessing.connection import Connection
@@ -39,6 +40,8 @@ class Outbox:
     def __init__(self, conn: Connection, limit: int = OUTBOX_MESSAGES) -> None:
         self._conn = conn
         self._limit = limit
+        self._pid = os.getpid()
+        self._direct = threading.Lock()  # for processes forked from this one (see _put)
         self._ready = threading.Condition()
         self._waiting: list[tuple[Any, ...]] = []
         self._closed = False
@@ -53,6 +56,12 @@ class Outbox:
         self._put((_LINES, line))
 
     def _put(self, message: tuple[Any, ...]) -> None:
+        if os.getpid() != self._pid:
+            # A process the body forked has the pipe but not the sender thread: it sends its
+            # own messages, one at a time, as every job's process did before the outbox.
+            with self._direct:
+                self._conn.send(_coalesced([message])[0])
+            return
         with self._ready:
             while len(self._waiting) >= self._limit and not (self._closed or self._broken):
                 self._ready.wait()
