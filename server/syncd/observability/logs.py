@@ -3,7 +3,9 @@
 Every event is rendered to JSON once and fanned out to: the log file (size-rotated), stdout
 (the console renderer on a terminal, the same JSON otherwise) and the tail hub that serves
 `syncctl logs -f`. Library loggers (grpc, SQLAlchemy, …) are routed into the same chain, so
-their lines carry `job` and `run_id` too when logged from a job.
+their lines carry `job` and `run_id` too when logged from a job. A job's process renders its
+own lines with the same pieces (`render_line`, `cap_fields`); the daemon passes them on as they
+are (`relay_lines`), a batch at a time.
 """
 
 from __future__ import annotations
@@ -50,13 +52,14 @@ class RotatingWriter(logging.handlers.RotatingFileHandler):
     """The log file: the standard library's rotation to .1 … .N, with the size in bytes, written
     by a thread of its own.
 
-    `write()` hands the line to the writer thread through a bounded queue and returns: whoever
-    logs (the event loop among them) never waits on the disk, and never formats or encodes a
-    line for the file. When the queue is full the caller waits for room (a job that logs faster
-    than the disk takes its lines slows down; no line is dropped). The thread writes the lines in
-    the order given, a batch of what is waiting at a time with one flush; `close()` writes what is
-    still queued first. With an `echo` stream (the daemon's stdout), the same thread writes each
-    line's `shown` form there too: a pipe or a terminal that is slow to take it delays nobody.
+    `write()` (`write_many()` for a batch) hands the lines to the writer thread through a queue
+    bounded by lines and returns: whoever logs (the event loop among them) never waits on the
+    disk, and never formats or encodes a line for the file. When the queue is full the caller
+    waits for room (a job that logs faster than the disk takes its lines slows down; no line is
+    dropped). The thread writes the lines in the order given, a batch of what is waiting at a
+    time with one flush; `close()` writes what is still queued first. With an `echo` stream
+    (the daemon's stdout), the same thread writes each line's `shown` form there too: a pipe or
+    a terminal that is slow to take it delays nobody.
 
     The standard check adds the new line's length in characters to the file's size in bytes,
     so lines of multi-byte text could push the file past `max_bytes`; here both are bytes.
