@@ -4,10 +4,14 @@ job's process keeps to itself."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import structlog
@@ -16,6 +20,7 @@ from syncd.enums import Trigger
 from syncd.execution import _proctree
 from syncd.execution.executors import Ending, Execution, ProcessExecutor, Result
 from syncd.job import JobSpec
+from syncd.observability.logs import configure_logging
 from tests.packs.sample import LEVELED, QUICK
 
 pytestmark = pytest.mark.skipif(not _proctree.has_proc(), reason="needs Linux /proc")
@@ -29,6 +34,18 @@ class _Reporter:
 
     def rows(self, read: int, written: int) -> None:
         pass
+
+
+@pytest.fixture
+def daemon_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """The daemon's output lines so far (logging at debug, to stdout only), parsed: a job's
+    lines arrive rendered by its process and are handed on as they are."""
+    out = io.StringIO()
+    configure_logging("debug", stream=out, json_output=True, cache=False)
+    try:
+        yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
+    finally:
+        structlog.reset_defaults()
 
 
 async def _execute(executor: ProcessExecutor, spec: JobSpec) -> Result:
@@ -72,25 +89,27 @@ def test_the_relay_thread_is_started_off_the_event_loop(monkeypatch: pytest.Monk
     ("level", "relayed"), [(logging.INFO, ["info"]), (logging.DEBUG, ["debug", "info"])]
 )
 def test_a_job_drops_its_lines_below_the_daemons_level_itself(
-    level: int, relayed: list[str]
+    level: int, relayed: list[str], daemon_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
     """At info, the job's debug line never reaches the daemon; at debug, both do."""
-    with structlog.testing.capture_logs() as seen:
-        result = asyncio.run(_execute(ProcessExecutor(log_level=level), LEVELED))
+    result = asyncio.run(_execute(ProcessExecutor(log_level=level), LEVELED))
 
     assert result.ending is Ending.SUCCEEDED
-    assert [e["level"] for e in seen if e.get("event") == "test.leveled"] == relayed
+    assert [e["level"] for e in daemon_lines() if e.get("event") == "test.leveled"] == relayed
 
 
 @pytest.mark.parametrize("nice", [0, 10])
-def test_job_processes_run_at_the_configured_niceness(nice: int) -> None:
+def test_job_processes_run_at_the_configured_niceness(
+    nice: int, daemon_lines: Callable[[], list[dict[str, Any]]]
+) -> None:
     """daemon.job_nice: the job's process defers to the daemon by that much; the daemon's own
     niceness is untouched."""
     before = os.nice(0)
-    with structlog.testing.capture_logs() as seen:
-        result = asyncio.run(_execute(ProcessExecutor(nice=nice), LEVELED))
+    result = asyncio.run(_execute(ProcessExecutor(nice=nice), LEVELED))
 
     assert result.ending is Ending.SUCCEEDED
-    (line,) = [e for e in seen if e.get("event") == "test.leveled" and e["level"] == "info"]
+    (line,) = [
+        e for e in daemon_lines() if e.get("event") == "test.leveled" and e["level"] == "info"
+    ]
     assert line["nice"] == min(before + nice, 19)
     assert os.nice(0) == before

@@ -146,6 +146,20 @@ def leveled_body(ctx: RunContext) -> None:
     ctx.log.info("test.leveled", level="info", nice=os.nice(0))
 
 
+def shaped_body(ctx: RunContext) -> None:
+    """Lines whose shape the daemon's chain used to give them: a field over the limit, an
+    exception, a library warning, a stack."""
+    import logging
+
+    ctx.log.info("test.shaped", big="x" * 5_000, n=7, nested={"a": [1, 2]})
+    try:
+        raise ValueError("shaped failure")
+    except ValueError:
+        ctx.log.exception("test.failed")
+    logging.getLogger("some.library").warning("pool %s recycled", 3)
+    ctx.log.info("test.stack", stack_info=True)
+
+
 FLOOD_LINES = 3_000
 
 
@@ -173,6 +187,12 @@ LEVELED = JobSpec(
     trigger_operation="leveledJob",
     body=leveled_body,
     description="Logs at two levels.",
+)
+SHAPED = JobSpec(
+    name="ShapedJob",
+    trigger_operation="shapedJob",
+    body=shaped_body,
+    description="Logs lines of every shape.",
 )
 FLOOD = JobSpec(
     name="FloodJob",

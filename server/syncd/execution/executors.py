@@ -23,7 +23,7 @@ import os
 import signal
 import threading
 import traceback
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -33,8 +33,9 @@ import structlog
 
 from syncd.enums import Trigger
 from syncd.errors import RunCancelled
-from syncd.execution import _jobtrees, _proctree
+from syncd.execution import _joblog, _jobtrees, _proctree
 from syncd.job import JobSpec, RunContext
+from syncd.observability.logs import relay_lines
 from syncd.values import Value
 
 
@@ -185,23 +186,17 @@ class _ChildContext:
     """RunContext inside the child process: everything goes to the parent over the pipe."""
 
     def __init__(
-        self,
-        conn: Connection,
-        payload: dict[str, Any],
-        cancel: threading.Event,
-        lock: threading.Lock,
+        self, outbox: _joblog.Outbox, payload: dict[str, Any], cancel: threading.Event
     ) -> None:
-        self._conn = conn
+        self._outbox = outbox  # shared with the log lines: one sender on the pipe
         self._payload = payload
         self._cancel = cancel
-        self._lock = lock  # shared with the log forwarder: one writer on the pipe at a time
         self.log = structlog.get_logger("syncd.job").bind(
             job=payload["bean"], run_id=payload["run_id"], trigger=payload["trigger"]
         )
 
     def send(self, message: tuple[Any, ...]) -> None:
-        with self._lock:
-            self._conn.send(message)
+        self._outbox.send(message)
 
     run_id = property(lambda self: self._payload["run_id"])
     fencing_token = property(lambda self: self._payload["fencing_token"])
@@ -227,21 +222,6 @@ class _ChildContext:
         self.send(("rows", read, written))
 
 
-class _ChildLibraryHandler(logging.Handler):
-    """Stdlib records in the job's process, into the forwarding structlog chain."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            level = record.levelname.lower()
-            known = ("debug", "info", "warning", "error", "critical")
-            log = structlog.get_logger(record.name)
-            getattr(log, level if level in known else "info")(
-                "library.log", logger=record.name, message=record.getMessage()
-            )
-        except Exception:  # logging must never fail the job
-            self.handleError(record)
-
-
 def _child_main(
     conn: Connection, body: Callable[[RunContext], None], payload: dict[str, Any]
 ) -> None:
@@ -256,35 +236,14 @@ def _child_main(
     # Programs the body starts inherit this, so they can be found even outside our tree.
     os.environ[_proctree.RUN_MARKER] = payload["run_id"]
     cancel = threading.Event()
-    lock = threading.Lock()
-
-    def forward(
-        _logger: Any, method: str, event_dict: MutableMapping[str, Any]
-    ) -> Mapping[str, Any]:
-        with lock:
-            conn.send(("log", method, dict(event_dict)))
-        raise structlog.DropEvent
-
-    # Configure before any logger is bound: a bound logger keeps the configuration it saw.
-    # Lines below the daemon's level are dropped here, as the daemon would drop them, instead
-    # of crossing the pipe and the daemon's event loop first.
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.format_exc_info,
-            forward,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(payload["log_level"]),
-        cache_logger_on_first_use=True,
-    )
+    outbox = _joblog.Outbox(conn)
+    # Before any logger is bound: lines rendered here, as the daemon would render them.
+    _joblog.configure_job_logging(outbox, payload["log_level"])
     # Library (stdlib) loggers in the job go to the daemon too, with the run's identity.
     structlog.contextvars.bind_contextvars(
         job=payload["bean"], run_id=payload["run_id"], trigger=payload["trigger"]
     )
-    root = logging.getLogger()
-    root.handlers[:] = [_ChildLibraryHandler()]
-    root.setLevel(logging.WARNING)
-    ctx = _ChildContext(conn, payload, cancel, lock)
+    ctx = _ChildContext(outbox, payload, cancel)
     watch: _jobtrees.TreeWatch | None = None
     if payload["tree_record"]:
         watch = _jobtrees.TreeWatch(
@@ -326,6 +285,7 @@ def _child_main(
             "job.processes_ended", pids=sorted(p.pid for p in left), names=sorted(left.values())
         )
     ctx.send(("ended", *ended))
+    outbox.close()  # everything sent before the process ends
 
 
 def _end_own_tree() -> dict[_proctree.ProcessId, str]:
@@ -338,14 +298,6 @@ def _end_own_tree() -> dict[_proctree.ProcessId, str]:
 
 
 _LOG = structlog.get_logger("syncd.job")
-
-
-def _relay_log(method: str, event_dict: dict[str, Any]) -> None:
-    event = event_dict.pop("event", "job.log")
-    event_dict.pop("timestamp", None)
-    getattr(
-        _LOG, method if method in {"debug", "info", "warning", "error", "critical"} else "info"
-    )(event, **event_dict)
 
 
 # The fork server preloads this module: what this reads once, each job process inherits.
@@ -425,11 +377,12 @@ class ProcessExecutor:
                         job.reporter.progress(message[1], message[2])
                     elif kind == "rows":
                         job.reporter.rows(message[1], message[2])
-                    elif kind == "log":
-                        # Rendered and handed to the log's outputs here, off the event loop;
-                        # the log file's bounded queue slows a job that logs faster than the
-                        # disk takes it (its pipe fills), and loses nothing.
-                        _relay_log(message[1], message[2])
+                    elif kind == "logs":
+                        # Rendered by the job's process: handed on as they are, off the event
+                        # loop, one batch at a time; the log file's bounded queue slows a job
+                        # that logs faster than the disk takes it (its pipe fills), and
+                        # loses nothing.
+                        relay_lines(message[1], self._log_level)
                     elif kind == "ended":
                         final = Result(Ending(message[1]), message[2], message[3])
             except (EOFError, OSError):

@@ -16,10 +16,10 @@ import itertools
 import json
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 LEVEL_ORDER = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 LINE_LIMIT = 16 * 1024  # characters of one line in the tail; a longer one is cut down
@@ -44,14 +44,27 @@ def fit_line(text: str, fields: Mapping[str, Any]) -> str:
     return json.dumps(kept, ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
-class LogLine:
+def _fit_rendered(text: str, level: str, job: str, run_id: str) -> str:
+    """fit_line for a rendered line over LINE_LIMIT (rare): its fields from its text."""
+    try:
+        fields = json.loads(text)
+    except ValueError:
+        fields = None
+    if not isinstance(fields, dict):
+        fields = {"level": level, "job": job, "run_id": run_id}
+    return fit_line(text, fields)
+
+
+class LogLine(NamedTuple):  # a tuple: made for every line a job logs, half a dataclass's cost
     seq: int
     text: str  # the JSON line
     level: str
     job: str
     run_id: str
 
+
+# A line as its process rendered it: (the JSON text, level, job, run_id).
+RenderedLine = tuple[str, str, str, str]
 
 Filter = Callable[[LogLine], bool]
 
@@ -90,6 +103,10 @@ class Follower:
         else:
             self.waiting_chars += len(line.text)
 
+    def offer_many(self, lines: Sequence[LogLine]) -> None:
+        for line in lines:
+            self.offer(line)
+
     async def next(self) -> tuple[LogLine, int]:
         line = await self.queue.get()
         self.waiting_chars -= len(line.text)
@@ -126,27 +143,43 @@ class LogHub:
         self._loop_thread = threading.get_ident()
 
     def append(self, text: str, fields: Mapping[str, Any]) -> None:
-        text = fit_line(text, fields)
+        self.extend(
+            [
+                (
+                    fit_line(text, fields),
+                    str(fields.get("level", "info")),
+                    str(fields.get("job", "") or ""),
+                    str(fields.get("run_id", "") or ""),
+                )
+            ]
+        )
+
+    def extend(self, rendered: Sequence[RenderedLine]) -> None:
+        """Lines in order, from any thread: a job's batch is one lock, one hand-over to the
+        loop and one offer to each follower, not one of each a line."""
         with self._lock:
-            line = LogLine(
-                next(self._seq),
-                text,
-                str(fields.get("level", "info"))[:_KEPT_FIELD_LIMIT],
-                str(fields.get("job", "") or "")[:_KEPT_FIELD_LIMIT],
-                str(fields.get("run_id", "") or "")[:_KEPT_FIELD_LIMIT],
-            )
-            self._ring.append(line)
-            self._chars += len(text)
+            lines = [
+                LogLine(
+                    next(self._seq),
+                    text if len(text) <= LINE_LIMIT else _fit_rendered(text, level, job, run_id),
+                    level[:_KEPT_FIELD_LIMIT],
+                    job[:_KEPT_FIELD_LIMIT],
+                    run_id[:_KEPT_FIELD_LIMIT],
+                )
+                for text, level, job, run_id in rendered
+            ]
+            self._ring.extend(lines)
+            self._chars += sum(len(line.text) for line in lines)
             while len(self._ring) > self._capacity or self._chars > self._max_chars:
                 self._chars -= len(self._ring.popleft().text)
-        if not self._followers or self._loop is None:
+        if not lines or not self._followers or self._loop is None:
             return
         if threading.get_ident() == self._loop_thread:
             self._deliver_pending()  # lines from other threads first: followers see seq order
-            self._deliver(line)
+            self._deliver(lines)
             return
         with self._lock:
-            self._pending.append(line)
+            self._pending.extend(lines)
             if self._delivery_scheduled:
                 return
             self._delivery_scheduled = True
@@ -163,12 +196,12 @@ class LogHub:
         with self._lock:
             lines, self._pending = self._pending, []
             self._delivery_scheduled = False
-        for line in lines:
-            self._deliver(line)
+        if lines:
+            self._deliver(lines)
 
-    def _deliver(self, line: LogLine) -> None:
+    def _deliver(self, lines: list[LogLine]) -> None:
         for follower in list(self._followers):
-            follower.offer(line)
+            follower.offer_many(lines)
 
     def last(self, count: int, keep: Filter) -> list[LogLine]:
         with self._lock:
