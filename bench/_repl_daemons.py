@@ -57,8 +57,9 @@ def daemon(folder: Path, name: str, ledger_url: str, token: str) -> Iterator[Dae
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     config = folder / name / "syncd.toml"
     config.write_text(_config(name, ledger_url, token))
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(
-        os.environ, SYNCD_STATE_DIR=str(state), PYTHONPATH=str(ROOT), SYNCD_HTTP_ADDRESS="127.0.0.1:0"
+        os.environ, SYNCD_STATE_DIR=str(state), PYTHONPATH=path, SYNCD_HTTP_ADDRESS="127.0.0.1:0"
     )
     env.pop("SYNCD_ADDRESS", None)
     proc = subprocess.Popen(

@@ -274,9 +274,7 @@ class SqlRepository(Peers, Upkeep):
         bulk = Bulk(conn)
         found: dict[Key, Change] = {}
         for type_, ids in _by_type(k for k in keys if k[0] in CODECS).items():
-            codec = CODECS[type_]
-            for row in bulk.rows(codec, ids):
-                change = codec.change(row._mapping)
+            for change in CODECS[type_].changes(bulk.rows(CODECS[type_], ids).all()):
                 found[change.key] = change
         return found
 
