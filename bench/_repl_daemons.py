@@ -82,6 +82,8 @@ def daemon(folder: Path, name: str, ledger_url: str, token: str) -> Iterator[Dae
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _started(proc: subprocess.Popen[bytes], timeout: float) -> str:
