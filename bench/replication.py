@@ -1,19 +1,25 @@
-"""Benchmark: SynchronizeJobData between a parent and one child over gRPC on loopback.
+"""Benchmark: SynchronizeJobData between a parent and one child.
 
     python -m bench.replication [--records 1000000] [--steady 100000] [--page 5000]
-                                [--backends sqlite,postgresql]
+                                [--backends sqlite,postgresql] [--modes daemons,one-process]
 
-For each backend: a parent repository is filled with N records (run-sized note bodies, written
-as batches from a synthetic source through the same conditional upsert a pull uses); a child
-repository, served by the daemon's own Replication servicer on a loopback TCP port, is seeded
-by one cycle (every record pushed to it); then M new records at the parent are synchronised
-(the steady state); then cycles with nothing to move are timed. Figures against the targets of
-the replication specification: seeding 1,000,000 records in under 2 minutes, at least 20,000
-records/s per child in the steady state, a no-change cycle under 200 ms per child.
+For each backend and mode: a parent repository is filled with N records (run-sized note bodies,
+written as batches from a synthetic source through the same conditional upsert a pull uses); a
+child is seeded by one cycle (every record pushed to it); then M new records at the parent are
+synchronised (the steady state); then cycles with nothing to move are timed. Figures against
+the targets of the replication specification: seeding 1,000,000 records in under 2 minutes, at
+least 20,000 records/s per child in the steady state, a no-change cycle under 200 ms per child.
 
-The machine may be shared: each figure also gives the CPU seconds this process spent on it (every
-thread: the cycle, the parent, the child's servicer and store), which moves less with other
-work than wall time does, and the load average when it began. PostgreSQL's own CPU is not in it.
+Modes: `daemons` is what a deployment sees: the parent and the child each a `syncd serve`
+process with a TCP listener and a token (bench/_repl_daemons.py), the cycle in this process as
+it would run in the SynchronizeJobData job's process, every call over gRPC. `one-process` (the
+earlier form, a contrast): the parent repository used directly, the child's Replication servicer
+on a loopback port, all in this process and its one interpreter lock.
+
+The machine may be shared: each figure also gives the CPU seconds spent on it (daemons: the
+parent's, the child's and this process's; one-process: every thread of this one), which moves
+less with other work than wall time does, and the load average. PostgreSQL's own CPU is not in
+it.
 """
 
 from __future__ import annotations
@@ -185,11 +191,12 @@ def _seed_line(label: str, moved: int, took: float) -> str:
 
 
 def _quiet_line(label: str, times_ms: list[float]) -> str:
+    each = ", ".join(f"{t:.0f}" for t in times_ms)
     times_ms = sorted(times_ms)
     median = times_ms[len(times_ms) // 2]
     return (
         f"[{label}] no-change cycle: median {median:.1f} ms, max {times_ms[-1]:.1f} ms"
-        f" over {len(times_ms)}; target < {TARGET_QUIET_MS:.0f} ms ->"
+        f" over {len(times_ms)} (in order: {each}); target < {TARGET_QUIET_MS:.0f} ms ->"
         f" {'met' if median < TARGET_QUIET_MS else 'missed'}"
         f" (ratio {median / TARGET_QUIET_MS:.2f})"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,19 +99,33 @@ class Upkeep:
         ):
             low = seen.upto
         purged, floor, floor_hlc = 0, 0, 0
-        left = seen.youngest_left if low else _NEVER
+        left = seen.youngest_left if seen is not None and low else _NEVER
         with self._tx() as conn:
+            if low:
+                # Standing in for the youngest tombstone left: the oldest entry logged since
+                # that is not of age yet, tombstone or not (an earlier full pass, no harm), read
+                # without looking up each entry's record.
+                youngest = conn.execute(
+                    sa.select(sa.func.min(changes_table.c.hlc)).where(
+                        changes_table.c.seq > low,
+                        changes_table.c.seq <= below_seq,
+                        changes_table.c.hlc > cutoff,
+                    )
+                ).scalar()
+                if youngest is not None:
+                    left = min(left, int(youngest))
             for codec in CODECS.values():
+                doomed: Sequence[Any]
                 if low:
                     # Only what was logged since: the seq range is read (the type compared as
                     # an expression, or the (type, id) index would read every entry of it).
-                    found = conn.execute(
+                    doomed = conn.execute(
                         self._logged_tombstones(codec, sa.func.lower(changes_table.c.type)).where(
-                            changes_table.c.seq > low, changes_table.c.seq <= below_seq
+                            changes_table.c.seq > low,
+                            changes_table.c.seq <= below_seq,
+                            changes_table.c.hlc <= cutoff,
                         )
                     ).all()
-                    doomed = [r for r in found if r.hlc <= cutoff]
-                    left = min([left, *(r.hlc for r in found if r.hlc > cutoff)])
                 else:
                     doomed = conn.execute(
                         self._logged_tombstones(codec, changes_table.c.type).where(
@@ -120,13 +134,13 @@ class Upkeep:
                     ).all()
                     # Of every tombstone of the type, not only those logged at or below
                     # `below_seq`: an earlier youngest only means an earlier full pass.
-                    youngest = conn.execute(
+                    young = conn.execute(
                         sa.select(sa.func.min(codec.table.c.hlc)).where(
                             codec.table.c.deleted.is_(True), codec.table.c.hlc > cutoff
                         )
                     ).scalar()
-                    if youngest is not None:
-                        left = min(left, int(youngest))
+                    if young is not None:
+                        left = min(left, int(young))
                 for part in chunks(doomed):
                     ids = [row.id for row in part]
                     conn.execute(
