@@ -1,19 +1,25 @@
-"""Benchmark: SynchronizeJobData between a parent and one child over gRPC on loopback.
+"""Benchmark: SynchronizeJobData between a parent and one child.
 
     python -m bench.replication [--records 1000000] [--steady 100000] [--page 5000]
-                                [--backends sqlite,postgresql]
+                                [--backends sqlite,postgresql] [--modes daemons,one-process]
 
-For each backend: a parent repository is filled with N records (run-sized note bodies, written
-as batches from a synthetic source through the same conditional upsert a pull uses); a child
-repository, served by the daemon's own Replication servicer on a loopback TCP port, is seeded
-by one cycle (every record pushed to it); then M new records at the parent are synchronised
-(the steady state); then cycles with nothing to move are timed. Figures against the targets of
-the replication specification: seeding 1,000,000 records in under 2 minutes, at least 20,000
-records/s per child in the steady state, a no-change cycle under 200 ms per child.
+For each backend and mode: a parent repository is filled with N records (run-sized note bodies,
+written as batches from a synthetic source through the same conditional upsert a pull uses); a
+child is seeded by one cycle (every record pushed to it); then M new records at the parent are
+synchronised (the steady state); then cycles with nothing to move are timed. Figures against
+the targets of the replication specification: seeding 1,000,000 records in under 2 minutes, at
+least 20,000 records/s per child in the steady state, a no-change cycle under 200 ms per child.
 
-The machine may be shared: each figure also gives the CPU seconds this process spent on it (every
-thread: the cycle, the parent, the child's servicer and store), which moves less with other
-work than wall time does, and the load average when it began. PostgreSQL's own CPU is not in it.
+Modes: `daemons` is what a deployment sees: the parent and the child each a `syncd serve`
+process with a TCP listener and a token (bench/_repl_daemons.py), the cycle in this process as
+it would run in the SynchronizeJobData job's process, every call over gRPC. `one-process` (the
+earlier form, a contrast): the parent repository used directly, the child's Replication servicer
+on a loopback port, all in this process and its one interpreter lock.
+
+The machine may be shared: each figure also gives the CPU seconds spent on it (daemons: the
+parent's, the child's and this process's; one-process: every thread of this one), which moves
+less with other work than wall time does, and the load average. PostgreSQL's own CPU is not in
+it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import tempfile
 import threading
 import time
@@ -32,6 +37,7 @@ from pathlib import Path
 
 import grpc
 
+from bench import _repl_daemons
 from bench._postgres import fresh_database, unreachable_reason
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.ledger.sql import SqlLedger
@@ -46,6 +52,7 @@ TARGET_SEED_S = 120.0
 TARGET_STEADY_RPS = 20_000.0
 TARGET_QUIET_MS = 200.0
 BATCH = 5000
+MODES = ("daemons", "one-process")
 
 
 def _body(i: int) -> dict[str, str]:
@@ -163,53 +170,123 @@ class Cpu:
         )
 
 
-def run_backend(name: str, parent_url: str, child_url: str, args: argparse.Namespace) -> None:
-    parent, child = SqlLedger(parent_url), SqlLedger(child_url)
+def _steady_line(label: str, moved: int, took: float) -> str:
+    rate = moved / took
+    return (
+        f"[{label}] steady state: {moved:,} records in {took:.2f}s"
+        f" ({rate:,.0f} records/s per child); target >= {TARGET_STEADY_RPS:,.0f}"
+        f" -> {'met' if rate >= TARGET_STEADY_RPS else 'missed'}"
+        f" (ratio {rate / TARGET_STEADY_RPS:.2f})"
+    )
+
+
+def _seed_line(label: str, moved: int, took: float) -> str:
+    scaled = took * 1_000_000 / max(moved, 1)
+    return (
+        f"[{label}] seed of the child: {moved:,} records in {took:.1f}s"
+        f" ({moved / took:,.0f} records/s); target < {TARGET_SEED_S:.0f}s for"
+        f" 1,000,000 -> {'met' if scaled < TARGET_SEED_S else 'missed'}"
+        f" (scaled to 1M: {scaled:.0f}s, ratio {scaled / TARGET_SEED_S:.2f})"
+    )
+
+
+def _quiet_line(label: str, times_ms: list[float]) -> str:
+    each = ", ".join(f"{t:.0f}" for t in times_ms)
+    times_ms = sorted(times_ms)
+    median = times_ms[len(times_ms) // 2]
+    return (
+        f"[{label}] no-change cycle: median {median:.1f} ms, max {times_ms[-1]:.1f} ms"
+        f" over {len(times_ms)} (in order: {each}); target < {TARGET_QUIET_MS:.0f} ms ->"
+        f" {'met' if median < TARGET_QUIET_MS else 'missed'}"
+        f" (ratio {median / TARGET_QUIET_MS:.2f})"
+    )
+
+
+def _filled(label: str, url: str, start: int, count: int) -> str:
+    ledger = SqlLedger(url)
     try:
         cpu = Cpu()
-        fill_s = fill(parent, 0, args.records, "seed-source")
-        print(
-            f"[{name}] parent filled: {args.records:,} records in {fill_s:.1f}s"
-            f" ({args.records / fill_s:,.0f} records/s applied) {cpu.note(args.records)}",
-            flush=True,
-        )
+        took = fill(ledger, start, count, "seed-source")
+    finally:
+        ledger.close()
+    return (
+        f"[{label}] parent filled: {count:,} records in {took:.1f}s"
+        f" ({count / took:,.0f} records/s applied) {cpu.note(count)}"
+    )
+
+
+def run_one_process(name: str, parent_url: str, child_url: str, args: argparse.Namespace) -> None:
+    """The parent, the child's servicer and the cycle in this one process (one interpreter
+    lock): the contrast to `run_daemons`, not how a deployment runs."""
+    label = f"{name} one-process"
+    print(_filled(label, parent_url, 0, args.records), flush=True)
+    parent, child = SqlLedger(parent_url), SqlLedger(child_url)
+    try:
         with served(child) as address:
             cpu = Cpu()
             seed_s, moved = cycle(parent, address, args.page)
-            scaled = seed_s * 1_000_000 / max(moved, 1)
-            print(
-                f"[{name}] seed of the child: {moved:,} records in {seed_s:.1f}s"
-                f" ({moved / seed_s:,.0f} records/s); target < {TARGET_SEED_S:.0f}s for"
-                f" 1,000,000 -> {'met' if scaled < TARGET_SEED_S else 'missed'}"
-                f" (scaled to 1M: {scaled:.0f}s, ratio {scaled / TARGET_SEED_S:.2f})"
-                f" {cpu.note(moved)}",
-                flush=True,
-            )
+            print(f"{_seed_line(label, moved, seed_s)} {cpu.note(moved)}", flush=True)
             fill(parent, args.records, args.steady, "seed-source")
             cpu = Cpu()
             steady_s, moved = cycle(parent, address, args.page)
-            rate = moved / steady_s
-            print(
-                f"[{name}] steady state: {moved:,} records in {steady_s:.2f}s"
-                f" ({rate:,.0f} records/s per child); target >= {TARGET_STEADY_RPS:,.0f}"
-                f" -> {'met' if rate >= TARGET_STEADY_RPS else 'missed'}"
-                f" (ratio {rate / TARGET_STEADY_RPS:.2f}) {cpu.note(moved)}",
-                flush=True,
-            )
+            print(f"{_steady_line(label, moved, steady_s)} {cpu.note(moved)}", flush=True)
             cycle(parent, address, args.page)  # the steady cycle's own run echoes settle
             quiet = [cycle(parent, address, args.page)[0] * 1000 for _ in range(args.quiet)]
-            quiet.sort()
-            median = quiet[len(quiet) // 2]
-            print(
-                f"[{name}] no-change cycle: median {median:.1f} ms, max {quiet[-1]:.1f} ms"
-                f" over {len(quiet)}; target < {TARGET_QUIET_MS:.0f} ms ->"
-                f" {'met' if median < TARGET_QUIET_MS else 'missed'}"
-                f" (ratio {median / TARGET_QUIET_MS:.2f})",
-                flush=True,
-            )
+            print(_quiet_line(label, quiet), flush=True)
     finally:
         parent.close()
         child.close()
+
+
+def run_daemons(
+    name: str, folder: Path, parent_url: str, child_url: str, args: argparse.Namespace
+) -> None:
+    """As deployed: the parent and the child daemons as processes on TCP, the cycle here."""
+    label = f"{name} daemons"
+    print(_filled(label, parent_url, 0, args.records), flush=True)
+    with _repl_daemons.pair(folder, parent_url, child_url, args.page) as daemons:
+        before = daemons.cpu()
+        seed_s, moved = daemons.cycle()
+        print(f"{_seed_line(label, moved, seed_s)} {_cpu3(before, daemons.cpu(), moved)}")
+        # Written by this process into the running parent's store, as its own writers would.
+        _filled(label, parent_url, args.records, args.steady)
+        before = daemons.cpu()
+        steady_s, moved = daemons.cycle()
+        print(f"{_steady_line(label, moved, steady_s)} {_cpu3(before, daemons.cpu(), moved)}")
+        daemons.cycle()  # the steady cycle's own run echoes settle
+        quiet = [daemons.cycle()[0] * 1000 for _ in range(args.quiet)]
+        print(_quiet_line(label, quiet), flush=True)
+
+
+def _cpu3(before: tuple[float, ...], after: tuple[float, ...], records: int) -> str:
+    parent, child, cycle_cpu = (a - b for a, b in zip(after, before, strict=True))
+    total = parent + child + cycle_cpu
+    return (
+        f"[cpu parent {parent:.1f}s, child {child:.1f}s, cycle {cycle_cpu:.1f}s:"
+        f" {records / max(total, 1e-9):,.0f} records per cpu-second; load {os.getloadavg()[0]:.1f}]"
+    )
+
+
+def run_backend(name: str, args: argparse.Namespace) -> None:
+    for mode in args.modes.split(","):
+        if mode not in MODES:
+            raise SystemExit(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+        if name == "sqlite":
+            with tempfile.TemporaryDirectory(prefix="syncd-bench-repl-") as tmp:
+                folder = Path(tmp)
+                parent = _repl_daemons.sqlite_url(folder, "parent")
+                child = _repl_daemons.sqlite_url(folder, "child")
+                if mode == "daemons":
+                    run_daemons(name, folder, parent, child, args)
+                else:
+                    run_one_process(name, parent, child, args)
+        else:
+            with fresh_database() as parent, fresh_database() as child:
+                if mode == "daemons":
+                    with tempfile.TemporaryDirectory(prefix="syncd-bench-repl-") as tmp:
+                        run_daemons(name, Path(tmp), parent, child, args)
+                else:
+                    run_one_process(name, parent, child, args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,29 +296,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page", type=int, default=5000)
     parser.add_argument("--quiet", type=int, default=20)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--modes",
+        default="daemons,one-process",
+        help="daemons: parent and child daemons as processes on TCP, the cycle in this one (as"
+        " deployed); one-process: all of it in this process (a contrast)",
+    )
     args = parser.parse_args(argv)
     for backend in args.backends.split(","):
-        if backend == "sqlite":
-            folder = Path(tempfile.mkdtemp(prefix="syncd-bench-repl-"))
-            try:
-                run_backend(
-                    "sqlite",
-                    f"sqlite:///{folder / 'parent.sqlite3'}",
-                    f"sqlite:///{folder / 'child.sqlite3'}",
-                    args,
-                )
-            finally:
-                shutil.rmtree(folder, ignore_errors=True)
-        elif backend == "postgresql":
+        if backend == "postgresql":
             reason = unreachable_reason()
             if reason:
                 print(f"[postgresql] skipped: {reason}")
                 continue
-            with fresh_database() as parent_url, fresh_database() as child_url:
-                run_backend("postgresql", parent_url, child_url, args)
-        else:
+        elif backend != "sqlite":
             print(f"unknown backend {backend!r}")
             return 2
+        run_backend(backend, args)
     return 0
 
 

@@ -4,7 +4,8 @@ Through SQLAlchemy Core a page of 5,000 records spent more time building and exp
 parameters than in the database. These helpers hand each statement to the driver once per
 batch as plain SQL (`exec_driver_sql`, so errors, events and the transaction stay
 SQLAlchemy's): SQLite runs prepared statements with `executemany` and reads keys with one `IN`
-list per 500; PostgreSQL reads keys with `= ANY(array)`, and lands a batch with `COPY` into a
+list per 500; PostgreSQL reads keys with `= ANY(array)` (the array sent as one JSON text: the
+driver's per-element array dumping cost more than the query), and lands a batch with `COPY` into a
 temporary staging table merged by one `INSERT … SELECT … ON CONFLICT DO UPDATE` per table.
 Values go through each column's own bind processor first, so rows are stored exactly as
 SQLAlchemy stores them.
@@ -49,6 +50,11 @@ def _processors(table: sa.Table, dialect: sa.Dialect) -> tuple[Processor, ...]:
     return tuple(c.type.bind_processor(dialect) for c in table.c)
 
 
+# A text[] from one JSON array parameter (`_json`), for `= ANY(...)`.
+_JSON_ARRAY = "ARRAY(SELECT json_array_elements_text(CAST(%s AS json)))"
+_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _q(name: str) -> str:
     return f'"{name}"'
 
@@ -68,7 +74,7 @@ class Bulk:
         """Rows of `sql`, whose last condition is `<column> IN {ids}`."""
         run = self._conn.exec_driver_sql
         if self.postgres:
-            return list(run(sql.format(ids="= ANY(%s)"), (*fixed, list(ids))).all())
+            return list(run(sql.format(ids=f"= ANY({_JSON_ARRAY})"), (*fixed, _json(ids))).all())
         found: list[Any] = []
         for part in chunks(ids):
             marks = ", ".join("?" * len(part))
@@ -85,16 +91,17 @@ class Bulk:
         joined to the log: both planners served a join through the log's (type, id) index,
         reading every entry of the type for each page."""
         if self.postgres:
-            array = sa.bindparam("ids", type_=sa.ARRAY(sa.String))
-            where = codec.key_column == sa.any_(array)
-            value: Any = list(ids)
-        else:
-            listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(
-                sa.func.json_each(sa.bindparam("ids"))
-            )
-            where = codec.key_column.in_(listed)
-            value = json.dumps(list(ids))
-        return self._conn.execute(sa.select(codec.table).where(where), {"ids": value})
+            names = ", ".join(_q(c.name) for c in codec.table.c)
+            array = _JSON_ARRAY.replace("%s", ":ids")
+            query: Any = sa.text(
+                f"SELECT {names} FROM {codec.table.name} WHERE {_q(codec.key)} = ANY({array})"
+            ).columns(*codec.table.c)
+            return self._conn.execute(query, {"ids": _json(ids)})
+        listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(
+            sa.func.json_each(sa.bindparam("ids"))
+        )
+        where = codec.key_column.in_(listed)
+        return self._conn.execute(sa.select(codec.table).where(where), {"ids": _json(ids)})
 
     def graves(self, type_: str, ids: Sequence[str]) -> dict[str, Version]:
         sql = (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -73,6 +73,36 @@ class Codec:
             body=self.body(row),
             base=Version(int(row["base_hlc"]), row["base_origin"]) if row["base_origin"] else None,
         )
+
+    def changes(self, rows: Iterable[Sequence[Any]]) -> list[Change]:
+        """`change` of each row of the whole table in its column order (a page's rows by
+        position: reading them by name cost more than building the changes)."""
+        names = [c.name for c in self.table.c]
+        at = names.index
+        key, hlc, origin, deleted = at(self.key), at("hlc"), at("origin"), at("deleted")
+        base_hlc, base_origin = at("base_hlc"), at("base_origin")
+        data = [(c.name, at(c.name)) for c in self.data_columns]
+        out: list[Change] = []
+        for row in rows:
+            gone = bool(row[deleted])
+            body: dict[str, Any] = {}
+            if not gone:
+                for name, i in data:
+                    value = row[i]
+                    body[name] = value.isoformat() if isinstance(value, datetime) else value
+            out.append(
+                Change(
+                    type=self.type,
+                    id=row[key],
+                    version=Version(int(row[hlc]), row[origin]),
+                    deleted=gone,
+                    body=body,
+                    base=Version(int(row[base_hlc]), row[base_origin])
+                    if row[base_origin]
+                    else None,
+                )
+            )
+        return out
 
     def values(self, change: Change) -> dict[str, Any]:
         """The row for `change`: a tombstone keeps blank data (the columns are NOT NULL).

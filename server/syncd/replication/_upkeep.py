@@ -4,7 +4,9 @@ anti-entropy and checks, and small reports. A mixin of `SqlRepository`."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,11 +20,25 @@ from syncd.ledger.schema import (
     graveyard_table,
     pingbacks_table,
 )
-from syncd.replication._codec import CODECS, Tx, chunks
+from syncd.replication._codec import CODECS, Codec, Tx, chunks
 from syncd.replication.model import REPO, Change, Key
+
+_FULL_PASS_EVERY = 3600.0  # seconds
+_NEVER = 1 << 64  # above every hlc
+
+
+@dataclass(frozen=True, slots=True)
+class _Examined:
+    """What the last tombstone collection read: the log up to `upto`, where the youngest
+    tombstone it left (too young to go) has hlc `youngest_left`; a full pass began at `at`."""
+
+    upto: int
+    youngest_left: int
+    at: float
 
 
 class Upkeep:
+    _tombstones_seen: _Examined | None = None
     _tx: Tx
     _read: Tx
     _now: Callable[[], datetime]
@@ -61,28 +77,70 @@ class Upkeep:
 
     def collect_tombstones(self, *, older_than: timedelta, below_seq: int) -> int:
         """Purge tombstones logged at or below `below_seq` and older than `older_than`,
-        raising the gc floor so a peer that missed them is reconciled, not resurrecting them."""
+        raising the gc floor so a peer that missed them is reconciled, not resurrecting them.
+
+        Called after every acknowledged sync, so it must not cost a scan of the whole log each
+        time: what an earlier call examined (the log up to its `below_seq`, and the oldest
+        tombstone it left there as too young) is remembered, and the next call reads only the
+        entries logged since, unless that oldest one has come of age. Entries at or below a
+        committed seq only ever go away, so nothing is missed; a full pass runs at least hourly
+        anyway (a store replaced under the daemon, say)."""
         cutoff = (
             (int(self._now().timestamp() * 1000) - int(older_than.total_seconds() * 1000)) << 16
         ) | 0xFFFF
+        seen = self._tombstones_seen
+        now = time.monotonic()
+        low = 0
+        if (
+            seen is not None
+            and seen.upto <= below_seq
+            and cutoff < seen.youngest_left
+            and now - seen.at < _FULL_PASS_EVERY
+        ):
+            low = seen.upto
         purged, floor, floor_hlc = 0, 0, 0
+        left = seen.youngest_left if seen is not None and low else _NEVER
         with self._tx() as conn:
-            for codec in CODECS.values():
-                doomed = conn.execute(
-                    sa.select(
-                        changes_table.c.seq,
-                        changes_table.c.id,
-                        changes_table.c.hlc,
-                        changes_table.c.origin,
-                    )
-                    .join(codec.table, codec.key_column == changes_table.c.id)
-                    .where(
-                        changes_table.c.type == codec.type,
-                        codec.table.c.deleted.is_(True),
+            if low:
+                # Standing in for the youngest tombstone left: the oldest entry logged since
+                # that is not of age yet, tombstone or not (an earlier full pass, no harm), read
+                # without looking up each entry's record.
+                youngest = conn.execute(
+                    sa.select(sa.func.min(changes_table.c.hlc)).where(
+                        changes_table.c.seq > low,
                         changes_table.c.seq <= below_seq,
-                        changes_table.c.hlc <= cutoff,
+                        changes_table.c.hlc > cutoff,
                     )
-                ).all()
+                ).scalar()
+                if youngest is not None:
+                    left = min(left, int(youngest))
+            for codec in CODECS.values():
+                doomed: Sequence[Any]
+                if low:
+                    # Only what was logged since: the seq range is read (the type compared as
+                    # an expression, or the (type, id) index would read every entry of it).
+                    doomed = conn.execute(
+                        self._logged_tombstones(codec, sa.func.lower(changes_table.c.type)).where(
+                            changes_table.c.seq > low,
+                            changes_table.c.seq <= below_seq,
+                            changes_table.c.hlc <= cutoff,
+                        )
+                    ).all()
+                else:
+                    doomed = conn.execute(
+                        self._logged_tombstones(codec, changes_table.c.type).where(
+                            changes_table.c.seq <= below_seq, changes_table.c.hlc <= cutoff
+                        )
+                    ).all()
+                    # Of every tombstone of the type, not only those logged at or below
+                    # `below_seq`: an earlier youngest only means an earlier full pass.
+                    young = conn.execute(
+                        sa.select(sa.func.min(codec.table.c.hlc)).where(
+                            codec.table.c.deleted.is_(True), codec.table.c.hlc > cutoff
+                        )
+                    ).scalar()
+                    if young is not None:
+                        left = min(left, int(young))
                 for part in chunks(doomed):
                     ids = [row.id for row in part]
                     conn.execute(
@@ -110,7 +168,20 @@ class Upkeep:
                     .where(counters_table.c.name == name, counters_table.c.value < value)
                     .values(value=value)
                 )
+        began = seen.at if seen is not None and low else now
+        self._tombstones_seen = _Examined(below_seq, left, began)
         return purged
+
+    @staticmethod
+    def _logged_tombstones(codec: Codec, of_type: Any) -> sa.Select[Any]:
+        """The log entries of `codec`'s tombstones (seq, id, hlc, origin), to be narrowed."""
+        return (
+            sa.select(
+                changes_table.c.seq, changes_table.c.id, changes_table.c.hlc, changes_table.c.origin
+            )
+            .join(codec.table, codec.key_column == changes_table.c.id)
+            .where(of_type == codec.type, codec.table.c.deleted.is_(True))
+        )
 
     @staticmethod
     def _counter(conn: Connection, name: str) -> int:

@@ -58,6 +58,10 @@ class Change:
     body: Mapping[str, Any] = field(default_factory=dict)
     base: Version | None = None  # the version the writer had read (conflict audit only)
     out_of_band: bool = False  # a ping-back: applied even when its batch is a retry
+    # The message this change arrived in, which a client relaying it (the cycle between two
+    # daemons) sends on as it is instead of encoding it again. Not an argument: a change made
+    # from this one (`dataclasses.replace`) has none, so what is sent is always what it holds.
+    wire: Any = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def key(self) -> Key:

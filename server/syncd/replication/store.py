@@ -274,9 +274,7 @@ class SqlRepository(Peers, Upkeep):
         bulk = Bulk(conn)
         found: dict[Key, Change] = {}
         for type_, ids in _by_type(k for k in keys if k[0] in CODECS).items():
-            codec = CODECS[type_]
-            for row in bulk.rows(codec, ids):
-                change = codec.change(row._mapping)
+            for change in CODECS[type_].changes(bulk.rows(CODECS[type_], ids).all()):
                 found[change.key] = change
         return found
 
@@ -348,8 +346,10 @@ class SqlRepository(Peers, Upkeep):
         for change in batch:
             if change.type not in CODECS:
                 continue
-            if change.key not in latest or latest[change.key].version < change.version:
-                latest[change.key] = change
+            key = (change.type, change.id)
+            known = latest.get(key)
+            if known is None or known.version < change.version:
+                latest[key] = change
         local = self._versions(conn, latest)
         graves = self._graves(conn, [k for k in latest if k not in local])
         applying: list[Change] = []
@@ -396,8 +396,7 @@ class SqlRepository(Peers, Upkeep):
             applying.append(tombstone)
             rows.append(CODECS[tombstone.type].values(tombstone))
         self._upsert_rows(conn, applying, rows, exists=local)
-        fresh = {c.key for c in applying if c.key not in local}
-        self._log(conn, [(c.type, c.id, c.version) for c in applying], fresh=fresh, via=via)
+        self._log(conn, [(c.type, c.id, c.version) for c in applying], via=via)
         if from_child:
             for item in rejected:
                 if item.key[0] in PARENT_ONLY:
@@ -454,7 +453,7 @@ class SqlRepository(Peers, Upkeep):
         by_type: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
         for change, row in zip(changes, rows, strict=True):
             inserts, updates = by_type.setdefault(change.type, ([], []))
-            (updates if change.key in exists else inserts).append(row)
+            (updates if (change.type, change.id) in exists else inserts).append(row)
         bulk = Bulk(conn)
         for type_, (inserts, updates) in by_type.items():
             bulk.upsert(CODECS[type_], inserts, new=True)

@@ -142,7 +142,8 @@ class GrpcPeer:
         if up_to is not None:
             request.up_to_cursor = up_to
         reply: pb.ChangePage = self._call(self._stub.GetChanges, request)
-        changes = cv.changes_from_pb("GetChanges", reply.changes)
+        # The cycle sends a page on to the other repository as it came (see changes_relayed).
+        changes = cv.changes_relayed("GetChanges", reply.changes)
         return ChangePage(changes, reply.next_cursor, reply.has_more)
 
     def apply_changes(

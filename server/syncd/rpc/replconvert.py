@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from syncd.errors import InvalidArgumentError, bounded
@@ -37,10 +37,14 @@ _loads = json.JSONDecoder().decode
 
 def add_changes(into: Any, changes: Iterable[Change]) -> None:
     """Append `changes` to a repeated Change field, each built in place: building messages and
-    passing the list to a constructor copies every one (two thirds of a page's encoding)."""
-    add = into.add
+    passing the list to a constructor copies every one (two thirds of a page's encoding). A
+    change relayed as it arrived (`Change.wire`) is copied as a message, not encoded again."""
+    add, append = into.add, into.append
     for c in changes:
-        _fill(add(), c)
+        if c.wire is not None:
+            append(c.wire)
+        else:
+            _fill(add(), c)
 
 
 def _fill(msg: pb.Change, c: Change) -> None:
@@ -111,6 +115,71 @@ def change_from_pb(operation: str, index: int, msg: pb.Change) -> Change:
 
 def changes_from_pb(operation: str, msgs: Iterable[pb.Change]) -> list[Change]:
     return [change_from_pb(operation, i, m) for i, m in enumerate(msgs, start=1)]
+
+
+class _JsonBody(Mapping[str, Any]):
+    """A relayed change's body, parsed from its JSON only if something reads it."""
+
+    __slots__ = ("_text", "_value")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._value: dict[str, Any] | None = None
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._value is None:
+            value = _loads(self._text or "{}")
+            if not isinstance(value, dict):
+                raise ValueError("body_json is not a JSON object")
+            self._value = value
+        return self._value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+
+def changes_relayed(operation: str, msgs: Sequence[pb.Change]) -> list[Change]:
+    """A page's changes for the cycle, which only passes them on (by key and version): the
+    same checks of key and version as `change_from_pb`, but each body stays the JSON it came
+    as (read if something asks) and the message is kept to be sent on as it is. The
+    repository that applies them checks every body as it decodes them."""
+    out: list[Change] = []
+    new = Change
+    for index, msg in enumerate(msgs, start=1):
+        version = msg.version
+        hlc, origin, type_, id_ = version.hlc, version.origin, msg.type, msg.id
+        base = Version(msg.base.hlc, msg.base.origin) if msg.HasField("base") else None
+        if (
+            type_ not in TYPES
+            or not id_
+            or len(id_) > MAX_ID
+            or "\x00" in id_
+            or not origin
+            or len(origin) > MAX_ORIGIN
+            or "\x00" in origin
+            or hlc > MAX_HLC
+            or (base is not None and (base.hlc > MAX_HLC or "\x00" in base.origin))
+            or not msg.HasField("version")
+        ):
+            change_from_pb(operation, index, msg)  # raises, naming the problem
+        change = new(
+            type=type_,
+            id=id_,
+            version=Version(hlc, origin),
+            deleted=msg.deleted,
+            body={} if msg.deleted else _JsonBody(msg.body_json),
+            base=base,
+            out_of_band=msg.out_of_band,
+        )
+        object.__setattr__(change, "wire", msg)
+        out.append(change)
+    return out
 
 
 def check_stream(operation: str, stream: str) -> str:
