@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import grpc
 import structlog
 
-from syncd.errors import BundleError, InvalidArgumentError, SyncdError, clip
+from syncd.errors import BundleError, InvalidArgumentError
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.replication.bundle import Imported, import_bundle
 from syncd.replication.model import (
@@ -26,7 +26,7 @@ from syncd.replication.model import (
 from syncd.replication.store import SqlRepository
 from syncd.rpc import replconvert as cv
 from syncd.rpc.decoding import service_handlers
-from syncd.rpc.errors import status_code, trailing_metadata
+from syncd.rpc.errors import mapped_errors
 from syncd_api.v1 import replication_pb2 as pb
 
 log = structlog.get_logger("syncd.rpc")
@@ -35,7 +35,6 @@ SERVICE = pb.DESCRIPTOR.services_by_name["Replication"]
 REPLICATION_SERVICE = SERVICE.full_name
 Context = grpc.aio.ServicerContext[Any, Any]
 _T = TypeVar("_T")
-DETAILS_LIMIT = 2000
 
 
 class ReplicationServicer:
@@ -57,14 +56,9 @@ class ReplicationServicer:
         self._on_parent_ack = on_parent_ack
 
     async def _answer(self, context: Context, method: str, work: Callable[[], Any]) -> Any:
-        try:
+        async with mapped_errors(context, method):
             return await work()
-        except SyncdError as exc:
-            code = status_code(exc)
-            message = clip(str(exc), DETAILS_LIMIT)
-            log.info("rpc.refused", method=method, code=code.name, error=message)
-            context.set_trailing_metadata(trailing_metadata(exc))
-            await context.abort(code, message)
+        raise AssertionError("unreachable")  # abort raises
 
     async def GetInfo(self, request: pb.GetInfoRequest, context: Context) -> pb.RepositoryInfo:
         async def work() -> pb.RepositoryInfo:
