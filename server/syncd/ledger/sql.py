@@ -357,19 +357,27 @@ class SqlLedger:
             open_rows = [
                 _record(r)
                 for r in conn.execute(
-                    sa.select(runs_table).where(
+                    sa.select(runs_table)
+                    .where(
                         runs_table.c.state != RunState.FINISHED.value,
                         # Another repository's open run is its own to finish.
                         runs_table.c.origin == self.repository.repo_id,
                         *self._still_running_elsewhere(),
                     )
+                    # Locked (in one order, as replicas starting together may both look), so
+                    # an end another process commits meanwhile is not overwritten.
+                    .order_by(runs_table.c.run_id)
+                    .with_for_update()
                 )
             ]
             for run in open_rows:
                 version = self.repository.stamp(conn, RUN, run.run_id)
                 conn.execute(
                     runs_table.update()
-                    .where(runs_table.c.run_id == run.run_id)
+                    .where(
+                        runs_table.c.run_id == run.run_id,
+                        runs_table.c.state != RunState.FINISHED.value,
+                    )
                     .values(
                         state=RunState.FINISHED.value,
                         outcome=RunOutcome.INTERRUPTED.value,
