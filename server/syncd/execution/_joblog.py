@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from syncd.observability.loghub import RenderedLine
-from syncd.observability.logs import cap_fields, render_line
+from syncd.observability.logs import line_fields, render_line
 
 DEFAULT_LOGGER = "syncd.job"  # what the daemon's relay named a job's lines before
 OUTBOX_MESSAGES = 2_000  # waiting to be sent before a caller waits for room
@@ -132,16 +132,7 @@ def configure_job_logging(outbox: Outbox, level: int) -> None:
     # Configured before any logger is bound: a bound logger keeps the configuration it saw.
     # Lines below the daemon's level are dropped here, as the daemon would drop them.
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            _default_logger,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            cap_fields,
-            hand_over,
-        ],
+        processors=[*line_fields(_default_logger), hand_over],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import Processor
 
 from syncd.errors import clip
 from syncd.observability.loghub import LEVEL_ORDER, LogHub, RenderedLine
@@ -440,6 +441,21 @@ def add_logger_name(logger: Any, method_name: str, event_dict: Any) -> Any:
     return event_dict
 
 
+def line_fields(name_line: Processor) -> list[Processor]:
+    """The processors that give a line its fields (context, level, logger named by
+    `name_line`, UTC timestamp, stack and traceback, capped fields): one chain for the
+    daemon's lines and for a job's, which its own process renders."""
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        name_line,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        cap_fields,
+    ]
+
+
 def cap_fields(logger: Any, method_name: str, event_dict: Any) -> Any:
     """Cut every field longer than FIELD_LIMIT characters (TRACE_LIMIT for tracebacks)."""
     for key, value in event_dict.items():
@@ -509,16 +525,7 @@ def configure_logging(
     )
 
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            add_logger_name,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            cap_fields,
-            _as_kwargs,
-        ],
+        processors=[*line_fields(add_logger_name), _as_kwargs],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level.lower()]),
         logger_factory=_SinkFactory(outputs),
         cache_logger_on_first_use=cache,
