@@ -425,8 +425,9 @@ def test_a_run_asked_for_while_the_daemon_starts_up_is_not_recorded_interrupted(
         built = build_service(ledger, [job], claim=RecordingClaim(steps))
         built.service.defer_starts()
         starting = asyncio.create_task(built.service.start(StartRequest(bean=job.name, actor="t")))
-        await asyncio.sleep(0)  # the start goes as far as it may before start-up
-        assert steps == []
+        # Without the hold the start would claim and record at once: bounded, it must not end.
+        ended, _ = await asyncio.wait({starting}, timeout=0.5)
+        assert not ended and steps == []
         await built.service.begin()
         run = (await within(starting, "the held start")).run
         gates.release.set()
