@@ -16,7 +16,7 @@ import pytest
 from syncd.app.instance import private_dir
 from syncd.config import Config, JobConfig, SchedulerConfig
 from syncd.enums import RunOutcome, Trigger
-from syncd.execution.runs import new_run_id
+from syncd.execution.run import new_run_id
 from syncd.job import JobSpec, PackContext
 from syncd.ledger.model import RunRecord
 from syncd.ledger.sql import SqlLedger

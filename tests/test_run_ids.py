@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from syncd.execution.runs import new_run_id
+from syncd.execution.run import new_run_id
 
 AT = datetime(2026, 11, 22, 3, 15, 0, 123456, tzinfo=UTC)
 

@@ -25,7 +25,7 @@ from syncd.errors import (
     NotAJobError,
 )
 from syncd.execution.claim import Claim, InMemoryRunClaim, OnCancel, OnLost
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.ledger.model import MemoryLedger, RunRecord
 from syncd.observability.events import EventKind
 from syncd.service import CancelRequest, HoldRequest, StartRequest

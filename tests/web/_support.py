@@ -25,7 +25,7 @@ from syncd.config import (
     SchedulerConfig,
     TokenConfig,
 )
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.job import JobSpec
 from syncd.observability.loghub import LogHub
 from syncd.observability.logs import configure_logging

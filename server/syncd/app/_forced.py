@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from syncd.enums import RunOutcome, RunState
 from syncd.execution.executors import Executor, ProcessExecutor
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.ledger.recorder import LedgerRecorder
 
 if TYPE_CHECKING:  # cluster mode only; imported there when configured

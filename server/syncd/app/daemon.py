@@ -42,7 +42,8 @@ from syncd.errors import ConfigError, SyncdError
 from syncd.execution import _jobtrees
 from syncd.execution.claim import InMemoryRunClaim, RunClaim
 from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
-from syncd.execution.runs import JobOptions, RunCoordinator
+from syncd.execution.run import JobOptions
+from syncd.execution.runs import RunCoordinator
 from syncd.job import JobSpec
 from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunLedger

@@ -11,7 +11,8 @@ from syncd._exports import public_names
 if TYPE_CHECKING:
     from syncd.execution.claim import Claim, InMemoryRunClaim, RunClaim
     from syncd.execution.executors import Executor, ProcessExecutor, ThreadExecutor
-    from syncd.execution.runs import JobOptions, Run, RunCoordinator, new_run_id
+    from syncd.execution.run import JobOptions, Run, new_run_id
+    from syncd.execution.runs import RunCoordinator
 
 __all__ = [
     "Claim",
@@ -30,7 +31,8 @@ __getattr__ = public_names(
     __name__,
     {
         "claim": ("Claim", "InMemoryRunClaim", "RunClaim"),
-        "runs": ("JobOptions", "Run", "RunCoordinator", "new_run_id"),
+        "run": ("JobOptions", "Run", "new_run_id"),
+        "runs": ("RunCoordinator",),
         "executors": ("Executor", "ProcessExecutor", "ThreadExecutor"),
     },
 )

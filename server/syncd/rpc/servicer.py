@@ -22,7 +22,7 @@ from syncd.errors import (
     ReplicationError,
     RunNotFoundError,
 )
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.ledger.audit import AuditEntry
 from syncd.ledger.model import RunRecord
 from syncd.ledger.recorder import LedgerHealth

@@ -26,7 +26,7 @@ from syncd.errors import (
     SlotClaimedError,
 )
 from syncd.execution.health import blocks_dependants
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.ledger.model import EXECUTED, RunRecord
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.observability.events import Event, EventKind

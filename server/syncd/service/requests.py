@@ -11,7 +11,7 @@ from syncd.enums import Trigger
 from syncd.values import Value
 
 if TYPE_CHECKING:  # a Run is the coordinator's; imported for the annotations only
-    from syncd.execution.runs import Run
+    from syncd.execution.run import Run
     from syncd.ledger.model import RunRecord
 
 

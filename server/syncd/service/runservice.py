@@ -24,7 +24,8 @@ from syncd.config import SchedulerConfig
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import BeanDisabledError, LedgerUnavailableError, NotAJobError
 from syncd.execution.claim import Claim
-from syncd.execution.runs import Run, RunCoordinator, new_run_id
+from syncd.execution.run import Run, new_run_id
+from syncd.execution.runs import RunCoordinator
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
 from syncd.ledger.recorder import LedgerRecorder

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from syncd import __version__
 from syncd.errors import BeanNotFoundError, RunNotFoundError, closest, quote_input
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
 from syncd.security import Principal

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from syncd.enums import RunState
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.job import JobSpec
 from syncd.ledger.model import RunRecord
 from syncd.scheduling.plan import dependants

@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.execution.runs import Run
+from syncd.execution.run import Run
 from syncd.observability.events import Event, EventKind
 from syncd.observability.loghub import Follower, LogLine, line_filter
 from syncd.security import Principal
