@@ -7,6 +7,7 @@ passing on the database's clock), never by sleeping.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,7 +16,8 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from syncd.cluster import ClusterLedger, ClusterStore
+from syncd.clock import SystemClock
+from syncd.cluster import ClusterLedger, ClusterRunClaim, ClusterStore
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import AlreadyRunningError, SlotClaimedError, StartupEnvironmentError
 from syncd.ledger.model import RunRecord
@@ -274,6 +276,30 @@ def test_a_skipped_slot_is_claimed_again_by_a_catch_up_rerun_only(
     with pytest.raises(SlotClaimedError) as again:
         blue.acquire("Job", "c2", SLOT, rerun=True)
     assert (again.value.run_id, again.value.replica) == ("c1", "green")
+
+
+def test_a_slot_fired_while_this_replica_runs_the_job_is_answered_for_the_others(
+    stores: dict[str, ClusterStore],
+) -> None:
+    """The replica running the job refuses its own slot without asking for the claim, and
+    still answers the slot skipped in the database: a replica firing it later (its clock
+    behind) is refused, not run; a second firing here is told the slot was answered."""
+    asyncio.run(_fired_while_running_here(stores))
+    with pytest.raises(SlotClaimedError) as late:
+        stores["green"].acquire("Job", "s2", SLOT)
+    assert (late.value.run_id, late.value.replica) == ("skipped:manual", "blue")
+
+
+async def _fired_while_running_here(stores: dict[str, ClusterStore]) -> None:
+    claim = ClusterRunClaim(stores["blue"], SystemClock(), give_up_after=20.0)
+    held = await claim.acquire("Job", "manual")
+    with pytest.raises(AlreadyRunningError) as refused:
+        await claim.acquire("Job", "s1", slot_time=SLOT)
+    assert (refused.value.run_id, refused.value.replica) == ("manual", "blue")
+    with pytest.raises(SlotClaimedError):
+        await claim.acquire("Job", "s1-again", slot_time=SLOT)
+    await claim.release(held)
+    await claim.close()
 
 
 def test_a_start_the_ledger_refused_frees_its_slot(stores: dict[str, ClusterStore]) -> None:

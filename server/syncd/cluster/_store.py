@@ -275,6 +275,17 @@ class ClusterStore:
         claim = Claim(bean=bean, run_id=run_id, token=token, replica=self.replica, fencing=True)
         return claim, reaped
 
+    def skip_slot(
+        self, bean: str, slot_time: datetime, run_id: str, rerun: bool = False
+    ) -> SlotClaimedError | None:
+        """This replica runs `bean` (`run_id`) as a slot of it fires: answer the slot skipped
+        for the others, unless it was answered already (that answer is returned)."""
+        with self._tx() as conn:
+            taken = self._slot_taken(conn, bean, slot_time, rerun)
+            if taken is None:
+                self._take_slot(conn, bean, slot_time, f"{SKIPPED}{run_id}"[:64])
+            return taken
+
     def _slot_taken(
         self, conn: Connection, bean: str, slot_time: datetime, rerun: bool
     ) -> SlotClaimedError | None:

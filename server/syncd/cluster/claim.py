@@ -136,6 +136,8 @@ class ClusterRunClaim:
         async with self._turns.setdefault(bean, asyncio.Lock()):
             mine = self._held.get(bean)
             if mine is not None:
+                if slot_time is not None:
+                    await self._answer_slot(bean, slot_time, mine.run_id, rerun)
                 raise AlreadyRunningError(bean, mine.run_id, self.replica)
             sent = self._clock.monotonic()
             asking = asyncio.ensure_future(
@@ -155,6 +157,25 @@ class ClusterRunClaim:
             self._renewed[run_id] = sent
             self._holders[bean] = claim
             return claim
+
+    async def _answer_slot(self, bean: str, slot_time: datetime, run_id: str, rerun: bool) -> None:
+        """A slot fired while this replica runs the job is answered skipped in the database,
+        as a refusal by another replica's claim answers it, so a replica firing it later (its
+        clock behind) does not run it. Raises SlotClaimedError when it was answered already.
+        A database out of reach leaves it unanswered: the local refusal still stands."""
+        try:
+            taken = await self._run(self._store.skip_slot, bean, slot_time, run_id, rerun)
+        except LedgerUnavailableError as exc:
+            log.warning(
+                "cluster.slot_unanswered",
+                job=bean,
+                slot=slot_time.isoformat(),
+                run_id=run_id,
+                problem=exc.problem,
+            )
+            return
+        if taken is not None:
+            raise taken
 
     def _give_back(self, asking: asyncio.Future[tuple[Claim, Reaped | None]]) -> None:
         if asking.cancelled() or asking.exception() is not None:
