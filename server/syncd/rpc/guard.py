@@ -30,7 +30,15 @@ from syncd.errors import PermissionDeniedError, SyncdError, UnauthenticatedError
 from syncd.ledger.audit import AuditEntry
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.rpc.errors import status_code
-from syncd.security import Action, Guard, Principal, Role, changes_state, parse_relayed_peer
+from syncd.security import (
+    Action,
+    Guard,
+    Principal,
+    Role,
+    changes_state,
+    held_back_note,
+    parse_relayed_peer,
+)
 from syncd_api.v1 import replication_pb2
 
 log = structlog.get_logger("syncd.rpc")
@@ -201,21 +209,30 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             if method == INVOKE:
                 state.action = Action.RUN
                 state.target = f"{getattr(request, 'bean', '')}.{getattr(request, 'operation', '')}"
-            await self._finish(state, status_code(exc).name, str(exc))
+            if changes_state(state.action):
+                audited, held_back = self._guard.refusals.admit(principal.address)
+                state.audited = not audited  # held back: counted, audited with a later one
+                await self._finish(
+                    state, status_code(exc).name, held_back_note(str(exc), held_back)
+                )
             await context.abort(status_code(exc), str(exc))
         return state
 
     async def _audit_refusal(self, context: Context, method: str, exc: SyncdError) -> None:
+        address = context.peer() or "unknown"
+        audited, held_back = self._guard.refusals.admit(address)
+        if not audited:
+            return
         await self._recorder.audit(
             AuditEntry(
                 at=self._clock.now(),
                 actor="unknown",
                 role="none",
-                address=context.peer() or "unknown",
+                address=address,
                 action="authenticate",
                 target=method.rpartition("/")[2],
                 outcome="UNAUTHENTICATED",
-                detail=str(exc),
+                detail=held_back_note(str(exc), held_back),
             )
         )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from syncd.security._guard import MAX_TOKEN_LENGTH as MAX_TOKEN_LENGTH
 from syncd.security._guard import Guard as Guard
 from syncd.security._guard import Principal as Principal
+from syncd.security._refusals import RefusalBudget as RefusalBudget
+from syncd.security._refusals import held_back_note as held_back_note
 from syncd.security._rules import RULES as RULES
 from syncd.security._rules import Action as Action
 from syncd.security._rules import Role as Role
@@ -28,10 +30,12 @@ __all__ = [
     "Guard",
     "PeerRelay",
     "Principal",
+    "RefusalBudget",
     "Role",
     "ServerTls",
     "changes_state",
     "hash_token",
+    "held_back_note",
     "new_token",
     "parse_relayed_peer",
     "required_role",

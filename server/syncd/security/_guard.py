@@ -12,6 +12,7 @@ import structlog
 
 from syncd.config import AuthConfig
 from syncd.errors import PermissionDeniedError, UnauthenticatedError
+from syncd.security._refusals import RefusalBudget
 from syncd.security._rules import Action, Role, required_role
 from syncd.security._tokens import TokenBook
 
@@ -45,6 +46,7 @@ class Guard:
 
     def __init__(self, config: AuthConfig, *, owner_uid: int | None = None) -> None:
         self.owner_uid = os.getuid() if owner_uid is None else owner_uid
+        self.refusals = RefusalBudget()  # kept across reloads: a flood goes on counting
         self.update(config)
 
     def update(self, config: AuthConfig) -> None:

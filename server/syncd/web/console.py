@@ -17,7 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from syncd.ledger.audit import AuditEntry
-from syncd.security import Action, Principal, changes_state
+from syncd.security import Action, Principal, changes_state, held_back_note
 from syncd.web._api import JsonApi
 from syncd.web._auth import SESSION_COOKIE, SESSION_LIFETIME, Access
 from syncd.web._errors import json_errors
@@ -82,7 +82,10 @@ def install(app: web.Application, plane: WebPlane) -> Access:
                 # A refused write, or a refused credential; not a read without any (polling).
                 sent = "Authorization" in request.headers
                 if changes_state(action) or (exc.status == 401 and sent):
-                    await audit(request, action, None, f"HTTP {exc.status}", exc.text or "")
+                    admitted, held_back = plane.guard.refusals.admit(request.remote or "unknown")
+                    if admitted:
+                        detail = held_back_note(exc.text or "", held_back)
+                        await audit(request, action, None, f"HTTP {exc.status}", detail)
                 raise
             if not changes_state(action):
                 return await handler(request, caller)
