@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import structlog
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the processes the tests start, as at a terminal. A suite started in
+    the background by a non-interactive shell inherits SIGINT ignored, and so would every
+    syncctl and daemon it starts: Python never turns an ignored SIGINT into
+    KeyboardInterrupt, so the tests of Ctrl-C would wait in vain. A handler (unlike an
+    ignored signal) is reset to the default in a child at exec."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
