@@ -7,7 +7,8 @@ Every storage fault leaves here as a `LedgerUnavailableError` naming the problem
 "locked by another writer", "database unreachable"); no write waits longer than
 `write_timeout` for a lock; a SQLite file deleted or replaced under the daemon is noticed
 before the next write (see `_faults`). Methods are blocking: the daemon calls them only
-from the recorder's threads, never from its event loop.
+from the recorder's threads, never from its event loop. The writes its one writer thread
+queued together share one transaction (`batch`).
 """
 
 from __future__ import annotations
