@@ -167,6 +167,56 @@ class TestContract:
         ledger.record(_finish(_run("new", at=T0), RunOutcome.SUCCESS))
         assert [r.run_id for r in ledger.runs_since(T0)] == ["new"]
 
+    def test_writes_in_a_batch_are_all_kept_when_it_ends(self, ledger: RunLedger) -> None:
+        """A batch (the writer's group): a start, its end, a hold and a mark, then read back;
+        the end's outcome is the bean's latest once the batch is over."""
+        start = _run("b1")
+        with ledger.batch():
+            ledger.record_start(start)
+            ledger.record_end(_finish(start, RunOutcome.SUCCESS))
+            ledger.set_hold("A", T0)
+            ledger.set_meta("k", "v")
+        stored = ledger.get("b1")
+        assert stored is not None and stored.outcome is RunOutcome.SUCCESS
+        assert (ledger.holds(), ledger.get_meta("k")) == ({"A": T0}, "v")
+        last = ledger.last_success("A")
+        assert last is not None and last.run_id == "b1"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_sql_batch_that_raises_keeps_none_of_its_writes(backend: str, tmp_path: Path) -> None:
+    """Its one transaction rolls back: no row, no change-log entry, no cached outcome."""
+
+    class Refused(Exception):
+        pass
+
+    def check(sql: SqlLedger) -> None:
+        logged = sql.repository.info().stable_watermark
+        start = _run("gone")
+
+        def doomed() -> None:
+            with sql.batch():
+                sql.record(_finish(start, RunOutcome.SUCCESS))
+                sql.set_meta("k", "v")
+                raise Refused
+
+        with pytest.raises(Refused):
+            doomed()
+        assert (sql.get("gone"), sql.get_meta("k"), sql.last_finished("A")) == (None, None, None)
+        assert sql.repository.info().stable_watermark == logged
+        sql.record(_finish(start, RunOutcome.SUCCESS))  # the ledger writes on afterwards
+        assert sql.repository.info().stable_watermark == logged + 1
+
+    if backend == "sqlite":
+        sql = SqlLedger(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+        check(sql)
+        sql.close()
+        return
+    with fresh_postgres_database() as url:
+        sql = SqlLedger(url)
+        check(sql)
+        sql.close()
+
 
 def test_sqlite_ledger_survives_a_reopen(tmp_path: Path) -> None:
     """What one ledger object wrote, the next one (a restarted daemon) reads, caches too."""

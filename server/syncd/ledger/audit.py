@@ -101,6 +101,7 @@ audit_table = sa.Table(
     sa.Column("detail", sa.String(FIELD_LIMIT + 1), nullable=False),
     sa.Index("ix_syncd_audit_at", "at"),
 )
+_INSERT = audit_table.insert()  # built once: an append only binds its values
 
 
 def _entry(row: sa.Row[Any]) -> AuditEntry:
@@ -130,16 +131,17 @@ class SqlAuditTrail:
         e = entry.bounded()
         with self._ledger._tx() as conn:
             conn.execute(
-                audit_table.insert().values(
-                    at=e.at,
-                    actor=e.actor,
-                    role=e.role,
-                    address=e.address,
-                    action=e.action,
-                    target=e.target,
-                    outcome=e.outcome,
-                    detail=e.detail,
-                )
+                _INSERT,
+                {
+                    "at": e.at,
+                    "actor": e.actor,
+                    "role": e.role,
+                    "address": e.address,
+                    "action": e.action,
+                    "target": e.target,
+                    "outcome": e.outcome,
+                    "detail": e.detail,
+                },
             )
 
     def entries(self, since: datetime | None, limit: int) -> list[AuditEntry]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -98,6 +100,11 @@ class RunLedger(Protocol):
     def clear_hold(self, bean: str) -> None: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+    def batch(self) -> AbstractContextManager[object]:
+        """Writes made inside (on the calling thread) commit together as the block ends; if
+        it raises, none is kept where the ledger has transactions. The one writer's groups."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -202,6 +209,11 @@ class MemoryLedger:
 
     def set_meta(self, key: str, value: str) -> None:
         self._meta[key] = value
+
+    def batch(self) -> AbstractContextManager[object]:
+        # Nothing to commit: each write is in place at once (and idempotent, so the writer
+        # may write again those of a group another write failed).
+        return contextlib.nullcontext()
 
     def close(self) -> None:
         pass

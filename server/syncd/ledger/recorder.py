@@ -1,9 +1,10 @@
 """The ledger's one writer: every write goes through here, off the event loop, and none is lost.
 
 `LedgerRecorder` is the asyncio face of a `RunLedger`. Writes — run starts and ends, the
-outcomes of runs that never executed, holds, last-seen, prunes — run one at a time on a single
-writer thread; reads run on a small pool of reader threads. The event loop only awaits, so a
-ledger that is slow, locked or gone never stalls the control plane.
+outcomes of runs that never executed, holds, last-seen, audit rows, prunes — run in order on a
+single writer thread, those queued together committed as one transaction (`_writer`); reads
+run on a small pool of reader threads. The event loop only awaits, so a ledger that is slow,
+locked or gone never stalls the control plane.
 
 What a failed write means depends on what it records:
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ import structlog
 
 from syncd.errors import LedgerUnavailableError
 from syncd.ledger._faults import problem_of
+from syncd.ledger._writer import GroupWriter
 from syncd.ledger.audit import AuditEntry, AuditTrail, trail_for
 from syncd.ledger.model import EXECUTED, RunLedger, RunRecord
 from syncd.retry import Backoff, retrying_async
@@ -78,7 +80,7 @@ class LedgerRecorder:
         self.ledger = ledger
         self._retry_initial = retry_initial
         self._retry_max = retry_max
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="syncd-ledger-writer")
+        self._writer = GroupWriter(ledger.batch, name="syncd-ledger-writer")
         self._readers = ThreadPoolExecutor(read_threads, thread_name_prefix="syncd-ledger-reader")
         self._unwritten: dict[str, _Write] = {}  # insertion order is write order
         self._last_finished: dict[str, RunRecord] = {}
@@ -129,10 +131,11 @@ class LedgerRecorder:
     # --- the writer thread -----------------------------------------------------------------
 
     async def call_writer(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run another write on the one writer thread (a replicated batch): a storage fault
-        marks the ledger unhealthy; the caller's own errors (a cursor gap) pass as they are."""
+        """Run another write on the one writer thread (a replicated batch), in a transaction
+        of its own: a storage fault marks the ledger unhealthy; the caller's own errors (a
+        cursor gap) pass as they are."""
         try:
-            result = await asyncio.wrap_future(self._writer.submit(fn, *args))
+            result = await asyncio.wrap_future(self._writer.submit(fn, *args, alone=True))
         except LedgerUnavailableError as exc:
             self._fault(exc)
             raise
@@ -143,10 +146,11 @@ class LedgerRecorder:
         """Run another read on the reader threads."""
         return await asyncio.wrap_future(self._readers.submit(fn, *args))
 
-    async def _write(self, fn: Callable[..., _T], *args: Any) -> _T:
-        """Run `fn` on the writer thread; health follows its result."""
+    async def _write(self, fn: Callable[..., _T], *args: Any, alone: bool = False) -> _T:
+        """Run `fn` on the writer thread, in the next group unless `alone`; health follows
+        its result."""
         try:
-            result = await asyncio.wrap_future(self._writer.submit(fn, *args))
+            result = await asyncio.wrap_future(self._writer.submit(fn, *args, alone=alone))
         except LedgerUnavailableError as exc:
             self._fault(exc)
             raise
@@ -207,13 +211,14 @@ class LedgerRecorder:
         await self._write(self.ledger.clear_hold, bean)
 
     async def mark_interrupted(self, now: datetime) -> list[RunRecord]:
-        done = await self._write(self.ledger.mark_interrupted, now)
+        # Alone: it reads back what it wrote, from another connection, once committed.
+        done = await self._write(self.ledger.mark_interrupted, now, alone=True)
         for record in done:
             self._remember(record)
         return done
 
     async def prune(self, now: datetime, keep_days: float, keep_per_bean: int) -> int:
-        return await self._write(self.ledger.prune, now, keep_days, keep_per_bean)
+        return await self._write(self.ledger.prune, now, keep_days, keep_per_bean, alone=True)
 
     def _queue(self, key: str, write: _Write) -> None:
         self._unwritten[key] = write
@@ -377,7 +382,7 @@ class LedgerRecorder:
 
     async def _trail(self) -> AuditTrail:
         if self._audit is None:  # created on the writer thread: it may create its table
-            self._audit = await self._write(trail_for, self.ledger)
+            self._audit = await self._write(trail_for, self.ledger, alone=True)
         return self._audit
 
     async def audit(self, entry: AuditEntry) -> bool:
@@ -401,7 +406,7 @@ class LedgerRecorder:
     async def prune_audit(self, before: datetime) -> int:
         """Drop audit entries older than `before` (the ledger's `keep_days`)."""
         trail = await self._trail()
-        return await self._write(trail.prune, before)
+        return await self._write(trail.prune, before, alone=True)
 
     async def audit_entries(self, since: datetime | None, limit: int) -> list[AuditEntry]:
         """Audit rows, newest first."""
@@ -416,7 +421,8 @@ class LedgerRecorder:
         for record in records:
             self._unwritten[record.run_id] = _Write("end", record)
         writes = list(self._unwritten.values())
-        done, _ = wait_futures([self._writer.submit(self._apply_all, writes)], timeout=timeout)
+        queued: Future[None] = self._writer.submit(self._apply_all, writes, alone=True)
+        done, _ = wait_futures([queued], timeout=timeout)
         written = bool(done) and next(iter(done)).exception() is None
         return 0 if written else len(writes)
 
@@ -455,8 +461,8 @@ class LedgerRecorder:
         for task in list(self._tasks):
             task.cancel()
         self._readers.shutdown(wait=False, cancel_futures=True)
-        await asyncio.wrap_future(self._writer.submit(self.ledger.close))
-        self._writer.shutdown(wait=False)
+        await asyncio.wrap_future(self._writer.submit(self.ledger.close, alone=True))
+        self._writer.shutdown()
 
 
 _REPLICA_JITTER = (0.8, 1.2)  # replicas that lost the ledger together retry apart

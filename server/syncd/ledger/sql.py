@@ -7,15 +7,16 @@ Every storage fault leaves here as a `LedgerUnavailableError` naming the problem
 "locked by another writer", "database unreachable"); no write waits longer than
 `write_timeout` for a lock; a SQLite file deleted or replaced under the daemon is noticed
 before the next write (see `_faults`). Methods are blocking: the daemon calls them only
-from the recorder's threads, never from its event loop.
+from the recorder's threads, never from its event loop. The writes its one writer thread
+queued together share one transaction (`batch`).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection, Engine
 
-from syncd.enums import RunOutcome, RunState, Trigger
+from syncd.enums import RunOutcome, RunState
 from syncd.errors import LedgerUnavailableError, SyncdError
+from syncd.ledger import _rows
 from syncd.ledger._faults import SqliteFileGuard, check_writable, problem_of
 from syncd.ledger.model import EXECUTED, INTERRUPTED_MESSAGE, RunRecord, keeps_interrupted
 from syncd.ledger.schema import (
@@ -52,52 +54,6 @@ class LedgerError(LedgerUnavailableError):
     def __init__(self, message: str) -> None:
         self.problem = message
         SyncdError.__init__(self, message)
-
-
-def _row(record: RunRecord) -> dict[str, Any]:
-    return {
-        "run_id": record.run_id,
-        "bean": record.bean,
-        "operation": record.operation,
-        "arguments": json.dumps(dict(record.arguments), default=str, sort_keys=True),
-        "trigger": record.trigger.value,
-        "actor": record.actor,
-        "slot_time": record.slot_time,
-        "started_at": record.started_at,
-        "ended_at": record.ended_at,
-        "state": record.state.value,
-        "outcome": record.outcome.value if record.outcome else None,
-        "error_type": record.error_type,
-        "error_message": record.error_message,
-        "rows_read": record.rows_read,
-        "rows_written": record.rows_written,
-        "progress_done": record.progress_done,
-        "progress_total": record.progress_total,
-    }
-
-
-def _record(row: sa.Row[Any]) -> RunRecord:
-    m = row._mapping
-    return RunRecord(
-        run_id=m["run_id"],
-        bean=m["bean"],
-        operation=m["operation"],
-        arguments=json.loads(m["arguments"]),
-        trigger=Trigger(m["trigger"]),
-        actor=m["actor"],
-        slot_time=m["slot_time"],
-        started_at=m["started_at"],
-        ended_at=m["ended_at"],
-        state=RunState(m["state"]),
-        outcome=RunOutcome(m["outcome"]) if m["outcome"] else None,
-        error_type=m["error_type"],
-        error_message=m["error_message"],
-        rows_read=m["rows_read"],
-        rows_written=m["rows_written"],
-        progress_done=m["progress_done"],
-        progress_total=m["progress_total"],
-        origin=m["origin"],
-    )
 
 
 def _engine(url: str, write_timeout: float) -> Engine:
@@ -131,6 +87,15 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+@dataclass(slots=True)
+class _Group:
+    """A batch's one transaction, the thread writing it, and what waits for its commit."""
+
+    conn: Connection
+    thread: int
+    committed: list[tuple[Callable[[RunRecord], None], RunRecord]] = field(default_factory=list)
+
+
 class SqlLedger:
     """A RunLedger over SQLAlchemy Core."""
 
@@ -145,6 +110,7 @@ class SqlLedger:
         self._url = url
         self._write_timeout = write_timeout
         self._lock = threading.Lock()
+        self._group: _Group | None = None  # the writer's batch under way
         self._last_finished: dict[str, RunRecord] = {}
         self._last_success: dict[str, RunRecord] = {}
         # The replicated repository these tables are; it shares this lock and connection.
@@ -233,16 +199,44 @@ class SqlLedger:
                     .where(outcome_filter, runs_table.c.origin == origin)
                 )
                 for row in rows:
-                    record = _record(row)
+                    record = _rows.record_of(row)
                     target[record.bean] = record
         return last_finished, last_success
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes made inside, on this thread, share one transaction, committed as the block
+        ends; if the block raises, none of them is kept. (The one writer's groups.)"""
+        with self._lock:
+            self._follow_file()
+            with _faults("written"), self._engine.begin() as conn:
+                self._group = _Group(conn, threading.get_ident())
+                try:
+                    yield
+                finally:
+                    group, self._group = self._group, None
+        for effect, record in group.committed:
+            effect(record)
+
+    @contextmanager
     def _tx(self) -> Iterator[Connection]:
+        group = self._group
+        if group is not None and group.thread == threading.get_ident():
+            with _faults("written"):
+                yield group.conn
+            return
         with self._lock:
             self._follow_file()
             with _faults("written"), self._engine.begin() as conn:
                 yield conn
+
+    def _once_committed(self, effect: Callable[[RunRecord], None], record: RunRecord) -> None:
+        """Run `effect` once the write under way is committed (at once outside a batch)."""
+        group = self._group
+        if group is not None and group.thread == threading.get_ident():
+            group.committed.append((effect, record))
+        else:
+            effect(record)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -271,40 +265,33 @@ class SqlLedger:
     def _stamped(self, conn: Connection, record: RunRecord) -> dict[str, Any]:
         """The row of a local run write, with its new version (logged in this transaction)."""
         version = self.repository.stamp(conn, RUN, record.run_id)
-        return {**_row(record), "hlc": version.hlc, "origin": version.origin, "deleted": False}
+        return _rows.row(record) | {"hlc": version.hlc, "origin": version.origin, "deleted": False}
 
     def record_start(self, record: RunRecord) -> None:
         with self._tx() as conn:
-            conn.execute(runs_table.insert().values(**self._stamped(conn, record)))
+            conn.execute(_rows.INSERT_RUN, self._stamped(conn, record))
 
     def record_end(self, record: RunRecord) -> None:
         with self._tx() as conn:
-            stored = conn.execute(
-                sa.select(runs_table.c.state, runs_table.c.outcome).where(
-                    runs_table.c.run_id == record.run_id
-                )
-            ).first()
+            stored = conn.execute(_rows.STORED_STATE, {"b_run_id": record.run_id}).first()
             if stored is not None and keeps_interrupted(stored.state, stored.outcome, record):
                 # Runs are facts: a run already recorded interrupted (another replica took
                 # over after its lease expired) is not rewritten by its old holder's late end.
                 return
             self._write(conn, record)  # a missing start row (a replaced file) is written whole
-        self._remember(record)
+        self._once_committed(self._remember, record)
 
     def record(self, record: RunRecord) -> None:
         with self._tx() as conn:
             self._write(conn, record)
-        self._remember(record)
+        self._once_committed(self._remember, record)
 
     def _write(self, conn: Connection, record: RunRecord) -> None:
         # Idempotent, so a retry after an ambiguous failure (a commit whose answer was lost)
         # cannot fail on the key it already wrote.
         values = self._stamped(conn, record)
-        updated = conn.execute(
-            runs_table.update().where(runs_table.c.run_id == record.run_id).values(**values)
-        ).rowcount
-        if not updated:
-            conn.execute(runs_table.insert().values(**values))
+        if not conn.execute(_rows.UPDATE_RUN, values | {"b_run_id": record.run_id}).rowcount:
+            conn.execute(_rows.INSERT_RUN, values)
 
     def _remember(self, record: RunRecord) -> None:
         if record.outcome in EXECUTED:
@@ -314,8 +301,8 @@ class SqlLedger:
 
     def get(self, run_id: str) -> RunRecord | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(runs_table).where(runs_table.c.run_id == run_id)).first()
-        return _record(row) if row else None
+            row = conn.execute(_rows.GET_RUN, {"b_run_id": run_id}).first()
+        return _rows.record_of(row) if row else None
 
     def last_finished(self, bean: str) -> RunRecord | None:
         return self._last_finished.get(bean)
@@ -335,7 +322,7 @@ class SqlLedger:
         if bean is not None:
             query = query.where(runs_table.c.bean == bean)
         with self._read() as conn:
-            return [_record(r) for r in conn.execute(query.limit(limit))]
+            return [_rows.record_of(r) for r in conn.execute(query.limit(limit))]
 
     def runs_since(self, since: datetime) -> list[RunRecord]:
         moment = sa.func.coalesce(runs_table.c.slot_time, runs_table.c.started_at)
@@ -344,7 +331,7 @@ class SqlLedger:
             runs_table.c.origin == self.repository.repo_id,
         )
         with self._read() as conn:
-            rows = [_record(r) for r in conn.execute(query.order_by(moment))]
+            rows = [_rows.record_of(r) for r in conn.execute(query.order_by(moment))]
         return sorted(rows, key=lambda r: r.started_at)
 
     def _still_running_elsewhere(self) -> list[sa.ColumnElement[bool]]:
@@ -355,7 +342,7 @@ class SqlLedger:
     def mark_interrupted(self, now: datetime) -> list[RunRecord]:
         with self._tx() as conn:
             open_rows = [
-                _record(r)
+                _rows.record_of(r)
                 for r in conn.execute(
                     sa.select(runs_table)
                     .where(

@@ -25,6 +25,7 @@ from syncd.ledger.schema import (
     counters_table,
     meta_table,
 )
+from syncd.replication import _stamp
 from syncd.replication._bulk import Bulk
 from syncd.replication._codec import CODECS, Tx, chunks
 from syncd.replication._peers import Peers
@@ -147,7 +148,7 @@ class SqlRepository(Peers, Upkeep):
         """A new version for a local write of `(type_, id_)`, logged in the caller's
         transaction (the caller writes the row with it)."""
         version = Version(self.hlc.now(), self.repo_id)
-        self._log(conn, [(type_, id_, version)])
+        _stamp.log_one(conn, type_, id_, version)
         return version
 
     def write(
@@ -175,18 +176,9 @@ class SqlRepository(Peers, Upkeep):
         return version
 
     def _next_seq(self, conn: Connection, count: int) -> int:
-        """Reserve `count` sequence numbers; the row lock makes seq order commit order."""
-        current = conn.execute(
-            sa.select(counters_table.c.value)
-            .where(counters_table.c.name == "seq")
-            .with_for_update()
-        ).scalar_one()
-        conn.execute(
-            counters_table.update()
-            .where(counters_table.c.name == "seq")
-            .values(value=current + count)
-        )
-        return int(current) + 1
+        """Reserve `count` sequence numbers in one round trip; the row lock the update takes
+        (held to commit) makes seq order commit order."""
+        return _stamp.reserve(conn, count)
 
     def _log(
         self,
