@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -42,6 +43,9 @@ from syncd.retry import Backoff, retrying
 log = structlog.get_logger("syncd.replication")
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
+
+# Pages sent and not yet answered: page n + 1 is sent while page n applies (`_relay`).
+_IN_FLIGHT = 2
 
 
 class Peer(Repairable, Protocol):
@@ -319,32 +323,26 @@ class Synchronizer:
     def _pull_pages(self, child: _Child, pages: _Pages, cursor: int) -> None:
         assert child.info is not None
         info = child.info
-        while True:
-            page = pages.get(cursor)
-            if page.next_cursor == cursor and not page.changes:
-                break
-            if page.has_more:
-                pages.read_ahead(page.next_cursor)
-            start = cursor
-            try:
-                result: ApplyResult = self._call(
-                    self._parent.apply_changes,
-                    source_id=info.repo_id,
-                    source_epoch=info.epoch,
-                    stream=FROM_CHILD,
-                    from_cursor=start,
-                    to_cursor=page.next_cursor,
-                    changes=page.changes,
-                )
-            except CursorGapError as gap:
-                cursor = gap.stored  # resume where the parent stands
-                continue
+
+        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
+            result: ApplyResult = self._call(
+                self._parent.apply_changes,
+                source_id=info.repo_id,
+                source_epoch=info.epoch,
+                stream=FROM_CHILD,
+                from_cursor=start,
+                to_cursor=page.next_cursor,
+                changes=changes,
+            )
+            return result
+
+        def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
             log.info(
                 "replication.page",
                 child=child.row.name,
                 phase="pull",
                 cursor=page.next_cursor,
-                changes=len(page.changes),
+                changes=count,
             )
             child.sent.update((c.key, c.version) for c in page.changes)
             child.result.pulled += result.applied
@@ -355,11 +353,9 @@ class Synchronizer:
                     f"{len(result.rejected)} change(s) refused by the parent and sent back"
                     f" (first: {result.rejected[0].reason})"
                 )
-            cursor = max(result.stored_cursor, page.next_cursor)
             child.result.pull_cursor = cursor
-            if not page.has_more:
-                break
-        child.pulled_to = cursor
+
+        child.pulled_to = _relay(pages, cursor, lambda page: page.changes, send, done)
 
     def _push(self, child: _Child, parent: RepoInfo, watermark: int) -> None:
         assert child.peer is not None and child.info is not None
@@ -399,44 +395,36 @@ class Synchronizer:
     ) -> int:
         assert child.peer is not None
         peer = child.peer
-        while True:
-            page = pages.get(cursor)
+
+        def pick(page: ChangePage) -> list[Change]:
             # Echo suppression: what this child sent in this cycle it holds already.
             changes = [c for c in page.changes if (c.key, c.version) not in child.sent]
-            last = not page.has_more
-            if last:
-                changes += pingbacks
-            if page.next_cursor == cursor and not changes:
-                break
-            if not last:
-                pages.read_ahead(page.next_cursor)
-            start = cursor
-            try:
-                result: ApplyResult = self._call(
-                    peer.apply_changes,
-                    source_id=parent.repo_id,
-                    source_epoch=parent.epoch,
-                    stream=FROM_PARENT,
-                    from_cursor=start,
-                    to_cursor=page.next_cursor,
-                    changes=changes,
-                )
-            except CursorGapError as gap:
-                cursor = gap.stored
-                continue
+            return changes + pingbacks if not page.has_more else changes
+
+        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
+            result: ApplyResult = self._call(
+                peer.apply_changes,
+                source_id=parent.repo_id,
+                source_epoch=parent.epoch,
+                stream=FROM_PARENT,
+                from_cursor=start,
+                to_cursor=page.next_cursor,
+                changes=changes,
+            )
+            return result
+
+        def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
             log.info(
                 "replication.page",
                 child=child.row.name,
                 phase="push",
                 cursor=page.next_cursor,
-                changes=len(changes),
+                changes=count,
             )
             child.result.pushed += result.applied
-            cursor = max(result.stored_cursor, page.next_cursor)
             child.result.push_cursor = cursor
-            if last:
-                break
-        return cursor
+
+        return _relay(pages, cursor, pick, send, done)
 
     def _repair(self, child: _Child, parent: RepoInfo) -> None:
         assert child.peer is not None and child.info is not None
@@ -455,6 +443,80 @@ class Synchronizer:
             to_child=done.to_child,
             refused=done.refused,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    page: ChangePage
+    count: int  # changes sent of it
+    reply: Future[ApplyResult]
+
+
+def _relay(
+    pages: _Pages,
+    cursor: int,
+    pick: Callable[[ChangePage], list[Change]],
+    send: Callable[[int, ChangePage, list[Change]], ApplyResult],
+    done: Callable[[ChangePage, int, ApplyResult, int], None],
+) -> int:
+    """Apply a stream's pages from `cursor` on the other repository, in order, each with its
+    cursor; returns the cursor reached. `pick` is what to send of a page, `send` applies it,
+    `done` is told of each page applied (with how many of its changes were sent) and the
+    cursor after it.
+
+    Page n + 1 is sent while page n applies (at most `_IN_FLIGHT` unanswered), so the
+    receiver decodes the next page while it writes this one, and the gap between two
+    applies is no longer a round trip. The receiver's cursor rule keeps the order: a page
+    that arrives before the one ahead of it is committed is answered with a gap, and the
+    stream resumes where the receiver stands, as after any gap.
+    """
+    sent: deque[_Sent] = deque()
+    at, last = cursor, False  # where the next page starts; whether the last one is sent
+    with ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="syncd-apply") as pool:
+        try:
+            while True:
+                if not last and len(sent) < _IN_FLIGHT:
+                    page = pages.get(at)
+                    changes = pick(page)
+                    if page.next_cursor == at and not changes:
+                        last = True  # nothing more: what is in flight is awaited below
+                        continue
+                    last = not page.has_more
+                    if not last:
+                        pages.read_ahead(page.next_cursor)
+                    run = contextvars.copy_context().run  # the run's bound log fields
+                    reply = pool.submit(run, send, at, page, changes)
+                    sent.append(_Sent(page, len(changes), reply))
+                    at = page.next_cursor
+                    continue
+                if not sent:
+                    return cursor
+                head = sent.popleft()
+                try:
+                    result = head.reply.result()
+                except CursorGapError as gap:
+                    _settle(sent)
+                    # The receiver's cursor never goes back: it stands at least where the
+                    # answer to the page before this one left it.
+                    cursor = at = max(cursor, gap.stored)
+                    last = False
+                    continue
+                cursor = max(result.stored_cursor, head.page.next_cursor)
+                done(head.page, head.count, result, cursor)
+        finally:
+            _settle(sent)
+
+
+def _settle(sent: deque[_Sent]) -> None:
+    """Wait for the pages still in flight, whose answers are no longer needed; a cancel or an
+    exit raised by one is not swallowed with it."""
+    wait([s.reply for s in sent])
+    for item in sent:
+        error = item.reply.exception()
+        if error is not None and not isinstance(error, Exception):
+            sent.clear()
+            raise error
+    sent.clear()
 
 
 def _read_page(
