@@ -10,20 +10,18 @@ or the next cycle re-sends at most what was not committed.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
-from syncd.errors import CursorGapError, PeerUnavailableError, SyncdError
+from syncd.errors import PeerUnavailableError, SyncdError
+from syncd.replication._streams import Pages, read_page, reading_ahead, relay
 from syncd.replication.antientropy import Repairable, repair
 from syncd.replication.children import ChildRow
 from syncd.replication.model import (
@@ -43,9 +41,6 @@ from syncd.retry import Backoff, retrying
 log = structlog.get_logger("syncd.replication")
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-
-# Pages sent and not yet answered: page n + 1 is sent while page n applies (`_relay`).
-_IN_FLIGHT = 2
 
 
 class Peer(Repairable, Protocol):
@@ -113,58 +108,6 @@ class _Child:
 
 def _transient(exc: BaseException) -> str | None:
     return "unavailable" if isinstance(exc, PeerUnavailableError) else None
-
-
-class _Pages:
-    """A stream's pages read one ahead: while page n is applied on the other side, page n + 1
-    is read on a thread of its own.
-
-    The read ahead is one attempt: if it fails as unreachable, the page is read again on the
-    cycle's thread with the usual retries, whose waits are the ones a cancel cuts short. The
-    cursor rule is the caller's and is unchanged: pages are applied in order, each with its
-    cursor; a read ahead from a cursor the caller did not reach (a gap answered, a peer that
-    stored more) is dropped.
-    """
-
-    def __init__(
-        self,
-        pool: ThreadPoolExecutor,
-        call: Callable[..., Any],
-        read: Callable[[int], ChangePage],
-    ) -> None:
-        self._pool = pool
-        self._call = call
-        self._read = read
-        self._ahead: tuple[int, Future[ChangePage]] | None = None
-
-    def read_ahead(self, since: int) -> None:
-        context = contextvars.copy_context()  # the run's bound log fields
-        self._ahead = (since, self._pool.submit(context.run, self._read, since))
-
-    def get(self, since: int) -> ChangePage:
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            at, future = ahead
-            if at == since:
-                try:
-                    return future.result()
-                except PeerUnavailableError:
-                    pass  # read again below, retried
-            else:
-                wait([future])
-                error = future.exception()
-                if error is not None and not isinstance(error, Exception):
-                    raise error  # a cancel or an exit is not swallowed with the page
-        page: ChangePage = self._call(self._read, since)
-        return page
-
-
-@contextmanager
-def _reading_ahead(call: Callable[..., Any], read: Callable[[int], ChangePage]) -> Iterator[_Pages]:
-    """One thread for the loop's reads ahead; on any exit the read in flight (bounded by its
-    call's deadline) is waited for, so no read outlives the loop."""
-    with ThreadPoolExecutor(1, thread_name_prefix="syncd-read-ahead") as pool:
-        yield _Pages(pool, call, read)
 
 
 class Synchronizer:
@@ -315,12 +258,12 @@ class Synchronizer:
                 self._call(peer.cursor, parent_id, parent_epoch, FROM_PARENT) is not None
             )
         read = functools.partial(
-            _read_page, peer.get_changes, self._limit, min_hlc=min_hlc, skip_via=via
+            read_page, peer.get_changes, self._limit, min_hlc=min_hlc, skip_via=via
         )
-        with _reading_ahead(self._call, read) as pages:
+        with reading_ahead(self._call, read) as pages:
             self._pull_pages(child, pages, cursor)
 
-    def _pull_pages(self, child: _Child, pages: _Pages, cursor: int) -> None:
+    def _pull_pages(self, child: _Child, pages: Pages, cursor: int) -> None:
         assert child.info is not None
         info = child.info
 
@@ -355,7 +298,7 @@ class Synchronizer:
                 )
             child.result.pull_cursor = cursor
 
-        child.pulled_to = _relay(pages, cursor, lambda page: page.changes, send, done)
+        child.pulled_to = relay(pages, cursor, lambda page: page.changes, send, done)
 
     def _push(self, child: _Child, parent: RepoInfo, watermark: int) -> None:
         assert child.peer is not None and child.info is not None
@@ -370,9 +313,9 @@ class Synchronizer:
             self._parent.pingbacks, info.repo_id, with_graveyard=behind and parent.gc_floor > 0
         )
         read = functools.partial(
-            _read_page, self._parent.get_changes, self._limit, up_to=watermark, min_hlc=min_hlc
+            read_page, self._parent.get_changes, self._limit, up_to=watermark, min_hlc=min_hlc
         )
-        with _reading_ahead(self._call, read) as pages:
+        with reading_ahead(self._call, read) as pages:
             cursor = self._push_pages(child, parent, pages, cursor, pingbacks)
         if pingbacks:  # a collected tombstone has no ping-back row: clearing it is a no-op
             self._call(self._parent.clear_pingbacks, info.repo_id, [c.key for c in pingbacks])
@@ -389,7 +332,7 @@ class Synchronizer:
         self,
         child: _Child,
         parent: RepoInfo,
-        pages: _Pages,
+        pages: Pages,
         cursor: int,
         pingbacks: list[Change],
     ) -> int:
@@ -424,7 +367,7 @@ class Synchronizer:
             child.result.pushed += result.applied
             child.result.push_cursor = cursor
 
-        return _relay(pages, cursor, pick, send, done)
+        return relay(pages, cursor, pick, send, done)
 
     def _repair(self, child: _Child, parent: RepoInfo) -> None:
         assert child.peer is not None and child.info is not None
@@ -443,83 +386,3 @@ class Synchronizer:
             to_child=done.to_child,
             refused=done.refused,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _Sent:
-    page: ChangePage
-    count: int  # changes sent of it
-    reply: Future[ApplyResult]
-
-
-def _relay(
-    pages: _Pages,
-    cursor: int,
-    pick: Callable[[ChangePage], list[Change]],
-    send: Callable[[int, ChangePage, list[Change]], ApplyResult],
-    done: Callable[[ChangePage, int, ApplyResult, int], None],
-) -> int:
-    """Apply a stream's pages from `cursor` on the other repository, in order, each with its
-    cursor; returns the cursor reached. `pick` is what to send of a page, `send` applies it,
-    `done` is told of each page applied (with how many of its changes were sent) and the
-    cursor after it.
-
-    Page n + 1 is sent while page n applies (at most `_IN_FLIGHT` unanswered), so the
-    receiver decodes the next page while it writes this one, and the gap between two
-    applies is no longer a round trip. The receiver's cursor rule keeps the order: a page
-    that arrives before the one ahead of it is committed is answered with a gap, and the
-    stream resumes where the receiver stands, as after any gap.
-    """
-    sent: deque[_Sent] = deque()
-    at, last = cursor, False  # where the next page starts; whether the last one is sent
-    with ThreadPoolExecutor(_IN_FLIGHT, thread_name_prefix="syncd-apply") as pool:
-        try:
-            while True:
-                if not last and len(sent) < _IN_FLIGHT:
-                    page = pages.get(at)
-                    changes = pick(page)
-                    if page.next_cursor == at and not changes:
-                        last = True  # nothing more: what is in flight is awaited below
-                        continue
-                    last = not page.has_more
-                    if not last:
-                        pages.read_ahead(page.next_cursor)
-                    run = contextvars.copy_context().run  # the run's bound log fields
-                    reply = pool.submit(run, send, at, page, changes)
-                    sent.append(_Sent(page, len(changes), reply))
-                    at = page.next_cursor
-                    continue
-                if not sent:
-                    return cursor
-                head = sent.popleft()
-                try:
-                    result = head.reply.result()
-                except CursorGapError as gap:
-                    _settle(sent)
-                    # The receiver's cursor never goes back: it stands at least where the
-                    # answer to the page before this one left it.
-                    cursor = at = max(cursor, gap.stored)
-                    last = False
-                    continue
-                cursor = max(result.stored_cursor, head.page.next_cursor)
-                done(head.page, head.count, result, cursor)
-        finally:
-            _settle(sent)
-
-
-def _settle(sent: deque[_Sent]) -> None:
-    """Wait for the pages still in flight, whose answers are no longer needed; a cancel or an
-    exit raised by one is not swallowed with it."""
-    wait([s.reply for s in sent])
-    for item in sent:
-        error = item.reply.exception()
-        if error is not None and not isinstance(error, Exception):
-            sent.clear()
-            raise error
-    sent.clear()
-
-
-def _read_page(
-    get_changes: Callable[..., ChangePage], limit: int, since: int, **options: Any
-) -> ChangePage:
-    return get_changes(since, limit, **options)
