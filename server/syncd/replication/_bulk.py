@@ -127,6 +127,27 @@ class Bulk:
                 columns[i] = [proc(v) for v in columns[i]]
         return list(zip(*columns, strict=True))
 
+    def log_page(
+        self, since: int, bound: int, limit: int, *, min_hlc: int = 0, skip_via: str = ""
+    ) -> list[Sequence[Any]]:
+        """`(seq, type, id)` of the first `limit` log entries in `(since, bound]`, in seq
+        order; with `min_hlc`, only entries at or above it; with `skip_via`, without those
+        that parent delivered."""
+        m = self._mark
+        where = [f"seq > {m}", f"seq <= {m}"]
+        params: list[Any] = [since, bound]
+        if min_hlc:
+            where.append(f"hlc >= {m}")
+            params.append(min_hlc)
+        if skip_via:
+            where.append(f"via <> {m}")
+            params.append(skip_via)
+        sql = (
+            f"SELECT seq, type, id FROM {changes_table.name} WHERE {' AND '.join(where)}"
+            f" ORDER BY seq LIMIT {m}"
+        )
+        return self._fetch(sql, (*params, limit))
+
     def graves(self, type_: str, ids: Sequence[str]) -> dict[str, Version]:
         sql = (
             f"SELECT id, hlc, origin FROM {graveyard_table.name}"

@@ -341,7 +341,11 @@ class Synchronizer:
 
         def pick(page: ChangePage) -> list[Change]:
             # Echo suppression: what this child sent in this cycle it holds already.
-            changes = [c for c in page.changes if (c.key, c.version) not in child.sent]
+            sent = child.sent
+            if sent:
+                changes = [c for c in page.changes if (c.key, c.version) not in sent]
+            else:
+                changes = list(page.changes)  # the child sent nothing this cycle
             return changes + pingbacks if not page.has_more else changes
 
         def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:

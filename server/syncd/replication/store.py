@@ -252,21 +252,11 @@ class SqlRepository(Peers, Upkeep):
                 sa.select(counters_table.c.value).where(counters_table.c.name == "seq")
             ).scalar_one()
             bound = watermark if up_to is None else min(int(watermark), up_to)
-            query = (
-                sa.select(changes_table.c.seq, changes_table.c.type, changes_table.c.id)
-                .where(changes_table.c.seq > since, changes_table.c.seq <= bound)
-                .order_by(changes_table.c.seq)
-                .limit(limit)
-            )
-            if min_hlc:
-                query = query.where(changes_table.c.hlc >= min_hlc)
-            if skip_via:
-                query = query.where(changes_table.c.via != skip_via)
-            log = conn.execute(query).all()
+            log = Bulk(conn).log_page(since, int(bound), limit, min_hlc=min_hlc, skip_via=skip_via)
             keys = [(type_, id_) for _, type_, id_ in log]
             current = self._logged(conn, keys)
-        has_more = len(log) == limit and log[-1].seq < bound
-        next_cursor = log[-1].seq if has_more else max(since, int(bound))
+        has_more = len(log) == limit and log[-1][0] < bound
+        next_cursor = int(log[-1][0]) if has_more else max(since, int(bound))
         changes = [current[k] for k in keys if k in current]
         return ChangePage(changes, next_cursor, has_more)
 
