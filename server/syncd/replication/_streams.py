@@ -79,6 +79,7 @@ def reading_ahead(call: Callable[..., Any], read: Callable[[int], ChangePage]) -
 class _Sent:
     page: ChangePage
     count: int  # changes sent of it
+    behind: bool  # sent while the page before it was unanswered
     reply: Future[ApplyResult]
 
 
@@ -116,7 +117,7 @@ def relay(
                         pages.read_ahead(page.next_cursor)
                     run = contextvars.copy_context().run  # the run's bound log fields
                     reply = pool.submit(run, send, at, page, changes)
-                    sent.append(_Sent(page, len(changes), reply))
+                    sent.append(_Sent(page, len(changes), bool(sent), reply))
                     at = page.next_cursor
                     continue
                 if not sent:
@@ -126,9 +127,10 @@ def relay(
                     result = head.reply.result()
                 except CursorGapError as gap:
                     _settle(sent)
-                    # The receiver's cursor never goes back: it stands at least where the
-                    # answer to the page before this one left it.
-                    cursor = at = max(cursor, gap.stored)
+                    # A page sent behind another may have overtaken it: the receiver then
+                    # stands where the answer to that one left it (its report is older). If
+                    # it stands lower still, this page, sent again alone, says so.
+                    cursor = at = max(cursor, gap.stored) if head.behind else gap.stored
                     last = False
                     continue
                 cursor = max(result.stored_cursor, head.page.next_cursor)
