@@ -279,10 +279,10 @@ def test_a_driver_error_during_copy_is_a_ledger_error_naming_it() -> None:
         try:
             codec = CODECS[NOTE]
             rows = [
-                codec.values(Change(type=NOTE, id=f"n{i}", version=Version(i + 1, "o")))
+                codec.row(Change(type=NOTE, id=f"n{i}", version=Version(i + 1, "o")))
                 for i in range(COPY_MIN)
             ]
-            rows[-1]["note_id"] = "x" * 65  # longer than the column: the server refuses it
+            rows[-1] = ("x" * 65, *rows[-1][1:])  # longer than the column: the server refuses it
             with pytest.raises(LedgerUnavailableError) as caught, ledger.repository._tx() as conn:
                 Bulk(conn).upsert(codec, rows, new=True)
             assert isinstance(caught.value.__cause__, sa.exc.DataError)

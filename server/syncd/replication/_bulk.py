@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from syncd.ledger.schema import changes_table, graveyard_table
 from syncd.replication._codec import Codec, chunks
-from syncd.replication.model import Version
+from syncd.replication.model import Version, version_of
 
 # Below this many rows PostgreSQL takes plain `executemany` (a local write logs one key; a
 # staging table would cost it two more round trips).
@@ -46,8 +46,30 @@ Processor = Callable[[Any], Any] | None
 
 
 @cache
-def _processors(table: sa.Table, dialect: sa.Dialect) -> tuple[Processor, ...]:
-    return tuple(c.type.bind_processor(dialect) for c in table.c)
+def _processors(
+    table: sa.Table, names: tuple[str, ...], dialect: sa.Dialect
+) -> tuple[Processor, ...]:
+    """Bind processors of `names`, but none for booleans: both drivers bind a Python bool
+    themselves (SQLite's as 1 or 0, as SQLAlchemy's processor would), and without one a
+    table of text, numbers and a flag goes to the driver with no per-cell call."""
+    return tuple(
+        None if isinstance(table.c[n].type, sa.Boolean) else table.c[n].type.bind_processor(dialect)
+        for n in names
+    )
+
+
+@cache
+def _result_processors(codec: Codec, dialect: sa.Dialect) -> tuple[Processor, ...]:
+    """What SQLAlchemy does to each of `codec.columns` as it reads it (SQLite's text
+    timestamps parsed, UTC attached), for rows read from the driver directly; none for the
+    flag, which `Codec.changes` takes as a bool itself."""
+    types = [codec.table.c[n].type for n in codec.columns]
+    return tuple(
+        None
+        if isinstance(t, sa.Boolean)
+        else t.dialect_impl(dialect).result_processor(dialect, None)
+        for t in types
+    )
 
 
 # A text[] from one JSON array parameter (`_json`), for `= ANY(...)`.
@@ -84,24 +106,47 @@ class Bulk:
     def versions(self, codec: Codec, ids: Sequence[str]) -> dict[str, Version]:
         t, key = codec.table.name, _q(codec.key)
         sql = f"SELECT {key}, hlc, origin FROM {t} WHERE {key} {{ids}}"
-        return {k: Version(int(h), o) for k, h, o in self._select(sql, (), ids)}
+        return {k: version_of(int(h), o) for k, h, o in self._select(sql, (), ids)}
 
-    def rows(self, codec: Codec, ids: Sequence[str]) -> sa.CursorResult[Any]:
-        """The stored rows of `ids` in one query, typed as SQLAlchemy types them. By key, not
-        joined to the log: both planners served a join through the log's (type, id) index,
-        reading every entry of the type for each page."""
-        if self.postgres:
-            names = ", ".join(_q(c.name) for c in codec.table.c)
-            array = _JSON_ARRAY.replace("%s", ":ids")
-            query: Any = sa.text(
-                f"SELECT {names} FROM {codec.table.name} WHERE {_q(codec.key)} = ANY({array})"
-            ).columns(*codec.table.c)
-            return self._conn.execute(query, {"ids": _json(ids)})
-        listed: sa.Select[Any] = sa.select(sa.column("value")).select_from(
-            sa.func.json_each(sa.bindparam("ids"))
+    def rows(self, codec: Codec, ids: Sequence[str]) -> list[Sequence[Any]]:
+        """The stored rows of `ids` in one query, their values in `codec.columns` order and
+        typed as SQLAlchemy types them (read from the driver: SQLAlchemy's own result rows
+        cost more than the query). By key, not joined to the log: both planners served a
+        join through the log's (type, id) index, reading every entry of the type for each
+        page."""
+        names = ", ".join(_q(n) for n in codec.columns)
+        listed = f"= ANY({_JSON_ARRAY})" if self.postgres else "IN (SELECT value FROM json_each(?))"
+        sql = f"SELECT {names} FROM {codec.table.name} WHERE {_q(codec.key)} {listed}"
+        found = self._fetch(sql, (_json(ids),))
+        procs = _result_processors(codec, self._dialect)
+        if not any(procs) or not found:
+            return found
+        columns: list[Any] = list(zip(*found, strict=True))
+        for i, proc in enumerate(procs):
+            if proc is not None:
+                columns[i] = [proc(v) for v in columns[i]]
+        return list(zip(*columns, strict=True))
+
+    def log_page(
+        self, since: int, bound: int, limit: int, *, min_hlc: int = 0, skip_via: str = ""
+    ) -> list[Sequence[Any]]:
+        """`(seq, type, id)` of the first `limit` log entries in `(since, bound]`, in seq
+        order; with `min_hlc`, only entries at or above it; with `skip_via`, without those
+        that parent delivered."""
+        m = self._mark
+        where = [f"seq > {m}", f"seq <= {m}"]
+        params: list[Any] = [since, bound]
+        if min_hlc:
+            where.append(f"hlc >= {m}")
+            params.append(min_hlc)
+        if skip_via:
+            where.append(f"via <> {m}")
+            params.append(skip_via)
+        sql = (
+            f"SELECT seq, type, id FROM {changes_table.name} WHERE {' AND '.join(where)}"
+            f" ORDER BY seq LIMIT {m}"
         )
-        where = codec.key_column.in_(listed)
-        return self._conn.execute(sa.select(codec.table).where(where), {"ids": _json(ids)})
+        return self._fetch(sql, (*params, limit))
 
     def graves(self, type_: str, ids: Sequence[str]) -> dict[str, Version]:
         sql = (
@@ -112,13 +157,12 @@ class Bulk:
 
     # --- writing -----------------------------------------------------------------------------
 
-    def _tuples(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        procs = _processors(table, self._dialect)
-        names = [c.name for c in table.c]
+    def _tuples(self, codec: Codec, rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+        procs = _processors(codec.table, codec.columns, self._dialect)
         if not any(procs):
-            return [tuple(r[n] for n in names) for r in rows]
+            return rows
         # Per column, not per cell: most columns (text, integers) need no conversion.
-        columns: list[list[Any]] = [[r[n] for r in rows] for n in names]
+        columns: list[Any] = list(zip(*rows, strict=True))
         for i, proc in enumerate(procs):
             if proc is not None:
                 columns[i] = [proc(v) for v in columns[i]]
@@ -143,15 +187,15 @@ class Bulk:
             raise sa.exc.DBAPIError.instance(sql, None, exc, dbapi_error) from exc
         return stage
 
-    def upsert(self, codec: Codec, rows: Sequence[dict[str, Any]], *, new: bool = False) -> None:
-        """Write `rows`, each judged newer than the stored row (or, with `new`, of a key that
-        has no row here)."""
+    def upsert(self, codec: Codec, rows: Sequence[tuple[Any, ...]], *, new: bool = False) -> None:
+        """Write `rows` (`Codec.row`s), each judged newer than the stored row (or, with
+        `new`, of a key that has no row here)."""
         if not rows:
             return
         table, key = codec.table, codec.key
-        names = [c.name for c in table.c]
-        data = [n for n in names if n != key]
-        tuples = self._tuples(table, rows)
+        names = codec.columns
+        data = names[1:]
+        tuples = self._tuples(codec, rows)
         if self.postgres and len(rows) >= COPY_MIN:
             stage = self._copy(table, names, tuples)
             cols = ", ".join(_q(n) for n in names)
@@ -173,11 +217,10 @@ class Bulk:
                 tuples,
             )
             return
-        at = names.index(key)
         sets = ", ".join(f"{_q(n)} = {m}" for n in data)
         self._many(
             f"UPDATE {table.name} SET {sets} WHERE {_q(key)} = {m}",
-            [(*t[:at], *t[at + 1 :], t[at]) for t in tuples],
+            [(*t[1:], t[0]) for t in tuples],
         )
 
     def log(self, rows: Sequence[tuple[int, str, str, int, str, str]]) -> None:
@@ -217,6 +260,19 @@ class Bulk:
         ).first()
         if stale is not None:
             self._run(f"ANALYZE {table.name}")
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Sequence[Any]]:
+        """The rows of `sql` as the driver returns them: SQLAlchemy's result rows cost more
+        than the query on a page of records."""
+        raw: Any = self._conn.connection.dbapi_connection
+        try:
+            with closing(raw.cursor()) as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()  # type: ignore[no-any-return]
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise sa.exc.DBAPIError.instance(
+                sql, params, exc, self._dialect.loaded_dbapi.Error
+            ) from exc
 
     def _run(self, sql: str) -> None:
         self._conn.exec_driver_sql(sql)

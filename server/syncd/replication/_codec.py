@@ -19,7 +19,17 @@ from syncd.ledger.schema import (
     repos_table,
     runs_table,
 )
-from syncd.replication.model import HOLD, JOB, NOTE, REPO, RUN, Change, Version
+from syncd.replication.model import (
+    HOLD,
+    JOB,
+    NOTE,
+    REPO,
+    RUN,
+    Change,
+    Version,
+    change_of,
+    version_of,
+)
 
 _VERSION_COLUMNS = ("hlc", "origin", "deleted", "base_hlc", "base_origin")
 _CHUNK = 500  # keys per IN (...) query
@@ -55,6 +65,12 @@ class Codec:
     def key_column(self) -> sa.Column[Any]:
         return self.table.c[self.key]
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The order of `row`'s values and of the rows `changes` reads: the key, the data
+        columns, then the version columns."""
+        return (self.key, *(c.name for c in self.data_columns), *_VERSION_COLUMNS)
+
     def body(self, row: Mapping[Any, Any]) -> dict[str, Any]:
         if row["deleted"]:
             return {}
@@ -75,53 +91,56 @@ class Codec:
         )
 
     def changes(self, rows: Iterable[Sequence[Any]]) -> list[Change]:
-        """`change` of each row of the whole table in its column order (a page's rows by
-        position: reading them by name cost more than building the changes)."""
-        names = [c.name for c in self.table.c]
-        at = names.index
-        key, hlc, origin, deleted = at(self.key), at("hlc"), at("origin"), at("deleted")
-        base_hlc, base_origin = at("base_hlc"), at("base_origin")
-        data = [(c.name, at(c.name)) for c in self.data_columns]
+        """`change` of each row, its values in `columns` order (a page's rows by position:
+        reading them by name cost more than building the changes)."""
+        width = len(self.data_columns)
+        names = [c.name for c in self.data_columns]
+        hlc = width + 1
         out: list[Change] = []
+        append = out.append
         for row in rows:
-            gone = bool(row[deleted])
+            gone = bool(row[hlc + 2])
             body: dict[str, Any] = {}
             if not gone:
-                for name, i in data:
+                for i, name in enumerate(names, start=1):
                     value = row[i]
                     body[name] = value.isoformat() if isinstance(value, datetime) else value
-            out.append(
-                Change(
-                    type=self.type,
-                    id=row[key],
-                    version=Version(int(row[hlc]), row[origin]),
-                    deleted=gone,
-                    body=body,
-                    base=Version(int(row[base_hlc]), row[base_origin])
-                    if row[base_origin]
-                    else None,
+            base_origin = row[hlc + 4]
+            append(
+                change_of(
+                    self.type,
+                    row[0],
+                    version_of(int(row[hlc]), row[hlc + 1]),
+                    gone,
+                    body,
+                    version_of(int(row[hlc + 3]), base_origin) if base_origin else None,
                 )
             )
         return out
 
     def values(self, change: Change) -> dict[str, Any]:
-        """The row for `change`: a tombstone keeps blank data (the columns are NOT NULL).
-        ValueError when the body does not fit the table (a malformed or hostile change)."""
+        """The row for `change` by column name (see `row`)."""
+        return dict(zip(self.columns, self.row(change), strict=True))
+
+    def row(self, change: Change) -> tuple[Any, ...]:
+        """The row for `change`, its values in `columns` order: a tombstone keeps blank data
+        (the columns are NOT NULL). ValueError when the body does not fit the table (a
+        malformed or hostile change)."""
         length = self.key_length
         if length is not None and len(change.id) > length:
             raise ValueError(f"id is longer than {length} characters")
-        values: dict[str, Any] = {
-            self.key: change.id,
-            "hlc": change.version.hlc,
-            "origin": change.version.origin,
-            "deleted": change.deleted,
-            "base_hlc": change.base.hlc if change.base else 0,
-            "base_origin": change.base.origin if change.base else "",
-        }
         body = {} if change.deleted else change.body
-        for col in self.data_columns:
-            values[col.name] = _decode(col, body.get(col.name))
-        return values
+        get = body.get
+        version, base = change.version, change.base
+        return (
+            change.id,
+            *[_decode(col, get(col.name)) for col in self.data_columns],
+            version.hlc,
+            version.origin,
+            change.deleted,
+            base.hlc if base else 0,
+            base.origin if base else "",
+        )
 
 
 _INT64 = (-(2**63), 2**63 - 1)

@@ -10,19 +10,18 @@ or the next cycle re-sends at most what was not committed.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
 
-from syncd.errors import CursorGapError, PeerUnavailableError, SyncdError
+from syncd.errors import PeerUnavailableError, SyncdError
+from syncd.replication._streams import Pages, read_page, reading_ahead, relay
 from syncd.replication.antientropy import Repairable, repair
 from syncd.replication.children import ChildRow
 from syncd.replication.model import (
@@ -109,58 +108,6 @@ class _Child:
 
 def _transient(exc: BaseException) -> str | None:
     return "unavailable" if isinstance(exc, PeerUnavailableError) else None
-
-
-class _Pages:
-    """A stream's pages read one ahead: while page n is applied on the other side, page n + 1
-    is read on a thread of its own.
-
-    The read ahead is one attempt: if it fails as unreachable, the page is read again on the
-    cycle's thread with the usual retries, whose waits are the ones a cancel cuts short. The
-    cursor rule is the caller's and is unchanged: pages are applied in order, each with its
-    cursor; a read ahead from a cursor the caller did not reach (a gap answered, a peer that
-    stored more) is dropped.
-    """
-
-    def __init__(
-        self,
-        pool: ThreadPoolExecutor,
-        call: Callable[..., Any],
-        read: Callable[[int], ChangePage],
-    ) -> None:
-        self._pool = pool
-        self._call = call
-        self._read = read
-        self._ahead: tuple[int, Future[ChangePage]] | None = None
-
-    def read_ahead(self, since: int) -> None:
-        context = contextvars.copy_context()  # the run's bound log fields
-        self._ahead = (since, self._pool.submit(context.run, self._read, since))
-
-    def get(self, since: int) -> ChangePage:
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None:
-            at, future = ahead
-            if at == since:
-                try:
-                    return future.result()
-                except PeerUnavailableError:
-                    pass  # read again below, retried
-            else:
-                wait([future])
-                error = future.exception()
-                if error is not None and not isinstance(error, Exception):
-                    raise error  # a cancel or an exit is not swallowed with the page
-        page: ChangePage = self._call(self._read, since)
-        return page
-
-
-@contextmanager
-def _reading_ahead(call: Callable[..., Any], read: Callable[[int], ChangePage]) -> Iterator[_Pages]:
-    """One thread for the loop's reads ahead; on any exit the read in flight (bounded by its
-    call's deadline) is waited for, so no read outlives the loop."""
-    with ThreadPoolExecutor(1, thread_name_prefix="syncd-read-ahead") as pool:
-        yield _Pages(pool, call, read)
 
 
 class Synchronizer:
@@ -311,40 +258,34 @@ class Synchronizer:
                 self._call(peer.cursor, parent_id, parent_epoch, FROM_PARENT) is not None
             )
         read = functools.partial(
-            _read_page, peer.get_changes, self._limit, min_hlc=min_hlc, skip_via=via
+            read_page, peer.get_changes, self._limit, min_hlc=min_hlc, skip_via=via
         )
-        with _reading_ahead(self._call, read) as pages:
+        with reading_ahead(self._call, read) as pages:
             self._pull_pages(child, pages, cursor)
 
-    def _pull_pages(self, child: _Child, pages: _Pages, cursor: int) -> None:
+    def _pull_pages(self, child: _Child, pages: Pages, cursor: int) -> None:
         assert child.info is not None
         info = child.info
-        while True:
-            page = pages.get(cursor)
-            if page.next_cursor == cursor and not page.changes:
-                break
-            if page.has_more:
-                pages.read_ahead(page.next_cursor)
-            start = cursor
-            try:
-                result: ApplyResult = self._call(
-                    self._parent.apply_changes,
-                    source_id=info.repo_id,
-                    source_epoch=info.epoch,
-                    stream=FROM_CHILD,
-                    from_cursor=start,
-                    to_cursor=page.next_cursor,
-                    changes=page.changes,
-                )
-            except CursorGapError as gap:
-                cursor = gap.stored  # resume where the parent stands
-                continue
+
+        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
+            result: ApplyResult = self._call(
+                self._parent.apply_changes,
+                source_id=info.repo_id,
+                source_epoch=info.epoch,
+                stream=FROM_CHILD,
+                from_cursor=start,
+                to_cursor=page.next_cursor,
+                changes=changes,
+            )
+            return result
+
+        def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
             log.info(
                 "replication.page",
                 child=child.row.name,
                 phase="pull",
                 cursor=page.next_cursor,
-                changes=len(page.changes),
+                changes=count,
             )
             child.sent.update((c.key, c.version) for c in page.changes)
             child.result.pulled += result.applied
@@ -355,11 +296,9 @@ class Synchronizer:
                     f"{len(result.rejected)} change(s) refused by the parent and sent back"
                     f" (first: {result.rejected[0].reason})"
                 )
-            cursor = max(result.stored_cursor, page.next_cursor)
             child.result.pull_cursor = cursor
-            if not page.has_more:
-                break
-        child.pulled_to = cursor
+
+        child.pulled_to = relay(pages, cursor, lambda page: page.changes, send, done)
 
     def _push(self, child: _Child, parent: RepoInfo, watermark: int) -> None:
         assert child.peer is not None and child.info is not None
@@ -374,9 +313,9 @@ class Synchronizer:
             self._parent.pingbacks, info.repo_id, with_graveyard=behind and parent.gc_floor > 0
         )
         read = functools.partial(
-            _read_page, self._parent.get_changes, self._limit, up_to=watermark, min_hlc=min_hlc
+            read_page, self._parent.get_changes, self._limit, up_to=watermark, min_hlc=min_hlc
         )
-        with _reading_ahead(self._call, read) as pages:
+        with reading_ahead(self._call, read) as pages:
             cursor = self._push_pages(child, parent, pages, cursor, pingbacks)
         if pingbacks:  # a collected tombstone has no ping-back row: clearing it is a no-op
             self._call(self._parent.clear_pingbacks, info.repo_id, [c.key for c in pingbacks])
@@ -393,50 +332,46 @@ class Synchronizer:
         self,
         child: _Child,
         parent: RepoInfo,
-        pages: _Pages,
+        pages: Pages,
         cursor: int,
         pingbacks: list[Change],
     ) -> int:
         assert child.peer is not None
         peer = child.peer
-        while True:
-            page = pages.get(cursor)
+
+        def pick(page: ChangePage) -> list[Change]:
             # Echo suppression: what this child sent in this cycle it holds already.
-            changes = [c for c in page.changes if (c.key, c.version) not in child.sent]
-            last = not page.has_more
-            if last:
-                changes += pingbacks
-            if page.next_cursor == cursor and not changes:
-                break
-            if not last:
-                pages.read_ahead(page.next_cursor)
-            start = cursor
-            try:
-                result: ApplyResult = self._call(
-                    peer.apply_changes,
-                    source_id=parent.repo_id,
-                    source_epoch=parent.epoch,
-                    stream=FROM_PARENT,
-                    from_cursor=start,
-                    to_cursor=page.next_cursor,
-                    changes=changes,
-                )
-            except CursorGapError as gap:
-                cursor = gap.stored
-                continue
+            sent = child.sent
+            if sent:
+                changes = [c for c in page.changes if (c.key, c.version) not in sent]
+            else:
+                changes = list(page.changes)  # the child sent nothing this cycle
+            return changes + pingbacks if not page.has_more else changes
+
+        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
+            result: ApplyResult = self._call(
+                peer.apply_changes,
+                source_id=parent.repo_id,
+                source_epoch=parent.epoch,
+                stream=FROM_PARENT,
+                from_cursor=start,
+                to_cursor=page.next_cursor,
+                changes=changes,
+            )
+            return result
+
+        def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
             log.info(
                 "replication.page",
                 child=child.row.name,
                 phase="push",
                 cursor=page.next_cursor,
-                changes=len(changes),
+                changes=count,
             )
             child.result.pushed += result.applied
-            cursor = max(result.stored_cursor, page.next_cursor)
             child.result.push_cursor = cursor
-            if last:
-                break
-        return cursor
+
+        return relay(pages, cursor, pick, send, done)
 
     def _repair(self, child: _Child, parent: RepoInfo) -> None:
         assert child.peer is not None and child.info is not None
@@ -455,9 +390,3 @@ class Synchronizer:
             to_child=done.to_child,
             refused=done.refused,
         )
-
-
-def _read_page(
-    get_changes: Callable[..., ChangePage], limit: int, since: int, **options: Any
-) -> ChangePage:
-    return get_changes(since, limit, **options)

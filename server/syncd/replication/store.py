@@ -39,6 +39,7 @@ from syncd.replication.model import (
     ApplyResult,
     Change,
     ChangePage,
+    Judgement,
     Key,
     Rejected,
     RepoInfo,
@@ -243,21 +244,11 @@ class SqlRepository(Peers, Upkeep):
                 sa.select(counters_table.c.value).where(counters_table.c.name == "seq")
             ).scalar_one()
             bound = watermark if up_to is None else min(int(watermark), up_to)
-            query = (
-                sa.select(changes_table.c.seq, changes_table.c.type, changes_table.c.id)
-                .where(changes_table.c.seq > since, changes_table.c.seq <= bound)
-                .order_by(changes_table.c.seq)
-                .limit(limit)
-            )
-            if min_hlc:
-                query = query.where(changes_table.c.hlc >= min_hlc)
-            if skip_via:
-                query = query.where(changes_table.c.via != skip_via)
-            log = conn.execute(query).all()
+            log = Bulk(conn).log_page(since, int(bound), limit, min_hlc=min_hlc, skip_via=skip_via)
             keys = [(type_, id_) for _, type_, id_ in log]
             current = self._logged(conn, keys)
-        has_more = len(log) == limit and log[-1].seq < bound
-        next_cursor = log[-1].seq if has_more else max(since, int(bound))
+        has_more = len(log) == limit and log[-1][0] < bound
+        next_cursor = int(log[-1][0]) if has_more else max(since, int(bound))
         changes = [current[k] for k in keys if k in current]
         return ChangePage(changes, next_cursor, has_more)
 
@@ -266,7 +257,7 @@ class SqlRepository(Peers, Upkeep):
         bulk = Bulk(conn)
         found: dict[Key, Change] = {}
         for type_, ids in _by_type(k for k in keys if k[0] in CODECS).items():
-            for change in CODECS[type_].changes(bulk.rows(CODECS[type_], ids).all()):
+            for change in CODECS[type_].changes(bulk.rows(CODECS[type_], ids)):
                 found[change.key] = change
         return found
 
@@ -342,36 +333,40 @@ class SqlRepository(Peers, Upkeep):
             known = latest.get(key)
             if known is None or known.version < change.version:
                 latest[key] = change
-        local = self._versions(conn, latest)
-        graves = self._graves(conn, [k for k in latest if k not in local])
+        by_type = _by_type(latest)
+        local = self._versions(conn, by_type)
+        graves = self._graves(conn, _by_type(k for k in latest if k not in local))
         applying: list[Change] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         revived: list[Change] = []
         stale: list[Key] = []
         rejected: list[Rejected] = []
         conflicts: list[tuple[Change, Version, Version]] = []
         if latest:
             self.hlc.observe(max(c.version.hlc for c in latest.values()))
+        me = self.repo_id
         for key, change in latest.items():
             mine = local.get(key)
-            verdict = judge(
-                mine,
-                mine.origin if mine is not None else None,
-                change,
-                from_child=from_child and change.version.origin != self.repo_id,
-            )
-            grave = graves.get(key)
-            if verdict.verdict is Verdict.APPLY and grave is not None and change.version <= grave:
-                # Deleted and collected here: an older write (a child restored from a backup
-                # still had it) stays deleted. The tombstone comes back with its own version,
-                # so it is sent out again and loses to any later write, as it did before.
-                if not change.deleted:
-                    revived.append(Change(type=key[0], id=key[1], version=grave, deleted=True))
-                    stale.append(key)
-                continue
+            judged_child = from_child and change.version.origin != me
+            if mine is None and not (judged_child and change.type in PARENT_ONLY):
+                verdict = _NEW  # what `judge` answers for a key with no row here
+            else:
+                verdict = judge(
+                    mine, mine.origin if mine is not None else None, change, from_child=judged_child
+                )
             if verdict.verdict is Verdict.APPLY:
+                grave = graves.get(key) if mine is None else None
+                if grave is not None and change.version <= grave:
+                    # Deleted and collected here: an older write (a child restored from a
+                    # backup still had it) stays deleted. The tombstone comes back with its
+                    # own version, so it is sent out again and loses to any later write, as it
+                    # did before.
+                    if not change.deleted:
+                        revived.append(Change(type=key[0], id=key[1], version=grave, deleted=True))
+                        stale.append(key)
+                    continue
                 try:
-                    rows.append(CODECS[change.type].values(change))
+                    rows.append(CODECS[change.type].row(change))
                 except ValueError as exc:
                     rejected.append(Rejected(key, f"malformed: {exc}"))
                     continue
@@ -386,7 +381,7 @@ class SqlRepository(Peers, Upkeep):
                 rejected.append(Rejected(key, verdict.reason))
         for tombstone in revived:
             applying.append(tombstone)
-            rows.append(CODECS[tombstone.type].values(tombstone))
+            rows.append(CODECS[tombstone.type].row(tombstone))
         self._upsert_rows(conn, applying, rows, exists=local)
         self._log(conn, [(c.type, c.id, c.version) for c in applying], via=via)
         if from_child:
@@ -412,19 +407,20 @@ class SqlRepository(Peers, Upkeep):
             )
         return ApplyResult(len(applying) - len(revived), stale, rejected, 0, len(conflicts))
 
-    def _versions(self, conn: Connection, keys: Iterable[Key]) -> dict[Key, Version]:
-        """The local version of each key that has a row (the conditional upsert's input)."""
+    def _versions(self, conn: Connection, by_type: Mapping[str, list[str]]) -> dict[Key, Version]:
+        """The local version of each key (ids by type) that has a row (the conditional
+        upsert's input)."""
         bulk = Bulk(conn)
         found: dict[Key, Version] = {}
-        for type_, ids in _by_type(keys).items():
+        for type_, ids in by_type.items():
             for id_, version in bulk.versions(CODECS[type_], ids).items():
                 found[(type_, id_)] = version
         return found
 
-    def _graves(self, conn: Connection, keys: Sequence[Key]) -> dict[Key, Version]:
+    def _graves(self, conn: Connection, by_type: Mapping[str, list[str]]) -> dict[Key, Version]:
         bulk = Bulk(conn)
         found: dict[Key, Version] = {}
-        for type_, ids in _by_type(keys).items():
+        for type_, ids in by_type.items():
             for id_, version in bulk.graves(type_, ids).items():
                 found[(type_, id_)] = version
         return found
@@ -432,17 +428,17 @@ class SqlRepository(Peers, Upkeep):
     def _upsert(
         self, conn: Connection, changes: Sequence[Change], exists: Mapping[Key, object]
     ) -> None:
-        rows = [CODECS[c.type].values(c) for c in changes]
+        rows = [CODECS[c.type].row(c) for c in changes]
         self._upsert_rows(conn, changes, rows, exists=exists)
 
     def _upsert_rows(
         self,
         conn: Connection,
         changes: Sequence[Change],
-        rows: Sequence[dict[str, Any]],
+        rows: Sequence[tuple[Any, ...]],
         exists: Mapping[Key, object],
     ) -> None:
-        by_type: dict[str, tuple[list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        by_type: dict[str, tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = {}
         for change, row in zip(changes, rows, strict=True):
             inserts, updates = by_type.setdefault(change.type, ([], []))
             (updates if (change.type, change.id) in exists else inserts).append(row)
@@ -459,6 +455,9 @@ class SqlRepository(Peers, Upkeep):
             self._write(conn, type_, id_, {}, deleted=True)
         else:
             self._write(conn, type_, id_, dict(mine.body), deleted=mine.deleted)
+
+
+_NEW = Judgement(Verdict.APPLY)
 
 
 def _by_type(keys: Iterable[Key]) -> dict[str, list[str]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import json.encoder
+import json.scanner
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from syncd.errors import InvalidArgumentError, bounded
@@ -16,6 +18,8 @@ from syncd.replication.model import (
     Key,
     RepoInfo,
     Version,
+    change_of,
+    version_of,
 )
 from syncd_api.v1 import replication_pb2 as pb
 
@@ -33,6 +37,39 @@ def version_to_pb(v: Version) -> pb.Version:
 # One encoder for every body (json.dumps with options builds a new one per call).
 _dumps = json.JSONEncoder(sort_keys=True, default=str).encode
 _loads = json.JSONDecoder().decode
+# The decoder's C scanner, called directly: `decode` adds two regular-expression matches for
+# the whitespace around the value, which cost as much as the parse of a record's body.
+_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
+    json.JSONDecoder()  # type: ignore[arg-type]
+)
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
+
+
+def _parse(text: str) -> Any:
+    """`_loads(text)`; ValueError when it is not JSON."""
+    try:
+        value, end = _scan(text, 0)
+    except (StopIteration, ValueError):
+        return _loads(text)  # leading whitespace, or raises naming the problem
+    return value if end == len(text) else _loads(text)
+
+
+def _body_json(body: Mapping[str, Any]) -> str:
+    """`_dumps(body)` for the flat bodies the repository stores (text, whole numbers, null),
+    without the encoder's per-call set-up; anything else goes through `_dumps`."""
+    parts = []
+    for name in sorted(body):
+        value = body[name]
+        kind = type(value)
+        if kind is str:
+            parts.append(f"{_quote(name)}: {_quote(value)}")
+        elif kind is int:
+            parts.append(f"{_quote(name)}: {value}")
+        elif value is None:
+            parts.append(f"{_quote(name)}: null")
+        else:
+            return _dumps(body if type(body) is dict else dict(body))
+    return "{" + ", ".join(parts) + "}"
 
 
 def add_changes(into: Any, changes: Iterable[Change]) -> None:
@@ -50,7 +87,7 @@ def add_changes(into: Any, changes: Iterable[Change]) -> None:
 def _fill(msg: pb.Change, c: Change) -> None:
     msg.type, msg.id, msg.deleted, msg.out_of_band = c.type, c.id, c.deleted, c.out_of_band
     if not c.deleted:
-        msg.body_json = _dumps(c.body if type(c.body) is dict else dict(c.body))
+        msg.body_json = _body_json(c.body)
     version = msg.version
     version.hlc, version.origin = c.version.hlc, c.version.origin
     if c.base is not None:
@@ -80,12 +117,16 @@ def change_from_pb(operation: str, index: int, msg: pb.Change) -> Change:
     type_, id_ = msg.type, msg.id
     if type_ not in TYPES or not id_ or len(id_) > MAX_ID or "\x00" in id_:
         key_from_pb(operation, where, type_, id_)  # raises, naming the problem
-    version, base = msg.version, msg.base  # each access builds a wrapper: read once
+    version = msg.version  # each access builds a wrapper: read once
     hlc, origin = version.hlc, version.origin
     if not origin or not msg.HasField("version"):
         raise _refuse(operation, where, "a version with an origin is required", "version")
     has_base = msg.HasField("base")
-    base_hlc, base_origin = (base.hlc, base.origin) if has_base else (0, "")
+    if has_base:
+        base = msg.base
+        base_hlc, base_origin = base.hlc, base.origin
+    else:
+        base_hlc, base_origin = 0, ""
     if len(origin) > MAX_ORIGIN or "\x00" in origin or "\x00" in base_origin:
         raise _refuse(operation, where, f"origin longer than {MAX_ORIGIN} characters", "version")
     if hlc > MAX_HLC or base_hlc > MAX_HLC:
@@ -97,19 +138,19 @@ def change_from_pb(operation: str, index: int, msg: pb.Change) -> Change:
         if len(text) > MAX_BODY:
             raise _refuse(operation, where, "body larger than 1 MiB", "body_json")
         try:
-            body = _loads(text or "{}")
+            body = _parse(text or "{}")
         except ValueError:
             raise _refuse(operation, where, "body_json is not JSON", "body_json") from None
         if not isinstance(body, dict):
             raise _refuse(operation, where, "body_json is not a JSON object", "body_json")
-    return Change(
-        type=type_,
-        id=id_,
-        version=Version(hlc, origin),
-        deleted=deleted,
-        body=body,
-        base=Version(base_hlc, base_origin) if has_base else None,
-        out_of_band=msg.out_of_band,
+    return change_of(
+        type_,
+        id_,
+        version_of(hlc, origin),
+        deleted,
+        body,
+        version_of(base_hlc, base_origin) if has_base else None,
+        msg.out_of_band,
     )
 
 
@@ -128,7 +169,7 @@ class _JsonBody(Mapping[str, Any]):
 
     def _parsed(self) -> dict[str, Any]:
         if self._value is None:
-            value = _loads(self._text or "{}")
+            value = _parse(self._text or "{}")
             if not isinstance(value, dict):
                 raise ValueError("body_json is not a JSON object")
             self._value = value
@@ -150,11 +191,10 @@ def changes_relayed(operation: str, msgs: Sequence[pb.Change]) -> list[Change]:
     as (read if something asks) and the message is kept to be sent on as it is. The
     repository that applies them checks every body as it decodes them."""
     out: list[Change] = []
-    new = Change
     for index, msg in enumerate(msgs, start=1):
         version = msg.version
         hlc, origin, type_, id_ = version.hlc, version.origin, msg.type, msg.id
-        base = Version(msg.base.hlc, msg.base.origin) if msg.HasField("base") else None
+        base = version_of(msg.base.hlc, msg.base.origin) if msg.HasField("base") else None
         if (
             type_ not in TYPES
             or not id_
@@ -168,14 +208,15 @@ def changes_relayed(operation: str, msgs: Sequence[pb.Change]) -> list[Change]:
             or not msg.HasField("version")
         ):
             change_from_pb(operation, index, msg)  # raises, naming the problem
-        change = new(
-            type=type_,
-            id=id_,
-            version=Version(hlc, origin),
-            deleted=msg.deleted,
-            body={} if msg.deleted else _JsonBody(msg.body_json),
-            base=base,
-            out_of_band=msg.out_of_band,
+        deleted = msg.deleted
+        change = change_of(
+            type_,
+            id_,
+            version_of(hlc, origin),
+            deleted,
+            {} if deleted else _JsonBody(msg.body_json),
+            base,
+            msg.out_of_band,
         )
         object.__setattr__(change, "wire", msg)
         out.append(change)
