@@ -148,6 +148,9 @@ def _load(args: argparse.Namespace) -> Config:
     )
 
 
+DAEMON_SWITCH_INTERVAL = 0.0005  # seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     early, _ = _global_parser(add_help=False).parse_known_args(argv)
@@ -228,6 +231,11 @@ def _run(
             reload_config=lambda: _load(early),
         )
         daemon.announce_login = True
+        # The event loop shares the interpreter lock with the daemon's threads (the ledger's
+        # writer, each run's relay): a thread busy in Python keeps it up to the switch
+        # interval, 5 ms by default, which showed as the control plane's tail latency under
+        # run load. Job processes come from the fork server, a fresh interpreter: theirs stays.
+        sys.setswitchinterval(DAEMON_SWITCH_INTERVAL)
         return asyncio.run(daemon.serve())
     except SyncdError as exc:
         if exit_code(exc) != EXIT_CONFIG:  # the log (file) keeps why a daemon did not start
