@@ -267,18 +267,6 @@ class Synchronizer:
         assert child.info is not None
         info = child.info
 
-        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
-            result: ApplyResult = self._call(
-                self._parent.apply_changes,
-                source_id=info.repo_id,
-                source_epoch=info.epoch,
-                stream=FROM_CHILD,
-                from_cursor=start,
-                to_cursor=page.next_cursor,
-                changes=changes,
-            )
-            return result
-
         def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
             log.info(
                 "replication.page",
@@ -298,6 +286,7 @@ class Synchronizer:
                 )
             child.result.pull_cursor = cursor
 
+        send = self._sender(self._parent, info, FROM_CHILD)
         child.pulled_to = relay(pages, cursor, lambda page: page.changes, send, done)
 
     def _push(self, child: _Child, parent: RepoInfo, watermark: int) -> None:
@@ -348,18 +337,6 @@ class Synchronizer:
                 changes = list(page.changes)  # the child sent nothing this cycle
             return changes + pingbacks if not page.has_more else changes
 
-        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
-            result: ApplyResult = self._call(
-                peer.apply_changes,
-                source_id=parent.repo_id,
-                source_epoch=parent.epoch,
-                stream=FROM_PARENT,
-                from_cursor=start,
-                to_cursor=page.next_cursor,
-                changes=changes,
-            )
-            return result
-
         def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
             log.info(
                 "replication.page",
@@ -371,7 +348,26 @@ class Synchronizer:
             child.result.pushed += result.applied
             child.result.push_cursor = cursor
 
-        return relay(pages, cursor, pick, send, done)
+        return relay(pages, cursor, pick, self._sender(peer, parent, FROM_PARENT), done)
+
+    def _sender(
+        self, target: Peer, source: RepoInfo, stream: str
+    ) -> Callable[[int, ChangePage, list[Change]], ApplyResult]:
+        """How a page goes to `target`: applied there as `source`'s changes on `stream`."""
+
+        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
+            result: ApplyResult = self._call(
+                target.apply_changes,
+                source_id=source.repo_id,
+                source_epoch=source.epoch,
+                stream=stream,
+                from_cursor=start,
+                to_cursor=page.next_cursor,
+                changes=changes,
+            )
+            return result
+
+        return send
 
     def _repair(self, child: _Child, parent: RepoInfo) -> None:
         assert child.peer is not None and child.info is not None
