@@ -73,12 +73,20 @@ class ReplicationServicer:
             up_to = request.up_to_cursor if request.HasField("up_to_cursor") else None
             if len(request.skip_via) > 130:
                 raise InvalidArgumentError("GetChanges", "longer than 130 characters", "skip_via")
-            page = await self._recorder.call_reader(
-                lambda: self._repo.get_changes(
-                    since, limit, up_to=up_to, min_hlc=request.min_hlc, skip_via=request.skip_via
+            # Read and encoded on a reader thread: a page of thousands of changes would hold
+            # the event loop (and every control-plane call behind it) for tens of ms.
+            encoded: pb.ChangePage = await self._recorder.call_reader(
+                lambda: cv.page_to_pb(
+                    self._repo.get_changes(
+                        since,
+                        limit,
+                        up_to=up_to,
+                        min_hlc=request.min_hlc,
+                        skip_via=request.skip_via,
+                    )
                 )
             )
-            return cv.page_to_pb(page)
+            return encoded
 
         return await self._answer(context, "GetChanges", work)  # type: ignore[no-any-return]
 
@@ -93,7 +101,8 @@ class ReplicationServicer:
             end = cv.check_cursor(op, request.to_cursor, "to_cursor")
             if end < start:
                 raise InvalidArgumentError(op, "must not be below from_cursor", "to_cursor")
-            changes = cv.changes_from_pb(op, request.changes)
+            # Decoded off the event loop, as a page is encoded (GetChanges).
+            changes = await self._recorder.call_reader(cv.changes_from_pb, op, request.changes)
             result: ApplyResult = await self._recorder.call_writer(
                 lambda: self._repo.apply_changes(
                     source_id=request.source_id,
