@@ -16,9 +16,6 @@ from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.ledger.model import RunRecord
 from syncd.ledger.schema import runs_table
 
-# The columns a local run write sets: the record's, and its version.
-_VERSIONED = ("hlc", "origin", "deleted")
-
 INSERT_RUN = runs_table.insert()
 # A run's row by its id, written whole (the key is bound as `b_run_id`: `run_id` is a column).
 UPDATE_RUN = runs_table.update().where(runs_table.c.run_id == sa.bindparam("b_run_id"))

@@ -118,10 +118,6 @@ class Codec:
             )
         return out
 
-    def values(self, change: Change) -> dict[str, Any]:
-        """The row for `change` by column name (see `row`)."""
-        return dict(zip(self.columns, self.row(change), strict=True))
-
     def row(self, change: Change) -> tuple[Any, ...]:
         """The row for `change`, its values in `columns` order: a tombstone keeps blank data
         (the columns are NOT NULL). ValueError when the body does not fit the table (a

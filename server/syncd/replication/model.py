@@ -162,6 +162,9 @@ class Judgement:
     conflict: bool = False  # both sides wrote without seeing each other (audit only)
 
 
+_APPLY_NEW = Judgement(Verdict.APPLY)  # a key with no row here: one answer, shared (most of a seed)
+
+
 def judge(
     local: Version | None,
     local_origin_owner: str | None,
@@ -186,7 +189,7 @@ def judge(
             Verdict.REJECT, f"{incoming.type} {incoming.id} belongs to another repository"
         )
     if local is None:
-        return Judgement(Verdict.APPLY)
+        return _APPLY_NEW
     concurrent = incoming.base is not None and incoming.base != local and incoming.type not in OWNED
     if incoming.version > local:
         return Judgement(Verdict.APPLY, conflict=concurrent)

@@ -39,7 +39,6 @@ from syncd.replication.model import (
     ApplyResult,
     Change,
     ChangePage,
-    Judgement,
     Key,
     Rejected,
     RepoInfo,
@@ -347,13 +346,12 @@ class SqlRepository(Peers, Upkeep):
         me = self.repo_id
         for key, change in latest.items():
             mine = local.get(key)
-            judged_child = from_child and change.version.origin != me
-            if mine is None and not (judged_child and change.type in PARENT_ONLY):
-                verdict = _NEW  # what `judge` answers for a key with no row here
-            else:
-                verdict = judge(
-                    mine, mine.origin if mine is not None else None, change, from_child=judged_child
-                )
+            verdict = judge(
+                mine,
+                mine.origin if mine is not None else None,
+                change,
+                from_child=from_child and change.version.origin != me,
+            )
             if verdict.verdict is Verdict.APPLY:
                 grave = graves.get(key) if mine is None else None
                 if grave is not None and change.version <= grave:
@@ -455,9 +453,6 @@ class SqlRepository(Peers, Upkeep):
             self._write(conn, type_, id_, {}, deleted=True)
         else:
             self._write(conn, type_, id_, dict(mine.body), deleted=mine.deleted)
-
-
-_NEW = Judgement(Verdict.APPLY)
 
 
 def _by_type(keys: Iterable[Key]) -> dict[str, list[str]]:

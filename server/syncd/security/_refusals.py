@@ -34,13 +34,12 @@ class RefusalBudget:
 
     def __init__(
         self,
-        per_minute: int = AUDITED_PER_MINUTE,
+        per_minute: int = AUDITED_PER_MINUTE,  # at least 1
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._per_minute = per_minute
         self._monotonic = monotonic
         self._windows: dict[str, _Window] = {}
-        self._carried: dict[str, int] = {}  # held back in a closed window, not yet reported
 
     def admit(self, address: str) -> tuple[bool, int]:
         """(audit this refusal, how many refusals of this address were held back before it)."""
@@ -48,13 +47,14 @@ class RefusalBudget:
         now = self._monotonic()
         window = self._windows.get(host)
         if window is None or now - window.opened >= _WINDOW:
-            if window is not None and window.held_back:
-                self._carried[host] = self._carried.get(host, 0) + window.held_back
+            # A new minute's first refusal is audited, with the count the last one held back.
+            held_back = window.held_back if window is not None else 0
             self._forget_old(now)
-            window = self._windows[host] = _Window(now)
+            self._windows[host] = _Window(now, audited=1)
+            return True, held_back
         if window.audited < self._per_minute:
             window.audited += 1
-            return True, self._carried.pop(host, 0)
+            return True, 0
         if not window.held_back:
             log.warning(
                 "security.refusals_throttled", address=host, audited_per_minute=self._per_minute
@@ -70,8 +70,6 @@ class RefusalBudget:
                 del self._windows[host]
         while len(self._windows) >= _MAX_ADDRESSES:  # a flood from many addresses at once
             del self._windows[next(iter(self._windows))]
-        while len(self._carried) >= _MAX_ADDRESSES:
-            del self._carried[next(iter(self._carried))]
 
 
 def held_back_note(detail: str, held_back: int) -> str:
