@@ -231,6 +231,7 @@ def _run(
             reload_config=lambda: _load(early),
         )
         daemon.announce_login = True
+        daemon.freeze_startup_heap = True
         # The event loop shares the interpreter lock with the daemon's threads (the ledger's
         # writer, each run's relay): a thread busy in Python keeps it up to the switch
         # interval, 5 ms by default, which showed as the control plane's tail latency under

@@ -4,6 +4,7 @@ the daemon listens), and pruning the ledger."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -66,3 +67,13 @@ async def prune_at_start(recorder: LedgerRecorder, clock: Clock, config: LedgerC
     else:
         if removed or audited:
             log.info("ledger.pruned", runs=removed, audit_entries=audited)
+
+
+def settle_heap() -> None:
+    """Collect once, then keep what start-up built (modules, the catalogue, SQLAlchemy's
+    tables: ~90,000 objects) out of every later collection. A full collection walked them all
+    on whichever thread triggered it, 60-80 ms under run load that every control-plane call
+    waited behind; afterwards it walks only what the daemon made since."""
+    gc.collect()
+    gc.freeze()
+    log.debug("daemon.heap_settled", frozen=gc.get_freeze_count())

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from syncd import __version__
 from syncd.app._forced import forced_exit_ends
-from syncd.app._startsteps import Listening, bind_control, prune_at_start
+from syncd.app._startsteps import Listening, bind_control, prune_at_start, settle_heap
 from syncd.app._upkeep import (
     JobDefinitions,
     UpkeepHooks,
@@ -204,6 +204,7 @@ class Daemon:
         self.listening = Listening()
         self._web_access: WebAccess | None = None
         self.announce_login = False  # `syncd serve` prints the console's login link
+        self.freeze_startup_heap = False  # `syncd serve` only: see settle_heap
         self._stop = asyncio.Event()
         self._stop_signals = 0
 
@@ -455,6 +456,8 @@ class Daemon:
             if self.cluster is not None:
                 self.cluster.start_heartbeat(self._after_failover, self._cluster_beat)
             self.listening.ready.set()
+            if self.freeze_startup_heap:
+                settle_heap()
             if http is not None and self._web_access is not None and self.announce_login:
                 # On stderr, never through the log: the link is a credential (it works once).
                 token = self._web_access.login_token()
