@@ -254,7 +254,7 @@ def run_daemons(
         _filled(label, parent_url, args.records, args.steady)
         before, server = daemons.cpu(), _server_cpu()
         steady_s, moved = daemons.cycle()
-        spent = _server_cpu() - server
+        spent = _server_spent(server, _server_cpu())
         extra = f" [postgres server cpu {spent:.1f}s]" if name == "postgresql" and server else ""
         print(
             f"{_steady_line(label, moved, steady_s)} {_cpu3(before, daemons.cpu(), moved)}{extra}"
@@ -264,11 +264,11 @@ def run_daemons(
         print(_quiet_line(label, quiet), flush=True)
 
 
-def _server_cpu() -> float:
-    """User + system CPU seconds of every PostgreSQL server process visible here (from /proc;
-    Linux), 0 when there is none."""
+def _server_cpu() -> dict[int, float]:
+    """User + system CPU seconds of each PostgreSQL server process visible here, by process id
+    (from /proc; Linux); empty when there is none."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -278,8 +278,14 @@ def _server_cpu() -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended meanwhile, or not ours to read
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
+        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def _server_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU the server's processes spent between two readings: a process that ended meanwhile
+    is not counted (nor is its CPU before the first reading, as it would be by two sums)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _cpu3(before: tuple[float, ...], after: tuple[float, ...], records: int) -> str:
