@@ -18,8 +18,10 @@ on a loopback port, all in this process and its one interpreter lock.
 
 The machine may be shared: each figure also gives the CPU seconds spent on it (daemons: the
 parent's, the child's and this process's; one-process: every thread of this one), which moves
-less with other work than wall time does, and the load average. PostgreSQL's own CPU is not in
-it.
+less with other work than wall time does, and the load average. On PostgreSQL, when the server
+runs on this machine (its processes visible here), the daemons' steady state also gives the CPU
+its processes spent meanwhile (all of them: other clients' work counts too; a process that
+ends meanwhile is not counted).
 """
 
 from __future__ import annotations
@@ -250,12 +252,40 @@ def run_daemons(
         print(f"{_seed_line(label, moved, seed_s)} {_cpu3(before, daemons.cpu(), moved)}")
         # Written by this process into the running parent's store, as its own writers would.
         _filled(label, parent_url, args.records, args.steady)
-        before = daemons.cpu()
+        before, server = daemons.cpu(), _server_cpu()
         steady_s, moved = daemons.cycle()
-        print(f"{_steady_line(label, moved, steady_s)} {_cpu3(before, daemons.cpu(), moved)}")
+        spent = _server_spent(server, _server_cpu())
+        extra = f" [postgres server cpu {spent:.1f}s]" if name == "postgresql" and server else ""
+        print(
+            f"{_steady_line(label, moved, steady_s)} {_cpu3(before, daemons.cpu(), moved)}{extra}"
+        )
         daemons.cycle()  # the steady cycle's own run echoes settle
         quiet = [daemons.cycle()[0] * 1000 for _ in range(args.quiet)]
         print(_quiet_line(label, quiet), flush=True)
+
+
+def _server_cpu() -> dict[int, float]:
+    """User + system CPU seconds of each PostgreSQL server process visible here, by process id
+    (from /proc; Linux); empty when there is none."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def _server_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU the server's processes spent between two readings: a process that ended meanwhile
+    is not counted (nor is its CPU before the first reading, as it would be by two sums)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _cpu3(before: tuple[float, ...], after: tuple[float, ...], records: int) -> str:

@@ -369,3 +369,34 @@ def test_a_row_deleted_behind_its_change_log_entry_is_written_again_on_both_back
     assert state == _state(targets[1])
     assert sorted(k[1] for k in state["records"] if k[0] == NOTE) == ids
     assert sorted(r[1] for r in state["log"] if r[0] == NOTE) == ids  # one entry per key
+
+
+def test_a_new_key_written_meanwhile_by_another_writer_is_settled_by_the_upsert() -> None:
+    """PostgreSQL COPYs the rows of keys judged new straight into the table. If one of them
+    has a row after all (another writer's, after the versions were read), nothing of the COPY
+    stays: the batch takes the conditional upsert, under which the newer version wins per key
+    and the rest of the batch is written."""
+    with fresh_postgres_database() as url:
+        ledger = SqlLedger(url)
+        try:
+            codec = CODECS[NOTE]
+            changes = [
+                Change(type=NOTE, id=f"n{i:03d}", version=Version(100 + i, "o"), body=note(i, "b"))
+                for i in range(COPY_MIN + 2)
+            ]
+            meanwhile = [  # one older than the batch's version of its key, one newer
+                Change(type=NOTE, id="n000", version=Version(50, "w"), body=note(0, "older")),
+                Change(type=NOTE, id="n001", version=Version(500, "w"), body=note(1, "newer")),
+            ]
+            with ledger.repository._tx() as conn:
+                Bulk(conn).upsert(codec, [codec.row(c) for c in meanwhile], new=True)
+            with ledger.repository._tx() as conn:
+                Bulk(conn).upsert(codec, [codec.row(c) for c in changes], new=True)
+            stored = {c.id: c for c in ledger.repository.records_of(NOTE)}
+            assert len(stored) == len(changes)
+            assert stored["n000"].version == Version(100, "o")  # the batch's newer write
+            assert stored["n001"].version == Version(500, "w")  # the other writer's, newer
+            assert json.loads(stored["n001"].body["body"])["text"] == "newer"
+            assert all(stored[c.id].version == c.version for c in changes[2:])
+        finally:
+            ledger.close()

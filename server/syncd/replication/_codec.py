@@ -19,6 +19,7 @@ from syncd.ledger.schema import (
     repos_table,
     runs_table,
 )
+from syncd.replication.bodies import JsonBody, quote
 from syncd.replication.model import (
     HOLD,
     JOB,
@@ -92,19 +93,37 @@ class Codec:
 
     def changes(self, rows: Iterable[Sequence[Any]]) -> list[Change]:
         """`change` of each row, its values in `columns` order (a page's rows by position:
-        reading them by name cost more than building the changes)."""
+        reading them by name cost more than building the changes). Each body is its JSON
+        text, built from the row as `body_json` would encode it (a page is read to be sent),
+        and parsed only if something reads it."""
         width = len(self.data_columns)
         names = [c.name for c in self.data_columns]
+        # `body_json`'s order (by name) and its "name": prefixes, each with its row position.
+        fields = sorted((name, f"{quote(name)}: ", i) for i, name in enumerate(names, start=1))
         hlc = width + 1
         out: list[Change] = []
         append = out.append
         for row in rows:
             gone = bool(row[hlc + 2])
-            body: dict[str, Any] = {}
+            body: Mapping[str, Any] = {}
             if not gone:
-                for i, name in enumerate(names, start=1):
+                parts = []
+                for _, prefix, i in fields:
                     value = row[i]
-                    body[name] = value.isoformat() if isinstance(value, datetime) else value
+                    kind = type(value)
+                    if kind is str:
+                        parts.append(prefix + quote(value))
+                    elif kind is int:
+                        parts.append(f"{prefix}{value}")
+                    elif value is None:
+                        parts.append(prefix + "null")
+                    elif kind is datetime:
+                        parts.append(prefix + quote(value.isoformat()))
+                    else:  # not a flat value: the general encoder, as `body_json` does
+                        body = self.body(dict(zip(self.columns, row, strict=True)))
+                        break
+                else:
+                    body = JsonBody("{" + ", ".join(parts) + "}", encoded=True)
             base_origin = row[hlc + 4]
             append(
                 change_of(

@@ -189,14 +189,20 @@ class SqlRepository(Peers, Upkeep):
         via: str = "",
     ) -> None:
         """Log `entries` after everything logged so far, each replacing its key's entry.
-        (`fresh`, the keys that had no row before, is no longer needed: one upsert per key
-        serves both.)"""
+        `fresh`, the keys that had no record before, most likely have no entry either: theirs
+        are added without the upsert (`Bulk.log`, which falls back to it if one has)."""
         if not entries:
             return
         first = self._next_seq(conn, len(entries))
-        Bulk(conn).log(
-            [(first + i, t, k, v.hlc, v.origin, via) for i, (t, k, v) in enumerate(entries)]
-        )
+        rows = [(first + i, t, k, v.hlc, v.origin, via) for i, (t, k, v) in enumerate(entries)]
+        bulk = Bulk(conn)
+        if not fresh:
+            bulk.log(rows)
+            return
+        new = [r for r in rows if (r[1], r[2]) in fresh]
+        bulk.log(new, new=True)
+        if len(new) < len(rows):
+            bulk.log([r for r in rows if (r[1], r[2]) not in fresh])
 
     def forget(self, conn: Connection, type_: str, ids: Iterable[str]) -> None:
         """Local retention removed these records: drop them from the change log too."""
@@ -381,7 +387,12 @@ class SqlRepository(Peers, Upkeep):
             applying.append(tombstone)
             rows.append(CODECS[tombstone.type].row(tombstone))
         self._upsert_rows(conn, applying, rows, exists=local)
-        self._log(conn, [(c.type, c.id, c.version) for c in applying], via=via)
+        self._log(
+            conn,
+            [(c.type, c.id, c.version) for c in applying],
+            fresh={k for k in latest if k not in local},
+            via=via,
+        )
         if from_child:
             for item in rejected:
                 if item.key[0] in PARENT_ONLY:

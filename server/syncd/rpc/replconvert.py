@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import json.encoder
-import json.scanner
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from syncd.errors import InvalidArgumentError, bounded
+from syncd.replication.bodies import JsonBody, body_json, parse
 from syncd.replication.model import (
     STREAMS,
     TYPES,
@@ -34,44 +32,6 @@ def version_to_pb(v: Version) -> pb.Version:
     return pb.Version(hlc=v.hlc, origin=v.origin)
 
 
-# One encoder for every body (json.dumps with options builds a new one per call).
-_dumps = json.JSONEncoder(sort_keys=True, default=str).encode
-_loads = json.JSONDecoder().decode
-# The decoder's C scanner, called directly: `decode` adds two regular-expression matches for
-# the whitespace around the value, which cost as much as the parse of a record's body.
-_scan: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(
-    json.JSONDecoder()  # type: ignore[arg-type]
-)
-_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
-
-
-def _parse(text: str) -> Any:
-    """`_loads(text)`; ValueError when it is not JSON."""
-    try:
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
-        return _loads(text)  # leading whitespace, or raises naming the problem
-    return value if end == len(text) else _loads(text)
-
-
-def _body_json(body: Mapping[str, Any]) -> str:
-    """`_dumps(body)` for the flat bodies the repository stores (text, whole numbers, null),
-    without the encoder's per-call set-up; anything else goes through `_dumps`."""
-    parts = []
-    for name in sorted(body):
-        value = body[name]
-        kind = type(value)
-        if kind is str:
-            parts.append(f"{_quote(name)}: {_quote(value)}")
-        elif kind is int:
-            parts.append(f"{_quote(name)}: {value}")
-        elif value is None:
-            parts.append(f"{_quote(name)}: null")
-        else:
-            return _dumps(body if type(body) is dict else dict(body))
-    return "{" + ", ".join(parts) + "}"
-
-
 def add_changes(into: Any, changes: Iterable[Change]) -> None:
     """Append `changes` to a repeated Change field, each built in place: building messages and
     passing the list to a constructor copies every one (two thirds of a page's encoding). A
@@ -87,7 +47,7 @@ def add_changes(into: Any, changes: Iterable[Change]) -> None:
 def _fill(msg: pb.Change, c: Change) -> None:
     msg.type, msg.id, msg.deleted, msg.out_of_band = c.type, c.id, c.deleted, c.out_of_band
     if not c.deleted:
-        msg.body_json = _body_json(c.body)
+        msg.body_json = body_json(c.body)
     version = msg.version
     version.hlc, version.origin = c.version.hlc, c.version.origin
     if c.base is not None:
@@ -138,7 +98,7 @@ def change_from_pb(operation: str, index: int, msg: pb.Change) -> Change:
         if len(text) > MAX_BODY:
             raise _refuse(operation, where, "body larger than 1 MiB", "body_json")
         try:
-            body = _parse(text or "{}")
+            body = parse(text or "{}")
         except ValueError:
             raise _refuse(operation, where, "body_json is not JSON", "body_json") from None
         if not isinstance(body, dict):
@@ -156,33 +116,6 @@ def change_from_pb(operation: str, index: int, msg: pb.Change) -> Change:
 
 def changes_from_pb(operation: str, msgs: Iterable[pb.Change]) -> list[Change]:
     return [change_from_pb(operation, i, m) for i, m in enumerate(msgs, start=1)]
-
-
-class _JsonBody(Mapping[str, Any]):
-    """A relayed change's body, parsed from its JSON only if something reads it."""
-
-    __slots__ = ("_text", "_value")
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._value: dict[str, Any] | None = None
-
-    def _parsed(self) -> dict[str, Any]:
-        if self._value is None:
-            value = _parse(self._text or "{}")
-            if not isinstance(value, dict):
-                raise ValueError("body_json is not a JSON object")
-            self._value = value
-        return self._value
-
-    def __getitem__(self, key: str) -> Any:
-        return self._parsed()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._parsed())
-
-    def __len__(self) -> int:
-        return len(self._parsed())
 
 
 def changes_relayed(operation: str, msgs: Sequence[pb.Change]) -> list[Change]:
@@ -214,7 +147,7 @@ def changes_relayed(operation: str, msgs: Sequence[pb.Change]) -> list[Change]:
             id_,
             version_of(hlc, origin),
             deleted,
-            {} if deleted else _JsonBody(msg.body_json),
+            {} if deleted else JsonBody(msg.body_json),
             base,
             msg.out_of_band,
         )

@@ -71,6 +71,8 @@ class ReplicationServicer:
             since = cv.check_cursor("GetChanges", request.since_cursor, "since_cursor")
             limit = cv.check_limit("GetChanges", request.limit)
             up_to = request.up_to_cursor if request.HasField("up_to_cursor") else None
+            if request.min_hlc > cv.MAX_HLC:  # an unsigned field; no store holds it
+                raise InvalidArgumentError("GetChanges", "hlc outside 63 bits", "min_hlc")
             if len(request.skip_via) > 130:
                 raise InvalidArgumentError("GetChanges", "longer than 130 characters", "skip_via")
             # Read and encoded on a reader thread: a page of thousands of changes would hold
@@ -204,7 +206,7 @@ class ReplicationServicer:
                     "ImportBundle", "expected an absolute path of at most 4096 bytes", "path"
                 )
             # Only a regular file: a FIFO or a device would hold the one writer.
-            if not await asyncio.to_thread(Path(path).is_file):
+            if not await asyncio.to_thread(_regular_file, Path(path)):
                 raise BundleError(Path(path).name, "no such file (or not a regular file)")
             done: Imported = await self._recorder.call_writer(import_bundle, self._repo, Path(path))
             log.info(
@@ -264,3 +266,12 @@ def replication_handlers(servicer: ReplicationServicer) -> grpc.GenericRpcHandle
 
 
 __all__ = ["REPLICATION_SERVICE", "Rejected", "ReplicationServicer", "replication_handlers"]
+
+
+def _regular_file(path: Path) -> bool:
+    """`path.is_file()`, false also where the path cannot be looked up at all (a name longer
+    than the file system takes raises rather than answering)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
