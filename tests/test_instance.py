@@ -11,7 +11,7 @@ import pytest
 
 from syncd.app.daemon import Daemon
 from syncd.app.instance import prepare_socket
-from syncd.config import AuthConfig, Config, DaemonConfig, TokenConfig
+from syncd.config import AuthConfig, Config, DaemonConfig, HttpConfig, TokenConfig
 from syncd.errors import ConfigError, InstanceLockedError
 from syncd.security import hash_token, new_token
 from syncd_api.v1 import management_pb2 as pb
@@ -93,6 +93,9 @@ def test_tcp_listener_binds_loopback(short_tmp: Path) -> None:
     async def main() -> None:
         config = Config(
             daemon=DaemonConfig(state_dir=short_tmp / "state", tcp_address="127.0.0.1:0"),
+            http=HttpConfig(
+                address="127.0.0.1:0"
+            ),  # never the default port of a daemon running here
             auth=AuthConfig(
                 tokens=(TokenConfig(name="t", role="viewer", sha256=hash_token(token)),)
             ),

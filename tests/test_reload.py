@@ -28,7 +28,10 @@ def test_reload_applies_a_new_timetable_and_refuses_a_bad_one(short_tmp: Path) -
     _write(config_file, "03:00")
 
     def load() -> object:
-        return load_config(config_file, env={"SYNCD_STATE_DIR": str(short_tmp / "state")})
+        return load_config(
+            config_file,
+            env={"SYNCD_STATE_DIR": str(short_tmp / "state"), "SYNCD_HTTP_ADDRESS": "127.0.0.1:0"},
+        )
 
     async def main() -> None:
         daemon = Daemon(load(), [QUICK], reload_config=load)  # type: ignore[arg-type]
