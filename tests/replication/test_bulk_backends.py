@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,7 +161,7 @@ def _state(target: Target) -> dict[str, Any]:
 
 
 def _apply_all(
-    targets: list[Target], changes: list[Change], start: int, end: int
+    targets: list[Target], changes: Sequence[Change], start: int, end: int
 ) -> list[tuple[Any, ...]]:
     results = [
         _result(

@@ -50,6 +50,7 @@ class RepositoryInfo(_message.Message):
     SCHEMA_VERSION_FIELD_NUMBER: _builtins.int
     STABLE_WATERMARK_FIELD_NUMBER: _builtins.int
     GC_FLOOR_FIELD_NUMBER: _builtins.int
+    APPLIES_PAGE_FIELD_NUMBER: _builtins.int
     repo_id: _builtins.str
     name: _builtins.str
     epoch: _builtins.str
@@ -58,6 +59,10 @@ class RepositoryInfo(_message.Message):
     schema_version: _builtins.int
     stable_watermark: _builtins.int
     gc_floor: _builtins.int
+    applies_page: _builtins.bool
+    """True: this repository applies ApplyChangesRequest.page (field 8). One that does not say
+    so (an older syncd, which would skip the unknown field) is sent the changes one by one.
+    """
     def __init__(
         self,
         *,
@@ -69,10 +74,11 @@ class RepositoryInfo(_message.Message):
         schema_version: _builtins.int = ...,
         stable_watermark: _builtins.int = ...,
         gc_floor: _builtins.int = ...,
+        applies_page: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cluster_id", b"cluster_id", "epoch", b"epoch", "gc_floor", b"gc_floor", "hlc_now", b"hlc_now", "name", b"name", "repo_id", b"repo_id", "schema_version", b"schema_version", "stable_watermark", b"stable_watermark"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applies_page", b"applies_page", "cluster_id", b"cluster_id", "epoch", b"epoch", "gc_floor", b"gc_floor", "hlc_now", b"hlc_now", "name", b"name", "repo_id", b"repo_id", "schema_version", b"schema_version", "stable_watermark", b"stable_watermark"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -219,6 +225,7 @@ class ApplyChangesRequest(_message.Message):
     TO_CURSOR_FIELD_NUMBER: _builtins.int
     BATCH_ID_FIELD_NUMBER: _builtins.int
     CHANGES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
     source_id: _builtins.str
     source_epoch: _builtins.str
     stream: _builtins.str
@@ -228,6 +235,13 @@ class ApplyChangesRequest(_message.Message):
     batch_id: _builtins.str
     @_builtins.property
     def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Change]: ...
+    @_builtins.property
+    def page(self) -> Global___ChangePage:
+        """The changes as a page read from the other repository (GetChanges' reply passed on as it
+        came): only its `changes` are read, applied as field 7's would be. A request sets either
+        `changes` or `page`, never both (INVALID_ARGUMENT naming "page").
+        """
+
     def __init__(
         self,
         *,
@@ -238,10 +252,11 @@ class ApplyChangesRequest(_message.Message):
         to_cursor: _builtins.int = ...,
         batch_id: _builtins.str = ...,
         changes: _abc.Iterable[Global___Change] | None = ...,
+        page: Global___ChangePage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "changes", b"changes", "from_cursor", b"from_cursor", "source_epoch", b"source_epoch", "source_id", b"source_id", "stream", b"stream", "to_cursor", b"to_cursor"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "changes", b"changes", "from_cursor", b"from_cursor", "page", b"page", "source_epoch", b"source_epoch", "source_id", b"source_id", "stream", b"stream", "to_cursor", b"to_cursor"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,8 +86,8 @@ class _Sent:
 def relay(
     pages: Pages,
     cursor: int,
-    pick: Callable[[ChangePage], list[Change]],
-    send: Callable[[int, ChangePage, list[Change]], ApplyResult],
+    pick: Callable[[ChangePage], Sequence[Change]],
+    send: Callable[[int, ChangePage, Sequence[Change]], ApplyResult],
     done: Callable[[ChangePage, int, ApplyResult, int], None],
 ) -> int:
     """Apply a stream's pages from `cursor` on the other repository, in order, each with its

@@ -328,13 +328,15 @@ class Synchronizer:
         assert child.peer is not None
         peer = child.peer
 
-        def pick(page: ChangePage) -> list[Change]:
+        def pick(page: ChangePage) -> Sequence[Change]:
             # Echo suppression: what this child sent in this cycle it holds already.
             sent = child.sent
             if sent:
                 changes = [c for c in page.changes if (c.key, c.version) not in sent]
+            elif page.has_more or not pingbacks:
+                return page.changes  # the child sent nothing this cycle: the page as it came
             else:
-                changes = list(page.changes)  # the child sent nothing this cycle
+                changes = list(page.changes)
             return changes + pingbacks if not page.has_more else changes
 
         def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
@@ -352,10 +354,10 @@ class Synchronizer:
 
     def _sender(
         self, target: Peer, source: RepoInfo, stream: str
-    ) -> Callable[[int, ChangePage, list[Change]], ApplyResult]:
+    ) -> Callable[[int, ChangePage, Sequence[Change]], ApplyResult]:
         """How a page goes to `target`: applied there as `source`'s changes on `stream`."""
 
-        def send(start: int, page: ChangePage, changes: list[Change]) -> ApplyResult:
+        def send(start: int, page: ChangePage, changes: Sequence[Change]) -> ApplyResult:
             result: ApplyResult = self._call(
                 target.apply_changes,
                 source_id=source.repo_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -116,7 +116,9 @@ def change_of(
 
 @dataclass(frozen=True, slots=True)
 class ChangePage:
-    changes: list[Change]
+    # A list, or (a page read over gRPC) a sequence that builds its `Change` values only when
+    # something reads them, and is sent on as the bytes it came as when it is sent whole.
+    changes: Sequence[Change]
     next_cursor: int
     has_more: bool
 

@@ -9,12 +9,13 @@ retries them); a cursor gap comes back as `CursorGapError`; any other refusal is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from syncd.errors import CursorGapError, PeerUnavailableError, ReplicationError
 from syncd.replication.model import ApplyResult, Change, ChangePage, Key, Rejected, RepoInfo
@@ -90,6 +91,52 @@ def _gap_stored(exc: Any) -> int | None:
     return None
 
 
+class RelayedChanges(Sequence[Change]):
+    """A page's changes as GetChanges answered them, for the cycle, which mostly passes them
+    on: the page's bytes are kept, and sent on as they are when the page goes whole to a
+    repository that said it applies a page so (`GrpcPeer.apply_changes`), which checks every
+    change as it decodes them. The `Change` values (`changes_relayed`, with its checks) are built only if something
+    reads them (echo suppression, the pull's record of what a child sent)."""
+
+    __slots__ = ("_decoded", "_msgs", "raw")
+
+    def __init__(self, raw: bytes, msgs: Sequence[pb.Change]) -> None:
+        self.raw = raw
+        self._msgs = msgs
+        self._decoded: list[Change] | None = None
+
+    def _changes(self) -> list[Change]:
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = cv.changes_relayed("GetChanges", self._msgs)
+        return decoded
+
+    def __len__(self) -> int:
+        return len(self._msgs)
+
+    @overload
+    def __getitem__(self, index: int) -> Change: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Change]: ...
+    def __getitem__(self, index: int | slice) -> Change | list[Change]:
+        return self._changes()[index]
+
+    def __iter__(self) -> Iterator[Change]:
+        return iter(self._changes())
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_PAGE_TAG = b"\x42"  # ApplyChangesRequest.page: field 8, length-delimited
+
+
 class GrpcPeer:
     """A repository reached over gRPC; every call has a deadline."""
 
@@ -104,7 +151,21 @@ class GrpcPeer:
         self.name = name
         self._channel, self._metadata = open_channel(url, credentials)
         self._stub = pb_grpc.ReplicationStub(self._channel)
+        # A page read as bytes (parsed here once) and sent on as bytes: `RelayedChanges`.
+        service = f"/{pb.DESCRIPTOR.services_by_name['Replication'].full_name}"
+        self._get_changes_raw = self._channel.unary_unary(
+            f"{service}/GetChanges",
+            request_serializer=pb.GetChangesRequest.SerializeToString,
+            response_deserializer=None,
+        )
+        self._apply_raw = self._channel.unary_unary(
+            f"{service}/ApplyChanges",
+            request_serializer=None,
+            response_deserializer=pb.ApplyChangesResponse.FromString,
+        )
         self._timeout = timeout
+        # Whether the repository said (GetInfo) it applies a page sent as bytes (field 8).
+        self._applies_page = False
 
     def close(self) -> None:
         self._channel.close()
@@ -125,7 +186,9 @@ class GrpcPeer:
             raise ReplicationError(f"{self.name}: {code.name}: {details}") from None
 
     def info(self) -> RepoInfo:
-        return cv.info_from_pb(self._call(self._stub.GetInfo, pb.GetInfoRequest()))
+        reply: pb.RepositoryInfo = self._call(self._stub.GetInfo, pb.GetInfoRequest())
+        self._applies_page = reply.applies_page
+        return cv.info_from_pb(reply)
 
     def get_changes(
         self,
@@ -141,10 +204,15 @@ class GrpcPeer:
         )
         if up_to is not None:
             request.up_to_cursor = up_to
-        reply: pb.ChangePage = self._call(self._stub.GetChanges, request)
-        # The cycle sends a page on to the other repository as it came (see changes_relayed).
-        changes = cv.changes_relayed("GetChanges", reply.changes)
-        return ChangePage(changes, reply.next_cursor, reply.has_more)
+        raw: bytes = self._call(self._get_changes_raw, request)
+        try:
+            reply = pb.ChangePage.FromString(raw)
+        except DecodeError as exc:
+            raise ReplicationError(
+                f"{self.name}: GetChanges: the reply is not a valid ChangePage: {str(exc)[:200]}"
+            ) from None
+        # The cycle sends a page on to the other repository as it came (RelayedChanges).
+        return ChangePage(RelayedChanges(raw, reply.changes), reply.next_cursor, reply.has_more)
 
     def apply_changes(
         self,
@@ -163,10 +231,17 @@ class GrpcPeer:
             from_cursor=from_cursor,
             to_cursor=to_cursor,
         )
-        cv.add_changes(request.changes, changes)
-        reply: pb.ApplyChangesResponse = self._call(
-            self._stub.ApplyChanges, request, from_cursor=from_cursor, stream=stream
-        )
+        reply: pb.ApplyChangesResponse
+        if isinstance(changes, RelayedChanges) and self._applies_page:
+            # A page sent whole: its bytes as field 8, after the header's fields.
+            raw = changes.raw
+            data = request.SerializeToString() + _PAGE_TAG + _varint(len(raw)) + raw
+            reply = self._call(self._apply_raw, data, from_cursor=from_cursor, stream=stream)
+        else:
+            cv.add_changes(request.changes, changes)
+            reply = self._call(
+                self._stub.ApplyChanges, request, from_cursor=from_cursor, stream=stream
+            )
         return ApplyResult(
             applied=reply.applied,
             stale=[(k.type, k.id) for k in reply.stale],

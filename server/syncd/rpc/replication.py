@@ -62,7 +62,9 @@ class ReplicationServicer:
 
     async def GetInfo(self, request: pb.GetInfoRequest, context: Context) -> pb.RepositoryInfo:
         async def work() -> pb.RepositoryInfo:
-            return cv.info_to_pb(await self._recorder.call_reader(self._repo.info))
+            reply = cv.info_to_pb(await self._recorder.call_reader(self._repo.info))
+            reply.applies_page = True
+            return reply
 
         return await self._answer(context, "GetInfo", work)  # type: ignore[no-any-return]
 
@@ -103,8 +105,15 @@ class ReplicationServicer:
             end = cv.check_cursor(op, request.to_cursor, "to_cursor")
             if end < start:
                 raise InvalidArgumentError(op, "must not be below from_cursor", "to_cursor")
+            # A page passed on as it was read (field 8), or the changes one by one (field 7).
+            if request.HasField("page"):
+                if request.changes:
+                    raise InvalidArgumentError(op, "set either changes or page, not both", "page")
+                msgs: Any = request.page.changes
+            else:
+                msgs = request.changes
             # Decoded off the event loop, as a page is encoded (GetChanges).
-            changes = await self._recorder.call_reader(cv.changes_from_pb, op, request.changes)
+            changes = await self._recorder.call_reader(cv.changes_from_pb, op, msgs)
             result: ApplyResult = await self._recorder.call_writer(
                 lambda: self._repo.apply_changes(
                     source_id=request.source_id,
