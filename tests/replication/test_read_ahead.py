@@ -45,9 +45,13 @@ def test_pages_are_read_one_ahead_of_the_apply_in_both_directions(fleet: Fleet) 
     report = fleet.cycle()
     assert report.status == 0
     assert live(child.records()) == live(parent.records())
-    # Each page read from the cursor the previous one ended at, once: no page read twice.
+    # Each page read from the cursor the previous one ended at. A page sent ahead may overtake
+    # the one before it (a loaded machine's timing): it is answered with a gap and read again
+    # from where the receiver stands, a cursor read before, never one skipped or gone back past.
     for reads in (child.faults.reads, parent.faults.reads):
-        assert reads == sorted(set(reads)) and len(reads) >= 4
+        firsts = list(dict.fromkeys(reads))
+        assert firsts == sorted(firsts) and len(firsts) >= 4, reads
+        assert len(reads) <= 2 * len(firsts), reads  # no more re-reads than pages
     assert readers_alive() == []
 
 
