@@ -80,3 +80,28 @@ def test_a_young_tombstone_stays_whoever_received_it(fleet: Fleet) -> None:
     assert all(fleet.by_name(r.name).records()[KEY].deleted for r in fleet.replicas)
     later(fleet.clock, 120)
     assert collect(fleet.parent.repo, RETENTION) == 1
+
+
+def test_a_later_collection_reads_only_what_was_logged_since_and_purges_its_tombstones(
+    fleet: Fleet,
+) -> None:
+    """The second collection within the hour reads the log entries after the first one's
+    bound (all types in one pass): their tombstones of age go, live records and the entries
+    before stay."""
+    repo = fleet.parent.repo
+    for i in range(5):
+        repo.write(NOTE, f"a{i}", note("kept"))
+    assert (
+        repo.collect_tombstones(older_than=RETENTION, below_seq=repo.info().stable_watermark) == 0
+    )
+    for i in range(5):
+        repo.write(NOTE, f"b{i}", note("soon gone"))
+    for i in range(3):
+        repo.write(NOTE, f"b{i}", {}, deleted=True)
+    later(fleet.clock, RETENTION.total_seconds() / 60 + 60)
+    below = repo.info().stable_watermark
+    assert repo.collect_tombstones(older_than=RETENTION, below_seq=below) == 3
+    left = fleet.parent.records()
+    assert {k[1] for k in left if k[0] == NOTE} == {"a0", "a1", "a2", "a3", "a4", "b3", "b4"}
+    assert repo.info().gc_floor > 0
+    assert repo.collect_tombstones(older_than=RETENTION, below_seq=below) == 0

@@ -114,21 +114,16 @@ class Upkeep:
                 ).scalar()
                 if youngest is not None:
                     left = min(left, int(youngest))
+            # Only what was logged since: the seq range read once for every type, and only its
+            # entries of age looked up (after a large sync, all of them young as a rule).
+            aged = self._aged_since(conn, low, below_seq, cutoff) if low else {}
             for codec in CODECS.values():
                 doomed: Sequence[Any]
                 if low:
-                    # Only what was logged since: the seq range is read (the type compared as
-                    # an expression, or the (type, id) index would read every entry of it).
-                    doomed = conn.execute(
-                        self._logged_tombstones(codec, sa.func.lower(changes_table.c.type)).where(
-                            changes_table.c.seq > low,
-                            changes_table.c.seq <= below_seq,
-                            changes_table.c.hlc <= cutoff,
-                        )
-                    ).all()
+                    doomed = self._tombstoned(conn, codec, aged.get(codec.type, []))
                 else:
                     doomed = conn.execute(
-                        self._logged_tombstones(codec, changes_table.c.type).where(
+                        self._logged_tombstones(codec).where(
                             changes_table.c.seq <= below_seq, changes_table.c.hlc <= cutoff
                         )
                     ).all()
@@ -173,14 +168,51 @@ class Upkeep:
         return purged
 
     @staticmethod
-    def _logged_tombstones(codec: Codec, of_type: Any) -> sa.Select[Any]:
+    def _aged_since(
+        conn: Connection, low: int, below_seq: int, cutoff: int
+    ) -> dict[str, list[Any]]:
+        """The log entries in `(low, below_seq]` of age (hlc at or below `cutoff`), by type."""
+        rows = conn.execute(
+            sa.select(
+                changes_table.c.seq,
+                changes_table.c.type,
+                changes_table.c.id,
+                changes_table.c.hlc,
+                changes_table.c.origin,
+            ).where(
+                changes_table.c.seq > low,
+                changes_table.c.seq <= below_seq,
+                changes_table.c.hlc <= cutoff,
+            )
+        )
+        by_type: dict[str, list[Any]] = {}
+        for row in rows:
+            by_type.setdefault(row.type, []).append(row)
+        return by_type
+
+    @staticmethod
+    def _tombstoned(conn: Connection, codec: Codec, entries: Sequence[Any]) -> list[Any]:
+        """Those of `entries` (log entries of `codec`'s type) whose record is a tombstone."""
+        dead: set[str] = set()
+        for part in chunks(sorted({e.id for e in entries})):
+            dead.update(
+                conn.execute(
+                    sa.select(codec.key_column).where(
+                        codec.key_column.in_(part), codec.table.c.deleted.is_(True)
+                    )
+                ).scalars()
+            )
+        return [e for e in entries if e.id in dead]
+
+    @staticmethod
+    def _logged_tombstones(codec: Codec) -> sa.Select[Any]:
         """The log entries of `codec`'s tombstones (seq, id, hlc, origin), to be narrowed."""
         return (
             sa.select(
                 changes_table.c.seq, changes_table.c.id, changes_table.c.hlc, changes_table.c.origin
             )
             .join(codec.table, codec.key_column == changes_table.c.id)
-            .where(of_type == codec.type, codec.table.c.deleted.is_(True))
+            .where(changes_table.c.type == codec.type, codec.table.c.deleted.is_(True))
         )
 
     @staticmethod
