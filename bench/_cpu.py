@@ -38,6 +38,13 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw.rpartition(b")")[2].decode().split()  # after the name, which may hold spaces
 
 
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` so far; None when /proc cannot tell."""
+    fields = _stat_fields(pid)
+    # Fields after the name: utime(11) stime(12), numbered as proc(5) - 3.
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -58,11 +65,9 @@ def _fork_server(daemon_pid: int) -> int | None:
 
 def tree_cpu(daemon_pid: int) -> TreeCpu | None:
     """The CPU seconds so far, or None where /proc cannot tell."""
-    daemon = _stat_fields(daemon_pid)
-    if daemon is None:
+    own = process_cpu(daemon_pid)
+    if own is None:
         return None
-    # Fields after the name: utime(11) stime(12) cutime(13) cstime(14), numbered as proc(5) - 3.
-    own = (int(daemon[11]) + int(daemon[12])) / _TICK
     server = _fork_server(daemon_pid)
     fields = _stat_fields(server) if server is not None else None
     if fields is None:
@@ -70,5 +75,5 @@ def tree_cpu(daemon_pid: int) -> TreeCpu | None:
     return TreeCpu(
         own,
         (int(fields[11]) + int(fields[12])) / _TICK,
-        (int(fields[13]) + int(fields[14])) / _TICK,
+        (int(fields[13]) + int(fields[14])) / _TICK,  # cutime, cstime: the reaped jobs
     )

@@ -40,6 +40,7 @@ from pathlib import Path
 import grpc
 
 from bench import _repl_daemons
+from bench._cpu import process_cpu
 from bench._postgres import fresh_database, unreachable_reason
 from syncd.ledger.recorder import LedgerRecorder
 from syncd.ledger.sql import SqlLedger
@@ -267,7 +268,6 @@ def run_daemons(
 def _server_cpu() -> dict[int, float]:
     """User + system CPU seconds of each PostgreSQL server process visible here, by process id
     (from /proc; Linux); empty when there is none."""
-    tick = os.sysconf("SC_CLK_TCK")
     found: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -275,10 +275,11 @@ def _server_cpu() -> dict[int, float]:
         try:
             if (entry / "comm").read_text().strip() != "postgres":
                 continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue  # ended meanwhile, or not ours to read
-        found[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+        cpu = process_cpu(int(entry.name))
+        if cpu is not None:
+            found[int(entry.name)] = cpu
     return found
 
 
