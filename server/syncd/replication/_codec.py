@@ -19,7 +19,7 @@ from syncd.ledger.schema import (
     repos_table,
     runs_table,
 )
-from syncd.replication.bodies import JsonBody, quote
+from syncd.replication.bodies import JsonBody, flat_json, quote
 from syncd.replication.model import (
     HOLD,
     JOB,
@@ -110,18 +110,11 @@ class Codec:
                 parts = []
                 for _, prefix, i in fields:
                     value = row[i]
-                    kind = type(value)
-                    if kind is str:
-                        parts.append(prefix + quote(value))
-                    elif kind is int:
-                        parts.append(f"{prefix}{value}")
-                    elif value is None:
-                        parts.append(prefix + "null")
-                    elif kind is datetime:
-                        parts.append(prefix + quote(value.isoformat()))
-                    else:  # not a flat value: the general encoder, as `body_json` does
+                    text = flat_json(value.isoformat() if type(value) is datetime else value)
+                    if text is None:  # not a flat value: the general encoder, as `body_json`
                         body = self.body(dict(zip(self.columns, row, strict=True)))
                         break
+                    parts.append(prefix + text)
                 else:
                     body = JsonBody("{" + ", ".join(parts) + "}", encoded=True)
             base_origin = row[hlc + 4]

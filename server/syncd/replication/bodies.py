@@ -37,17 +37,24 @@ def body_json(body: Mapping[str, Any]) -> str:
         return body.text
     parts = []
     for name in sorted(body):
-        value = body[name]
-        kind = type(value)
-        if kind is str:
-            parts.append(f"{quote(name)}: {quote(value)}")
-        elif kind is int:
-            parts.append(f"{quote(name)}: {value}")
-        elif value is None:
-            parts.append(f"{quote(name)}: null")
-        else:
+        text = flat_json(body[name])
+        if text is None:
             return dumps(body if type(body) is dict else dict(body))
+        parts.append(f"{quote(name)}: {text}")
     return "{" + ", ".join(parts) + "}"
+
+
+def flat_json(value: Any) -> str | None:
+    """`dumps(value)` for a flat value (text, a whole number, null); None for anything else,
+    which the caller encodes whole with `dumps`."""
+    kind = type(value)
+    if kind is str:
+        return quote(value)
+    if kind is int:
+        return str(value)
+    if value is None:
+        return "null"
+    return None
 
 
 class JsonBody(Mapping[str, Any]):
