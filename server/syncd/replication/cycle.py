@@ -331,13 +331,10 @@ class Synchronizer:
         def pick(page: ChangePage) -> Sequence[Change]:
             # Echo suppression: what this child sent in this cycle it holds already.
             sent = child.sent
-            if sent:
-                changes = [c for c in page.changes if (c.key, c.version) not in sent]
-            elif page.has_more or not pingbacks:
-                return page.changes  # the child sent nothing this cycle: the page as it came
-            else:
-                changes = list(page.changes)
-            return changes + pingbacks if not page.has_more else changes
+            tail = pingbacks if not page.has_more else []  # ping-backs go with the last page
+            if not sent and not tail:
+                return page.changes  # nothing to leave out or add: the page as it came
+            return [c for c in page.changes if (c.key, c.version) not in sent] + tail
 
         def done(page: ChangePage, count: int, result: ApplyResult, cursor: int) -> None:
             log.info(

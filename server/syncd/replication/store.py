@@ -199,10 +199,12 @@ class SqlRepository(Peers, Upkeep):
         if not fresh:
             bulk.log(rows)
             return
-        new = [r for r in rows if (r[1], r[2]) in fresh]
+        new: list[tuple[int, str, str, int, str, str]] = []
+        known: list[tuple[int, str, str, int, str, str]] = []
+        for row in rows:
+            (new if (row[1], row[2]) in fresh else known).append(row)
         bulk.log(new, new=True)
-        if len(new) < len(rows):
-            bulk.log([r for r in rows if (r[1], r[2]) not in fresh])
+        bulk.log(known)  # nothing when empty
 
     def forget(self, conn: Connection, type_: str, ids: Iterable[str]) -> None:
         """Local retention removed these records: drop them from the change log too."""
