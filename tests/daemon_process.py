@@ -197,12 +197,19 @@ def daemon_process(
     *args: str,
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
+    console_script: bool = False,
 ) -> Iterator[DaemonProcess]:
-    """The daemon as a process; `env` adds variables to its environment."""
+    """The daemon as a process (`python -m syncd`, or with `console_script` the installed
+    `syncd` command); `env` adds variables to its environment."""
     config = state_dir.parent / "syncd.toml"
     config.write_text(without_catch_up(config_text))
+    command = (
+        [str(Path(sys.executable).parent / "syncd")]
+        if console_script
+        else [sys.executable, "-m", "syncd"]
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "--config", str(config), *args, "serve"],
+        [*command, "--config", str(config), *args, "serve"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=daemon_env(state_dir) | (env or {}),
