@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -48,6 +49,9 @@ class DaemonProcess:
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _stdout_open: bool = True
     _readers: list[threading.Thread] = field(default_factory=list)
+    # Written at close: the readers take what is in the pipes and stop, even while a process
+    # the daemon left (a test's surviving grandchildren) still holds the pipes' other ends.
+    _stop: tuple[int, int] = field(default_factory=os.pipe)
 
     def __post_init__(self) -> None:
         for target, stream in (
@@ -117,7 +121,7 @@ class DaemonProcess:
             self._changed.notify_all()
 
     def _take_stdout(self, fd: int) -> None:
-        while chunk := _read(fd):
+        for chunk in self._chunks(fd):
             with self._changed:
                 *complete, self._buffer = (self._buffer + chunk).split(b"\n")
                 for raw in complete:
@@ -131,7 +135,7 @@ class DaemonProcess:
 
     def _read_stderr(self, fd: int) -> None:
         with os.fdopen(fd, "rb", buffering=0) as pipe:
-            while chunk := _read(pipe.fileno()):
+            for chunk in self._chunks(pipe.fileno()):
                 with self._changed:
                     self._stderr += chunk
 
@@ -142,11 +146,32 @@ class DaemonProcess:
 
     def close(self) -> None:
         """After the process has ended: let the readers take what is left, then close."""
+        os.write(self._stop[1], b"x")
         for reader in self._readers:
             reader.join(BOUND)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+        for end in self._stop:
+            os.close(end)
+
+    def _chunks(self, fd: int) -> Iterator[bytes]:
+        """What the pipe brings, until its end of file or, once `close` asks, until it is
+        empty."""
+        stopping = False
+        while True:
+            ready, _, _ = select.select(
+                [fd] if stopping else [fd, self._stop[0]], [], [], 0 if stopping else None
+            )
+            if fd not in ready:
+                if stopping:
+                    return  # asked to stop, and nothing more is waiting
+                stopping = True
+                continue
+            chunk = _read(fd)
+            if not chunk:
+                return
+            yield chunk
 
 
 def _read(fd: int) -> bytes:
@@ -172,12 +197,19 @@ def daemon_process(
     *args: str,
     wait_ready: bool = True,
     env: dict[str, str] | None = None,
+    console_script: bool = False,
 ) -> Iterator[DaemonProcess]:
-    """The daemon as a process; `env` adds variables to its environment."""
+    """The daemon as a process (`python -m syncd`, or with `console_script` the installed
+    `syncd` command); `env` adds variables to its environment."""
     config = state_dir.parent / "syncd.toml"
     config.write_text(without_catch_up(config_text))
+    command = (
+        [str(Path(sys.executable).parent / "syncd")]
+        if console_script
+        else [sys.executable, "-m", "syncd"]
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "--config", str(config), *args, "serve"],
+        [*command, "--config", str(config), *args, "serve"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=daemon_env(state_dir) | (env or {}),

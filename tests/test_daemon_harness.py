@@ -32,12 +32,13 @@ def _writer(output: bytes) -> Iterator[DaemonProcess]:
     assert proc.stdin is not None and proc.stdout is not None
     proc.stdin.write(output)
     proc.stdin.close()
+    # Exited: everything it wrote is in the pipe, so the first read takes it all at once.
+    proc.wait(BOUND)
+    handle = DaemonProcess(proc, Path("unused"))
     try:
-        # Exited: everything it wrote is in the pipe, so the first read takes it all at once.
-        proc.wait(BOUND)
-        yield DaemonProcess(proc, Path("unused"))
+        yield handle
     finally:
-        proc.stdout.close()
+        handle.close()
 
 
 def _lines(*events: dict[str, object]) -> bytes:

@@ -172,3 +172,19 @@ def test_sigterm_ends_every_process_of_a_stuck_run(short_tmp: Path) -> None:
         assert d.stop() == 0
         assert _finished(d, run_id)["outcome"] == "cancelled"
         assert wait_ended([job, *grandchildren], BOUND) == []
+
+
+@pytest.mark.parametrize("console_script", [True, False], ids=["syncd-command", "python-m"])
+def test_a_job_process_does_not_run_the_daemons_command_line_again(
+    short_tmp: Path, console_script: bool
+) -> None:
+    """Started by the installed `syncd` command, the daemon's main module is that script, and
+    multiprocessing would run it again in every job process, importing the daemon's command
+    line there (six times a short job's CPU). The job's process holds none of it."""
+    config = '[daemon]\npacks = ["tests.packs.sample:MAIN_PROBE"]\nentry_points = false\n'
+    with daemon_process(short_tmp / "state", config, console_script=console_script) as d:
+        run_id = _invoke(d, "MainProbeJob")
+        probe = d.wait_for_event("test.main_probe", run_id=run_id)
+        assert (probe["main_run_again"], probe["cli_loaded"]) == (False, False)
+        assert _finished(d, run_id)["outcome"] == "success"
+        assert d.stop() == 0

@@ -192,8 +192,7 @@ def demo() -> Iterator[Demo]:
         if proc.poll() is None:
             proc.kill()
             proc.wait(BOUND)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        process.close()
         shutil.rmtree(root, ignore_errors=True)
 
 

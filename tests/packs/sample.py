@@ -334,6 +334,33 @@ SPAWNING = JobPack(
 )
 
 
+def main_probe_body(ctx: RunContext) -> None:
+    """Logs what of the daemon's command line the job's process holds: multiprocessing runs a
+    script main again in each child (as a module named `__mp_main__`) unless it is named as a
+    module."""
+    import sys
+
+    ctx.log.info(
+        "test.main_probe",
+        main_run_again=sys.modules["__main__"].__name__ == "__mp_main__",
+        cli_loaded="syncd.__main__" in sys.modules,
+    )
+
+
+MAIN_PROBE = JobPack(
+    name="mainprobe",
+    build=lambda _pctx: [
+        JobSpec(
+            name="MainProbeJob",
+            trigger_operation="mainProbeJob",
+            body=main_probe_body,
+            description="Says what its process imported of the daemon's command line.",
+        )
+    ],
+    description="A job that reports its process's main module.",
+)
+
+
 # --- syncctl's in-process tests -------------------------------------------------------------
 
 

@@ -76,10 +76,19 @@ _INT64 = (-(2**63), 2**63 - 1)
 _TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(moment.astimezone(UTC))
-    return ts
+    """The instant as a Timestamp (a naive datetime is taken as local time, as `astimezone`
+    takes it). Computed from the difference to the epoch, not with `FromDatetime`'s calendar
+    arithmetic: a status answer holds a few per bean, and this is a quarter of the cost."""
+    if moment.tzinfo is None:
+        moment = moment.astimezone(UTC)
+    since = moment - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86400 + since.seconds, nanos=since.microseconds * 1000
+    )
 
 
 def from_timestamp(ts: timestamp_pb2.Timestamp) -> datetime:

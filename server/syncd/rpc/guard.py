@@ -166,6 +166,7 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self._recorder = recorder
         self._clock = clock
         self._relay_secret = relay_secret
+        self._wrapped: dict[str, tuple[Any, Any]] = {}  # by method: (handler, guarded handler)
 
     def principal(self, context: Context) -> Principal:
         """Who is calling, or UnauthenticatedError for a credential that is no good."""
@@ -304,14 +305,23 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:
             return handler  # type: ignore[return-value]  # no such method: UNIMPLEMENTED
         method = handler_call_details.method
+        # Wrapped once per method, not on every call: the registered handlers do not change.
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None and wrapped[0] is handler:
+            return wrapped[1]  # type: ignore[no-any-return]
+        guarded = self._guarded(method, handler)
+        self._wrapped[method] = (handler, guarded)
+        return guarded  # type: ignore[no-any-return]
+
+    def _guarded(self, method: str, handler: Any) -> Any:
         # The generated handlers are named tuples: swap the behaviour, keep the codecs.
         if handler.unary_unary is not None:
-            return handler._replace(unary_unary=self._unary(method, handler.unary_unary))  # type: ignore[no-any-return]
+            return handler._replace(unary_unary=self._unary(method, handler.unary_unary))
         if handler.unary_stream is not None:
-            return handler._replace(unary_stream=self._stream(method, handler.unary_stream))  # type: ignore[no-any-return]
+            return handler._replace(unary_stream=self._stream(method, handler.unary_stream))
         if handler.stream_stream is not None:
-            return handler._replace(stream_stream=self._stream(method, handler.stream_stream))  # type: ignore[no-any-return]
-        return handler._replace(stream_unary=self._unary(method, handler.stream_unary))  # type: ignore[no-any-return]
+            return handler._replace(stream_stream=self._stream(method, handler.stream_stream))
+        return handler._replace(stream_unary=self._unary(method, handler.stream_unary))
 
 
 def _outcome(context: Context, exc: BaseException) -> str:

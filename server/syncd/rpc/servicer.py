@@ -29,6 +29,7 @@ from syncd.ledger.recorder import LedgerHealth
 from syncd.observability.events import Event
 from syncd.observability.loghub import LEVEL_ORDER, LogHub, LogLine, line_filter
 from syncd.rpc import convert, guard
+from syncd.rpc._status import StatusMessages
 from syncd.rpc.errors import mapped_errors
 from syncd.rpc.repository_ops import RepositoryOps
 from syncd.security import Action
@@ -64,6 +65,7 @@ class ManagementServicer(pb_grpc.ManagementServicer):
 
     def __init__(self, plane: ControlPlane, watch_heartbeat: float = 5.0) -> None:
         self._plane = plane
+        self._status_messages = StatusMessages()
         # A following client gets the run at least this often, so elapsed time stays fresh.
         self._watch_heartbeat = watch_heartbeat
 
@@ -194,9 +196,9 @@ class ManagementServicer(pb_grpc.ManagementServicer):
     def _status(self, threshold: timedelta | None) -> pb.GetStatusResponse:
         plane = self._plane
         jobs = [plane.registry.get(spec.name) for spec in plane.service.ordered_specs()]
-        beans = [
-            convert.bean_status(bean, plane.jobs.status(bean.name, threshold)) for bean in jobs
-        ]
+        beans = self._status_messages.of(
+            (bean, plane.jobs.status(bean.name, threshold)) for bean in jobs
+        )
         ledger = plane.ledger_health()
         return pb.GetStatusResponse(
             beans=beans,
