@@ -183,9 +183,8 @@ def _name_the_module_main() -> None:
     script = sys.modules.get("__main__")
     if script is None or getattr(script, "__spec__", None) is not None:
         return  # `python -m syncd`, or another program's main
-    if (
-        getattr(script, "main", None) is main
-    ):  # the console script: `from syncd.__main__ import main`
+    # The console script is `from syncd.__main__ import main` and a call of it.
+    if getattr(script, "main", None) is main:
         script.__spec__ = importlib.util.find_spec(__name__)
 
 
