@@ -52,6 +52,7 @@ class DaemonProcess:
     # Written at close: the readers take what is in the pipes and stop, even while a process
     # the daemon left (a test's surviving grandchildren) still holds the pipes' other ends.
     _stop: tuple[int, int] = field(default_factory=os.pipe)
+    _closed: bool = False
 
     def __post_init__(self) -> None:
         for target, stream in (
@@ -145,7 +146,11 @@ class DaemonProcess:
         return self.proc.wait(timeout)
 
     def close(self) -> None:
-        """After the process has ended: let the readers take what is left, then close."""
+        """After the process has ended: let the readers take what is left, then close. A second
+        close does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         os.write(self._stop[1], b"x")
         for reader in self._readers:
             reader.join(BOUND)
