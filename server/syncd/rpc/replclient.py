@@ -95,8 +95,9 @@ class RelayedChanges(Sequence[Change]):
     """A page's changes as GetChanges answered them, for the cycle, which mostly passes them
     on: the page's bytes are kept, and sent on as they are when the page goes whole to a
     repository that said it applies a page so (`GrpcPeer.apply_changes`), which checks every
-    change as it decodes them. The `Change` values (`changes_relayed`, with its checks) are built only if something
-    reads them (echo suppression, the pull's record of what a child sent)."""
+    change as it decodes them. The `Change` values (`changes_relayed`, with its checks) are
+    built only if something reads them (echo suppression, the pull's record of what a child
+    sent)."""
 
     __slots__ = ("_decoded", "_msgs", "raw")
 
