@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+SYNCD = Path(sys.executable).parent / "syncd"  # the installed console script
 BOUND = 20.0
 
 
@@ -208,11 +209,7 @@ def daemon_process(
     `syncd` command); `env` adds variables to its environment."""
     config = state_dir.parent / "syncd.toml"
     config.write_text(without_catch_up(config_text))
-    command = (
-        [str(Path(sys.executable).parent / "syncd")]
-        if console_script
-        else [sys.executable, "-m", "syncd"]
-    )
+    command = [str(SYNCD)] if console_script else [sys.executable, "-m", "syncd"]
     proc = subprocess.Popen(
         [*command, "--config", str(config), *args, "serve"],
         stdout=subprocess.PIPE,

@@ -8,13 +8,13 @@ import contextlib
 import os
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-SYNCD = Path(sys.executable).parent / "syncd"
+from tests.daemon_process import SYNCD
+
 BOUND = 60.0
 JOB = "PersonOwnerRebuildJob"
 OTHER = "PersonRecordStatusJob"
