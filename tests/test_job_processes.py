@@ -137,6 +137,27 @@ def test_a_run_that_returns_ends_what_it_left_running(short_tmp: Path) -> None:
         assert d.stop() == 0
 
 
+def test_a_job_process_that_dies_abruptly_has_what_it_started_ended_by_the_daemon(
+    short_tmp: Path,
+) -> None:
+    """Killed before it could end its own tree, the job's process leaves its processes
+    re-parented away (to init): the daemon finds them by the tree record and the run's marker,
+    and ends them before the run is reported ended."""
+    with daemon_process(short_tmp / "state", _config()) as d:
+        run_id = _invoke(d, "SpawningJob")
+        job, grandchildren = _spawned(d, run_id)
+        tree = sorted(p.pid for p in [job, *grandchildren])
+        d.wait_for_event("job.tree_recorded", run_id=run_id, pids=tree)
+        os.kill(job.pid, signal.SIGKILL)
+        finished = _finished(d, run_id)
+        assert finished["outcome"] == "failed"
+        ended = d.wait_for_event("job.processes_ended", run_id=run_id)
+        assert sorted(ended["pids"]) == sorted(p.pid for p in grandchildren)
+        _assert_ended(grandchildren)
+        assert list((d.state_dir / _jobtrees.RECORD_DIR).glob("*.json")) == []
+        assert d.stop() == 0
+
+
 @pytest.mark.parametrize(
     ("bean", "how", "outcome"),
     [

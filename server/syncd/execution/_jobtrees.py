@@ -71,7 +71,8 @@ def read_record(path: Path) -> TreeRecord | None:
 
 
 class TreeWatch:
-    """Runs in the job's process: records its tree now, then whenever the tree changes."""
+    """Runs in the job's process: records its tree at `start`, then whenever a `snapshot`
+    (every WATCH_INTERVAL, from the thread that listens to the daemon) finds it changed."""
 
     def __init__(
         self,
@@ -92,7 +93,6 @@ class TreeWatch:
         # Before the body runs: the job's own process is on record at once. It has started
         # nothing yet, so it alone is its tree (no scan of /proc on every run's start).
         self._record(self._me)
-        threading.Thread(target=self._watch, name="syncd-tree-watch", daemon=True).start()
 
     def snapshot(self) -> None:
         self._record(tuple(sorted(set(self._me) | set(_proctree.descendants(os.getpid())))))
@@ -109,9 +109,9 @@ class TreeWatch:
     def stop(self) -> None:
         self._stop.set()
 
-    def _watch(self) -> None:
-        while not self._stop.wait(WATCH_INTERVAL):
-            self.snapshot()
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
 
 
 def end_recorded(path: Path) -> tuple[TreeRecord | None, dict[ProcessId, str]]:
@@ -121,10 +121,15 @@ def end_recorded(path: Path) -> tuple[TreeRecord | None, dict[ProcessId, str]]:
     if record is not None and record.boot_id == _proctree.boot_id():
         extra = [*record.processes, *_proctree.marked(record.run_id)]
         killed = _proctree.end_tree(None, include_root=False, extra=extra)
+    forget(path)
+    return record, killed
+
+
+def forget(path: Path) -> None:
+    """Remove a run's record (and a half-written one)."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     path.with_suffix(".tmp").unlink(missing_ok=True)
-    return record, killed
 
 
 @dataclass(frozen=True, slots=True)
