@@ -210,6 +210,18 @@ def test_loading_a_pack_loads_only_the_contract_side_of_the_daemon() -> None:
     assert beyond == []
 
 
+def test_the_job_processes_fork_server_loads_no_ledger() -> None:
+    """What the fork server imports, every job's process is forked with, and pays for in its
+    fork and exit: the executor's side of a job holds no ledger, no SQLAlchemy and no servers
+    (a pack that uses them loads them itself)."""
+    probe = "import sys, syncd.execution.executors; print(*sorted(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    heavy = ("syncd.ledger", "syncd.service", "syncd.rpc", "syncd.web", "sqlalchemy", "grpc")
+    assert [m for m in loaded if any(_within(m, h) for h in heavy)] == []
+
+
 def test_the_client_never_imports_the_daemon() -> None:
     """No module of syncctl imports syncd or a pack (they share only syncd_api)."""
     offenders = {

@@ -17,13 +17,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 from syncd.enums import RunOutcome
 from syncd.execution import _proctree
 from syncd.execution._proctree import ProcessId
-from syncd.ledger.recorder import LedgerRecorder
+
+if TYPE_CHECKING:  # the job processes' fork server imports this: no ledger (nor SQLAlchemy) there
+    from syncd.ledger.recorder import LedgerRecorder
 
 log = structlog.get_logger("syncd.processes")
 
