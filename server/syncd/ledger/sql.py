@@ -29,6 +29,7 @@ from syncd.enums import RunOutcome, RunState
 from syncd.errors import LedgerUnavailableError, SyncdError
 from syncd.ledger import _rows
 from syncd.ledger._faults import SqliteFileGuard, check_writable, problem_of
+from syncd.ledger._liveness import check_on_checkout
 from syncd.ledger.model import EXECUTED, INTERRUPTED_MESSAGE, RunRecord, keeps_interrupted
 from syncd.ledger.schema import (
     SCHEMA_VERSION,
@@ -75,9 +76,9 @@ def _engine(url: str, write_timeout: float) -> Engine:
         "connect_timeout": max(1, round(write_timeout)),
         "options": f"-c lock_timeout={wait_ms} -c statement_timeout={max(wait_ms, 60_000)}",
     }
-    return sa.create_engine(
-        url, pool_pre_ping=True, pool_recycle=300, pool_size=2, connect_args=connect_args
-    )
+    engine = sa.create_engine(url, pool_recycle=300, pool_size=2, connect_args=connect_args)
+    check_on_checkout(engine)  # the pre-ping's safety without its round trip
+    return engine
 
 
 def _sqlite_path(url: str) -> Path | None:
