@@ -214,6 +214,8 @@ class TestLibraryErrorsReadAsConfigErrors:
             ('[jobs.X]\nafter = ["A", 1]\n', "config: jobs.X.after[1]: expected a string, got 1"),
             ('[daemon]\nstate_dir = "a\\u0000b"\n', "config: daemon.state_dir: a NUL character"),
             ("[jobs.X]\ncancel_grace = true\n", "config: jobs.X.cancel_grace: expected a duration"),
+            ("[daemon]\ncpu_slice_us = 50\n", "config: daemon.cpu_slice_us: expected 0 (the"),
+            ("[daemon]\ncpu_slice_us = -1\n", "config: daemon.cpu_slice_us: must be at least 0"),
         ],
     )
     def test_the_message_names_the_key_path(self, tmp_path: Path, text: str, message: str) -> None:

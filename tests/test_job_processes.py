@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
+from syncd.cpuslice import set_thread_slice
 from syncd.execution import _jobtrees, _proctree
 from syncd.execution._proctree import ProcessId, wait_ended
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.daemon_process import BOUND, DaemonProcess, daemon_process
+from tests.packs.sample import sched_slice_ns
 
 pytestmark = [
     pytest.mark.e2e,
@@ -207,5 +210,32 @@ def test_a_job_process_does_not_run_the_daemons_command_line_again(
         run_id = _invoke(d, "MainProbeJob")
         probe = d.wait_for_event("test.main_probe", run_id=run_id)
         assert (probe["main_run_again"], probe["cli_loaded"]) == (False, False)
+        assert _finished(d, run_id)["outcome"] == "success"
+        assert d.stop() == 0
+
+
+@pytest.mark.parametrize("asked_us", [400, 0])
+def test_the_daemons_threads_take_the_configured_slice_and_its_jobs_the_kernels_default(
+    short_tmp: Path, asked_us: int
+) -> None:
+    """daemon.cpu_slice_us: the daemon's threads ask the kernel for a short time slice, so that
+    a control-plane call preempts a running job sooner; the fork server hands its job
+    processes the kernel's default again."""
+    default = sched_slice_ns("/proc/thread-self/sched")
+    taken: list[bool] = []
+    probe = threading.Thread(target=lambda: taken.append(set_thread_slice(300)))
+    probe.start()
+    probe.join()
+    if default is None or taken != [True]:
+        pytest.skip("this kernel gives no per-thread time slices (Linux before 6.12)")
+    config = (
+        '[daemon]\npacks = ["tests.packs.sample:MAIN_PROBE"]\nentry_points = false\n'
+        f"cpu_slice_us = {asked_us}\n"
+    )
+    with daemon_process(short_tmp / "state", config) as d:
+        pid = d.proc.pid
+        assert sched_slice_ns(f"/proc/{pid}/task/{pid}/sched") == (asked_us * 1000 or default)
+        run_id = _invoke(d, "MainProbeJob")
+        assert d.wait_for_event("test.main_probe", run_id=run_id)["slice_ns"] == default
         assert _finished(d, run_id)["outcome"] == "success"
         assert d.stop() == 0

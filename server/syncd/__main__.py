@@ -23,6 +23,7 @@ from syncd import __version__
 from syncd.app.packs import discover, pack_context, seed_demo_data
 from syncd.app.startup import one_line, starting, validate
 from syncd.config import Config, load_config, with_overrides
+from syncd.cpuslice import set_thread_slice
 from syncd.errors import (
     ConfigError,
     InstanceLockedError,
@@ -253,6 +254,12 @@ def _run(
         # interval, 5 ms by default, which showed as the control plane's tail latency under
         # run load. Job processes come from the fork server, a fresh interpreter: theirs stays.
         sys.setswitchinterval(DAEMON_SWITCH_INTERVAL)
+        # Before the daemon's threads start, so that they inherit it; the fork server (and so
+        # every job process) and job threads go back to the kernel's default (see cpuslice).
+        slice_us = config.daemon.cpu_slice_us
+        structlog.get_logger("syncd.main").debug(
+            "daemon.cpu_slice", asked_us=slice_us, taken=set_thread_slice(slice_us)
+        )
         return asyncio.run(daemon.serve())
     except SyncdError as exc:
         if exit_code(exc) != EXIT_CONFIG:  # the log (file) keeps why a daemon did not start

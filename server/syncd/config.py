@@ -76,6 +76,9 @@ class DaemonConfig(Settings, frozen=True):
     # How much job processes defer for CPU (nice increment 0-19). Jobs are batch work: at 10
     # the control plane (and the machine's interactive services) come first; 0 for equal terms.
     job_nice: Annotated[int, Meta(ge=0, le=19)] = 10
+    # The CPU time slice (µs) the daemon asks the kernel for its own threads (Linux 6.12+):
+    # a waking control-plane thread preempts a running job sooner. 0: the kernel's default.
+    cpu_slice_us: Annotated[int, Meta(ge=0, le=100_000)] = 300
 
     def __post_init__(self) -> None:
         if self.log_level.lower() not in {"debug", "info", "warning", "error", "critical"}:
@@ -92,6 +95,11 @@ class DaemonConfig(Settings, frozen=True):
         if self.execution not in ("process", "thread"):
             raise ConfigError(
                 "execution", f'expected "process" or "thread", got {shown(self.execution)}'
+            )
+        if 0 < self.cpu_slice_us < 100:
+            raise ConfigError(
+                "cpu_slice_us",
+                f"expected 0 (the kernel's default) or 100-100000, got {self.cpu_slice_us}",
             )
         for ref in self.packs:
             if ":" not in ref:

@@ -344,7 +344,22 @@ def main_probe_body(ctx: RunContext) -> None:
         "test.main_probe",
         main_run_again=sys.modules["__main__"].__name__ == "__mp_main__",
         cli_loaded="syncd.__main__" in sys.modules,
+        slice_ns=sched_slice_ns("/proc/thread-self/sched"),
     )
+
+
+def sched_slice_ns(path: str) -> int | None:
+    """A thread's CPU time slice as /proc shows it (`se.slice`), or None (no such line)."""
+    try:
+        with open(path) as sched:
+            lines = sched.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip() == "se.slice":
+            return int(value.strip())
+    return None
 
 
 MAIN_PROBE = JobPack(
@@ -354,7 +369,7 @@ MAIN_PROBE = JobPack(
             name="MainProbeJob",
             trigger_operation="mainProbeJob",
             body=main_probe_body,
-            description="Says what its process imported of the daemon's command line.",
+            description="Says what its process holds of the daemon's (command line, slice).",
         )
     ],
     description="A job that reports its process's main module.",

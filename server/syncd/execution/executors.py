@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from syncd.cpuslice import set_thread_slice
 from syncd.enums import Trigger
 from syncd.errors import RunCancelled
 from syncd.execution import _joblog, _jobtrees, _proctree
@@ -141,6 +142,7 @@ class ThreadExecutor:
                 loop.call_soon_threadsafe(settle, result)
 
         def work() -> None:
+            set_thread_slice(0)  # the daemon's short slice is for its own threads, not jobs
             # Library logs from this thread carry the run's identity too.
             structlog.contextvars.bind_contextvars(
                 job=job.spec.name, run_id=job.run_id, trigger=job.trigger.value
@@ -329,7 +331,12 @@ class ProcessExecutor:
         # Every job process unpickles its ends of the pipe as popen_forkserver's objects: not
         # preloaded, that module and popen_fork were imported again in each one (~1 ms of CPU).
         self._mp.set_forkserver_preload(
-            ["multiprocessing.popen_forkserver", "syncd.execution.executors", *(preload or [])]
+            [
+                "multiprocessing.popen_forkserver",
+                "syncd.execution.executors",
+                *(preload or []),
+                "syncd.execution._forkserver",
+            ]
         )
         self._record_dir = record_dir
         self._log_level = log_level  # the daemon's: what the job logs below it is dropped

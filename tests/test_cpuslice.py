@@ -1,0 +1,89 @@
+"""A thread's CPU time slice (daemon.cpu_slice_us): asked for, inherited by the threads it
+starts, given back; job threads run with the kernel's default."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+from syncd.cpuslice import set_thread_slice, thread_slice_ns
+from syncd.enums import Trigger
+from syncd.execution.executors import Ending, Execution, ThreadExecutor
+from syncd.job import JobSpec, RunContext
+from tests.harness import BOUND
+
+T = TypeVar("T")
+
+
+def _in_thread(work: Callable[[], T]) -> T:
+    """Run `work` in a fresh thread, so that what it asks for ends with that thread."""
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(work()))
+    thread.start()
+    thread.join(BOUND)
+    (result,) = out
+    return result
+
+
+def _kernel_default() -> int:
+    default = _in_thread(thread_slice_ns)
+    if default is None or not _in_thread(lambda: set_thread_slice(300)):
+        pytest.skip("this kernel gives no per-thread time slices (Linux before 6.12)")
+    return default
+
+
+class _Reporter:
+    def progress(self, done: int, total: int) -> None:
+        pass
+
+    def rows(self, read: int, written: int) -> None:
+        pass
+
+
+def test_a_thread_takes_the_slice_it_asks_for_and_its_new_threads_inherit_it() -> None:
+    default = _kernel_default()
+
+    def ask() -> tuple[int | None, int | None, bool, int | None]:
+        set_thread_slice(250)
+        inherited = _in_thread(thread_slice_ns)
+        own = thread_slice_ns()
+        given_back = set_thread_slice(0)
+        return own, inherited, given_back, thread_slice_ns()
+
+    assert _in_thread(ask) == (250_000, 250_000, True, default)
+
+
+def test_a_job_thread_runs_with_the_kernels_default_not_the_daemons_slice() -> None:
+    default = _kernel_default()
+    seen: list[int | None] = []
+
+    def body(_ctx: RunContext) -> None:
+        seen.append(thread_slice_ns())
+
+    spec = JobSpec(name="SliceJob", trigger_operation="sliceJob", body=body, description="")
+
+    async def run() -> Ending:
+        job = Execution(
+            spec=spec,
+            run_id=f"r-{uuid.uuid4().hex}",
+            trigger=Trigger.MANUAL,
+            arguments={},
+            cancel_requested=threading.Event(),
+            cancel_signal=asyncio.Event(),
+            cancel_grace=BOUND,
+            reporter=_Reporter(),
+        )
+        async with asyncio.timeout(BOUND):
+            return (await ThreadExecutor().execute(job)).ending
+
+    def as_the_daemon() -> Ending:
+        set_thread_slice(300)  # as `syncd serve` does before its loop starts
+        return asyncio.run(run())
+
+    assert _in_thread(as_the_daemon) is Ending.SUCCEEDED
+    assert seen == [default]
