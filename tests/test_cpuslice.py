@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
 
 from syncd.cpuslice import set_thread_slice, thread_slice_ns
-from syncd.enums import Trigger
-from syncd.execution.executors import Ending, Execution, ThreadExecutor
+from syncd.execution.executors import Ending, ThreadExecutor
 from syncd.job import JobSpec, RunContext
-from tests.harness import BOUND
+from tests.executions import BOUND, execute
 
 T = TypeVar("T")
 
@@ -35,14 +33,6 @@ def _kernel_default() -> int:
     if default is None or not _in_thread(lambda: set_thread_slice(300)):
         pytest.skip("this kernel gives no per-thread time slices (Linux before 6.12)")
     return default
-
-
-class _Reporter:
-    def progress(self, done: int, total: int) -> None:
-        pass
-
-    def rows(self, read: int, written: int) -> None:
-        pass
 
 
 def test_a_thread_takes_the_slice_it_asks_for_and_its_new_threads_inherit_it() -> None:
@@ -68,18 +58,7 @@ def test_a_job_thread_runs_with_the_kernels_default_not_the_daemons_slice() -> N
     spec = JobSpec(name="SliceJob", trigger_operation="sliceJob", body=body, description="")
 
     async def run() -> Ending:
-        job = Execution(
-            spec=spec,
-            run_id=f"r-{uuid.uuid4().hex}",
-            trigger=Trigger.MANUAL,
-            arguments={},
-            cancel_requested=threading.Event(),
-            cancel_signal=asyncio.Event(),
-            cancel_grace=BOUND,
-            reporter=_Reporter(),
-        )
-        async with asyncio.timeout(BOUND):
-            return (await ThreadExecutor().execute(job)).ending
+        return (await execute(ThreadExecutor(), spec)).ending
 
     def as_the_daemon() -> Ending:
         set_thread_slice(300)  # as `syncd serve` does before its loop starts

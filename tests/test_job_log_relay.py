@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 import structlog
 
-from syncd.enums import Trigger
 from syncd.execution import _joblog, _proctree
-from syncd.execution.executors import Ending, Execution, ProcessExecutor
+from syncd.execution.executors import Ending, ProcessExecutor
 from syncd.observability.loghub import LINE_LIMIT, LogHub, LogLine, line_filter
 from syncd.observability.logs import (
     FIELD_LIMIT,
@@ -31,33 +30,15 @@ from syncd.observability.logs import (
     relay_lines,
     render_line,
 )
+from tests.executions import execute
 from tests.packs.sample import SHAPED
 
 BOUND = 30.0
 
 
-class _Reporter:
-    def progress(self, done: int, total: int) -> None:
-        pass
-
-    def rows(self, read: int, written: int) -> None:
-        pass
-
-
 def _run(spec: Any, run_id: str, level: int = logging.DEBUG) -> Ending:
     async def scenario() -> Ending:
-        job = Execution(
-            spec=spec,
-            run_id=run_id,
-            trigger=Trigger.MANUAL,
-            arguments={},
-            cancel_requested=threading.Event(),
-            cancel_signal=asyncio.Event(),
-            cancel_grace=BOUND,
-            reporter=_Reporter(),
-        )
-        async with asyncio.timeout(BOUND):
-            return (await ProcessExecutor(log_level=level).execute(job)).ending
+        return (await execute(ProcessExecutor(log_level=level), spec, run_id)).ending
 
     return asyncio.run(scenario())
 

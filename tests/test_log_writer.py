@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import structlog
 
-from syncd.enums import Trigger
 from syncd.execution import _proctree
-from syncd.execution.executors import Ending, Execution, ProcessExecutor
+from syncd.execution.executors import Ending, ProcessExecutor
 from syncd.observability.loghub import LogHub, LogLine, line_filter
 from syncd.observability.logs import RotatingWriter, configure_logging, flush_logs
+from tests.executions import execution
 from tests.packs.sample import FLOOD, FLOOD_LINES
 
 BOUND = 30.0
@@ -180,17 +180,7 @@ def test_a_job_logging_flat_out_reaches_the_file_and_every_follower_whole(
         ]
         async with asyncio.timeout(BOUND):
             await asyncio.gather(*(event.wait() for event in ready))
-            job = Execution(
-                spec=FLOOD,
-                run_id=run_id,
-                trigger=Trigger.MANUAL,
-                arguments={},
-                cancel_requested=threading.Event(),
-                cancel_signal=asyncio.Event(),
-                cancel_grace=BOUND,
-                reporter=Reporter(),
-            )
-            result = await ProcessExecutor().execute(job)
+            result = await ProcessExecutor().execute(execution(FLOOD, run_id, Reporter()))
             await asyncio.gather(*followers)
         return first, second, result.ending
 

@@ -9,31 +9,22 @@ import json
 import logging
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import structlog
 
-from syncd.enums import Trigger
 from syncd.execution import _proctree
-from syncd.execution.executors import Ending, Execution, ProcessExecutor, Result
+from syncd.execution.executors import Ending, ProcessExecutor, Result
 from syncd.job import JobSpec
 from syncd.observability.logs import configure_logging
+from tests.executions import execute
 from tests.packs.sample import LEVELED, QUICK
 
 pytestmark = pytest.mark.skipif(not _proctree.has_proc(), reason="needs Linux /proc")
 
 BOUND = 30.0
-
-
-class _Reporter:
-    def progress(self, done: int, total: int) -> None:
-        pass
-
-    def rows(self, read: int, written: int) -> None:
-        pass
 
 
 @pytest.fixture
@@ -49,18 +40,7 @@ def daemon_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
 
 
 async def _execute(executor: ProcessExecutor, spec: JobSpec) -> Result:
-    job = Execution(
-        spec=spec,
-        run_id=f"r-{uuid.uuid4().hex}",
-        trigger=Trigger.MANUAL,
-        arguments={},
-        cancel_requested=threading.Event(),
-        cancel_signal=asyncio.Event(),
-        cancel_grace=BOUND,
-        reporter=_Reporter(),
-    )
-    async with asyncio.timeout(BOUND):
-        return await executor.execute(job)
+    return await execute(executor, spec)
 
 
 def test_the_relay_thread_is_started_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:

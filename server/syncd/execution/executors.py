@@ -235,7 +235,7 @@ def _child_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
     # Orphans of the body's processes (a double-forked daemon) re-parent to us, not to init,
     # so they stay in the tree that this process and the daemon end.
-    _proctree.become_subreaper()
+    reaper = _proctree.become_subreaper()
     # Programs the body starts inherit this, so they can be found even outside our tree.
     os.environ[_proctree.RUN_MARKER] = payload["run_id"]
     cancel = threading.Event()
@@ -293,7 +293,8 @@ def _child_main(
         ctx.log.warning(
             "job.processes_ended", pids=sorted(p.pid for p in left), names=sorted(left.values())
         )
-    ctx.send(("ended", *ended))
+    # Whether the tree it ended was all the run's: as a subreaper, nothing could leave it.
+    ctx.send(("ended", *ended, reaper))
     outbox.close()  # everything sent before the process ends
 
 
@@ -387,6 +388,7 @@ class ProcessExecutor:
         def read() -> None:
             """Relays the child's messages until its end of the pipe closes."""
             final: Result | None = None
+            ended_whole_tree = False  # the job's process says it ended its tree as a subreaper
             try:
                 while True:
                     message = parent.recv()
@@ -403,12 +405,13 @@ class ProcessExecutor:
                         relay_lines(message[1], self._log_level)
                     elif kind == "ended":
                         final = Result(Ending(message[1]), message[2], message[3])
+                        ended_whole_tree = bool(message[4])
             except (EOFError, OSError):
                 pass
             proc.join()
             # The job's process ends its own tree; this catches what a process that died
             # abruptly (killed, out of memory) left, before the run is reported ended.
-            killed = self._end_leftovers(job.run_id, record, ended_itself=final is not None)
+            killed = self._end_leftovers(job.run_id, record, ended_itself=ended_whole_tree)
             if killed:
                 with contextlib.suppress(RuntimeError):  # the loop has closed
                     loop.call_soon_threadsafe(_log_leftovers, job, killed)
