@@ -12,6 +12,7 @@ back to the kernel's default. How much CPU each gets is unchanged: that is nice'
 from __future__ import annotations
 
 import ctypes
+import functools
 import platform
 import sys
 from typing import Any
@@ -36,7 +37,9 @@ class _SchedAttr(ctypes.Structure):
     )
 
 
+@functools.cache
 def _syscall() -> Any:
+    """libc's syscall(), or None; looked up once (a job thread asks at every run's start)."""
     if not sys.platform.startswith("linux") or platform.machine() not in _SYSCALLS:
         return None
     try:

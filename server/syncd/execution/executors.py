@@ -411,7 +411,7 @@ class ProcessExecutor:
             proc.join()
             # The job's process ends its own tree; this catches what a process that died
             # abruptly (killed, out of memory) left, before the run is reported ended.
-            killed = self._end_leftovers(job.run_id, record, ended_itself=ended_whole_tree)
+            killed = self._end_leftovers(job.run_id, record, ended_whole_tree=ended_whole_tree)
             if killed:
                 with contextlib.suppress(RuntimeError):  # the loop has closed
                     loop.call_soon_threadsafe(_log_leftovers, job, killed)
@@ -477,9 +477,9 @@ class ProcessExecutor:
 
     @staticmethod
     def _end_leftovers(
-        run_id: str, record: Path | None, *, ended_itself: bool
+        run_id: str, record: Path | None, *, ended_whole_tree: bool
     ) -> dict[_proctree.ProcessId, str]:
-        if ended_itself:
+        if ended_whole_tree:
             # The job's process ended its tree before it reported its end: as the subreaper of
             # all it started, nothing of the run could leave that tree while it lived. No scan
             # of /proc (every process's environment, ~0.5 ms) at the end of every run.
