@@ -73,8 +73,9 @@ class DaemonConfig(Settings, frozen=True):
     entry_points: bool = True
     # Where job bodies run: "process" (a child process: killable, no shared GIL) or "thread".
     execution: str = "process"
-    # How much job processes defer for CPU (nice increment 0-19). Jobs are batch work: at 10
-    # the control plane (and the machine's interactive services) come first; 0 for equal terms.
+    # How much job processes defer for CPU (nice increment 0-19 over the daemon's own; the fork
+    # server that forks them too). Jobs are batch work: at 10 the control plane (and the
+    # machine's interactive services) come first; 0 for equal terms.
     job_nice: Annotated[int, Meta(ge=0, le=19)] = 10
     # The CPU time slice (µs) the daemon asks the kernel for its own threads (Linux 6.12+):
     # a waking control-plane thread preempts a running job sooner. 0: the kernel's default.

@@ -34,7 +34,7 @@ import structlog
 from syncd.cpuslice import set_thread_slice
 from syncd.enums import Trigger
 from syncd.errors import RunCancelled
-from syncd.execution import _joblog, _jobtrees, _proctree
+from syncd.execution import _joblog, _jobtrees, _niceness, _proctree
 from syncd.execution._jobtrees import WATCH_INTERVAL
 from syncd.job import JobSpec, RunContext
 from syncd.observability.logs import relay_lines
@@ -230,8 +230,9 @@ def _child_main(
 ) -> None:
     """Entry point of the job's child process."""
     os.setpgrp()  # its own process group, apart from the daemon's terminal signals
-    if payload["nice"]:
-        os.nice(payload["nice"])  # the control plane first (daemon.job_nice); inherited below
+    # The control plane first (daemon.job_nice); inherited below. Usually it is inherited
+    # already, from the fork server (_niceness).
+    _niceness.defer(0, payload["nice"])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when the job stops
     # Orphans of the body's processes (a double-forked daemon) re-parent to us, not to init,
     # so they stay in the tree that this process and the daemon end.
@@ -341,7 +342,8 @@ class ProcessExecutor:
         )
         self._record_dir = record_dir
         self._log_level = log_level  # the daemon's: what the job logs below it is dropped
-        self._nice = nice
+        self._nice = _niceness.absolute(nice)  # daemon.job_nice above the daemon's own
+        self._fork_server = _niceness.ForkServerDeferral(self._nice)
         # By run id, while its child runs: what a forced exit ends (`end_all`).
         self._live: dict[str, tuple[_proctree.ProcessId, Path | None]] = {}
 
@@ -433,7 +435,11 @@ class ProcessExecutor:
             child.close()
             reader.start()
             assert proc.pid is not None  # started
-            return _proctree.identify(proc.pid) or _proctree.ProcessId(proc.pid, -1)
+            stat = _proctree.read_stat(proc.pid)
+            if stat is None:
+                return _proctree.ProcessId(proc.pid, -1)
+            self._fork_server.job_started(stat)
+            return _proctree.ProcessId(proc.pid, stat.start)
 
         root = await asyncio.to_thread(launch)
         self._live[job.run_id] = (root, record)
