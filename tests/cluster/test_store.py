@@ -8,10 +8,12 @@ passing on the database's clock), never by sleeping.
 from __future__ import annotations
 
 import asyncio
+import select
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +23,7 @@ from syncd.cluster import ClusterLedger, ClusterRunClaim, ClusterStore
 from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import AlreadyRunningError, SlotClaimedError, StartupEnvironmentError
 from syncd.ledger.model import RunRecord
+from tests.harness import BOUND
 from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.services
@@ -382,3 +385,61 @@ def test_a_cancel_asked_elsewhere_reaches_the_holder_at_its_next_beat(
     blue.release(held)
     blue.acquire("Job", "r2", None)
     assert blue.beat(["r2"]).cancels == {}
+
+
+def _count_pings(store: ClusterStore, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    engine = store._engine
+    pings: list[Any] = []
+    real = engine.dialect.do_ping
+
+    def counted(dbapi_conn: Any) -> bool:
+        pings.append(dbapi_conn)
+        return bool(real(dbapi_conn))
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return pings
+
+
+def test_claims_on_a_live_connection_ask_the_server_nothing_more(
+    stores: dict[str, ClusterStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No `SELECT 1` before each claim and release: the pooled connection is checked by
+    looking at its socket."""
+    blue = stores["blue"]
+    blue.release(blue.acquire("Job", "r0", None)[0])
+    pings = _count_pings(blue, monkeypatch)
+    for n in range(1, 4):
+        blue.release(blue.acquire("Job", f"r{n}", None)[0])
+    assert pings == []
+
+
+def test_a_claim_after_the_server_ended_the_stores_connection_succeeds(
+    url: str, stores: dict[str, ClusterStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ended the pooled connection (a restart, an administrator): it is replaced
+    before the next claim uses it, so the claim does not fail."""
+    blue = stores["blue"]
+    blue.release(blue.acquire("Job", "r0", None)[0])  # one connection, now idle in the pool
+    pooled = blue._engine.pool.connect()
+    fd = pooled.dbapi_connection.fileno()  # type: ignore[union-attr]
+    pooled.close()
+    admin = sa.create_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE application_name = 'syncd:blue'"
+                )
+            )
+    finally:
+        admin.dispose()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    assert poller.poll(BOUND * 1000), "the server did not close the session"
+    pings = _count_pings(blue, monkeypatch)
+
+    claim, _ = blue.acquire("Job", "r1", None)
+
+    assert claim.token == 2
+    assert len(pings) == 1  # asked once, found gone, connected anew

@@ -35,7 +35,7 @@ from syncd.errors import (
     StartupEnvironmentError,
 )
 from syncd.execution.claim import Claim
-from syncd.ledger import problem_of
+from syncd.ledger import check_on_checkout, problem_of
 from syncd.ledger.sql import runs_table
 from syncd.replication.model import RUN, Version
 
@@ -96,7 +96,6 @@ class ClusterStore:
         timeout_ms = max(5000, int(ttl * 1000 / 3))
         self._engine: Engine = sa.create_engine(
             url,
-            pool_pre_ping=True,
             pool_size=4,
             max_overflow=2,
             pool_timeout=max(5.0, ttl / 3),
@@ -106,6 +105,9 @@ class ClusterStore:
                 "options": f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
             },
         )
+        # A connection the server ended is replaced before use, as the ledger's are: with no
+        # `SELECT 1` round trip before every claim, release and heartbeat.
+        check_on_checkout(self._engine)
 
     @contextmanager
     def _tx(self) -> Iterator[Connection]:

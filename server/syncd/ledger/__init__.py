@@ -10,6 +10,7 @@ from syncd._exports import public_names
 
 if TYPE_CHECKING:
     from syncd.ledger._faults import problem_of
+    from syncd.ledger._liveness import check_on_checkout
     from syncd.ledger.model import EXECUTED, LatestRuns, MemoryLedger, RunLedger, RunRecord
     from syncd.ledger.recorder import LedgerHealth, LedgerRecorder
     from syncd.ledger.sql import SqlLedger
@@ -23,6 +24,7 @@ __all__ = [
     "RunLedger",
     "RunRecord",
     "SqlLedger",
+    "check_on_checkout",
     "problem_of",
 ]
 
@@ -33,5 +35,7 @@ __getattr__ = public_names(
         "sql": ("SqlLedger",),
         "recorder": ("LedgerHealth", "LedgerRecorder"),
         "_faults": ("problem_of",),  # a driver's error as the short problem operators act on
+        # A pooled PostgreSQL connection checked without a round trip (the cluster's store too).
+        "_liveness": ("check_on_checkout",),
     },
 )
