@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import select
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from syncd.ledger._liveness import check_on_checkout, server_spoke
 from tests.harness import BOUND
+from tests.pings import count_pings
 from tests.services import fresh_postgres_database
 
 
@@ -31,23 +31,11 @@ def _backend_pid(engine: sa.engine.Engine) -> int:
         return int(conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def _count_pings(engine: sa.engine.Engine, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    pings: list[Any] = []
-    real = engine.dialect.do_ping
-
-    def counted(dbapi_conn: Any) -> bool:
-        pings.append(dbapi_conn)
-        return bool(real(dbapi_conn))
-
-    monkeypatch.setattr(engine.dialect, "do_ping", counted)
-    return pings
-
-
 def test_a_live_idle_connection_is_handed_out_without_asking_the_server(
     engine: sa.engine.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = _backend_pid(engine)
-    pings = _count_pings(engine, monkeypatch)
+    pings = count_pings(engine, monkeypatch)
     assert [_backend_pid(engine) for _ in range(5)] == [first] * 5
     assert pings == []
 
@@ -68,7 +56,7 @@ def test_a_connection_the_server_ended_is_replaced_before_it_is_used(
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     assert poller.poll(BOUND * 1000), "the server did not close the session"
-    pings = _count_pings(engine, monkeypatch)
+    pings = count_pings(engine, monkeypatch)
     assert _backend_pid(engine) != ended
     assert len(pings) == 1
 

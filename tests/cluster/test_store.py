@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -24,6 +23,7 @@ from syncd.enums import RunOutcome, RunState, Trigger
 from syncd.errors import AlreadyRunningError, SlotClaimedError, StartupEnvironmentError
 from syncd.ledger.model import RunRecord
 from tests.harness import BOUND
+from tests.pings import count_pings
 from tests.services import fresh_postgres_database
 
 pytestmark = pytest.mark.services
@@ -387,19 +387,6 @@ def test_a_cancel_asked_elsewhere_reaches_the_holder_at_its_next_beat(
     assert blue.beat(["r2"]).cancels == {}
 
 
-def _count_pings(store: ClusterStore, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    engine = store._engine
-    pings: list[Any] = []
-    real = engine.dialect.do_ping
-
-    def counted(dbapi_conn: Any) -> bool:
-        pings.append(dbapi_conn)
-        return bool(real(dbapi_conn))
-
-    monkeypatch.setattr(engine.dialect, "do_ping", counted)
-    return pings
-
-
 def test_claims_on_a_live_connection_ask_the_server_nothing_more(
     stores: dict[str, ClusterStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -407,7 +394,7 @@ def test_claims_on_a_live_connection_ask_the_server_nothing_more(
     looking at its socket."""
     blue = stores["blue"]
     blue.release(blue.acquire("Job", "r0", None)[0])
-    pings = _count_pings(blue, monkeypatch)
+    pings = count_pings(blue._engine, monkeypatch)
     for n in range(1, 4):
         blue.release(blue.acquire("Job", f"r{n}", None)[0])
     assert pings == []
@@ -437,7 +424,7 @@ def test_a_claim_after_the_server_ended_the_stores_connection_succeeds(
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     assert poller.poll(BOUND * 1000), "the server did not close the session"
-    pings = _count_pings(blue, monkeypatch)
+    pings = count_pings(blue._engine, monkeypatch)
 
     claim, _ = blue.acquire("Job", "r1", None)
 
