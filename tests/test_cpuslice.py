@@ -4,52 +4,29 @@ starts, given back; job threads run with the kernel's default."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
-from typing import TypeVar
-
-import pytest
 
 from syncd.cpuslice import set_thread_slice, thread_slice_ns
 from syncd.execution.executors import Ending, ThreadExecutor
 from syncd.job import JobSpec, RunContext
-from tests.executions import BOUND, execute
-
-T = TypeVar("T")
-
-
-def _in_thread(work: Callable[[], T]) -> T:
-    """Run `work` in a fresh thread, so that what it asks for ends with that thread."""
-    out: list[T] = []
-    thread = threading.Thread(target=lambda: out.append(work()))
-    thread.start()
-    thread.join(BOUND)
-    (result,) = out
-    return result
-
-
-def _kernel_default() -> int:
-    default = _in_thread(thread_slice_ns)
-    if default is None or not _in_thread(lambda: set_thread_slice(300)):
-        pytest.skip("this kernel gives no per-thread time slices (Linux before 6.12)")
-    return default
+from tests.executions import execute
+from tests.slices import in_thread, kernel_default_slice
 
 
 def test_a_thread_takes_the_slice_it_asks_for_and_its_new_threads_inherit_it() -> None:
-    default = _kernel_default()
+    default = kernel_default_slice()
 
     def ask() -> tuple[int | None, int | None, bool, int | None]:
         set_thread_slice(250)
-        inherited = _in_thread(thread_slice_ns)
+        inherited = in_thread(thread_slice_ns)
         own = thread_slice_ns()
         given_back = set_thread_slice(0)
         return own, inherited, given_back, thread_slice_ns()
 
-    assert _in_thread(ask) == (250_000, 250_000, True, default)
+    assert in_thread(ask) == (250_000, 250_000, True, default)
 
 
 def test_a_job_thread_runs_with_the_kernels_default_not_the_daemons_slice() -> None:
-    default = _kernel_default()
+    default = kernel_default_slice()
     seen: list[int | None] = []
 
     def body(_ctx: RunContext) -> None:
@@ -64,5 +41,5 @@ def test_a_job_thread_runs_with_the_kernels_default_not_the_daemons_slice() -> N
         set_thread_slice(300)  # as `syncd serve` does before its loop starts
         return asyncio.run(run())
 
-    assert _in_thread(as_the_daemon) is Ending.SUCCEEDED
+    assert in_thread(as_the_daemon) is Ending.SUCCEEDED
     assert seen == [default]

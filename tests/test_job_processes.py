@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from syncd.cpuslice import set_thread_slice
 from syncd.execution import _jobtrees, _proctree
 from syncd.execution._proctree import ProcessId, wait_ended
 from syncd_api.v1 import management_pb2 as pb
 from syncd_api.v1 import management_pb2_grpc as pb_grpc
 from tests.daemon_process import BOUND, DaemonProcess, daemon_process
 from tests.packs.sample import sched_slice_ns
+from tests.slices import kernel_default_slice
 
 pytestmark = [
     pytest.mark.e2e,
@@ -221,13 +220,7 @@ def test_the_daemons_threads_take_the_configured_slice_and_its_jobs_the_kernels_
     """daemon.cpu_slice_us: the daemon's threads ask the kernel for a short time slice, so that
     a control-plane call preempts a running job sooner; the fork server hands its job
     processes the kernel's default again."""
-    default = sched_slice_ns("/proc/thread-self/sched")
-    taken: list[bool] = []
-    probe = threading.Thread(target=lambda: taken.append(set_thread_slice(300)))
-    probe.start()
-    probe.join()
-    if default is None or taken != [True]:
-        pytest.skip("this kernel gives no per-thread time slices (Linux before 6.12)")
+    default = kernel_default_slice()
     config = (
         '[daemon]\npacks = ["tests.packs.sample:MAIN_PROBE"]\nentry_points = false\n'
         f"cpu_slice_us = {asked_us}\n"

@@ -20,14 +20,11 @@ import structlog
 from syncd.execution import _proctree
 from syncd.execution._niceness import ForkServerDeferral
 from syncd.execution.executors import Ending, ProcessExecutor, Result
-from syncd.job import JobSpec
 from syncd.observability.logs import configure_logging
 from tests.executions import execute
 from tests.packs.sample import LEVELED, QUICK
 
 pytestmark = pytest.mark.skipif(not _proctree.has_proc(), reason="needs Linux /proc")
-
-BOUND = 30.0
 
 
 @pytest.fixture
@@ -40,10 +37,6 @@ def daemon_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
         yield lambda: [json.loads(line) for line in out.getvalue().splitlines()]
     finally:
         structlog.reset_defaults()
-
-
-async def _execute(executor: ProcessExecutor, spec: JobSpec) -> Result:
-    return await execute(executor, spec)
 
 
 def test_the_relay_thread_is_started_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,7 +53,7 @@ def test_the_relay_thread_is_started_off_the_event_loop(monkeypatch: pytest.Monk
     monkeypatch.setattr(threading.Thread, "start", recording)
 
     async def scenario() -> tuple[int, Result]:
-        return threading.get_ident(), await _execute(ProcessExecutor(), QUICK)
+        return threading.get_ident(), await execute(ProcessExecutor(), QUICK)
 
     loop_thread, result = asyncio.run(scenario())
 
@@ -75,7 +68,7 @@ def test_a_job_drops_its_lines_below_the_daemons_level_itself(
     level: int, relayed: list[str], daemon_lines: Callable[[], list[dict[str, Any]]]
 ) -> None:
     """At info, the job's debug line never reaches the daemon; at debug, both do."""
-    result = asyncio.run(_execute(ProcessExecutor(log_level=level), LEVELED))
+    result = asyncio.run(execute(ProcessExecutor(log_level=level), LEVELED))
 
     assert result.ending is Ending.SUCCEEDED
     assert [e["level"] for e in daemon_lines() if e.get("event") == "test.leveled"] == relayed
@@ -106,8 +99,8 @@ def test_job_processes_run_at_the_configured_niceness(
     daemon's own niceness is untouched."""
     before = os.nice(0)
     executor = ProcessExecutor(nice=nice)
-    first = asyncio.run(_execute(executor, LEVELED))
-    second = asyncio.run(_execute(executor, LEVELED))  # forked by the deferred fork server
+    first = asyncio.run(execute(executor, LEVELED))
+    second = asyncio.run(execute(executor, LEVELED))  # forked by the deferred fork server
 
     assert first.ending is second.ending is Ending.SUCCEEDED
     lines = [e for e in daemon_lines() if e.get("event") == "test.leveled" and e["level"] == "info"]
