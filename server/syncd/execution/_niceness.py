@@ -36,17 +36,18 @@ class ForkServerDeferral:
 
     def __init__(self, nice: int) -> None:
         self._nice = nice
-        self._done: _proctree.ProcessId | None = None  # the fork server deferred so far
+        self._done = 0  # the pid of the fork server deferred so far
 
     def job_started(self, job: _proctree.Stat) -> None:
         """A job's process has started: its parent is the fork server."""
+        if job.ppid == self._done:
+            # Known: no /proc read at every run's start. (A new fork server given a dead
+            # one's pid would go undeferred; its jobs still defer themselves in their child.)
+            return
         parent = _proctree.read_stat(job.ppid)
         # Only our own child: never the daemon, nor whoever adopted an orphaned job process.
         if parent is None or parent.ppid != os.getpid():
             return
-        server = _proctree.ProcessId(job.ppid, parent.start)
-        if server == self._done:
-            return
         with contextlib.suppress(OSError):  # it ended meanwhile: its successor is deferred then
             defer(job.ppid, self._nice)
-            self._done = server
+            self._done = job.ppid
